@@ -1,0 +1,74 @@
+/* config.h - the agent's INI configuration, parsed through one table of options. */
+#ifndef ASG_CONFIG_H
+#define ASG_CONFIG_H
+
+#include <stdio.h>
+
+enum version_source {
+	VERSION_SOURCE_GROUP,
+	VERSION_SOURCE_INSTANCE,
+	VERSION_SOURCE_IMDS,
+};
+
+struct config {
+	char		*path;
+
+	/* [agent] */
+	int		 log_level;
+	char		*state_dir;
+	int		 deadline;
+
+	/* [aws] */
+	char		*region;
+	char		*imds_endpoint;
+	char		*endpoint_url;
+	int		 imds_timeout;
+	int		 api_timeout;
+
+	/* [version] */
+	char		*version_tag;
+	int		 version_source;
+	int		 version_wait;
+
+	/* [artifact] */
+	char		*artifact_url;
+	char		*sha256_tag;
+	char		*public_key;
+	char		*signature_url;
+	int		 keep;
+	long long	 max_size;
+	int		 allow_unverified;
+
+	/* [app] */
+	char		*app_unit;
+	char		*app_command;
+	char		*pre_start;
+	int		 pre_start_timeout;
+	char		*health_url;
+	int		 health_timeout;
+	int		 stop_timeout;
+
+	/* [health] */
+	char		*health_listen;
+	char		*health_path;
+
+	/* [lifecycle] */
+	char		*launch_hook;
+	int		 heartbeat;
+};
+
+/* The file used when -c is not given. */
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/asg-agent/agent.conf"
+
+/*
+ * Load path into cfg (defaults first). Every problem is appended to errors as
+ * "FILE:LINE: message\n"; returns 0 when there were none. A missing file at the
+ * default path is not an error when missing_ok is set.
+ */
+int	config_load(struct config *, const char *path, int missing_ok, char **errors);
+void	config_defaults(struct config *);
+void	config_free(struct config *);
+/* Write a commented example file holding every option with its default. */
+void	config_write_example(FILE *);
+
+#endif

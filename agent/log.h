@@ -1,0 +1,25 @@
+/* log.h - the agent's log: the journal (with fields) under systemd, stderr otherwise. */
+#ifndef ASG_LOG_H
+#define ASG_LOG_H
+
+enum log_level {
+	LOGL_ERROR = 3,
+	LOGL_WARN = 4,
+	LOGL_INFO = 6,
+	LOGL_DEBUG = 7,
+};
+
+void	log_init(const char *ident, int level);
+void	log_set_level(int);
+int	log_get_level(void);
+/* Parse error|warn|info|debug; returns -1 when unknown. */
+int	log_level_parse(const char *);
+const char *log_level_name(int);
+void	log_msg(int, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...)	log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)	log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_debug(...)	log_msg(LOGL_DEBUG, __VA_ARGS__)
+
+#endif

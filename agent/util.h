@@ -1,0 +1,52 @@
+/* util.h - allocation, growable buffers, time and string helpers shared by every module. */
+#ifndef ASG_UTIL_H
+#define ASG_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+void fatal(const char *, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *, va_list) __attribute__((format(printf, 1, 0)));
+
+/* Wipe a secret string before freeing it; accepts NULL. */
+void freezero_str(char *);
+
+/* Growable byte buffer, always NUL-terminated after the data. */
+struct buf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+void buf_add(struct buf *, const void *, size_t);
+void buf_adds(struct buf *, const char *);
+void buf_addc(struct buf *, char);
+void buf_addf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *);
+void buf_free(struct buf *);
+/* Detach the data (NUL-terminated, never NULL) and leave the buffer empty. */
+char *buf_take(struct buf *);
+
+/* Seconds on the monotonic clock. */
+double mono_now(void);
+/* Seconds since the epoch, with sub-second precision. */
+double wall_now(void);
+/* Sleep for fractional seconds (restarts after signals unless *stop becomes set). */
+void sleep_for(double, volatile int *stop);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void hex_encode(const unsigned char *, size_t, char *out);
+
+/* Set *cause to a formatted message (if cause is not NULL). Always returns -1. */
+int set_cause(char **cause, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

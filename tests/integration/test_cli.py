@@ -1,0 +1,107 @@
+"""The command line: help from the table, version, check-config's FILE:LINE messages."""
+import os
+import unittest
+
+from agentlib import SRCDIR, TempDir, run, write
+
+
+class Help(unittest.TestCase):
+    def test_help_lists_commands(self):
+        r = run(["help"])
+        self.assertEqual(r.returncode, 0)
+        for name in ("help", "version", "check-config", "aws"):
+            self.assertIn(f"  {name} ", r.stdout)
+
+    def test_command_help(self):
+        r = run(["aws", "--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: asg-agent aws SERVICE ACTION", r.stdout)
+
+    def test_unknown_command(self):
+        r = run(["frobnicate"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command 'frobnicate'", r.stderr)
+
+    def test_no_command(self):
+        self.assertEqual(run([]).returncode, 2)
+
+    def test_version(self):
+        r = run(["version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^asg-agent \d+\.\d+\.\d+\n")
+        for lib in ("curl", "openssl", "expat", "json-c", "zlib"):
+            self.assertIn(lib, r.stdout)
+
+
+BROKEN = [
+    ("[agent]\nlog_level = loud\n",
+     "{f}:2: log_level: 'loud' is not error, warn, info or debug"),
+    ("[agent]\nfoo = 1\n", "{f}:2: unknown key 'foo' in [agent]"),
+    ("[agent]\n[cloud]\nregion = x\n", "{f}:3: unknown section [cloud]"),
+    ("[aws]\nimds_timeout = 0\n", "{f}:2: imds_timeout: 0 is out of range (1 to 3600)"),
+    ("[aws]\napi_timeout = fast\n", "{f}:2: api_timeout: 'fast' is not a whole number"),
+    ("[artifact]\nallow_unverified = perhaps\n",
+     "{f}:2: allow_unverified: 'perhaps' is not yes or no"),
+    ("[artifact]\nmax_size = lots\n",
+     "{f}:2: max_size: 'lots' is not a size (like 512M or 4G)"),
+    ("[version]\n\nsource = tea-leaves\n", "{f}:3: source: 'tea-leaves' is not one of"),
+    ("[aws\nregion = x\n", "{f}:1: syntax error"),
+    ("[app]\nunit = a.service\n\ncommand = ./a\n",
+     "{f}:4: [app] unit and command are both set"),
+    ("[health]\npath = healthz\n", "{f}:2: path: must start with '/'"),
+    ("[artifact]\nurl = ftp://x/y\n", "{f}:2: url: must start with s3://"),
+]
+
+
+class CheckConfig(unittest.TestCase):
+    def test_broken_configs(self):
+        with TempDir() as d:
+            for i, (text, want) in enumerate(BROKEN):
+                with self.subTest(i=i, want=want):
+                    f = write(os.path.join(d, f"bad{i}.conf"), text)
+                    r = run(["check-config", "-c", f])
+                    self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                    self.assertIn(want.format(f=f), r.stderr)
+                    self.assertNotIn("configuration OK", r.stdout)
+
+    def test_global_c_option(self):
+        with TempDir() as d:
+            f = write(os.path.join(d, "bad.conf"), "[agent]\nfoo = 1\n")
+            r = run(["-c", f, "check-config"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{f}:2: unknown key", r.stderr)
+
+    def test_all_problems_reported(self):
+        with TempDir() as d:
+            f = write(os.path.join(d, "bad.conf"),
+                      "[agent]\nfoo = 1\ndeadline = 1\n[aws]\nbar = 2\n")
+            r = run(["check-config", "-c", f])
+            self.assertEqual(r.returncode, 1)
+            lines = r.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 3, r.stderr)
+
+    def test_example_config_is_valid(self):
+        r = run(["check-config", "-c", os.path.join(SRCDIR, "agent.conf.example")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "configuration OK")
+
+    def test_missing_file(self):
+        r = run(["check-config", "-c", "/nonexistent/asg.conf"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/nonexistent/asg.conf: No such file", r.stderr)
+
+
+class AwsUsage(unittest.TestCase):
+    def test_bad_service(self):
+        r = run(["aws", "sqs", "ListQueues"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown service 'sqs'", r.stderr)
+
+    def test_bad_param(self):
+        r = run(["aws", "ec2", "DescribeTags", "novalue"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("'novalue' is not Name=Value", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,203 @@
+/* test_config.c - the option table: defaults, values, and FILE:LINE errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "tap.h"
+#include "util.h"
+
+static char *
+write_tmp(const char *text)
+{
+	char	*path = xstrdup("/tmp/asg-test-config-XXXXXX");
+	int	 fd;
+
+	if ((fd = mkstemp(path)) == -1 || write(fd, text, strlen(text)) !=
+	    (ssize_t)strlen(text))
+		fatal("mkstemp");
+	close(fd);
+	return path;
+}
+
+/* Load text; return the error output (or "" when it loaded). */
+static char *
+load(const char *text, struct config *cfg)
+{
+	char	*path = write_tmp(text), *errors = NULL, *out;
+
+	if (config_load(cfg, path, 0, &errors) == 0)
+		errors = xstrdup("");
+	/* Replace the random file name so the tests can compare. */
+	out = xstrdup(errors);
+	{
+		struct buf	 b = { NULL, 0, 0 };
+		const char	*p = errors, *hit;
+		size_t		 plen = strlen(path);
+
+		while ((hit = strstr(p, path)) != NULL) {
+			buf_add(&b, p, (size_t)(hit - p));
+			buf_adds(&b, "F");
+			p = hit + plen;
+		}
+		buf_adds(&b, p);
+		free(out);
+		out = buf_take(&b);
+	}
+	unlink(path);
+	free(path);
+	free(errors);
+	return out;
+}
+
+static void
+expect_error(const char *text, const char *want, const char *name)
+{
+	struct config	 cfg;
+	char		*got = load(text, &cfg);
+
+	tap_str(got, want, name);
+	free(got);
+	config_free(&cfg);
+}
+
+static void
+test_defaults(void)
+{
+	struct config	cfg;
+
+	config_defaults(&cfg);
+	tap_ok(cfg.log_level == LOGL_INFO, "default log_level is info");
+	tap_str(cfg.state_dir, "/var/lib/asg-agent", "default state_dir");
+	tap_ok(cfg.deadline == 600, "default deadline 600");
+	tap_str(cfg.imds_endpoint, "http://169.254.169.254", "default imds_endpoint");
+	tap_ok(cfg.imds_timeout == 120, "default imds_timeout 120");
+	tap_str(cfg.version_tag, "asg-agent:version", "default version tag");
+	tap_ok(cfg.version_source == VERSION_SOURCE_GROUP, "default version source group");
+	tap_ok(cfg.max_size == 4LL << 30, "default max_size 4G");
+	tap_ok(cfg.allow_unverified == 0, "allow_unverified off by default");
+	tap_str(cfg.health_listen, "0.0.0.0:8081", "default health listen");
+	tap_str(cfg.signature_url, "{url}.sig", "default signature_url");
+	config_free(&cfg);
+}
+
+static void
+test_values(void)
+{
+	struct config	 cfg;
+	char		*errs;
+
+	errs = load("; comment\n[agent]\nlog_level = debug\ndeadline = 30\n"
+	    "[aws]\nregion = eu-west-1\nendpoint_url = http://127.0.0.1:5000\n"
+	    "[version]\nsource = imds\nwait = 7\n"
+	    "[artifact]\nurl = s3://b/app/{version}.tar.gz\nmax_size = 512M\n"
+	    "allow_unverified = yes\nkeep = 5\n"
+	    "[app]\ncommand = ./run --port 8080\n", &cfg);
+	tap_str(errs, "", "a valid file loads without errors");
+	tap_ok(cfg.log_level == LOGL_DEBUG, "log_level debug");
+	tap_ok(cfg.deadline == 30, "deadline 30");
+	tap_str(cfg.region, "eu-west-1", "region");
+	tap_str(cfg.endpoint_url, "http://127.0.0.1:5000", "endpoint_url");
+	tap_ok(cfg.version_source == VERSION_SOURCE_IMDS, "source imds");
+	tap_ok(cfg.version_wait == 7, "wait 7");
+	tap_ok(cfg.max_size == 512LL << 20, "max_size 512M");
+	tap_ok(cfg.allow_unverified == 1, "allow_unverified yes");
+	tap_ok(cfg.keep == 5, "keep 5");
+	tap_str(cfg.app_command, "./run --port 8080", "command kept whole");
+	free(errs);
+	config_free(&cfg);
+}
+
+static void
+test_errors(void)
+{
+	expect_error("[agent]\nlog_level = info\nbogus = 1\n",
+	    "F:3: unknown key 'bogus' in [agent]\n", "unknown key");
+	expect_error("[agent]\n\n[nope]\nx = 1\n",
+	    "F:4: unknown section [nope]\n", "unknown section");
+	expect_error("[agent]\ndeadline = soon\n",
+	    "F:2: deadline: 'soon' is not a whole number\n", "not a number");
+	expect_error("[agent]\ndeadline = 5\n",
+	    "F:2: deadline: 5 is out of range (10 to 86400)\n", "below range");
+	expect_error("[artifact]\nkeep = 1000\n",
+	    "F:2: keep: 1000 is out of range (1 to 100)\n", "above range");
+	expect_error("[artifact]\nallow_unverified = maybe\n",
+	    "F:2: allow_unverified: 'maybe' is not yes or no\n", "bad boolean");
+	expect_error("[artifact]\nmax_size = 3X\n",
+	    "F:2: max_size: '3X' is not a size (like 512M or 4G)\n", "bad size");
+	expect_error("[version]\nsource = guess\n",
+	    "F:2: source: 'guess' is not one of group (the ASG's own tag), instance "
+	    "(the instance's copy) or imds (IMDS tags only)\n", "bad enum");
+	expect_error("[agent]\nlog_level = loud\n",
+	    "F:2: log_level: 'loud' is not error, warn, info or debug\n", "bad level");
+	expect_error("[agent]\ndeadline = 20\ndeadline = 30\n",
+	    "F:3: deadline: set twice in [agent]\n", "duplicate key");
+	expect_error("[agent\ndeadline = 20\n",
+	    "F:2: deadline: key outside of any section\n"
+	    "F:1: syntax error (expected [section] or key = value)\n", "syntax error");
+	expect_error("deadline = 20\n",
+	    "F:1: deadline: key outside of any section\n", "key outside a section");
+	expect_error("[app]\nunit = app.service\ncommand = ./app\n",
+	    "F:3: [app] unit and command are both set; choose one\n", "unit and command");
+	expect_error("[agent]\nbad = 1\n[aws]\nregion = x\nworse = 2\n",
+	    "F:2: unknown key 'bad' in [agent]\nF:5: unknown key 'worse' in [aws]\n",
+	    "every problem is reported");
+}
+
+static void
+test_missing(void)
+{
+	struct config	 cfg;
+	char		*errors = NULL;
+
+	tap_ok(config_load(&cfg, "/nonexistent/agent.conf", 1, &errors) == 0,
+	    "missing default file is fine");
+	config_free(&cfg);
+	tap_ok(config_load(&cfg, "/nonexistent/agent.conf", 0, &errors) == -1 &&
+	    strstr(errors, "No such file") != NULL, "missing given file is an error");
+	free(errors);
+	config_free(&cfg);
+}
+
+/* The shipped example must be exactly what the table says. */
+static void
+test_example(void)
+{
+	const char	*srcdir = getenv("ASG_SRCDIR");
+	char		*path, *mem = NULL, *file = NULL;
+	size_t		 memlen = 0, n;
+	FILE		*f, *m;
+	struct buf	 b = { NULL, 0, 0 };
+	char		 chunk[4096];
+
+	path = xasprintf("%s/agent.conf.example", srcdir != NULL ? srcdir : ".");
+	if ((f = fopen(path, "r")) == NULL) {
+		tap_skip("not found", "%s matches the option table", path);
+		free(path);
+		return;
+	}
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_add(&b, chunk, n);
+	fclose(f);
+	file = buf_take(&b);
+	m = open_memstream(&mem, &memlen);
+	config_write_example(m);
+	fclose(m);
+	tap_ok(strcmp(file, mem) == 0, "agent.conf.example matches the option table");
+	free(file);
+	free(mem);
+	free(path);
+}
+
+int
+main(void)
+{
+	test_defaults();
+	test_values();
+	test_errors();
+	test_missing();
+	test_example();
+	return tap_done();
+}

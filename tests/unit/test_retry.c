@@ -1,0 +1,53 @@
+/* test_retry.c - backoff ceilings, full jitter bounds, deadlines. */
+#include <math.h>
+
+#include "retry.h"
+#include "tap.h"
+
+int
+main(void)
+{
+	struct retry	r;
+	double		d, total, now;
+	int		i, inside = 1, spread = 0;
+
+	tap_ok(retry_ceiling(0.1, 10, 0) == 0.1, "attempt 0 ceiling is base");
+	tap_ok(retry_ceiling(0.1, 10, 3) == 0.8, "ceiling doubles per attempt");
+	tap_ok(retry_ceiling(0.1, 10, 10) == 10, "ceiling is capped");
+	tap_ok(retry_ceiling(0.1, 10, 100000) == 10, "huge attempt counts stay capped");
+	tap_ok(retry_jitter(1, 8, 2, 0) == 0, "jitter with u=0 is 0");
+	tap_ok(fabs(retry_jitter(1, 8, 2, 0.5) - 2) < 1e-9, "jitter scales the ceiling");
+	for (i = 0; i < 10000; i++) {
+		d = retry_random();
+		if (d < 0 || d >= 1)
+			inside = 0;
+		if (d > 0.9)
+			spread++;
+	}
+	tap_ok(inside, "random values lie in [0, 1)");
+	tap_ok(spread > 800 && spread < 1200, "random values spread evenly (%d of 10000 > 0.9)",
+	    spread);
+
+	retry_init(&r, 0.5, 4, 100);
+	inside = 1;
+	for (i = 0; i < 20; i++) {
+		d = retry_next(&r, 0);
+		if (d < 0 || d > retry_ceiling(0.5, 4, i))
+			inside = 0;
+	}
+	tap_ok(inside, "every delay is within its attempt's ceiling");
+	tap_ok(r.attempt == 20, "attempts counted");
+
+	retry_init(&r, 1, 1000, 10);
+	total = 0;
+	now = 0;
+	for (i = 0; i < 100 && (d = retry_next(&r, now)) >= 0; i++)
+		now += d;
+	tap_ok(d < 0 && now <= 10 + 1e-9, "delays never pass the deadline (ended at %.3f)", now);
+	tap_ok(retry_next(&r, 10) < 0, "no retry at the deadline");
+	retry_init(&r, 100, 100, 5);
+	d = retry_next(&r, 4);
+	tap_ok(d >= 0 && d <= 1 + 1e-9, "a delay is shortened to land on the deadline");
+	(void)total;
+	return tap_done();
+}
