@@ -1,0 +1,631 @@
+/* aws.c - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "aws.h"
+#include "http.h"
+#include "retry.h"
+#include "sigv4.h"
+#include "util.h"
+
+#define AWS_SKEW_LIMIT	300	/* AWS rejects requests this far off */
+
+static const struct {
+	const char	*name;		/* as on the command line */
+	const char	*signing;	/* in the credential scope and hostname */
+	const char	*env;		/* AWS_ENDPOINT_URL_... */
+	const char	*version;	/* Query API version */
+} services[AWS_NSERVICES] = {
+	[AWS_EC2] = { "ec2", "ec2", "AWS_ENDPOINT_URL_EC2", "2016-11-15" },
+	[AWS_AUTOSCALING] = { "autoscaling", "autoscaling", "AWS_ENDPOINT_URL_AUTO_SCALING",
+	    "2011-01-01" },
+	[AWS_ELBV2] = { "elbv2", "elasticloadbalancing",
+	    "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", "2015-12-01" },
+	[AWS_S3] = { "s3", "s3", "AWS_ENDPOINT_URL_S3", NULL },
+};
+
+static const char *const throttle_codes[] = {
+	"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+	"RequestLimitExceeded", "SlowDown", "TooManyRequestsException",
+	"RequestThrottledException", "ProvisionedThroughputExceededException",
+	"EC2ThrottledException", "PriorRequestNotComplete", "BandwidthLimitExceeded",
+	NULL
+};
+
+static const char *const transient_codes[] = {
+	"ResourceContention", "InternalError", "InternalFailure", "ServiceUnavailable",
+	"RequestTimeout", "RequestTimeoutException", "Unavailable", NULL
+};
+
+static const char *const expired_codes[] = {
+	"ExpiredToken", "ExpiredTokenException", "RequestExpired", NULL
+};
+
+static const char *const skew_codes[] = {
+	"RequestTimeTooSkewed", "RequestExpired", "InvalidSignatureException",
+	"SignatureDoesNotMatch", "AuthFailure", "RequestInTheFuture", NULL
+};
+
+static int
+in_list(const char *const *list, const char *code)
+{
+	if (code == NULL)
+		return 0;
+	for (; *list != NULL; list++) {
+		if (strcmp(*list, code) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+aws_is_throttle(const char *code)
+{
+	return in_list(throttle_codes, code);
+}
+
+void
+aws_init(struct aws *a, struct imds *imds, struct creds_provider *creds,
+    const char *region, const char *endpoint_url, double api_timeout)
+{
+	memset(a, 0, sizeof *a);
+	a->imds = imds;
+	a->creds = creds;
+	a->region = region != NULL && *region != '\0' ? xstrdup(region) : NULL;
+	a->endpoint_url = endpoint_url != NULL && *endpoint_url != '\0' ?
+	    xstrdup(endpoint_url) : NULL;
+	a->api_timeout = api_timeout;
+}
+
+void
+aws_free(struct aws *a)
+{
+	size_t	i;
+
+	if (a == NULL)
+		return;
+	free(a->region);
+	free(a->endpoint_url);
+	for (i = 0; i < a->ncounters; i++)
+		free(a->counters[i].action);
+	memset(a, 0, sizeof *a);
+}
+
+int
+aws_resolve_region(struct aws *a, const char *configured, char **cause)
+{
+	const char	*env;
+	char		*r = NULL, *nl;
+
+	if ((env = getenv("AWS_REGION")) != NULL && *env != '\0')
+		r = xstrdup(env);
+	else if ((env = getenv("AWS_DEFAULT_REGION")) != NULL && *env != '\0')
+		r = xstrdup(env);
+	else if (configured != NULL && *configured != '\0')
+		r = xstrdup(configured);
+	else {
+		if (imds_get(a->imds, "meta-data/placement/region", &r, cause) != IMDS_OK) {
+			free(r);
+			return set_cause(cause, "cannot learn the region: %s",
+			    *cause != NULL ? *cause : "IMDS has no region");
+		}
+		if ((nl = strpbrk(r, "\r\n")) != NULL)
+			*nl = '\0';
+	}
+	free(a->region);
+	a->region = r;
+	return 0;
+}
+
+int
+aws_service_parse(const char *name)
+{
+	int	i;
+
+	for (i = 0; i < AWS_NSERVICES; i++) {
+		if (strcmp(services[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+const char *
+aws_service_name(int svc)
+{
+	return services[svc].name;
+}
+
+char *
+aws_endpoint(const struct aws *a, int svc)
+{
+	const char	*env;
+	char		*url;
+	size_t		 len;
+
+	if ((env = getenv(services[svc].env)) != NULL && *env != '\0')
+		url = xstrdup(env);
+	else if ((env = getenv("AWS_ENDPOINT_URL")) != NULL && *env != '\0')
+		url = xstrdup(env);
+	else if (a->endpoint_url != NULL)
+		url = xstrdup(a->endpoint_url);
+	else
+		return xasprintf("https://%s.%s.amazonaws.com", services[svc].signing,
+		    a->region != NULL ? a->region : "us-east-1");
+	len = strlen(url);
+	while (len > 0 && url[len - 1] == '/')
+		url[--len] = '\0';
+	return url;
+}
+
+/* The authority (host[:port]) of a URL: what curl sends as Host and what we sign. */
+static char *
+url_host(const char *url)
+{
+	const char	*p, *end;
+
+	if ((p = strstr(url, "://")) == NULL)
+		return xstrdup("");
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	return xstrndup(p, (size_t)(end - p));
+}
+
+static struct aws_counter *
+counter(struct aws *a, const char *action)
+{
+	size_t	i;
+
+	for (i = 0; i < a->ncounters; i++) {
+		if (strcmp(a->counters[i].action, action) == 0)
+			return &a->counters[i];
+	}
+	if (a->ncounters == AWS_MAX_ACTIONS)
+		return &a->counters[AWS_MAX_ACTIONS - 1];
+	a->counters[a->ncounters].action = xstrdup(action);
+	return &a->counters[a->ncounters++];
+}
+
+void
+aws_result_free(struct aws_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	xml_free(r->xml);
+	free(r->code);
+	free(r->message);
+	free(r->request_id);
+	memset(r, 0, sizeof *r);
+}
+
+int
+aws_parse_error(const struct xml_node *root, char **code, char **message, char **rid)
+{
+	const char	*c, *m, *r;
+	struct xml_node	*err;
+
+	if (root == NULL)
+		return -1;
+	/* EC2: Response/Errors/Error, Query APIs: ErrorResponse/Error, S3: Error. */
+	err = strcmp(root->name, "Error") == 0 ? (struct xml_node *)root :
+	    xml_find(root, "Error");
+	if (err == NULL || (c = xml_child_text(err, "Code")) == NULL)
+		return -1;
+	m = xml_child_text(err, "Message");
+	if ((r = xml_find_text(root, "RequestId")) == NULL &&
+	    (r = xml_find_text(root, "RequestID")) == NULL)
+		r = xml_child_text(err, "RequestId");
+	*code = xstrdup(c);
+	*message = xstrdup(m != NULL ? m : "");
+	*rid = r != NULL ? xstrdup(r) : NULL;
+	return 0;
+}
+
+/* Form encoding: RFC 3986, but a space is '+' as botocore sends it (moto's checker insists). */
+static void
+form_encode(struct buf *b, const char *s)
+{
+	struct buf	enc = { NULL, 0, 0 };
+	size_t		i;
+
+	sigv4_uri_encode(&enc, s, strlen(s), 0);
+	for (i = 0; i < enc.len; i++) {
+		/* "%20" can only come from a space: '%' itself is "%25". */
+		if (enc.len - i >= 3 && memcmp(enc.data + i, "%20", 3) == 0) {
+			buf_addc(b, '+');
+			i += 2;
+		} else
+			buf_addc(b, enc.data[i]);
+	}
+	buf_free(&enc);
+}
+
+/* Build the Query form body: Action, Version, then the parameters as given. */
+static void
+form_body(struct buf *b, int svc, const char *action, const struct aws_param *p, size_t n)
+{
+	size_t	i;
+
+	buf_adds(b, "Action=");
+	form_encode(b, action);
+	buf_adds(b, "&Version=");
+	buf_adds(b, services[svc].version);
+	for (i = 0; i < n; i++) {
+		buf_addc(b, '&');
+		form_encode(b, p[i].name);
+		buf_addc(b, '=');
+		form_encode(b, p[i].value);
+	}
+}
+
+/* Headers of one signed request, owned here so secrets are wiped in one place. */
+struct signed_req {
+	char		*host;
+	char		*h_date;
+	char		*h_auth;
+	char		*h_tok;
+	char		*h_sha;
+	char		*h_ctype;
+	const char	*hdrs[8];
+};
+
+static void
+signed_req_free(struct signed_req *s)
+{
+	free(s->host);
+	free(s->h_date);
+	freezero_str(s->h_auth);
+	freezero_str(s->h_tok);
+	free(s->h_sha);
+	free(s->h_ctype);
+	memset(s, 0, sizeof *s);
+}
+
+/*
+ * Sign a request with the current credentials; the result's hdrs are what to
+ * send besides Host (curl derives Host from the URL, which is what we sign).
+ */
+static int
+sign_request(struct aws *a, int svc, const char *method, const char *url,
+    const char *path, const char *body, const char *content_type, struct signed_req *out,
+    char **cause)
+{
+	struct sigv4_header	 sh[5];
+	struct sigv4_request	 sr;
+	const struct creds	*c;
+	struct buf		 authz = { NULL, 0, 0 };
+	char			 amzdate[17], sha[65];
+	size_t			 nh = 0, nhdr = 0;
+	int			 ret = -1;
+
+	memset(out, 0, sizeof *out);
+	if (creds_get(a->creds, &c, cause) != 0)
+		return -1;
+	out->host = url_host(url);
+	sigv4_amz_date((time_t)(wall_now() + a->clock_offset), amzdate);
+	sigv4_sha256_hex(body != NULL ? body : "", body != NULL ? strlen(body) : 0, sha);
+	sh[nh++] = (struct sigv4_header){ "Host", out->host };
+	if (content_type != NULL)
+		sh[nh++] = (struct sigv4_header){ "Content-Type", content_type };
+	sh[nh++] = (struct sigv4_header){ "X-Amz-Date", amzdate };
+	if (svc == AWS_S3)
+		sh[nh++] = (struct sigv4_header){ "X-Amz-Content-Sha256", sha };
+	if (c->session_token != NULL)
+		sh[nh++] = (struct sigv4_header){ "X-Amz-Security-Token", c->session_token };
+	memset(&sr, 0, sizeof sr);
+	sr.method = method;
+	sr.path = path;
+	sr.headers = sh;
+	sr.nheaders = nh;
+	sr.payload_hash = sha;
+	sr.region = a->region;
+	sr.service = services[svc].signing;
+	sr.amz_date = amzdate;
+	sr.s3 = svc == AWS_S3;
+	if (sigv4_authorization(&sr, c->access_key_id, c->secret_access_key, &authz,
+	    cause) != 0)
+		goto out;
+	out->h_date = xasprintf("X-Amz-Date: %s", amzdate);
+	out->h_auth = xasprintf("Authorization: %s", authz.data);
+	if (content_type != NULL) {
+		out->h_ctype = xasprintf("Content-Type: %s", content_type);
+		out->hdrs[nhdr++] = out->h_ctype;
+	}
+	out->hdrs[nhdr++] = out->h_date;
+	out->hdrs[nhdr++] = out->h_auth;
+	if (svc == AWS_S3) {
+		out->h_sha = xasprintf("X-Amz-Content-Sha256: %s", sha);
+		out->hdrs[nhdr++] = out->h_sha;
+	}
+	if (c->session_token != NULL) {
+		out->h_tok = xasprintf("X-Amz-Security-Token: %s", c->session_token);
+		out->hdrs[nhdr++] = out->h_tok;
+	}
+	out->hdrs[nhdr] = NULL;
+	ret = 0;
+out:
+	buf_free(&authz);
+	if (ret != 0)
+		signed_req_free(out);
+	return ret;
+}
+
+#define FORM_TYPE "application/x-www-form-urlencoded; charset=utf-8"
+
+/* Sign and send one Query attempt; fills the result, returns the http_do error. */
+static int
+attempt(struct aws *a, int svc, const char *url, const char *body,
+    struct aws_result *res, long long *server_date, char **cause)
+{
+	struct signed_req	 sreq;
+	struct http_request	 req;
+	struct http_response	 resp;
+	int			 err = HTTP_EOTHER;
+
+	memset(&resp, 0, sizeof resp);
+	if (sign_request(a, svc, "POST", url, "/", body, FORM_TYPE, &sreq, cause) != 0)
+		return -1;
+	memset(&req, 0, sizeof req);
+	req.method = "POST";
+	req.url = url;
+	req.headers = sreq.hdrs;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.timeout = 20;
+	req.connect_timeout = 3;
+	if ((err = http_do(&req, &resp, cause)) != HTTP_OK)
+		goto out;
+	*server_date = http_date(resp.headers, resp.nheaders);
+	res->status = resp.status;
+	res->body = buf_take(&resp.body);
+	if (xml_parse(res->body, strlen(res->body), &res->xml, NULL) != 0)
+		res->xml = NULL;
+	if (resp.status < 200 || resp.status > 299) {
+		if (aws_parse_error(res->xml, &res->code, &res->message,
+		    &res->request_id) != 0) {
+			res->code = xasprintf("HTTP%ld", resp.status);
+			res->message = xstrdup(resp.status >= 500 ?
+			    "server error without an AWS error body" :
+			    "answer without an AWS error body");
+		}
+	}
+out:
+	signed_req_free(&sreq);
+	http_response_free(&resp);
+	return err;
+}
+
+int
+aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
+    size_t n, struct aws_result *res, char **cause)
+{
+	struct aws_counter	*ctr;
+	struct retry		 r;
+	struct buf		 body = { NULL, 0, 0 };
+	char			*endpoint = NULL, *url = NULL;
+	long long		 server_date;
+	double			 delay, skew;
+	int			 err, ret = AWS_FAIL, skew_fixed = 0, creds_renewed = 0;
+
+	memset(res, 0, sizeof *res);
+	if (a->region == NULL) {
+		set_cause(cause, "no region");
+		goto out;
+	}
+	endpoint = aws_endpoint(a, svc);
+	url = xasprintf("%s/", endpoint);
+	form_body(&body, svc, action, p, n);
+	ctr = counter(a, action);
+	retry_init(&r, 0.1, 10.0, mono_now() + a->api_timeout);
+	for (;;) {
+		aws_result_free(res);
+		server_date = -1;
+		ctr->calls++;
+		err = attempt(a, svc, url, body.data, res, &server_date, cause);
+		if (err == -1)
+			goto out;	/* no credentials: retrying here will not help */
+		if (err == HTTP_OK && res->code == NULL) {
+			ret = AWS_OK;
+			goto out;
+		}
+		if (err == HTTP_OK) {
+			skew = server_date > 0 ? (double)server_date - wall_now() : 0;
+			if (in_list(skew_codes, res->code) && !skew_fixed &&
+			    (skew > AWS_SKEW_LIMIT || skew < -AWS_SKEW_LIMIT)) {
+				/* Our clock is off: sign with the server's time from now on. */
+				a->clock_offset = skew;
+				skew_fixed = 1;
+				continue;
+			}
+			if (in_list(expired_codes, res->code) && !creds_renewed) {
+				creds_invalidate(a->creds);
+				creds_renewed = 1;
+				continue;
+			}
+			if (aws_is_throttle(res->code))
+				ctr->throttled++;
+			else if (!in_list(transient_codes, res->code) &&
+			    res->status < 500) {
+				ctr->errors++;
+				set_cause(cause, "%s: %s", res->code, res->message);
+				ret = AWS_ERROR;
+				goto out;
+			}
+			set_cause(cause, "%s %s: %s: %s", services[svc].name, action,
+			    res->code, res->message);
+		} else if (!http_retryable(err))
+			goto out;
+		if (a->stop != NULL && *a->stop)
+			goto out;
+		if ((delay = retry_next(&r, mono_now())) < 0) {
+			set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
+			if (res->code != NULL)
+				ret = AWS_ERROR;
+			goto out;
+		}
+		sleep_for(delay, a->stop);
+	}
+out:
+	if (ret == AWS_FAIL && res->code == NULL)
+		aws_result_free(res);
+	buf_free(&body);
+	free(endpoint);
+	free(url);
+	return ret;
+}
+
+int
+aws_s3_parse_url(const char *url, char **bucket, char **key, char **cause)
+{
+	const char	*p, *slash;
+
+	*bucket = *key = NULL;
+	if (strncmp(url, "s3://", 5) != 0)
+		return set_cause(cause, "%s: not an s3:// URL", url);
+	p = url + 5;
+	if ((slash = strchr(p, '/')) == NULL || slash == p || slash[1] == '\0')
+		return set_cause(cause, "%s: expected s3://BUCKET/KEY", url);
+	*bucket = xstrndup(p, (size_t)(slash - p));
+	*key = xstrdup(slash + 1);
+	return 0;
+}
+
+/* Whether the S3 endpoint was overridden (then path-style addressing is used). */
+static int
+endpoint_overridden(const struct aws *a, int svc)
+{
+	const char	*env;
+
+	return ((env = getenv(services[svc].env)) != NULL && *env != '\0') ||
+	    ((env = getenv("AWS_ENDPOINT_URL")) != NULL && *env != '\0') ||
+	    a->endpoint_url != NULL;
+}
+
+/* Read a (small) error body off a failed stream and turn it into code and message. */
+static void
+s3_error(struct http_stream *st, struct aws_result *res)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		 chunk[4096];
+	ssize_t		 n;
+
+	while (b.len < 65536 && (n = http_stream_read(st, chunk, sizeof chunk, NULL)) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	res->status = http_stream_status(st);
+	if (b.len > 0 && xml_parse(b.data, b.len, &res->xml, NULL) == 0 &&
+	    aws_parse_error(res->xml, &res->code, &res->message, &res->request_id) == 0)
+		goto out;
+	res->code = xstrdup(res->status == 404 ? "NoSuchKey" : res->status == 403 ?
+	    "AccessDenied" : "HTTPError");
+	res->message = xasprintf("HTTP %ld", res->status);
+out:
+	buf_free(&b);
+}
+
+int
+aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
+    struct http_stream **out, char **cause)
+{
+	struct aws_counter	*ctr;
+	struct signed_req	 sreq;
+	struct http_request	 req;
+	struct http_stream	*st = NULL;
+	struct aws_result	 res;
+	struct retry		 r;
+	struct buf		 path = { NULL, 0, 0 };
+	char			*endpoint = NULL, *url = NULL;
+	double			 delay;
+	long			 status;
+	int			 err, ret = AWS_FAIL;
+
+	*out = NULL;
+	memset(&res, 0, sizeof res);
+	memset(&sreq, 0, sizeof sreq);
+	endpoint = aws_endpoint(a, AWS_S3);
+	if (endpoint_overridden(a, AWS_S3) || strchr(bucket, '.') != NULL) {
+		buf_addc(&path, '/');
+		sigv4_uri_encode(&path, bucket, strlen(bucket), 0);
+		url = xstrdup(endpoint);
+	} else {
+		/* Virtual-hosted style: https://BUCKET.s3.REGION.amazonaws.com/KEY */
+		url = xasprintf("https://%s.s3.%s.amazonaws.com", bucket, a->region);
+	}
+	buf_addc(&path, '/');
+	sigv4_uri_encode(&path, key, strlen(key), 1);
+	{
+		char	*full = xasprintf("%s%s", url, path.data);
+
+		free(url);
+		url = full;
+	}
+	ctr = counter(a, "s3:GetObject");
+	retry_init(&r, 0.1, 10.0, mono_now() + a->api_timeout);
+	for (;;) {
+		aws_result_free(&res);
+		signed_req_free(&sreq);
+		http_stream_close(st);
+		st = NULL;
+		ctr->calls++;
+		if (sign_request(a, AWS_S3, "GET", url, path.data, NULL, NULL, &sreq,
+		    cause) != 0)
+			goto out;
+		memset(&req, 0, sizeof req);
+		req.method = "GET";
+		req.url = url;
+		req.headers = sreq.hdrs;
+		req.range_from = from;
+		req.timeout = 30;
+		req.connect_timeout = 3;
+		err = http_stream_open(&req, &st, cause);
+		if (err == HTTP_OK) {
+			status = http_stream_status(st);
+			if (status == 200 && from == 0) {
+				ret = AWS_OK;
+				goto out;
+			}
+			if (status == 206 && from > 0) {
+				ret = AWS_OK;
+				goto out;
+			}
+			if (status >= 200 && status < 300) {
+				set_cause(cause, "s3://%s/%s: HTTP %ld to a request from byte %lld",
+				    bucket, key, status, from);
+				goto out;
+			}
+			s3_error(st, &res);
+			if (aws_is_throttle(res.code))
+				ctr->throttled++;
+			else if (status < 500) {
+				ctr->errors++;
+				set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
+				    res.message);
+				ret = AWS_ERROR;
+				goto out;
+			}
+			set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
+			    res.message);
+		} else if (!http_retryable(err))
+			goto out;
+		if (a->stop != NULL && *a->stop)
+			goto out;
+		if ((delay = retry_next(&r, mono_now())) < 0) {
+			set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
+			goto out;
+		}
+		sleep_for(delay, a->stop);
+	}
+out:
+	if (ret == AWS_OK) {
+		*out = st;
+		st = NULL;
+	}
+	http_stream_close(st);
+	signed_req_free(&sreq);
+	aws_result_free(&res);
+	buf_free(&path);
+	free(endpoint);
+	free(url);
+	return ret;
+}

@@ -1,0 +1,88 @@
+/* aws.h - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads. */
+#ifndef ASG_AWS_H
+#define ASG_AWS_H
+
+#include <stddef.h>
+
+#include "creds.h"
+#include "imds.h"
+#include "xml.h"
+
+enum aws_service {
+	AWS_EC2,
+	AWS_AUTOSCALING,
+	AWS_ELBV2,
+	AWS_S3,
+	AWS_NSERVICES
+};
+
+/* aws_call's outcome: an answer (good or an AWS error), or no usable answer. */
+enum aws_status {
+	AWS_FAIL = -1,		/* transport failure or retries exhausted: see cause */
+	AWS_OK = 0,
+	AWS_ERROR = 1,		/* AWS answered with an error: code and message set */
+};
+
+#define AWS_MAX_ACTIONS	32
+
+struct aws_counter {
+	char		*action;
+	unsigned long	 calls;
+	unsigned long	 throttled;
+	unsigned long	 errors;
+};
+
+struct aws {
+	struct imds		*imds;
+	struct creds_provider	*creds;
+	char			*region;
+	char			*endpoint_url;	/* from the config; env wins */
+	double			 api_timeout;	/* seconds of retrying per call */
+	double			 clock_offset;	/* server time minus ours */
+	volatile int		*stop;
+	struct aws_counter	 counters[AWS_MAX_ACTIONS];
+	size_t			 ncounters;
+};
+
+struct aws_param {
+	const char	*name;
+	const char	*value;
+};
+
+struct aws_result {
+	long		 status;
+	char		*body;
+	struct xml_node	*xml;		/* parsed body, or NULL */
+	char		*code;		/* AWS_ERROR */
+	char		*message;
+	char		*request_id;
+};
+
+void	aws_init(struct aws *, struct imds *, struct creds_provider *,
+	    const char *region, const char *endpoint_url, double api_timeout);
+void	aws_free(struct aws *);
+/* The region: AWS_REGION, AWS_DEFAULT_REGION, the one configured, then IMDS. */
+int	aws_resolve_region(struct aws *, const char *configured, char **);
+int	aws_service_parse(const char *);
+const char *aws_service_name(int);
+/* The endpoint for a service: per-service env, AWS_ENDPOINT_URL, config, then AWS's. */
+char	*aws_endpoint(const struct aws *, int);
+/* One Query API call, retried on throttling, 5xx and connection errors. */
+int	aws_call(struct aws *, int service, const char *action,
+	    const struct aws_param *, size_t, struct aws_result *, char **);
+void	aws_result_free(struct aws_result *);
+/* Split s3://BUCKET/KEY; -1 with a cause when malformed. */
+int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
+/*
+ * Open an S3 object for streaming from byte offset from (a Range request when
+ * > 0). Throttling and 5xx are retried; returns enum aws_status.
+ */
+struct http_stream;
+int	aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
+	    struct http_stream **, char **);
+/* Whether an error code means "slow down". */
+int	aws_is_throttle(const char *);
+/* Pull Code, Message and RequestId out of any AWS error body; 0 if found. */
+int	aws_parse_error(const struct xml_node *, char **, char **, char **);
+
+#endif

@@ -1,0 +1,213 @@
+/* imds.c - IMDSv2 client: session tokens, retries while the service is not up yet. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "imds.h"
+#include "retry.h"
+#include "util.h"
+
+#define IMDS_DEFAULT		"http://169.254.169.254"
+#define IMDS_TOKEN_TTL		21600
+#define IMDS_TOKEN_MARGIN	120	/* refresh this long before the token ends */
+#define IMDS_MAX_ANSWER		(1 << 20)
+
+/* One attempt's outcome: retry, give up, or done. */
+enum attempt {
+	ATTEMPT_DONE,
+	ATTEMPT_RETRY,
+	ATTEMPT_FAIL,
+};
+
+void
+imds_init(struct imds *m, const char *endpoint, double timeout)
+{
+	const char	*env;
+	size_t		 len;
+
+	memset(m, 0, sizeof *m);
+	if ((env = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")) != NULL && *env != '\0')
+		endpoint = env;
+	else if (endpoint == NULL || *endpoint == '\0')
+		endpoint = IMDS_DEFAULT;
+	m->endpoint = xstrdup(endpoint);
+	len = strlen(m->endpoint);
+	while (len > 0 && m->endpoint[len - 1] == '/')
+		m->endpoint[--len] = '\0';
+	m->timeout = timeout;
+	env = getenv("AWS_EC2_METADATA_DISABLED");
+	m->disabled = env != NULL && strcasecmp(env, "true") == 0;
+}
+
+void
+imds_free(struct imds *m)
+{
+	if (m == NULL)
+		return;
+	free(m->endpoint);
+	freezero_str(m->token);
+	m->endpoint = m->token = NULL;
+}
+
+static void
+drop_token(struct imds *m)
+{
+	freezero_str(m->token);
+	m->token = NULL;
+}
+
+static enum attempt
+fetch_token(struct imds *m, char **cause)
+{
+	struct http_response	 resp;
+	struct http_request	 req;
+	const char		*hdrs[] = {
+		"X-aws-ec2-metadata-token-ttl-seconds: " "21600", NULL
+	};
+	const char		*ttl;
+	char			*url;
+	enum attempt		 ret = ATTEMPT_RETRY;
+	int			 err;
+	long			 secs;
+
+	url = xasprintf("%s/latest/api/token", m->endpoint);
+	memset(&req, 0, sizeof req);
+	req.method = "PUT";
+	req.url = url;
+	req.headers = hdrs;
+	req.timeout = 2;
+	req.connect_timeout = 1;
+	req.max_body = 4096;
+	m->requests++;
+	if ((err = http_do(&req, &resp, cause)) != HTTP_OK) {
+		ret = http_retryable(err) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		goto out;
+	}
+	if (resp.status == 403) {
+		set_cause(cause, "IMDS is disabled for this instance (403 on token request)");
+		ret = ATTEMPT_FAIL;
+		goto out;
+	}
+	if (resp.status == 400 || resp.status == 405) {
+		set_cause(cause, "IMDS refused the token request (HTTP %ld)", resp.status);
+		ret = ATTEMPT_FAIL;
+		goto out;
+	}
+	if (resp.status != 200 || resp.body.len == 0) {
+		set_cause(cause, "IMDS token request: HTTP %ld", resp.status);
+		goto out;
+	}
+	secs = IMDS_TOKEN_TTL;
+	ttl = http_header(resp.headers, resp.nheaders, "X-aws-ec2-metadata-token-ttl-seconds");
+	if (ttl != NULL && atol(ttl) > 0)
+		secs = atol(ttl);
+	drop_token(m);
+	m->token = buf_take(&resp.body);
+	m->token_expiry = mono_now() + (double)secs -
+	    (secs > 2 * IMDS_TOKEN_MARGIN ? IMDS_TOKEN_MARGIN : secs / 2.0);
+	ret = ATTEMPT_DONE;
+out:
+	if (resp.body.data != NULL)
+		explicit_bzero(resp.body.data, resp.body.len);
+	http_response_free(&resp);
+	free(url);
+	return ret;
+}
+
+static enum attempt
+try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
+{
+	struct http_response	 resp;
+	struct http_request	 req;
+	const char		*hdrs[2];
+	char			*url = NULL, *tokhdr = NULL;
+	enum attempt		 ret = ATTEMPT_RETRY;
+	int			 err;
+
+	memset(&resp, 0, sizeof resp);
+	if (m->token == NULL || mono_now() >= m->token_expiry) {
+		if ((ret = fetch_token(m, cause)) != ATTEMPT_DONE)
+			goto out;
+		ret = ATTEMPT_RETRY;
+	}
+	url = xasprintf("%s/latest/%s", m->endpoint, path);
+	tokhdr = xasprintf("X-aws-ec2-metadata-token: %s", m->token);
+	hdrs[0] = tokhdr;
+	hdrs[1] = NULL;
+	memset(&req, 0, sizeof req);
+	req.method = "GET";
+	req.url = url;
+	req.headers = hdrs;
+	req.timeout = 2;
+	req.connect_timeout = 1;
+	req.max_body = IMDS_MAX_ANSWER;
+	m->requests++;
+	if ((err = http_do(&req, &resp, cause)) != HTTP_OK) {
+		ret = http_retryable(err) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		goto out;
+	}
+	*status = (int)resp.status;
+	switch (resp.status) {
+	case 200:
+		*out = buf_take(&resp.body);
+		ret = ATTEMPT_DONE;
+		break;
+	case 404:
+		ret = ATTEMPT_DONE;
+		break;
+	case 401:
+		/* Expired or revoked token: a new one on the next attempt. */
+		drop_token(m);
+		set_cause(cause, "IMDS %s: 401 (token refused)", path);
+		break;
+	case 403:
+		set_cause(cause, "IMDS is disabled for this instance (403 on %s)", path);
+		ret = ATTEMPT_FAIL;
+		break;
+	default:
+		set_cause(cause, "IMDS %s: HTTP %ld", path, resp.status);
+		ret = resp.status >= 500 || resp.status == 429 ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		break;
+	}
+out:
+	freezero_str(tokhdr);
+	free(url);
+	http_response_free(&resp);
+	return ret;
+}
+
+int
+imds_get(struct imds *m, const char *path, char **out, char **cause)
+{
+	struct retry	r;
+	enum attempt	a;
+	double		delay;
+	int		status = 0, token_retried = 0;
+
+	*out = NULL;
+	if (m->disabled)
+		return set_cause(cause, "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
+	retry_init(&r, 0.05, 2.0, mono_now() + m->timeout);
+	for (;;) {
+		status = 0;
+		a = try_get(m, path, out, &status, cause);
+		if (a == ATTEMPT_DONE)
+			return status == 404 ? IMDS_NOTFOUND : IMDS_OK;
+		if (a == ATTEMPT_FAIL)
+			return IMDS_ERROR;
+		/* A refused token is retried at once, a single time. */
+		if (status == 401 && !token_retried) {
+			token_retried = 1;
+			continue;
+		}
+		if (m->stop != NULL && *m->stop)
+			return set_cause(cause, "%s (stopped)", *cause);
+		if ((delay = retry_next(&r, mono_now())) < 0) {
+			set_cause(cause, "%s (gave up after %.0f s)", *cause, m->timeout);
+			return IMDS_ERROR;
+		}
+		m->retries++;
+		sleep_for(delay, m->stop);
+	}
+}

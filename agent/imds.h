@@ -1,0 +1,28 @@
+/* imds.h - IMDSv2 client: session tokens, retries while the service is not up yet. */
+#ifndef ASG_IMDS_H
+#define ASG_IMDS_H
+
+enum imds_result {
+	IMDS_ERROR = -1,
+	IMDS_OK = 0,
+	IMDS_NOTFOUND = 1,	/* 404: an answer, e.g. tags in IMDS are off */
+};
+
+struct imds {
+	char		*endpoint;
+	char		*token;		/* wiped when replaced */
+	double		 token_expiry;	/* mono_now() seconds */
+	double		 timeout;	/* seconds one call keeps retrying */
+	int		 disabled;	/* AWS_EC2_METADATA_DISABLED */
+	volatile int	*stop;		/* set by a signal: give up waiting */
+	unsigned long	 requests;	/* counters for the status view */
+	unsigned long	 retries;
+};
+
+/* Endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, else the one given, else 169.254.169.254. */
+void	imds_init(struct imds *, const char *endpoint, double timeout);
+void	imds_free(struct imds *);
+/* GET latest/PATH into *out; retried until the timeout. Returns enum imds_result. */
+int	imds_get(struct imds *, const char *path, char **out, char **cause);
+
+#endif
