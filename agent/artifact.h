@@ -1,0 +1,54 @@
+/* artifact.h - fetch, verify and unpack a release in one streaming pass. */
+#ifndef ASG_ARTIFACT_H
+#define ASG_ARTIFACT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct aws;
+
+struct artifact_spec {
+	const char	*url;		/* s3://, https:// (http:// for tests) */
+	const char	*sha256;	/* expected digest (hex), or NULL */
+	const char	*signature_url;	/* detached signature, or NULL */
+	const char	*public_key;	/* PEM file, or NULL */
+	long long	 max_size;	/* unpacked bytes at most */
+	long long	 max_entries;	/* archive entries at most (0: 100000) */
+	double		 stall_timeout;	/* seconds without progress (0: 30) */
+	volatile int	*stop;
+};
+
+struct artifact_result {
+	char		 sha256[65];	/* of the bytes as downloaded */
+	long long	 bytes;		/* downloaded */
+	long long	 unpacked;	/* written to disk */
+	long		 entries;
+	int		 digest_ok;	/* sha256 given and matched */
+	int		 signature_ok;	/* signature given and verified */
+	int		 resumes;	/* Range requests after a broken transfer */
+	char		*format;	/* "tar.gz", "tar" or "tar.zst" */
+};
+
+/* Bytes of an artifact as they arrive: >0 read, 0 at the end, -1 with a cause. */
+typedef ssize_t (*artifact_read_fn)(void *, void *, size_t, char **);
+
+/*
+ * Download spec->url, hash (and signature-check) the bytes as they stream,
+ * and unpack the tar (.tar, .tar.gz, .tar.zst) into dest, which must not exist.
+ * Unsafe entries (absolute paths, "..", links leaving dest, devices, fifos)
+ * fail the whole artifact; setuid/setgid bits are dropped. On any failure,
+ * including a digest or signature mismatch found at the end, dest is removed.
+ */
+int	artifact_fetch(struct aws *, const struct artifact_spec *, const char *dest,
+	    struct artifact_result *, char **);
+/* The same pipeline, writing the verified bytes to a file instead of unpacking. */
+int	artifact_fetch_file(struct aws *, const struct artifact_spec *, const char *path,
+	    struct artifact_result *, char **);
+/* The unpacking half alone, fed by a reader (tests, fuzzing, local files). */
+int	artifact_unpack(artifact_read_fn, void *, const struct artifact_spec *,
+	    const char *dest, struct artifact_result *, char **);
+void	artifact_result_free(struct artifact_result *);
+/* Remove a directory tree (staging dirs); 0 also when it did not exist. */
+int	artifact_rmtree(const char *, char **);
+
+#endif

@@ -1,0 +1,1118 @@
+/* health.c - the load balancer's health endpoint (its own thread) and the app's health probe. */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "http.h"
+#include "util.h"
+
+#define HEALTH_MAX_REQUEST	8192	/* request line and headers, bytes */
+#define HEALTH_MAX_METHOD	32
+#define HEALTH_MAX_REASON	256	/* bytes of the 503 body kept */
+#define HEALTH_MAX_CONNS	4096
+#define HEALTH_OUT_HIGH		2048	/* answer no more pipelined requests above this */
+#define HEALTH_IDLE_TIMEOUT	60	/* seconds between requests: well above a probe interval */
+#define HEALTH_REQUEST_TIMEOUT	5	/* seconds for a request to arrive or its answer to leave */
+#define HEALTH_LINGER_TIMEOUT	2	/* seconds to drain a client after the last answer */
+#define HEALTH_BACKLOG		1024
+#define HEALTH_NOFILE_WANT	8192
+#define HEALTH_FD_RESERVE	128	/* descriptors left to the rest of the agent */
+#define HEALTH_ACCEPT_BURST	64
+#define HEALTH_ACCEPT_PAUSE	0.1	/* seconds, when out of descriptors with none to evict */
+#define HEALTH_EVENTS		64
+#define HEALTH_DRAIN_READS	16
+#define HEALTH_PROBE_MAX_BODY	(1 << 20)
+#define HEALTH_PROBE_EXCERPT	120
+#define HEALTH_DEFAULT_REASON	"starting"
+#define HEALTH_UNSET_REASON	"unavailable"
+
+/* Where a connection waits; each queue has one timeout, so it stays sorted by deadline. */
+enum {
+	Q_REQUEST,	/* a request awaited or arriving, or an answer leaving */
+	Q_KEEPALIVE,	/* answered, idle until the next request */
+	Q_LINGER,	/* answered and shut down: draining what the client still sends */
+	Q_COUNT
+};
+
+static const double health_timeouts[Q_COUNT] = {
+	HEALTH_REQUEST_TIMEOUT, HEALTH_IDLE_TIMEOUT, HEALTH_LINGER_TIMEOUT
+};
+
+struct conn {
+	int			 fd;
+	int			 q;
+	double			 deadline;
+	uint32_t		 events;	/* epoll interest */
+	char			*in;		/* unanswered bytes, NULL when none */
+	size_t			 inlen;
+	size_t			 scan;		/* in holds no end of headers before this */
+	struct buf		 out;		/* answers not sent yet */
+	size_t			 outoff;
+	int			 eof;		/* the client will send no more */
+	int			 closing;	/* close once out is sent */
+	TAILQ_ENTRY(conn)	 entry;
+};
+TAILQ_HEAD(conn_queue, conn);
+
+struct health_server {
+	char			*addr;
+	char			*path;
+	int			 port;
+	int			 lfd;
+	int			 epfd;
+	int			 wake[2];
+	pthread_t		 thread;
+	int			 running;
+
+	/* Shared with the agent's main thread. */
+	pthread_mutex_t		 lock;
+	int			 ok;
+	char			 reason[HEALTH_MAX_REASON];
+	atomic_ulong		 requests;
+
+	/* The network thread's own. */
+	struct conn_queue	 queues[Q_COUNT];
+	size_t			 nconns;
+	size_t			 maxconns;
+	int			 accept_paused;
+	double			 accept_resume;
+	time_t			 date_time;
+	char			 date[64];
+	char			 scratch[HEALTH_MAX_REQUEST];
+};
+
+/* What one request gets. */
+struct request {
+	int	status;		/* 200 stands for the current answer, 200 or 503 */
+	int	head;
+	int	http10;
+	int	close;
+};
+
+static int
+is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Copy a reason into a fixed buffer: control bytes become spaces, no UTF-8 sequence is cut. */
+static void
+copy_reason(char *dst, size_t size, const char *src)
+{
+	size_t		n, i;
+	unsigned char	c;
+
+	if (src == NULL || *src == '\0')
+		src = HEALTH_UNSET_REASON;
+	n = strlen(src);
+	if (n > size - 1) {
+		n = size - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)src[i];
+		dst[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	dst[n] = '\0';
+}
+
+/* Parse "ip:port", "[ipv6]:port" or ":port"; numeric only, so no DNS lookup happens at boot. */
+static int
+parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, int *any,
+    char **cause)
+{
+	struct addrinfo	 hints, *ai = NULL;
+	const char	*colon, *p;
+	char		*host = NULL;
+	unsigned long	 port = 0;
+	int		 v6 = 0, rc, ret = -1;
+
+	*any = 0;
+	if (addr[0] == '[') {
+		if ((p = strchr(addr, ']')) == NULL || p[1] != ':') {
+			set_cause(cause, "health endpoint %s: expected [address]:port", addr);
+			goto out;
+		}
+		host = xstrndup(addr + 1, (size_t)(p - addr - 1));
+		colon = p + 1;
+		v6 = 1;
+	} else {
+		if ((colon = strrchr(addr, ':')) == NULL) {
+			set_cause(cause, "health endpoint %s: expected address:port, like "
+			    "0.0.0.0:8081 or [::]:8081", addr);
+			goto out;
+		}
+		host = xstrndup(addr, (size_t)(colon - addr));
+		if (strchr(host, ':') != NULL) {
+			set_cause(cause, "health endpoint %s: put an IPv6 address in "
+			    "brackets, like [::1]:8081", addr);
+			goto out;
+		}
+	}
+	if (colon[1] == '\0' || strlen(colon + 1) > 5) {
+		set_cause(cause, "health endpoint %s: bad port", addr);
+		goto out;
+	}
+	for (p = colon + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9') {
+			set_cause(cause, "health endpoint %s: bad port", addr);
+			goto out;
+		}
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port > 65535) {
+		set_cause(cause, "health endpoint %s: bad port", addr);
+		goto out;
+	}
+	memset(ss, 0, sizeof *ss);
+	if (!v6 && (*host == '\0' || strcmp(host, "*") == 0)) {
+		struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_any;
+		sin6->sin6_port = htons((uint16_t)port);
+		*sslen = sizeof *sin6;
+		*any = 1;
+		ret = 0;
+		goto out;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = v6 ? AF_INET6 : AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &ai)) != 0 || ai == NULL ||
+	    ai->ai_addrlen > sizeof *ss) {
+		set_cause(cause, "health endpoint %s: %s is not a numeric IPv%d address",
+		    addr, host, v6 ? 6 : 4);
+		goto out;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sslen = ai->ai_addrlen;
+	ret = 0;
+out:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	free(host);
+	return ret;
+}
+
+/* Every client costs a descriptor: lift a low soft limit so a thousand idle ones fit. */
+static size_t
+raise_nofile(void)
+{
+	struct rlimit	rl;
+	rlim_t		want = HEALTH_NOFILE_WANT;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024 - HEALTH_FD_RESERVE;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+			want = rl.rlim_max;
+		if (want > rl.rlim_cur) {
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	if (rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= HEALTH_MAX_CONNS + HEALTH_FD_RESERVE)
+		return HEALTH_MAX_CONNS;
+	if (rl.rlim_cur > 2 * HEALTH_FD_RESERVE)
+		return (size_t)rl.rlim_cur - HEALTH_FD_RESERVE;
+	return rl.rlim_cur > 2 ? (size_t)rl.rlim_cur / 2 : 1;
+}
+
+static int
+open_listener(struct health_server *srv, const struct sockaddr_storage *ss, socklen_t sslen,
+    int any, char **cause)
+{
+	struct sockaddr_storage	 bound;
+	socklen_t		 blen = sizeof bound;
+	int			 fd, on = 1, off = 0;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return set_cause(cause, "health endpoint %s: %s", srv->addr, strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+		goto fail;
+	if (any && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, sslen) != 0)
+		goto fail;
+	if (listen(fd, HEALTH_BACKLOG) != 0)
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0)
+		goto fail;
+	if (bound.ss_family == AF_INET6)
+		srv->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+	else
+		srv->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	srv->lfd = fd;
+	return 0;
+fail:
+	set_cause(cause, "health endpoint %s: %s", srv->addr, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/* The Date header, formatted once a second and without the locale. */
+static const char *
+health_date(struct health_server *srv)
+{
+	static const char	*days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char	*months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+				    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm		 tm;
+	time_t			 now;
+
+	now = time(NULL);
+	if (now != srv->date_time && gmtime_r(&now, &tm) != NULL) {
+		snprintf(srv->date, sizeof srv->date, "%s, %02d %s %d %02d:%02d:%02d GMT",
+		    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		srv->date_time = now;
+	}
+	return srv->date;
+}
+
+/* Judge the first bytes alone, so non-HTTP clients are turned away at once. */
+static int
+bad_method(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len && p[i] != ' '; i++) {
+		if (i >= HEALTH_MAX_METHOD || !is_tchar((unsigned char)p[i]))
+			return 1;
+	}
+	return i == 0 && len > 0;
+}
+
+/* Offset just past the blank line ending the headers, or 0; *scan saves rescanning slow clients. */
+static size_t
+head_end(const char *p, size_t len, size_t *scan)
+{
+	size_t	i;
+
+	for (i = *scan; i < len; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (i + 1 < len && p[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n')
+			return i + 3;
+		if (i + 2 >= len) {
+			*scan = i;
+			return 0;
+		}
+	}
+	*scan = len;
+	return 0;
+}
+
+/* Does a comma-separated header value hold token (case-insensitive)? */
+static int
+has_token(const char *v, size_t len, const char *token)
+{
+	size_t	tlen = strlen(token), i = 0, start, end;
+
+	while (i < len) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end - start == tlen && strncasecmp(v + start, token, tlen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The path of an origin-form or absolute-form target, without its query; NULL if neither. */
+static const char *
+target_path(const char *t, size_t tlen, size_t *plen)
+{
+	const char	*end = t + tlen, *p;
+
+	if (tlen > 7 && strncasecmp(t, "http://", 7) == 0)
+		t += 7;
+	else if (tlen > 8 && strncasecmp(t, "https://", 8) == 0)
+		t += 8;
+	else if (*t != '/')
+		return NULL;
+	if (*t != '/') {
+		if ((t = memchr(t, '/', (size_t)(end - t))) == NULL) {
+			*plen = 1;
+			return "/";
+		}
+	}
+	for (p = t; p < end && *p != '?' && *p != '#'; p++)
+		;
+	*plen = (size_t)(p - t);
+	return t;
+}
+
+/* Read the request head p[0..len) (complete, up to its blank line) into *rq. */
+static void
+parse_request(const char *path, const char *p, size_t len, struct request *rq)
+{
+	const char	*end = p + len, *line, *le, *eol, *sp1, *sp2, *colon, *v, *ve;
+	const char	*target, *tpath, *c;
+	size_t		 mlen, tlen, plen;
+	int		 keepalive = 0, close_token = 0, body = 0, clen_seen = 0;
+	unsigned long	 clen = 0, n;
+
+	memset(rq, 0, sizeof *rq);
+	rq->status = 400;
+	rq->close = 1;
+
+	/* The request line: method SP target SP version. */
+	eol = memchr(p, '\n', len);
+	le = (eol > p && eol[-1] == '\r') ? eol - 1 : eol;
+	if ((sp1 = memchr(p, ' ', (size_t)(le - p))) == NULL)
+		return;
+	mlen = (size_t)(sp1 - p);
+	target = sp1 + 1;
+	if ((sp2 = memchr(target, ' ', (size_t)(le - target))) == NULL || sp2 == target)
+		return;
+	tlen = (size_t)(sp2 - target);
+	for (c = target; c < sp2; c++) {
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+			return;
+	}
+	if (le - (sp2 + 1) != 8 || strncmp(sp2 + 1, "HTTP/", 5) != 0)
+		return;
+	if (sp2[6] < '0' || sp2[6] > '9' || sp2[7] != '.' || sp2[8] < '0' || sp2[8] > '9')
+		return;
+	if (sp2[6] != '1') {
+		rq->status = 505;
+		return;
+	}
+	rq->http10 = sp2[8] == '0';
+
+	/* Headers: only the framing and Connection matter here. */
+	for (line = eol + 1; line < end; line = eol + 1) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		le = (eol > line && eol[-1] == '\r') ? eol - 1 : eol;
+		if (le == line)
+			break;
+		if ((colon = memchr(line, ':', (size_t)(le - line))) == NULL || colon == line)
+			return;
+		for (c = line; c < colon; c++) {
+			if (!is_tchar((unsigned char)*c))
+				return;
+		}
+		for (v = colon + 1; v < le && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = le; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		for (c = v; c < ve; c++) {
+			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+				return;
+		}
+		if (colon - line == 10 && strncasecmp(line, "connection", 10) == 0) {
+			if (has_token(v, (size_t)(ve - v), "close"))
+				close_token = 1;
+			if (has_token(v, (size_t)(ve - v), "keep-alive"))
+				keepalive = 1;
+		} else if (colon - line == 14 && strncasecmp(line, "content-length", 14) == 0) {
+			if (v == ve || ve - v > 15)
+				return;
+			for (n = 0, c = v; c < ve; c++) {
+				if (*c < '0' || *c > '9')
+					return;
+				n = n * 10 + (unsigned long)(*c - '0');
+			}
+			if (clen_seen && n != clen)
+				return;
+			clen_seen = 1;
+			clen = n;
+			if (clen > 0)
+				body = 1;
+		} else if (colon - line == 17 &&
+		    strncasecmp(line, "transfer-encoding", 17) == 0)
+			body = 1;
+	}
+
+	if ((tpath = target_path(target, tlen, &plen)) == NULL)
+		return;
+	/* A body is not read: answer, then close rather than lose the framing. */
+	rq->close = close_token || body || (rq->http10 && !keepalive);
+	if (plen != strlen(path) || memcmp(tpath, path, plen) != 0)
+		rq->status = 404;
+	else if (mlen == 3 && memcmp(p, "GET", 3) == 0)
+		rq->status = 200;
+	else if (mlen == 4 && memcmp(p, "HEAD", 4) == 0)
+		rq->status = 200;
+	else
+		rq->status = 405;
+	rq->head = mlen == 4 && memcmp(p, "HEAD", 4) == 0;
+}
+
+/* Queue the answer to one request. */
+static void
+conn_answer(struct health_server *srv, struct conn *c, const struct request *rq)
+{
+	char		 reason[HEALTH_MAX_REASON];
+	const char	*text, *body, *allow = "", *connection = "";
+	int		 status = rq->status, ok;
+
+	switch (status) {
+	case 200:
+		pthread_mutex_lock(&srv->lock);
+		ok = srv->ok;
+		memcpy(reason, srv->reason, sizeof reason);
+		pthread_mutex_unlock(&srv->lock);
+		if (ok) {
+			text = "OK";
+			body = "ok";
+		} else {
+			status = 503;
+			text = "Service Unavailable";
+			body = reason;
+		}
+		break;
+	case 404:
+		text = "Not Found";
+		body = "not found";
+		break;
+	case 405:
+		text = "Method Not Allowed";
+		body = "method not allowed";
+		allow = "Allow: GET, HEAD\r\n";
+		break;
+	case 431:
+		text = "Request Header Fields Too Large";
+		body = "request too large";
+		break;
+	case 505:
+		text = "HTTP Version Not Supported";
+		body = "HTTP version not supported";
+		break;
+	default:
+		status = 400;
+		text = "Bad Request";
+		body = "bad request";
+		break;
+	}
+	if (rq->close)
+		connection = "Connection: close\r\n";
+	else if (rq->http10)
+		connection = "Connection: keep-alive\r\n";
+	buf_addf(&c->out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "Date: %s\r\n"
+	    "%s%s"
+	    "\r\n"
+	    "%s%s",
+	    status, text, strlen(body) + 1, health_date(srv), allow, connection,
+	    rq->head ? "" : body, rq->head ? "" : "\n");
+}
+
+/* Move c to the tail of queue q; a new deadline when it changes queue or reset is set. */
+static void
+conn_queue(struct health_server *srv, struct conn *c, int q, int reset)
+{
+	if (c->q == q && !reset)
+		return;
+	if (c->q != -1)
+		TAILQ_REMOVE(&srv->queues[c->q], c, entry);
+	c->q = q;
+	c->deadline = mono_now() + health_timeouts[q];
+	TAILQ_INSERT_TAIL(&srv->queues[q], c, entry);
+}
+
+static int
+conn_watch(struct health_server *srv, struct conn *c, uint32_t events)
+{
+	struct epoll_event	ev;
+
+	if (c->events == events)
+		return 0;
+	memset(&ev, 0, sizeof ev);
+	ev.events = events;
+	ev.data.ptr = c;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+		return -1;
+	c->events = events;
+	return 0;
+}
+
+static void
+conn_close(struct health_server *srv, struct conn *c)
+{
+	if (c->q != -1)
+		TAILQ_REMOVE(&srv->queues[c->q], c, entry);
+	close(c->fd);
+	free(c->in);
+	buf_free(&c->out);
+	free(c);
+	srv->nconns--;
+}
+
+static void
+conn_consume(struct conn *c, size_t n)
+{
+	if (n == 0)
+		return;
+	if (n >= c->inlen) {
+		free(c->in);
+		c->in = NULL;
+		c->inlen = 0;
+	} else {
+		memmove(c->in, c->in + n, c->inlen - n);
+		c->inlen -= n;
+	}
+	c->scan = 0;
+}
+
+/* Answer the complete requests held, in order, while the unsent answers stay small. */
+static int
+conn_process(struct health_server *srv, struct conn *c)
+{
+	struct request	rq;
+	size_t		end, skip;
+	int		answered = 0;
+
+	while (!c->closing && c->out.len - c->outoff < HEALTH_OUT_HIGH) {
+		/* Blank lines before a request line are allowed (RFC 9112 2.2). */
+		for (skip = 0; skip < c->inlen; skip++) {
+			if (c->in[skip] != '\r' && c->in[skip] != '\n')
+				break;
+		}
+		conn_consume(c, skip);
+		if (c->inlen == 0)
+			break;
+		if (bad_method(c->in, c->inlen)) {
+			memset(&rq, 0, sizeof rq);
+			rq.status = 400;
+			rq.close = 1;
+			end = c->inlen;
+		} else if ((end = head_end(c->in, c->inlen, &c->scan)) == 0) {
+			if (c->inlen < HEALTH_MAX_REQUEST)
+				break;
+			memset(&rq, 0, sizeof rq);
+			rq.status = 431;
+			rq.close = 1;
+			end = c->inlen;
+		} else
+			parse_request(srv->path, c->in, end, &rq);
+		conn_answer(srv, c, &rq);
+		conn_consume(c, end);
+		atomic_fetch_add(&srv->requests, 1);
+		answered++;
+		if (rq.close) {
+			c->closing = 1;
+			conn_consume(c, c->inlen);
+		}
+	}
+	/* After the client's FIN nothing can complete what is left. */
+	if (c->eof && !c->closing && c->out.len - c->outoff < HEALTH_OUT_HIGH)
+		c->closing = 1;
+	return answered;
+}
+
+/* Send what is pending without blocking; -1 when the connection is dead. */
+static int
+conn_flush(struct conn *c)
+{
+	ssize_t	n;
+
+	while (c->outoff < c->out.len) {
+		n = send(c->fd, c->out.data + c->outoff, c->out.len - c->outoff, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		c->outoff += (size_t)n;
+	}
+	buf_free(&c->out);
+	c->outoff = 0;
+	return 0;
+}
+
+/* Read once (epoll is level-triggered); -1 when the connection is dead. */
+static int
+conn_read(struct health_server *srv, struct conn *c)
+{
+	size_t	room = HEALTH_MAX_REQUEST - c->inlen;
+	ssize_t	n;
+
+	if (room == 0)
+		return -1;
+	n = recv(c->fd, srv->scratch, room, 0);
+	if (n == -1)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+	if (n == 0) {
+		c->eof = 1;
+		return 0;
+	}
+	c->in = xrealloc(c->in, c->inlen + (size_t)n);
+	memcpy(c->in + c->inlen, srv->scratch, (size_t)n);
+	c->inlen += (size_t)n;
+	return 0;
+}
+
+/* After the last answer: discard what the client still sends so closing does not reset it. */
+static void
+conn_drain(struct health_server *srv, struct conn *c)
+{
+	ssize_t	n;
+	int	i;
+
+	for (i = 0; i < HEALTH_DRAIN_READS; i++) {
+		n = recv(c->fd, srv->scratch, sizeof srv->scratch, 0);
+		if (n > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		conn_close(srv, c);
+		return;
+	}
+}
+
+/* Answer, send, and file the connection under the queue and interest that fit its state. */
+static void
+conn_step(struct health_server *srv, struct conn *c)
+{
+	int	answered = 0, n;
+
+	for (;;) {
+		n = conn_process(srv, c);
+		answered += n;
+		if (conn_flush(c) != 0) {
+			conn_close(srv, c);
+			return;
+		}
+		if (n == 0 || c->out.len != 0 || c->closing)
+			break;
+	}
+	if (c->closing && c->out.len == 0) {
+		if (c->eof || shutdown(c->fd, SHUT_WR) != 0) {
+			conn_close(srv, c);
+			return;
+		}
+		conn_queue(srv, c, Q_LINGER, 0);
+		if (conn_watch(srv, c, EPOLLIN) != 0)
+			conn_close(srv, c);
+		return;
+	}
+	if (c->out.len != 0) {
+		conn_queue(srv, c, Q_REQUEST, answered > 0);
+		if (conn_watch(srv, c, EPOLLOUT) != 0)
+			conn_close(srv, c);
+		return;
+	}
+	if (c->inlen != 0)
+		conn_queue(srv, c, Q_REQUEST, answered > 0);
+	else if (answered > 0)
+		conn_queue(srv, c, Q_KEEPALIVE, 1);
+	if (conn_watch(srv, c, EPOLLIN) != 0)
+		conn_close(srv, c);
+}
+
+static void
+conn_event(struct health_server *srv, struct conn *c, uint32_t events)
+{
+	if (c->q == Q_LINGER) {
+		conn_drain(srv, c);
+		return;
+	}
+	if (events & EPOLLERR) {
+		conn_close(srv, c);
+		return;
+	}
+	if ((events & (EPOLLIN | EPOLLHUP)) && c->out.len == 0 && !c->closing && !c->eof) {
+		if (conn_read(srv, c) != 0) {
+			conn_close(srv, c);
+			return;
+		}
+	}
+	conn_step(srv, c);
+}
+
+/* Make room: lingering clients first, then any yet to finish a request; kept-alive ones last. */
+static int
+conn_evict(struct health_server *srv)
+{
+	static const int	 order[] = { Q_LINGER, Q_REQUEST, Q_KEEPALIVE };
+	struct conn		*c;
+	size_t			 i;
+
+	for (i = 0; i < nitems(order); i++) {
+		if ((c = TAILQ_FIRST(&srv->queues[order[i]])) != NULL) {
+			conn_close(srv, c);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+accept_pause(struct health_server *srv, int pause)
+{
+	struct epoll_event	ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.events = pause ? 0 : EPOLLIN;
+	ev.data.ptr = &srv->lfd;
+	epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->lfd, &ev);
+	srv->accept_paused = pause;
+	srv->accept_resume = mono_now() + HEALTH_ACCEPT_PAUSE;
+}
+
+/* Accept a burst; a full table evicts rather than stops accepting, so a probe always gets in. */
+static void
+health_accept(struct health_server *srv)
+{
+	struct epoll_event	 ev;
+	struct conn		*c;
+	int			 i, fd, on = 1;
+
+	for (i = 0; i < HEALTH_ACCEPT_BURST; i++) {
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				if (conn_evict(srv))
+					continue;
+				accept_pause(srv, 1);
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+			case EPERM:
+			case ENETDOWN:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETUNREACH:
+				continue;
+			default:
+				accept_pause(srv, 1);
+				return;
+			}
+		}
+		if (srv->nconns >= srv->maxconns)
+			conn_evict(srv);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+		c = xcalloc(1, sizeof *c);
+		c->fd = fd;
+		c->q = -1;
+		c->events = EPOLLIN;
+		memset(&ev, 0, sizeof ev);
+		ev.events = c->events;
+		ev.data.ptr = c;
+		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		srv->nconns++;
+		conn_queue(srv, c, Q_REQUEST, 1);
+	}
+}
+
+/* Milliseconds until the nearest deadline, or -1 for none. */
+static int
+health_wait_ms(struct health_server *srv)
+{
+	struct conn	*c;
+	double		 next = -1, ms;
+	int		 q;
+
+	for (q = 0; q < Q_COUNT; q++) {
+		c = TAILQ_FIRST(&srv->queues[q]);
+		if (c != NULL && (next < 0 || c->deadline < next))
+			next = c->deadline;
+	}
+	if (srv->accept_paused && (next < 0 || srv->accept_resume < next))
+		next = srv->accept_resume;
+	if (next < 0)
+		return -1;
+	ms = (next - mono_now()) * 1000;
+	if (ms <= 0)
+		return 0;
+	return ms > INT_MAX - 1 ? INT_MAX : (int)ms + 1;
+}
+
+static void
+health_expire(struct health_server *srv)
+{
+	struct conn	*c;
+	double		 now = mono_now();
+	int		 q;
+
+	for (q = 0; q < Q_COUNT; q++) {
+		while ((c = TAILQ_FIRST(&srv->queues[q])) != NULL && c->deadline <= now)
+			conn_close(srv, c);
+	}
+	if (srv->accept_paused && srv->accept_resume <= now)
+		accept_pause(srv, 0);
+}
+
+static void *
+health_loop(void *arg)
+{
+	struct health_server	*srv = arg;
+	struct epoll_event	 evs[HEALTH_EVENTS];
+	int			 i, n, accept_ready;
+
+	for (;;) {
+		n = epoll_wait(srv->epfd, evs, HEALTH_EVENTS, health_wait_ms(srv));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("health endpoint: epoll_wait: %s", strerror(errno));
+		}
+		/* Connections first: accepting may evict one whose event is in this batch. */
+		accept_ready = 0;
+		for (i = 0; i < n; i++) {
+			if (evs[i].data.ptr == srv->wake)
+				return NULL;
+			if (evs[i].data.ptr == &srv->lfd)
+				accept_ready = 1;
+			else
+				conn_event(srv, evs[i].data.ptr, evs[i].events);
+		}
+		if (accept_ready)
+			health_accept(srv);
+		health_expire(srv);
+	}
+}
+
+int
+health_start(const char *addr, const char *path, struct health_server **sp, char **cause)
+{
+	struct health_server	*srv;
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin;
+	struct epoll_event	 ev;
+	sigset_t		 all, old;
+	socklen_t		 sslen = 0;
+	in_port_t		 port;
+	int			 q, any, fd = -1, rc, ret = -1;
+
+	*sp = NULL;
+	if (addr == NULL)
+		addr = "";
+	if (path == NULL || *path != '/')
+		return set_cause(cause, "health endpoint %s: the path must start with '/'", addr);
+	if (parse_listen(addr, &ss, &sslen, &any, cause) != 0)
+		return -1;
+
+	srv = xcalloc(1, sizeof *srv);
+	srv->addr = xstrdup(addr);
+	srv->path = xstrdup(path);
+	srv->lfd = srv->epfd = srv->wake[0] = srv->wake[1] = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	copy_reason(srv->reason, sizeof srv->reason, HEALTH_DEFAULT_REASON);
+	atomic_init(&srv->requests, 0);
+	for (q = 0; q < Q_COUNT; q++)
+		TAILQ_INIT(&srv->queues[q]);
+	srv->maxconns = raise_nofile();
+
+	if (any && (fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 &&
+	    errno == EAFNOSUPPORT) {
+		/* ":port" on a kernel without IPv6: every IPv4 address. */
+		port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+		memset(&ss, 0, sizeof ss);
+		sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		sin->sin_port = port;
+		sslen = sizeof *sin;
+		any = 0;
+	} else if (any && fd != -1)
+		close(fd);
+	if (open_listener(srv, &ss, sslen, any, cause) != 0)
+		goto out;
+	if ((srv->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    pipe2(srv->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		set_cause(cause, "health endpoint %s: %s", addr, strerror(errno));
+		goto out;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.ptr = srv->wake;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wake[0], &ev) != 0) {
+		set_cause(cause, "health endpoint %s: %s", addr, strerror(errno));
+		goto out;
+	}
+	ev.data.ptr = &srv->lfd;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &ev) != 0) {
+		set_cause(cause, "health endpoint %s: %s", addr, strerror(errno));
+		goto out;
+	}
+
+	/* Signals stay with the main thread, where the agent handles them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&srv->thread, NULL, health_loop, srv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		set_cause(cause, "health endpoint %s: thread: %s", addr, strerror(rc));
+		goto out;
+	}
+	srv->running = 1;
+	*sp = srv;
+	ret = 0;
+out:
+	if (ret != 0)
+		health_stop(srv);
+	return ret;
+}
+
+void
+health_set(struct health_server *srv, int ok, const char *reason)
+{
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	srv->ok = ok != 0;
+	if (!ok)
+		copy_reason(srv->reason, sizeof srv->reason, reason);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+int
+health_get(struct health_server *srv)
+{
+	int	ok;
+
+	if (srv == NULL)
+		return 0;
+	pthread_mutex_lock(&srv->lock);
+	ok = srv->ok;
+	pthread_mutex_unlock(&srv->lock);
+	return ok;
+}
+
+int
+health_port(const struct health_server *srv)
+{
+	return srv != NULL ? srv->port : -1;
+}
+
+unsigned long
+health_requests(const struct health_server *srv)
+{
+	return srv != NULL ? atomic_load(&srv->requests) : 0;
+}
+
+void
+health_stop(struct health_server *srv)
+{
+	struct conn	*c;
+	ssize_t		 n;
+	int		 q;
+
+	if (srv == NULL)
+		return;
+	if (srv->running) {
+		do
+			n = write(srv->wake[1], "x", 1);
+		while (n == -1 && errno == EINTR);
+		pthread_join(srv->thread, NULL);
+	}
+	for (q = 0; q < Q_COUNT; q++) {
+		while ((c = TAILQ_FIRST(&srv->queues[q])) != NULL)
+			conn_close(srv, c);
+	}
+	if (srv->lfd != -1)
+		close(srv->lfd);
+	if (srv->epfd != -1)
+		close(srv->epfd);
+	if (srv->wake[0] != -1)
+		close(srv->wake[0]);
+	if (srv->wake[1] != -1)
+		close(srv->wake[1]);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv->addr);
+	free(srv->path);
+	free(srv);
+}
+
+/* Runs http_do, so only on the thread that owns the HTTP client (after http_init). */
+int
+health_probe(const char *url, double timeout, char **cause)
+{
+	struct http_request	 req;
+	struct http_response	 resp;
+	char			 excerpt[HEALTH_PROBE_EXCERPT + 1];
+	size_t			 i;
+	unsigned char		 ch;
+	int			 ret = 0;
+
+	memset(&req, 0, sizeof req);
+	memset(&resp, 0, sizeof resp);
+	req.method = "GET";
+	req.url = url;
+	req.timeout = timeout > 0 ? timeout : 0;
+	req.connect_timeout = req.timeout;
+	req.max_body = HEALTH_PROBE_MAX_BODY;
+	if (http_do(&req, &resp, cause) != HTTP_OK)
+		goto out;
+	if (resp.status >= 200 && resp.status <= 299) {
+		ret = 1;
+		goto out;
+	}
+	/* The first line of the body often says why. */
+	for (i = 0; i < resp.body.len && i < HEALTH_PROBE_EXCERPT; i++) {
+		ch = (unsigned char)resp.body.data[i];
+		if (ch == '\r' || ch == '\n')
+			break;
+		excerpt[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+	}
+	while (i > 0 && excerpt[i - 1] == ' ')
+		i--;
+	excerpt[i] = '\0';
+	if (*excerpt != '\0')
+		set_cause(cause, "HTTP %ld: %s", resp.status, excerpt);
+	else
+		set_cause(cause, "HTTP %ld", resp.status);
+out:
+	http_response_free(&resp);
+	return ret;
+}

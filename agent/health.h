@@ -1,0 +1,29 @@
+/* health.h - the load balancer's health endpoint (its own thread) and the app's health probe. */
+#ifndef ASG_HEALTH_H
+#define ASG_HEALTH_H
+
+struct health_server;
+
+/*
+ * Listen on ADDR:PORT ("0.0.0.0:8081", "127.0.0.1:0", "[::]:8081") and answer
+ * GET/HEAD on path from a thread of its own, so a slow boot step never delays
+ * a probe. Starts answering 503 until health_set says otherwise.
+ */
+int	health_start(const char *listen, const char *path, struct health_server **,
+	    char **cause);
+/* Set the answer: ok = 1 gives 200, ok = 0 gives 503 with reason in the body. */
+void	health_set(struct health_server *, int ok, const char *reason);
+int	health_get(struct health_server *);
+/* The port actually bound (useful with port 0). */
+int	health_port(const struct health_server *);
+/* Counters for the status view. */
+unsigned long health_requests(const struct health_server *);
+void	health_stop(struct health_server *);
+
+/*
+ * Probe the app once: GET url within timeout seconds. Returns 1 when it
+ * answered 2xx, 0 otherwise with the reason in *cause.
+ */
+int	health_probe(const char *url, double timeout, char **cause);
+
+#endif

@@ -1,0 +1,89 @@
+/* lifecycle.c - Auto Scaling lifecycle hooks: find them, heartbeat, complete them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws.h"
+#include "lifecycle.h"
+#include "util.h"
+#include "xml.h"
+
+int
+lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
+    char **hook, char **cause)
+{
+	struct aws_param	 p[] = { { "AutoScalingGroupName", group } };
+	struct aws_result	 res;
+	struct xml_node		*m;
+	const char		*t, *name;
+	int			 ret = -1;
+
+	*hook = NULL;
+	if (aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
+	    cause) != AWS_OK)
+		goto out;
+	for (m = xml_child(xml_find(res.xml, "LifecycleHooks"), "member"); m != NULL;
+	    m = xml_next(m)) {
+		t = xml_child_text(m, "LifecycleTransition");
+		name = xml_child_text(m, "LifecycleHookName");
+		if (t != NULL && name != NULL && strcmp(t, transition) == 0) {
+			*hook = xstrdup(name);
+			break;
+		}
+	}
+	ret = 0;
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
+/* "No active Lifecycle Action found" means the action is already settled. */
+static int
+not_pending(const struct aws_result *res)
+{
+	return res->code != NULL && strcmp(res->code, "ValidationError") == 0 &&
+	    res->message != NULL && strstr(res->message, "No active Lifecycle Action") != NULL;
+}
+
+int
+lifecycle_complete(struct aws *a, const char *group, const char *hook,
+    const char *instance_id, const char *result, char **cause)
+{
+	struct aws_param	p[] = {
+		{ "AutoScalingGroupName", group },
+		{ "LifecycleHookName", hook },
+		{ "InstanceId", instance_id },
+		{ "LifecycleActionResult", result },
+	};
+	struct aws_result	res;
+	int			r, ret = LIFECYCLE_ERROR;
+
+	r = aws_call(a, AWS_AUTOSCALING, "CompleteLifecycleAction", p, nitems(p), &res, cause);
+	if (r == AWS_OK)
+		ret = LIFECYCLE_DONE;
+	else if (r == AWS_ERROR && not_pending(&res))
+		ret = LIFECYCLE_NOT_PENDING;
+	aws_result_free(&res);
+	return ret;
+}
+
+int
+lifecycle_heartbeat(struct aws *a, const char *group, const char *hook,
+    const char *instance_id, char **cause)
+{
+	struct aws_param	p[] = {
+		{ "AutoScalingGroupName", group },
+		{ "LifecycleHookName", hook },
+		{ "InstanceId", instance_id },
+	};
+	struct aws_result	res;
+	int			r, ret = LIFECYCLE_ERROR;
+
+	r = aws_call(a, AWS_AUTOSCALING, "RecordLifecycleActionHeartbeat", p, nitems(p), &res,
+	    cause);
+	if (r == AWS_OK)
+		ret = LIFECYCLE_DONE;
+	else if (r == AWS_ERROR && not_pending(&res))
+		ret = LIFECYCLE_NOT_PENDING;
+	aws_result_free(&res);
+	return ret;
+}

@@ -1,0 +1,25 @@
+/* lifecycle.h - Auto Scaling lifecycle hooks: find them, heartbeat, complete them. */
+#ifndef ASG_LIFECYCLE_H
+#define ASG_LIFECYCLE_H
+
+struct aws;
+
+#define LIFECYCLE_LAUNCHING	"autoscaling:EC2_INSTANCE_LAUNCHING"
+#define LIFECYCLE_TERMINATING	"autoscaling:EC2_INSTANCE_TERMINATING"
+
+enum lifecycle_result {
+	LIFECYCLE_ERROR = -1,
+	LIFECYCLE_DONE = 0,
+	LIFECYCLE_NOT_PENDING = 1,	/* no action pending: completed elsewhere, or none */
+};
+
+/* The group's first hook for the transition; *hook NULL (and 0) when there is none. */
+int	lifecycle_find_hook(struct aws *, const char *group, const char *transition,
+	    char **hook, char **);
+/* CompleteLifecycleAction by instance id; result "CONTINUE" or "ABANDON". */
+int	lifecycle_complete(struct aws *, const char *group, const char *hook,
+	    const char *instance_id, const char *result, char **);
+int	lifecycle_heartbeat(struct aws *, const char *group, const char *hook,
+	    const char *instance_id, char **);
+
+#endif

@@ -1,0 +1,476 @@
+/* main.c - asg-agent's command line: one table of subcommands, help generated from it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <archive.h>
+#include <expat.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <zlib.h>
+
+#include "artifact.h"
+#include "aws.h"
+#include "boot.h"
+#include "config.h"
+#include "creds.h"
+#include "http.h"
+#include "imds.h"
+#include "log.h"
+#include "state.h"
+#include "status.h"
+#include "util.h"
+
+struct globals {
+	const char	*config_path;
+	int		 config_given;
+	int		 verbose;
+};
+
+struct cmd {
+	const char	*name;
+	int		(*fn)(struct globals *, int, char **);
+	const char	*usage;
+	const char	*summary;
+};
+
+static int	cmd_help(struct globals *, int, char **);
+static int	cmd_version(struct globals *, int, char **);
+static int	cmd_check_config(struct globals *, int, char **);
+static int	cmd_aws(struct globals *, int, char **);
+static int	cmd_run(struct globals *, int, char **);
+static int	cmd_status(struct globals *, int, char **);
+static int	cmd_fetch(struct globals *, int, char **);
+
+static const struct cmd cmds[] = {
+	{ "help", cmd_help, "[COMMAND]", "show commands, or one command's usage" },
+	{ "version", cmd_version, "", "print the version and the linked libraries' versions" },
+	{ "check-config", cmd_check_config, "[-c FILE]",
+	  "check the configuration; print every problem as FILE:LINE: message" },
+	{ "run", cmd_run, "",
+	  "boot: version tag, verified release, app healthy, lifecycle hook completed" },
+	{ "status", cmd_status, "[--json] [--wait [--timeout S]]",
+	  "phase, version, boot timeline (exit 0 serving, 1 failed, 2 booting, 3 stopped)" },
+	{ "fetch", cmd_fetch,
+	  "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
+	  "(-o FILE | -x DIR)",
+	  "download and verify an artifact (and unpack it with -x)" },
+	{ "aws", cmd_aws, "SERVICE ACTION [Name=Value ...]",
+	  "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2)" },
+};
+
+static const struct cmd *
+cmd_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(cmds); i++) {
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	}
+	return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t	i;
+
+	fprintf(f, "usage: asg-agent [-c FILE] [-v] COMMAND [ARGS]\n\ncommands:\n");
+	for (i = 0; i < nitems(cmds); i++)
+		fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\n  -c FILE   configuration file (default %s)\n"
+	    "  -v        verbose: log at debug level\n"
+	    "\n'asg-agent COMMAND --help' shows a command's usage.\n", CONFIG_DEFAULT_PATH);
+}
+
+static void
+cmd_usage(const struct cmd *c, FILE *f)
+{
+	fprintf(f, "usage: asg-agent %s%s%s\n%s\n", c->name, *c->usage ? " " : "",
+	    c->usage, c->summary);
+}
+
+static int
+cmd_help(struct globals *g, int argc, char **argv)
+{
+	const struct cmd	*c;
+
+	if (argc > 1) {
+		if ((c = cmd_find(argv[1])) == NULL) {
+			fprintf(stderr, "asg-agent: no command '%s'\n", argv[1]);
+			return 1;
+		}
+		cmd_usage(c, stdout);
+		return 0;
+	}
+	usage(stdout);
+	return 0;
+}
+
+static int
+cmd_version(struct globals *g, int argc, char **argv)
+{
+	printf("asg-agent %s\n", PACKAGE_VERSION);
+	printf("  curl     %s\n", http_library_version());
+	printf("  openssl  %s\n", OpenSSL_version(OPENSSL_VERSION));
+	printf("  expat    %s\n", XML_ExpatVersion());
+	printf("  json-c   %s\n", json_c_version());
+	printf("  zlib     %s\n", zlibVersion());
+	printf("  libarchive %s\n", archive_version_details());
+	printf("  inih     (r55+, no runtime version)\n");
+	return 0;
+}
+
+/* Load the configuration the way every command does; errors are printed. */
+static int
+load_config(struct globals *g, struct config *cfg)
+{
+	char	*errors = NULL;
+
+	if (config_load(cfg, g->config_path, !g->config_given, &errors) != 0) {
+		fputs(errors, stderr);
+		free(errors);
+		return -1;
+	}
+	if (g->verbose)
+		cfg->log_level = LOGL_DEBUG;
+	log_set_level(cfg->log_level);
+	return 0;
+}
+
+static int
+cmd_check_config(struct globals *g, int argc, char **argv)
+{
+	struct config	cfg;
+	int		ch, ret = 1;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		switch (ch) {
+		case 'c':
+			g->config_path = optarg;
+			g->config_given = 1;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "asg-agent: check-config takes no arguments\n");
+		return 2;
+	}
+	g->config_given = 1;	/* a missing file is a problem here */
+	if (load_config(g, &cfg) == 0) {
+		printf("configuration OK\n");
+		ret = 0;
+	}
+	config_free(&cfg);
+	return ret;
+}
+
+static int
+cmd_aws(struct globals *g, int argc, char **argv)
+{
+	struct config		 cfg;
+	struct imds		 imds;
+	struct creds_provider	 creds;
+	struct aws		 aws;
+	struct aws_result	 res;
+	struct aws_param	*params = NULL;
+	char			*cause = NULL, *eq;
+	int			 svc, i, r, ret = 1, loaded = 0;
+
+	memset(&res, 0, sizeof res);
+	memset(&imds, 0, sizeof imds);
+	memset(&creds, 0, sizeof creds);
+	memset(&aws, 0, sizeof aws);
+	if (argc < 3) {
+		cmd_usage(cmd_find("aws"), stderr);
+		return 2;
+	}
+	if ((svc = aws_service_parse(argv[1])) == -1 || svc == AWS_S3) {
+		fprintf(stderr, "asg-agent: unknown service '%s' (ec2, autoscaling, elbv2)\n",
+		    argv[1]);
+		return 2;
+	}
+	params = xcalloc((size_t)argc, sizeof *params);
+	for (i = 3; i < argc; i++) {
+		if ((eq = strchr(argv[i], '=')) == NULL || eq == argv[i]) {
+			fprintf(stderr, "asg-agent: '%s' is not Name=Value\n", argv[i]);
+			ret = 2;
+			goto out;
+		}
+		*eq = '\0';
+		params[i - 3].name = argv[i];
+		params[i - 3].value = eq + 1;
+	}
+	if (load_config(g, &cfg) != 0)
+		goto out;
+	loaded = 1;
+	if (http_init(&cause) != 0)
+		goto fail;
+	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
+	creds_init(&creds, &imds);
+	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
+	if (aws_resolve_region(&aws, cfg.region, &cause) != 0)
+		goto fail;
+	r = aws_call(&aws, svc, argv[2], params, (size_t)argc - 3, &res, &cause);
+	if (r == AWS_OK) {
+		fputs(res.body, stdout);
+		if (*res.body != '\0' && res.body[strlen(res.body) - 1] != '\n')
+			putchar('\n');
+		ret = 0;
+		goto out;
+	}
+	if (r == AWS_ERROR) {
+		fprintf(stderr, "%s: %s\n", res.code, res.message);
+		goto out;
+	}
+fail:
+	fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
+out:
+	aws_result_free(&res);
+	aws_free(&aws);
+	creds_free(&creds);
+	imds_free(&imds);
+	if (loaded)
+		config_free(&cfg);
+	http_cleanup();
+	free(params);
+	free(cause);
+	return ret;
+}
+
+static int
+cmd_run(struct globals *g, int argc, char **argv)
+{
+	struct config	 cfg;
+	char		*cause = NULL;
+	int		 ret;
+
+	if (argc != 1) {
+		cmd_usage(cmd_find("run"), stderr);
+		return 2;
+	}
+	if (load_config(g, &cfg) != 0)
+		return 1;
+	if (http_init(&cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		config_free(&cfg);
+		return 1;
+	}
+	ret = boot_run(&cfg);
+	http_cleanup();
+	config_free(&cfg);
+	return ret;
+}
+
+static int
+cmd_status(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config	 cfg;
+	struct state	 st;
+	char		*path = NULL, *cause = NULL, *json, *end;
+	double		 timeout = 0, deadline;
+	int		 ch, as_json = 0, wait = 0, ret = 1, code;
+
+	memset(&st, 0, sizeof st);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			as_json = 1;
+			break;
+		case 'w':
+			wait = 1;
+			break;
+		case 't':
+			timeout = strtod(optarg, &end);
+			if (*end != '\0' || timeout < 0) {
+				fprintf(stderr, "asg-agent: bad --timeout '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (load_config(g, &cfg) != 0)
+		return 1;
+	path = xasprintf("%s/state.json", cfg.state_dir);
+	deadline = mono_now() + (timeout > 0 ? timeout : 1e9);
+	for (;;) {
+		state_free(&st);
+		if (state_load(&st, path, &cause) != 0) {
+			if (!wait || mono_now() >= deadline) {
+				fprintf(stderr, "asg-agent: no state yet: %s\n", cause);
+				ret = STATUS_IN_PROGRESS;
+				goto out;
+			}
+		} else {
+			code = status_code(&st);
+			if (!wait || code != STATUS_IN_PROGRESS || mono_now() >= deadline)
+				break;
+		}
+		sleep_for(0.1, NULL);
+	}
+	if (as_json) {
+		json = state_to_json(&st, 1);
+		printf("%s\n", json);
+		free(json);
+	} else
+		status_print(&st, stdout, wall_now());
+	ret = status_code(&st);
+out:
+	state_free(&st);
+	free(path);
+	free(cause);
+	config_free(&cfg);
+	return ret;
+}
+
+static int
+cmd_fetch(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "sha256", required_argument, NULL, 's' },
+		{ "signature", required_argument, NULL, 'S' },
+		{ "public-key", required_argument, NULL, 'k' },
+		{ "allow-unverified", no_argument, NULL, 'U' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config		 cfg;
+	struct imds		 imds;
+	struct creds_provider	 creds;
+	struct aws		 aws;
+	struct artifact_spec	 spec;
+	struct artifact_result	 res;
+	const char		*out_file = NULL, *out_dir = NULL;
+	char			*cause = NULL;
+	int			 ch, unverified = 0, ret = 1, loaded = 0;
+
+	memset(&spec, 0, sizeof spec);
+	memset(&res, 0, sizeof res);
+	memset(&imds, 0, sizeof imds);
+	memset(&creds, 0, sizeof creds);
+	memset(&aws, 0, sizeof aws);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "o:x:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': spec.sha256 = optarg; break;
+		case 'S': spec.signature_url = optarg; break;
+		case 'k': spec.public_key = optarg; break;
+		case 'U': unverified = 1; break;
+		case 'o': out_file = optarg; break;
+		case 'x': out_dir = optarg; break;
+		default: return 2;
+		}
+	}
+	if (optind + 1 != argc || (out_file == NULL) == (out_dir == NULL) ||
+	    (spec.signature_url == NULL) != (spec.public_key == NULL)) {
+		cmd_usage(cmd_find("fetch"), stderr);
+		return 2;
+	}
+	if (spec.sha256 == NULL && spec.public_key == NULL && !unverified) {
+		fprintf(stderr, "asg-agent: refusing an unverified artifact: give --sha256 "
+		    "and/or --signature with --public-key (or --allow-unverified)\n");
+		return 2;
+	}
+	spec.url = argv[optind];
+	if (load_config(g, &cfg) != 0)
+		goto out;
+	loaded = 1;
+	spec.max_size = cfg.max_size;
+	if (http_init(&cause) != 0)
+		goto fail;
+	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
+	creds_init(&creds, &imds);
+	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
+	if (strncmp(spec.url, "s3://", 5) == 0 &&
+	    aws_resolve_region(&aws, cfg.region, &cause) != 0)
+		goto fail;
+	if (out_file != NULL) {
+		if (artifact_fetch_file(&aws, &spec, out_file, &res, &cause) != 0)
+			goto fail;
+	} else if (artifact_fetch(&aws, &spec, out_dir, &res, &cause) != 0)
+		goto fail;
+	printf("%s %lld bytes sha256 %s%s%s\n", spec.url, res.bytes, res.sha256,
+	    res.digest_ok ? " digest-ok" : "", res.signature_ok ? " signature-ok" : "");
+	ret = 0;
+	goto out;
+fail:
+	fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
+out:
+	artifact_result_free(&res);
+	aws_free(&aws);
+	creds_free(&creds);
+	imds_free(&imds);
+	if (loaded)
+		config_free(&cfg);
+	http_cleanup();
+	free(cause);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct globals		 g;
+	const struct cmd	*c;
+	int			 ch, i;
+
+	memset(&g, 0, sizeof g);
+	g.config_path = CONFIG_DEFAULT_PATH;
+	if (getenv("ASG_AGENT_CONFIG") != NULL) {
+		g.config_path = getenv("ASG_AGENT_CONFIG");
+		g.config_given = 1;
+	}
+	log_init("asg-agent", LOGL_INFO);
+	while ((ch = getopt(argc, argv, "+c:vh")) != -1) {
+		switch (ch) {
+		case 'c':
+			g.config_path = optarg;
+			g.config_given = 1;
+			break;
+		case 'v':
+			g.verbose = 1;
+			log_set_level(LOGL_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return 2;
+	}
+	if ((c = cmd_find(argv[0])) == NULL) {
+		fprintf(stderr, "asg-agent: unknown command '%s'\n\n", argv[0]);
+		usage(stderr);
+		return 2;
+	}
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			cmd_usage(c, stdout);
+			return 0;
+		}
+	}
+	return c->fn(&g, argc, argv);
+}

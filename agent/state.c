@@ -1,0 +1,393 @@
+/* state.c - what the agent is doing, kept in state_dir/state.json for `asg-agent status`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "state.h"
+#include "util.h"
+
+static const char *const phase_names[PHASE_COUNT] = {
+	[PHASE_STARTING_AGENT] = "starting-agent",
+	[PHASE_WAITING_FOR_IMDS] = "waiting-for-imds",
+	[PHASE_WAITING_FOR_TAG] = "waiting-for-tag",
+	[PHASE_FETCHING] = "fetching",
+	[PHASE_INSTALLING] = "installing",
+	[PHASE_STARTING] = "starting",
+	[PHASE_WAITING_FOR_HEALTH] = "waiting-for-health",
+	[PHASE_SERVING] = "serving",
+	[PHASE_DRAINING] = "draining",
+	[PHASE_STOPPED] = "stopped",
+	[PHASE_FAILED] = "failed",
+};
+
+/* The string fields, in the order status prints them; one table for save and load. */
+#define S(f) offsetof(struct state, f)
+static const struct {
+	const char	*key;
+	size_t		 offset;
+} fields[] = {
+	{ "version", S(version) },
+	{ "version_source", S(version_source) },
+	{ "instance_id", S(instance_id) },
+	{ "group", S(group) },
+	{ "region", S(region) },
+	{ "artifact", S(artifact) },
+	{ "sha256", S(sha256) },
+	{ "verification", S(verification) },
+	{ "release_dir", S(release_dir) },
+	{ "app", S(app) },
+	{ "health", S(health) },
+	{ "lifecycle", S(lifecycle) },
+	{ "error", S(error) },
+};
+#undef S
+
+const char *
+state_phase_name(int p)
+{
+	if (p < 0 || p >= PHASE_COUNT)
+		return "unknown";
+	return phase_names[p];
+}
+
+int
+state_phase_parse(const char *s)
+{
+	int	i;
+
+	for (i = 0; i < PHASE_COUNT; i++) {
+		if (strcmp(phase_names[i], s) == 0)
+			return i;
+	}
+	return -1;
+}
+
+void
+state_init(struct state *st)
+{
+	memset(st, 0, sizeof *st);
+	st->phase = PHASE_STARTING_AGENT;
+	st->pid = (int)getpid();
+	st->boot_start = wall_now();
+}
+
+void
+state_free(struct state *st)
+{
+	size_t	i;
+	int	j;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < nitems(fields); i++)
+		free(*(char **)((char *)st + fields[i].offset));
+	for (j = 0; j < st->nsteps; j++) {
+		free(st->steps[j].name);
+		free(st->steps[j].detail);
+	}
+	for (j = 0; j < st->ncounters; j++)
+		free(st->counters[j].action);
+	memset(st, 0, sizeof *st);
+}
+
+void
+state_set(char **field, const char *value)
+{
+	free(*field);
+	*field = value != NULL ? xstrdup(value) : NULL;
+}
+
+void
+state_setf(char **field, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	free(*field);
+	*field = s;
+}
+
+void
+state_step_end(struct state *st)
+{
+	struct state_step	*s;
+
+	if (st->nsteps == 0)
+		return;
+	s = &st->steps[st->nsteps - 1];
+	if (s->seconds < 0)
+		s->seconds = wall_now() - s->start;
+}
+
+void
+state_step_begin(struct state *st, const char *name)
+{
+	struct state_step	*s;
+
+	state_step_end(st);
+	if (st->nsteps == STATE_MAX_STEPS)
+		return;
+	s = &st->steps[st->nsteps++];
+	s->name = xstrdup(name);
+	s->start = wall_now();
+	s->seconds = -1;
+	s->polls = 0;
+	s->detail = NULL;
+}
+
+void
+state_step_poll(struct state *st)
+{
+	if (st->nsteps > 0)
+		st->steps[st->nsteps - 1].polls++;
+}
+
+void
+state_step_detail(struct state *st, const char *fmt, ...)
+{
+	struct state_step	*s;
+	va_list			 ap;
+
+	if (st->nsteps == 0)
+		return;
+	s = &st->steps[st->nsteps - 1];
+	free(s->detail);
+	va_start(ap, fmt);
+	s->detail = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+char *
+state_to_json(const struct state *st, int pretty)
+{
+	struct json_object	*o, *tl, *step, *ctrs, *c;
+	const char		*v;
+	char			*out;
+	size_t			 i;
+	int			 j;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "phase", json_object_new_string(state_phase_name(st->phase)));
+	json_object_object_add(o, "pid", json_object_new_int(st->pid));
+	json_object_object_add(o, "boot_start", json_object_new_double(st->boot_start));
+	json_object_object_add(o, "updated", json_object_new_double(st->updated));
+	json_object_object_add(o, "downloaded", json_object_new_boolean(st->downloaded));
+	for (i = 0; i < nitems(fields); i++) {
+		v = *(char **)((char *)st + fields[i].offset);
+		json_object_object_add(o, fields[i].key,
+		    v != NULL ? json_object_new_string(v) : NULL);
+	}
+	tl = json_object_new_array();
+	for (j = 0; j < st->nsteps; j++) {
+		step = json_object_new_object();
+		json_object_object_add(step, "step", json_object_new_string(st->steps[j].name));
+		json_object_object_add(step, "start", json_object_new_double(st->steps[j].start));
+		json_object_object_add(step, "seconds", st->steps[j].seconds < 0 ? NULL :
+		    json_object_new_double(st->steps[j].seconds));
+		json_object_object_add(step, "polls", json_object_new_int(st->steps[j].polls));
+		if (st->steps[j].detail != NULL)
+			json_object_object_add(step, "detail",
+			    json_object_new_string(st->steps[j].detail));
+		json_object_array_add(tl, step);
+	}
+	json_object_object_add(o, "timeline", tl);
+	ctrs = json_object_new_object();
+	for (j = 0; j < st->ncounters; j++) {
+		c = json_object_new_object();
+		json_object_object_add(c, "calls",
+		    json_object_new_int64((int64_t)st->counters[j].calls));
+		json_object_object_add(c, "throttled",
+		    json_object_new_int64((int64_t)st->counters[j].throttled));
+		json_object_object_add(ctrs, st->counters[j].action, c);
+	}
+	json_object_object_add(o, "api_calls", ctrs);
+	out = xstrdup(json_object_to_json_string_ext(o, (pretty ? JSON_C_TO_STRING_PRETTY :
+	    JSON_C_TO_STRING_PLAIN) | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return out;
+}
+
+static const char *
+get_str(struct json_object *o, const char *key)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static double
+get_num(struct json_object *o, const char *key, double def)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return def;
+	if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
+		return json_object_get_double(v);
+	return def;
+}
+
+int
+state_from_json(struct state *st, const char *text, char **cause)
+{
+	struct json_object	*o, *tl, *step, *ctrs;
+	const char		*v;
+	size_t			 i, n;
+	int			 ret = -1;
+
+	memset(st, 0, sizeof *st);
+	if ((o = json_tokener_parse(text)) == NULL || !json_object_is_type(o, json_type_object)) {
+		set_cause(cause, "state is not a JSON object");
+		goto out;
+	}
+	if ((v = get_str(o, "phase")) == NULL || (st->phase = state_phase_parse(v)) == -1) {
+		set_cause(cause, "state has no valid phase");
+		goto out;
+	}
+	st->pid = (int)get_num(o, "pid", 0);
+	st->boot_start = get_num(o, "boot_start", 0);
+	st->updated = get_num(o, "updated", 0);
+	{
+		struct json_object	*b;
+
+		st->downloaded = json_object_object_get_ex(o, "downloaded", &b) &&
+		    json_object_get_boolean(b);
+	}
+	for (i = 0; i < nitems(fields); i++) {
+		if ((v = get_str(o, fields[i].key)) != NULL)
+			*(char **)((char *)st + fields[i].offset) = xstrdup(v);
+	}
+	if (json_object_object_get_ex(o, "timeline", &tl) &&
+	    json_object_is_type(tl, json_type_array)) {
+		n = json_object_array_length(tl);
+		for (i = 0; i < n && st->nsteps < STATE_MAX_STEPS; i++) {
+			step = json_object_array_get_idx(tl, i);
+			if ((v = get_str(step, "step")) == NULL)
+				continue;
+			st->steps[st->nsteps].name = xstrdup(v);
+			st->steps[st->nsteps].start = get_num(step, "start", 0);
+			st->steps[st->nsteps].seconds = get_num(step, "seconds", -1);
+			st->steps[st->nsteps].polls = (int)get_num(step, "polls", 0);
+			if ((v = get_str(step, "detail")) != NULL)
+				st->steps[st->nsteps].detail = xstrdup(v);
+			st->nsteps++;
+		}
+	}
+	if (json_object_object_get_ex(o, "api_calls", &ctrs) &&
+	    json_object_is_type(ctrs, json_type_object)) {
+		json_object_object_foreach(ctrs, key, val) {
+			if (st->ncounters == STATE_MAX_COUNTERS)
+				break;
+			st->counters[st->ncounters].action = xstrdup(key);
+			st->counters[st->ncounters].calls = (unsigned long)get_num(val, "calls", 0);
+			st->counters[st->ncounters].throttled =
+			    (unsigned long)get_num(val, "throttled", 0);
+			st->ncounters++;
+		}
+	}
+	ret = 0;
+out:
+	json_object_put(o);
+	if (ret != 0)
+		state_free(st);
+	return ret;
+}
+
+int
+state_save(const struct state *st, const char *path, char **cause)
+{
+	char	*json = NULL, *tmp = NULL, *dircopy = NULL;
+	size_t	 len, off = 0;
+	ssize_t	 n;
+	int	 fd = -1, dfd = -1, ret = -1;
+
+	json = state_to_json(st, 1);
+	len = strlen(json);
+	tmp = xasprintf("%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
+		set_cause(cause, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, json + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			set_cause(cause, "%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (write(fd, "\n", 1) != 1 || fsync(fd) == -1) {
+		set_cause(cause, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) == -1) {
+		set_cause(cause, "rename %s: %s", path, strerror(errno));
+		goto out;
+	}
+	dircopy = xstrdup(path);
+	if ((dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1)
+		fsync(dfd);
+	ret = 0;
+out:
+	if (fd != -1) {
+		close(fd);
+		unlink(tmp);
+	}
+	if (dfd != -1)
+		close(dfd);
+	free(dircopy);
+	free(tmp);
+	free(json);
+	return ret;
+}
+
+int
+state_load(struct state *st, const char *path, char **cause)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		 chunk[8192];
+	ssize_t		 n;
+	int		 fd, ret = -1;
+
+	memset(st, 0, sizeof *st);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return set_cause(cause, "%s: %s", path, strerror(errno));
+	while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			set_cause(cause, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (b.len + (size_t)n > (4 << 20)) {
+			set_cause(cause, "%s: too large", path);
+			goto out;
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	if (state_from_json(st, b.data != NULL ? b.data : "", cause) != 0) {
+		set_cause(cause, "%s: %s", path, *cause);
+		goto out;
+	}
+	ret = 0;
+out:
+	close(fd);
+	buf_free(&b);
+	return ret;
+}

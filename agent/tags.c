@@ -1,0 +1,213 @@
+/* tags.c - reading tags: the instance's (IMDS or EC2) and its Auto Scaling group's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws.h"
+#include "imds.h"
+#include "tags.h"
+#include "util.h"
+#include "xml.h"
+
+#define TAGS_MAX_KEYS	8
+
+void
+tags_free(struct tags *t)
+{
+	size_t	i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++) {
+		free(t->v[i].key);
+		free(t->v[i].value);
+	}
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+const char *
+tags_get(const struct tags *t, const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < t->n; i++) {
+		if (strcmp(t->v[i].key, key) == 0)
+			return t->v[i].value;
+	}
+	return NULL;
+}
+
+void
+tags_add(struct tags *t, const char *key, const char *value)
+{
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof *t->v);
+	t->v[t->n].key = xstrdup(key);
+	t->v[t->n].value = xstrdup(value);
+	t->n++;
+}
+
+int
+tags_from_imds(struct imds *m, const char *const *keys, struct tags *t, char **cause)
+{
+	char	*list = NULL, *value = NULL, *path = NULL, *line, *save = NULL;
+	size_t	 i;
+	int	 r, ret = TAGS_ERROR;
+
+	memset(t, 0, sizeof *t);
+	if ((r = imds_get(m, "meta-data/tags/instance", &list, cause)) == IMDS_NOTFOUND) {
+		ret = TAGS_UNAVAILABLE;
+		goto out;
+	}
+	if (r != IMDS_OK)
+		goto out;
+	for (line = strtok_r(list, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		for (i = 0; keys[i] != NULL; i++) {
+			if (strcmp(line, keys[i]) != 0)
+				continue;
+			free(path);
+			path = xasprintf("meta-data/tags/instance/%s", line);
+			free(value);
+			value = NULL;
+			/* A tag removed between the two reads is simply not there. */
+			if ((r = imds_get(m, path, &value, cause)) == IMDS_ERROR)
+				goto out;
+			if (r == IMDS_OK)
+				tags_add(t, line, value);
+		}
+	}
+	ret = TAGS_OK;
+out:
+	free(list);
+	free(value);
+	free(path);
+	if (ret == TAGS_ERROR)
+		tags_free(t);
+	return ret;
+}
+
+void
+tags_parse_ec2(const struct xml_node *root, struct tags *t)
+{
+	struct xml_node	*item;
+	const char	*k, *v;
+
+	for (item = xml_child(xml_find(root, "tagSet"), "item"); item != NULL;
+	    item = xml_next(item)) {
+		if ((k = xml_child_text(item, "key")) == NULL)
+			continue;
+		v = xml_child_text(item, "value");
+		tags_add(t, k, v != NULL ? v : "");
+	}
+}
+
+void
+tags_parse_autoscaling(const struct xml_node *root, struct tags *t)
+{
+	struct xml_node	*item;
+	const char	*k, *v;
+
+	for (item = xml_child(xml_find(root, "Tags"), "member"); item != NULL;
+	    item = xml_next(item)) {
+		if ((k = xml_child_text(item, "Key")) == NULL)
+			continue;
+		v = xml_child_text(item, "Value");
+		tags_add(t, k, v != NULL ? v : "");
+	}
+}
+
+/* Append Name/Value pairs for a filter whose values are the wanted keys. */
+static size_t
+key_filter(struct aws_param *p, size_t n, char names[][48], const char *const *keys,
+    const char *prefix)
+{
+	size_t	i;
+
+	for (i = 0; keys[i] != NULL && i < TAGS_MAX_KEYS; i++) {
+		snprintf(names[i], sizeof names[i], "%s%zu", prefix, i + 1);
+		p[n].name = names[i];
+		p[n].value = keys[i];
+		n++;
+	}
+	return n;
+}
+
+int
+tags_from_instance(struct aws *a, const char *instance_id, const char *const *keys,
+    struct tags *t, char **cause)
+{
+	struct aws_param	p[4 + TAGS_MAX_KEYS];
+	struct aws_result	res;
+	char			names[TAGS_MAX_KEYS][48];
+	size_t			n = 0;
+	int			ret = TAGS_ERROR;
+
+	memset(t, 0, sizeof *t);
+	p[n++] = (struct aws_param){ "Filter.1.Name", "resource-id" };
+	p[n++] = (struct aws_param){ "Filter.1.Value.1", instance_id };
+	p[n++] = (struct aws_param){ "Filter.2.Name", "key" };
+	n = key_filter(p, n, names, keys, "Filter.2.Value.");
+	if (aws_call(a, AWS_EC2, "DescribeTags", p, n, &res, cause) != AWS_OK)
+		goto out;
+	tags_parse_ec2(res.xml, t);
+	ret = TAGS_OK;
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
+int
+tags_from_group(struct aws *a, const char *group, const char *const *keys,
+    struct tags *t, char **cause)
+{
+	struct aws_param	p[4 + TAGS_MAX_KEYS];
+	struct aws_result	res;
+	char			names[TAGS_MAX_KEYS][48];
+	size_t			n = 0;
+	int			ret = TAGS_ERROR;
+
+	memset(t, 0, sizeof *t);
+	p[n++] = (struct aws_param){ "Filters.member.1.Name", "auto-scaling-group" };
+	p[n++] = (struct aws_param){ "Filters.member.1.Values.member.1", group };
+	p[n++] = (struct aws_param){ "Filters.member.2.Name", "key" };
+	n = key_filter(p, n, names, keys, "Filters.member.2.Values.member.");
+	if (aws_call(a, AWS_AUTOSCALING, "DescribeTags", p, n, &res, cause) != AWS_OK)
+		goto out;
+	tags_parse_autoscaling(res.xml, t);
+	ret = TAGS_OK;
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
+int
+tags_instance_group(struct aws *a, const char *instance_id, char **group,
+    char **lifecycle_state, char **cause)
+{
+	struct aws_param	 p[] = { { "InstanceIds.member.1", instance_id } };
+	struct aws_result	 res;
+	struct xml_node		*m;
+	const char		*g, *s;
+	int			 ret = TAGS_ERROR;
+
+	*group = NULL;
+	if (lifecycle_state != NULL)
+		*lifecycle_state = NULL;
+	if (aws_call(a, AWS_AUTOSCALING, "DescribeAutoScalingInstances", p, nitems(p), &res,
+	    cause) != AWS_OK)
+		goto out;
+	m = xml_child(xml_find(res.xml, "AutoScalingInstances"), "member");
+	if (m == NULL || (g = xml_child_text(m, "AutoScalingGroupName")) == NULL) {
+		ret = TAGS_UNAVAILABLE;
+		goto out;
+	}
+	*group = xstrdup(g);
+	if (lifecycle_state != NULL && (s = xml_child_text(m, "LifecycleState")) != NULL)
+		*lifecycle_state = xstrdup(s);
+	ret = TAGS_OK;
+out:
+	aws_result_free(&res);
+	return ret;
+}

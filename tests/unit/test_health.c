@@ -1,0 +1,911 @@
+/* test_health.c - the health endpoint over raw sockets (answers, framing, abuse); the app probe. */
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "http.h"
+#include "util.h"
+#include "tap.h"
+
+#ifdef __SANITIZE_ADDRESS__
+size_t	__sanitizer_get_current_allocated_bytes(void);
+#endif
+
+#define PATH		"/healthz"
+#define GET		"GET " PATH " HTTP/1.1\r\nHost: test\r\n\r\n"
+#define NIDLE		1000
+#define OVERSIZE	(10 << 20)
+#define NPIPELINE	2000
+
+struct client {
+	int	fd;
+	size_t	len;
+	char	buf[16384];
+};
+
+struct resp {
+	int	status;
+	char	head[4096];
+	char	body[1024];
+};
+
+static int	slow_mode;	/* under valgrind: latency bounds are looser */
+
+static int
+dial_family(int family, int port)
+{
+	struct sockaddr_in	sin;
+	struct sockaddr_in6	sin6;
+	int			fd;
+
+	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (family == AF_INET6) {
+		memset(&sin6, 0, sizeof sin6);
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)port);
+		sin6.sin6_addr = in6addr_loopback;
+		if (connect(fd, (struct sockaddr *)&sin6, sizeof sin6) == 0)
+			return fd;
+	} else {
+		memset(&sin, 0, sizeof sin);
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0)
+			return fd;
+	}
+	close(fd);
+	return -1;
+}
+
+static int
+dial(int port)
+{
+	return dial_family(AF_INET, port);
+}
+
+static int
+send_all(int fd, const void *p, size_t len)
+{
+	const char	*s = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = send(fd, s, len, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+client_open(struct client *cl, int port)
+{
+	cl->len = 0;
+	return (cl->fd = dial(port)) == -1 ? -1 : 0;
+}
+
+static int
+client_send(struct client *cl, const char *s)
+{
+	return send_all(cl->fd, s, strlen(s));
+}
+
+static void
+client_close(struct client *cl)
+{
+	if (cl->fd != -1)
+		close(cl->fd);
+	cl->fd = -1;
+}
+
+/* Read one response (no body after HEAD); -1 on timeout, EOF or a malformed answer. */
+static int
+read_response(struct client *cl, int head, struct resp *r, double timeout)
+{
+	struct pollfd	 pfd;
+	double		 deadline = mono_now() + timeout, left;
+	const char	*end, *cl_hdr;
+	size_t		 hlen, blen;
+	ssize_t		 n;
+
+	memset(r, 0, sizeof *r);
+	for (;;) {
+		if ((end = memmem(cl->buf, cl->len, "\r\n\r\n", 4)) != NULL) {
+			hlen = (size_t)(end + 4 - cl->buf);
+			if (hlen >= sizeof r->head || strncmp(cl->buf, "HTTP/1.1 ", 9) != 0)
+				return -1;
+			memcpy(r->head, cl->buf, hlen);
+			r->head[hlen] = '\0';
+			r->status = atoi(r->head + 9);
+			blen = 0;
+			if ((cl_hdr = strcasestr(r->head, "\r\nContent-Length:")) != NULL)
+				blen = strtoul(cl_hdr + 17, NULL, 10);
+			if (head)
+				blen = 0;
+			if (blen >= sizeof r->body)
+				return -1;
+			if (cl->len >= hlen + blen) {
+				memcpy(r->body, cl->buf + hlen, blen);
+				r->body[blen] = '\0';
+				memmove(cl->buf, cl->buf + hlen + blen, cl->len - hlen - blen);
+				cl->len -= hlen + blen;
+				return 0;
+			}
+		}
+		if (cl->len == sizeof cl->buf)
+			return -1;
+		if ((left = deadline - mono_now()) <= 0)
+			return -1;
+		pfd.fd = cl->fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+			return -1;
+		n = recv(cl->fd, cl->buf + cl->len, sizeof cl->buf - cl->len, 0);
+		if (n <= 0)
+			return -1;
+		cl->len += (size_t)n;
+	}
+}
+
+/* Wait up to timeout for the server to close fd (data before the end is discarded). */
+static int
+peer_closed(int fd, double timeout)
+{
+	struct pollfd	pfd;
+	double		deadline = mono_now() + timeout, left;
+	char		junk[4096];
+	ssize_t		n;
+
+	for (;;) {
+		left = deadline - mono_now();
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, left > 0 ? (int)(left * 1000) : 0) <= 0)
+			return 0;
+		n = recv(fd, junk, sizeof junk, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			return 1;
+	}
+}
+
+/* One request on a fresh connection. */
+static int
+exchange(int port, const char *req, int head, struct resp *r)
+{
+	struct client	cl;
+	int		ret;
+
+	if (client_open(&cl, port) != 0 || client_send(&cl, req) != 0) {
+		client_close(&cl);
+		memset(r, 0, sizeof *r);
+		return -1;
+	}
+	ret = read_response(&cl, head, r, 3);
+	client_close(&cl);
+	return ret;
+}
+
+static int
+has_header(const struct resp *r, const char *line)
+{
+	char	want[256];
+
+	snprintf(want, sizeof want, "\r\n%s\r\n", line);
+	return strcasestr(r->head, want) != NULL;
+}
+
+/* Milliseconds for a fresh connection's probe, or -1 when it failed. */
+static double
+probe_ms(int port, int *status)
+{
+	struct resp	r;
+	double		t0 = mono_now();
+
+	if (exchange(port, GET, 0, &r) != 0)
+		return -1;
+	*status = r.status;
+	return (mono_now() - t0) * 1000;
+}
+
+static size_t
+heap_bytes(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	struct mallinfo2	mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+static long
+status_kb(const char *field)
+{
+	FILE	*f;
+	char	 line[256];
+	long	 kb = -1;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, field, strlen(field)) == 0)
+			kb = atol(line + strlen(field) + 1);
+	}
+	fclose(f);
+	return kb;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A slowloris client: a header byte a second, until the server hangs up. */
+struct slow {
+	int	port;
+	double	closed_after;	/* seconds from the first byte, -1 if never */
+	int	answered;
+};
+
+static void *
+slowloris(void *arg)
+{
+	struct slow	*s = arg;
+	struct pollfd	 pfd;
+	double		 t0;
+	char		 c;
+	int		 fd;
+	ssize_t		 n;
+
+	s->closed_after = -1;
+	if ((fd = dial(s->port)) == -1)
+		return NULL;
+	t0 = mono_now();
+	if (send_all(fd, "GET " PATH " HTTP/1.1\r\nX-Slow: ", 31) != 0)
+		goto out;
+	while (mono_now() - t0 < 12) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 1000) == 1) {
+			n = recv(fd, &c, 1, 0);
+			if (n > 0) {
+				s->answered = 1;
+				continue;
+			}
+			s->closed_after = mono_now() - t0;
+			break;
+		}
+		if (send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+			s->closed_after = mono_now() - t0;
+			break;
+		}
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+/* A client sending 10 MB of header, then reading what it got. */
+struct big {
+	int	port;
+	size_t	sent;
+	int	status;
+	int	closed;
+	int	done;
+};
+
+static void *
+oversize(void *arg)
+{
+	struct big	*b = arg;
+	struct client	 cl;
+	struct resp	 r;
+	static char	 chunk[65536];
+	ssize_t		 n;
+
+	memset(chunk, 'a', sizeof chunk);
+	if (client_open(&cl, b->port) != 0)
+		goto out;
+	if (client_send(&cl, "GET " PATH " HTTP/1.1\r\nHost: test\r\nX-Junk: ") != 0)
+		goto out;
+	while (b->sent < OVERSIZE) {
+		if ((n = send(cl.fd, chunk, sizeof chunk, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		b->sent += (size_t)n;
+	}
+	if (read_response(&cl, 0, &r, 3) == 0)
+		b->status = r.status;
+	b->closed = peer_closed(cl.fd, 3);
+out:
+	client_close(&cl);
+	__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A client pipelining many requests without reading; the test reads the answers meanwhile. */
+struct pipeline {
+	int	fd;
+	int	n;
+	int	ok;
+};
+
+static void *
+pipeline_send(void *arg)
+{
+	struct pipeline	*p = arg;
+	struct buf	 b;
+	int		 i;
+
+	memset(&b, 0, sizeof b);
+	for (i = 0; i < p->n; i++)
+		buf_adds(&b, GET);
+	p->ok = send_all(p->fd, b.data, b.len) == 0;
+	buf_free(&b);
+	return NULL;
+}
+
+/* The app's side for health_probe: answers 200, then 500, one connection each. */
+static void *
+tiny_server(void *arg)
+{
+	static const char	*answers[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfine\n",
+		"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 14\r\n"
+		    "Connection: close\r\n\r\ndatabase down\n",
+	};
+	int			*lfd = arg;
+	char			 req[4096];
+	size_t			 len;
+	ssize_t			 n;
+	int			 i, fd;
+
+	for (i = 0; i < 2; i++) {
+		if ((fd = accept(*lfd, NULL, NULL)) == -1)
+			return NULL;
+		len = 0;
+		while (len < sizeof req - 1 && memmem(req, len, "\r\n\r\n", 4) == NULL) {
+			if ((n = recv(fd, req + len, sizeof req - 1 - len, 0)) <= 0)
+				break;
+			len += (size_t)n;
+		}
+		send_all(fd, answers[i], strlen(answers[i]));
+		close(fd);
+	}
+	return NULL;
+}
+
+static int
+listen_any(int *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof sin;
+	int			fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, 16) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* In a child with few descriptors: a full table evicts the oldest client; a probe still gets in. */
+static void
+test_eviction(void)
+{
+	struct rlimit		 rl = { 256, 256 };
+	struct health_server	*srv = NULL;
+	int			 ready[2], done[2], fds[300], port = -1, status = 0;
+	struct client		 cl;
+	struct resp		 r;
+	int			 i, wst, first_closed, last_open, nclosed, limited, kept;
+	pid_t			 pid;
+	char			 c = 'x';
+	double			 ms;
+
+	if (pipe(ready) != 0 || pipe(done) != 0) {
+		tap_ok(0, "eviction: pipes");
+		return;
+	}
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		close(ready[0]);
+		close(done[1]);
+		/* Valgrind keeps the hard limit: then the table does not fill. */
+		limited = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+		if (health_start("127.0.0.1:0", PATH, &srv, NULL) == 0)
+			port = limited ? health_port(srv) : -health_port(srv);
+		if (write(ready[1], &port, sizeof port) != sizeof port)
+			_exit(2);
+		if (read(done[0], &c, 1) != 1)
+			_exit(3);
+		health_stop(srv);
+		exit(0);
+	}
+	close(ready[1]);
+	close(done[0]);
+	if (read(ready[0], &port, sizeof port) != sizeof port || port == -1) {
+		tap_ok(0, "eviction: the child's server started");
+		goto out;
+	}
+	if (port < 0) {
+		tap_skip("cannot lower RLIMIT_NOFILE here", "a full table evicts");
+		goto out;
+	}
+	/* A client that finished a request is kept over 300 that never send one. */
+	kept = client_open(&cl, port) == 0 && client_send(&cl, GET) == 0 &&
+	    read_response(&cl, 0, &r, 3) == 0;
+	for (i = 0; i < (int)nitems(fds); i++)
+		fds[i] = dial(port);
+	usleep(100 * 1000);
+	ms = probe_ms(port, &status);
+	tap_ok(ms >= 0 && status == 503, "a full table (128 slots, 300 idle clients) still "
+	    "answers a new probe (%.2f ms)", ms);
+	first_closed = fds[0] != -1 && peer_closed(fds[0], 1);
+	last_open = fds[nitems(fds) - 1] != -1 && !peer_closed(fds[nitems(fds) - 1], 0);
+	nclosed = 0;
+	for (i = 0; i < (int)nitems(fds); i++) {
+		if (fds[i] != -1) {
+			nclosed += peer_closed(fds[i], 0);
+			close(fds[i]);
+		}
+	}
+	tap_ok(first_closed && last_open, "the oldest idle client was evicted, the newest kept "
+	    "(%d of %zu closed)", nclosed, nitems(fds));
+	tap_ok(kept && client_send(&cl, GET) == 0 && read_response(&cl, 0, &r, 3) == 0 &&
+	    r.status == 503, "the kept-alive client was spared");
+	client_close(&cl);
+out:
+	if (write(done[1], &c, 1) != 1)
+		tap_diag("cannot tell the child to stop");
+	close(ready[0]);
+	close(done[1]);
+	tap_ok(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+	    "the child stopped its server cleanly (no leaks under ASan)");
+}
+
+static void
+test_addresses(int busy_port)
+{
+	static const char	*bad[] = {
+		"", "8081", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:80a",
+		"127.0.0.1:-1", "::1:8081", "[::1]8081", "[::1", "[127.0.0.1]:80",
+		"300.1.1.1:80", "localhost:8081", "10.0.0.1 :80", "127.0.0.1:123456",
+	};
+	struct health_server	*srv;
+	struct resp		 r;
+	char			*cause, addr[64];
+	size_t			 i;
+	int			 all = 1, fd, rc;
+
+	for (i = 0; i < nitems(bad); i++) {
+		cause = NULL;
+		srv = (struct health_server *)&all;
+		if (health_start(bad[i], PATH, &srv, &cause) == 0 || srv != NULL ||
+		    cause == NULL || *cause == '\0') {
+			tap_diag("'%s' was accepted (%s)", bad[i], cause ? cause : "no cause");
+			all = 0;
+			if (srv != (struct health_server *)&all)
+				health_stop(srv);
+		}
+		if (i == 1)
+			tap_diag("e.g. '%s': %s", bad[i], cause ? cause : "(none)");
+		free(cause);
+	}
+	tap_ok(all, "%zu bad listen addresses fail with a cause", nitems(bad));
+
+	cause = NULL;
+	srv = NULL;
+	tap_ok(health_start("127.0.0.1:8081", "healthz", &srv, &cause) == -1 && srv == NULL &&
+	    cause != NULL, "a path without '/' fails with a cause");
+	free(cause);
+
+	cause = NULL;
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", busy_port);
+	rc = health_start(addr, PATH, &srv, &cause);
+	tap_ok(rc == -1 && srv == NULL && cause != NULL &&
+	    strstr(cause, "Address already in use") != NULL && strstr(cause, addr) != NULL,
+	    "a port in use fails with a cause (%s)", cause ? cause : "none");
+	free(cause);
+
+	cause = NULL;
+	if (health_start(":0", PATH, &srv, &cause) == 0) {
+		tap_ok(exchange(health_port(srv), GET, 0, &r) == 0 && r.status == 503,
+		    "':port' listens on every address (answered on 127.0.0.1:%d)",
+		    health_port(srv));
+		health_stop(srv);
+	} else
+		tap_ok(0, "':0' starts: %s", cause);
+	free(cause);
+
+	cause = NULL;
+	if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) == -1) {
+		tap_skip("no IPv6", "'[::1]:0' listens on ::1");
+		return;
+	}
+	close(fd);
+	if (health_start("[::1]:0", PATH, &srv, &cause) == 0) {
+		tap_ok((fd = dial_family(AF_INET6, health_port(srv))) != -1,
+		    "'[::1]:0' listens on ::1");
+		if (fd != -1)
+			close(fd);
+		health_stop(srv);
+	} else
+		tap_skip(cause, "'[::1]:0' listens on ::1");
+	free(cause);
+}
+
+static void
+test_probe(int port)
+{
+	pthread_t	 t;
+	char		*cause = NULL, url[128];
+	int		 lfd, tport, closed_port, fd, rc;
+
+	if (http_init(&cause) != 0) {
+		tap_ok(0, "http_init: %s", cause);
+		free(cause);
+		return;
+	}
+	if ((lfd = listen_any(&tport)) == -1 || pthread_create(&t, NULL, tiny_server, &lfd) != 0) {
+		tap_ok(0, "the tiny server starts");
+		return;
+	}
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", tport);
+	tap_ok(health_probe(url, 2, &cause) == 1 && cause == NULL, "probe: 200 is healthy");
+	rc = health_probe(url, 2, &cause);
+	tap_ok(rc == 0 && cause != NULL && strncmp(cause, "HTTP 500", 8) == 0,
+	    "probe: 500 is not, with a cause (%s)", cause ? cause : "none");
+	free(cause);
+	cause = NULL;
+	pthread_join(t, NULL);
+	close(lfd);
+
+	fd = listen_any(&closed_port);
+	if (fd != -1)
+		close(fd);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", closed_port);
+	rc = health_probe(url, 2, &cause);
+	tap_ok(rc == 0 && cause != NULL && *cause != '\0',
+	    "probe: a closed port is not healthy (%s)", cause ? cause : "none");
+	free(cause);
+	cause = NULL;
+
+	/* Our own endpoint, through the agent's HTTP client. */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d" PATH, port);
+	rc = health_probe(url, 2, &cause);
+	tap_ok(rc == 0 && cause != NULL && strcmp(cause, "HTTP 503: probing") == 0,
+	    "probe: our own 503 gives its reason (%s)", cause ? cause : "none");
+	free(cause);
+	http_cleanup();
+}
+
+int
+main(void)
+{
+	struct health_server	*srv = NULL;
+	struct client		 cl, cl2;
+	struct resp		 r, r2, r3;
+	struct slow		 slow;
+	struct big		 big;
+	struct pipeline	 pl;
+	pthread_t		 slow_t, big_t, pl_t;
+	char			*cause = NULL, longreason[1000];
+	const char		*preload;
+	double			 lat[21], t0, ms, worst, stop_ms;
+	size_t			 heap0, heap_peak, h;
+	long			 hwm0;
+	unsigned long		 n0;
+	int			 port, i, ok, status, idle[NIDLE], nidle, closed, answered;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	preload = getenv("LD_PRELOAD");
+	slow_mode = preload != NULL && strstr(preload, "vgpreload") != NULL;
+	if (slow_mode)
+		tap_diag("under valgrind: latency bounds are 10x looser");
+
+	test_eviction();
+
+	/* Sanity before anything: NULL is a stopped endpoint. */
+	health_set(NULL, 1, "x");
+	health_stop(NULL);
+	tap_ok(health_get(NULL) == 0 && health_port(NULL) == -1 && health_requests(NULL) == 0,
+	    "a NULL endpoint is accepted everywhere");
+
+	if (!tap_ok(health_start("127.0.0.1:0", PATH, &srv, &cause) == 0 && srv != NULL,
+	    "health_start on 127.0.0.1:0")) {
+		tap_diag("%s", cause ? cause : "no cause");
+		return tap_done();
+	}
+	port = health_port(srv);
+	tap_ok(port > 0, "bound port %d", port);
+
+	/* The slowloris runs in the background while everything else happens. */
+	memset(&slow, 0, sizeof slow);
+	slow.port = port;
+	pthread_create(&slow_t, NULL, slowloris, &slow);
+
+	tap_ok(exchange(port, GET, 0, &r) == 0 && r.status == 503 &&
+	    strcmp(r.body, "starting\n") == 0 && health_get(srv) == 0,
+	    "first probe: 503 with the default reason");
+	tap_ok(strncmp(r.head, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0 &&
+	    has_header(&r, "Content-Type: text/plain") && has_header(&r, "Content-Length: 9") &&
+	    has_header(&r, "Cache-Control: no-store") && strcasestr(r.head, "\r\nDate: ") != NULL,
+	    "503 status line and headers");
+
+	health_set(srv, 1, NULL);
+	tap_ok(exchange(port, GET, 0, &r) == 0 && r.status == 200 && strcmp(r.body, "ok\n") == 0 &&
+	    strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17) == 0 && has_header(&r, "Content-Length: 3") &&
+	    health_get(srv) == 1, "health_set(1): 200 ok at once");
+
+	health_set(srv, 0, "draining");
+	tap_ok(exchange(port, GET, 0, &r) == 0 && r.status == 503 &&
+	    strcmp(r.body, "draining\n") == 0 && health_get(srv) == 0,
+	    "health_set(0, draining): 503 with the reason at once");
+
+	health_set(srv, 0, "two\r\nlines");
+	tap_ok(exchange(port, GET, 0, &r) == 0 && strcmp(r.body, "two  lines\n") == 0,
+	    "control bytes in the reason become spaces");
+	memset(longreason, 'x', sizeof longreason - 1);
+	longreason[sizeof longreason - 1] = '\0';
+	health_set(srv, 0, longreason);
+	tap_ok(exchange(port, GET, 0, &r) == 0 && strlen(r.body) == 256 &&
+	    has_header(&r, "Content-Length: 256"), "a long reason is cut to 255 bytes");
+	health_set(srv, 0, NULL);
+	tap_ok(exchange(port, GET, 0, &r) == 0 && strcmp(r.body, "unavailable\n") == 0,
+	    "no reason: 503 unavailable");
+	health_set(srv, 1, "ignored");
+
+	/* HEAD: the same headers, no body; the connection stays usable. */
+	client_open(&cl, port);
+	client_send(&cl, "HEAD " PATH " HTTP/1.1\r\nHost: test\r\n\r\n");
+	ok = read_response(&cl, 1, &r, 3) == 0 && r.status == 200 &&
+	    has_header(&r, "Content-Length: 3");
+	usleep(50 * 1000);
+	ok = ok && cl.len == 0 && recv(cl.fd, longreason, 1, MSG_DONTWAIT) == -1;
+	tap_ok(ok, "HEAD: 200 with Content-Length and no body");
+	client_send(&cl, GET);
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 200 && strcmp(r.body, "ok\n") == 0,
+	    "HEAD: the next request on the connection is framed right");
+	client_close(&cl);
+
+	tap_ok(exchange(port, "GET /other HTTP/1.1\r\nHost: test\r\n\r\n", 0, &r) == 0 &&
+	    r.status == 404, "404 for another path");
+	tap_ok(exchange(port, "GET /healthz/ HTTP/1.1\r\n\r\n", 0, &r) == 0 && r.status == 404 &&
+	    exchange(port, "GET /healthzz HTTP/1.1\r\n\r\n", 0, &r2) == 0 && r2.status == 404 &&
+	    exchange(port, "HEAD /other HTTP/1.1\r\n\r\n", 1, &r3) == 0 && r3.status == 404,
+	    "404 for near misses, and for HEAD");
+	tap_ok(exchange(port, "POST " PATH " HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n",
+	    0, &r) == 0 && r.status == 405 && has_header(&r, "Allow: GET, HEAD"),
+	    "405 with Allow for POST");
+
+	client_open(&cl, port);
+	send_all(cl.fd, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 400 &&
+	    has_header(&r, "Connection: close") && peer_closed(cl.fd, 2),
+	    "400 and close for non-HTTP bytes (a TLS hello)");
+	client_close(&cl);
+	tap_ok(exchange(port, "hello\r\n\r\n", 0, &r) == 0 && r.status == 400 &&
+	    exchange(port, "GET " PATH "\r\n\r\n", 0, &r2) == 0 && r2.status == 400 &&
+	    exchange(port, "GET " PATH " HTTP/1.1\r\nNo colon\r\n\r\n", 0, &r3) == 0 &&
+	    r3.status == 400, "400 for a bad request line or header");
+	tap_ok(exchange(port, "GET " PATH " HTTP/2.0\r\n\r\n", 0, &r) == 0 && r.status == 505,
+	    "505 for HTTP/2.0 in a request line");
+
+	tap_ok(exchange(port, "GET " PATH "?from=elb&x=1 HTTP/1.1\r\nHost: t\r\n\r\n", 0, &r) == 0 &&
+	    r.status == 200, "a query string is ignored");
+	tap_ok(exchange(port, "GET http://10.0.0.1:8081" PATH " HTTP/1.1\r\n\r\n", 0, &r) == 0 &&
+	    r.status == 200, "an absolute-form target is accepted");
+	tap_ok(exchange(port, "\r\n" GET, 0, &r) == 0 && r.status == 200,
+	    "a blank line before the request is skipped");
+
+	/* Keep-alive: two requests on one connection, counted. */
+	n0 = health_requests(srv);
+	client_open(&cl, port);
+	client_send(&cl, GET);
+	ok = read_response(&cl, 0, &r, 3) == 0 && r.status == 200 &&
+	    !has_header(&r, "Connection: close");
+	client_send(&cl, GET);
+	ok = ok && read_response(&cl, 0, &r, 3) == 0 && r.status == 200;
+	tap_ok(ok, "keep-alive: two requests on one connection");
+	tap_ok(health_requests(srv) == n0 + 2, "the request counter counts them (%lu)",
+	    health_requests(srv));
+
+	/* Pipelining: three requests in one write, answered in order. */
+	client_send(&cl, GET "HEAD " PATH " HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
+	ok = read_response(&cl, 0, &r, 3) == 0 && r.status == 200 && strcmp(r.body, "ok\n") == 0;
+	ok = ok && read_response(&cl, 1, &r2, 3) == 0 && r2.status == 200;
+	ok = ok && read_response(&cl, 0, &r3, 3) == 0 && r3.status == 404 && cl.len == 0;
+	tap_ok(ok, "pipelining: GET, HEAD, 404 answered in order");
+
+	/* A request in pieces. */
+	client_send(&cl, "GET " PATH);
+	usleep(20 * 1000);
+	client_send(&cl, " HTTP/1.1\r\nHost: te");
+	usleep(20 * 1000);
+	client_send(&cl, "st\r\n\r");
+	usleep(20 * 1000);
+	client_send(&cl, "\n");
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 200,
+	    "a request arriving in pieces is answered");
+
+	client_send(&cl, "GET " PATH " HTTP/1.1\r\nConnection: close\r\n\r\n");
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 200 &&
+	    has_header(&r, "Connection: close") && peer_closed(cl.fd, 2),
+	    "Connection: close is honoured");
+	client_close(&cl);
+
+	client_open(&cl, port);
+	client_send(&cl, "GET " PATH " HTTP/1.0\r\n\r\n");
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 200 &&
+	    has_header(&r, "Connection: close") && peer_closed(cl.fd, 2),
+	    "HTTP/1.0 closes by default");
+	client_close(&cl);
+	client_open(&cl, port);
+	client_send(&cl, "GET " PATH " HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+	ok = read_response(&cl, 0, &r, 3) == 0 && r.status == 200 &&
+	    has_header(&r, "Connection: keep-alive");
+	client_send(&cl, "GET " PATH " HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+	tap_ok(ok && read_response(&cl, 0, &r, 3) == 0 && r.status == 200,
+	    "HTTP/1.0 keep-alive is honoured");
+	client_close(&cl);
+	client_open(&cl, port);
+	client_send(&cl, "GET " PATH " HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody");
+	tap_ok(read_response(&cl, 0, &r, 3) == 0 && r.status == 200 &&
+	    has_header(&r, "Connection: close") && peer_closed(cl.fd, 2),
+	    "a request with a body is answered, then closed");
+	client_close(&cl);
+
+	/* 10 MB of header from one client while another probes. */
+	memset(&big, 0, sizeof big);
+	big.port = port;
+	heap0 = heap_peak = heap_bytes();
+	hwm0 = status_kb("VmHWM:");
+	pthread_create(&big_t, NULL, oversize, &big);
+	worst = 0;
+	answered = 0;
+	ok = 1;
+	while (!__atomic_load_n(&big.done, __ATOMIC_SEQ_CST)) {
+		if ((h = heap_bytes()) > heap_peak)
+			heap_peak = h;
+		if (answered < 50) {
+			ms = probe_ms(port, &status);
+			if (ms < 0 || status != 200)
+				ok = 0;
+			if (ms > worst)
+				worst = ms;
+			answered++;
+		} else
+			usleep(1000);
+	}
+	pthread_join(big_t, NULL);
+	tap_ok(big.status == 431 && big.closed, "a 10 MB request: 431 and closed (%zu bytes "
+	    "sent, status %d)", big.sent, big.status);
+	tap_ok(ok && answered > 0 && worst < (slow_mode ? 100 : 10),
+	    "probes meanwhile are answered (%d, worst %.3f ms)", answered, worst);
+	tap_ok(heap_peak - heap0 < (1 << 20), "the heap did not grow with it (peak +%zu bytes)",
+	    heap_peak - heap0);
+	tap_diag("peak RSS grew by %ld kB", status_kb("VmHWM:") - hwm0);
+
+	/* Many pipelined requests from a client that sends them all before reading. */
+	client_open(&cl, port);
+	pl.fd = cl.fd;
+	pl.n = NPIPELINE;
+	pl.ok = 0;
+	pthread_create(&pl_t, NULL, pipeline_send, &pl);
+	for (i = 0; i < NPIPELINE; i++) {
+		if (read_response(&cl, 0, &r, 5) != 0 || r.status != 200)
+			break;
+	}
+	pthread_join(pl_t, NULL);
+	tap_ok(pl.ok && i == NPIPELINE, "%d pipelined requests, all answered in order (%d)",
+	    NPIPELINE, i);
+	client_close(&cl);
+
+	pthread_join(slow_t, NULL);
+	tap_ok(!slow.answered && slow.closed_after >= 4.5 && slow.closed_after < 7,
+	    "slowloris dropped after the request timeout (%.2f s)", slow.closed_after);
+
+	/* A thousand idle clients, then fresh probes. */
+	nidle = 0;
+	for (i = 0; i < NIDLE; i++) {
+		if ((idle[i] = dial(port)) != -1)
+			nidle++;
+	}
+	tap_ok(nidle == NIDLE, "%d idle connections open", nidle);
+	usleep(100 * 1000);
+	ok = 1;
+	for (i = 0; i < (int)nitems(lat); i++) {
+		lat[i] = probe_ms(port, &status);
+		if (lat[i] < 0 || status != 200)
+			ok = 0;
+	}
+	qsort(lat, nitems(lat), sizeof lat[0], cmp_double);
+	tap_diag("probe latency with %d idle connections: min %.3f ms, median %.3f ms, "
+	    "max %.3f ms", nidle, lat[0], lat[nitems(lat) / 2], lat[nitems(lat) - 1]);
+	tap_ok(ok && lat[nitems(lat) - 1] < (slow_mode ? 100 : 10),
+	    "fresh probes answered within 10 ms beside %d idle connections", nidle);
+	closed = 0;
+	for (i = 0; i < NIDLE; i++) {
+		if (idle[i] != -1 && peer_closed(idle[i], 0))
+			closed++;
+	}
+	tap_ok(closed == 0, "no idle connection was dropped (%d)", closed);
+	memset(&cl2, 0, sizeof cl2);
+	cl2.fd = idle[0];
+	client_send(&cl2, GET);
+	tap_ok(read_response(&cl2, 0, &r, 3) == 0 && r.status == 200,
+	    "the oldest idle connection still answers");
+
+	/* Stop with a thousand connections and a half-sent request open. */
+	client_open(&cl, port);
+	client_send(&cl, "GET " PATH " HTTP/1.1\r\nHost:");
+	usleep(20 * 1000);
+	t0 = mono_now();
+	health_stop(srv);
+	stop_ms = (mono_now() - t0) * 1000;
+	tap_ok(stop_ms < 500, "health_stop with %d connections open returns promptly "
+	    "(%.2f ms)", nidle + 1, stop_ms);
+	t0 = mono_now() + 2;
+	closed = peer_closed(cl.fd, 1);
+	for (i = 0; i < NIDLE; i++) {
+		if (idle[i] != -1) {
+			closed += peer_closed(idle[i], t0 - mono_now());
+			close(idle[i]);
+		}
+	}
+	tap_ok(closed == nidle + 1, "every client saw its connection close (%d)", closed);
+	client_close(&cl);
+
+	/* A server that refuses, for the next tests: a listener of our own. */
+	{
+		int	lfd, busy_port;
+
+		lfd = listen_any(&busy_port);
+		test_addresses(busy_port);
+		if (lfd != -1)
+			close(lfd);
+	}
+
+	if (health_start("127.0.0.1:0", PATH, &srv, &cause) == 0) {
+		health_set(srv, 0, "probing");
+		test_probe(health_port(srv));
+		health_stop(srv);
+	} else
+		tap_ok(0, "a second endpoint starts: %s", cause);
+	free(cause);
+	return tap_done();
+}
