@@ -94,8 +94,12 @@ make_env(const char *version, const char *release_dir, const char *instance_id)
 		n++;
 	envp = xcalloc(n + 4, sizeof *envp);
 	for (i = 0; i < n; i++) {
+		/* Our own credentials and systemd socket are not the app's business. */
 		if (strncmp(environ[i], "ASG_AGENT_", 10) == 0 ||
-		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0)
+		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0 ||
+		    strncmp(environ[i], "AWS_ACCESS_KEY_ID=", 18) == 0 ||
+		    strncmp(environ[i], "AWS_SECRET_ACCESS_KEY=", 22) == 0 ||
+		    strncmp(environ[i], "AWS_SESSION_TOKEN=", 18) == 0)
 			continue;
 		envp[j++] = xstrdup(environ[i]);
 	}
@@ -139,11 +143,17 @@ app_free(struct app *app)
 char *
 app_describe(const struct app *app)
 {
+	struct buf	  b = { NULL, 0, 0 };
+	char		**p;
+
 	if (app->unit != NULL)
 		return xasprintf("unit %s", app->unit);
+	buf_adds(&b, "command");
+	for (p = app->argv; *p != NULL; p++)
+		buf_addf(&b, " %s", *p);
 	if (app->pid > 0 && !app->exited)
-		return xasprintf("command %s (pid %d)", app->argv[0], (int)app->pid);
-	return xasprintf("command %s", app->argv[0]);
+		buf_addf(&b, " (pid %d)", (int)app->pid);
+	return buf_take(&b);
 }
 
 int
@@ -170,6 +180,7 @@ app_write_env(const char *state_dir, const char *version, const char *release_di
 	f = NULL;
 	if (rename(tmp, path) == -1) {
 		set_cause(cause, "%s: %s", path, strerror(errno));
+		unlink(tmp);
 		goto out;
 	}
 	ret = 0;
@@ -204,6 +215,8 @@ spawn(struct app *app, char *const argv[], char **cause)
 			if (fd > 2)
 				close(fd);
 		}
+		/* curl's kept-alive sockets and the health listener are not the app's. */
+		close_range(3, ~0U, 0);
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
@@ -230,7 +243,7 @@ describe_status(int status)
 
 /* Wait for pid until timeout; SIGKILL its group at the deadline. Returns the wait status. */
 static int
-wait_for(pid_t pid, double timeout, volatile int *stop, int *timed_out)
+wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *timed_out)
 {
 	double	deadline = mono_now() + timeout;
 	int	status = 0;
@@ -250,6 +263,8 @@ wait_for(pid_t pid, double timeout, volatile int *stop, int *timed_out)
 				;
 			return status;
 		}
+		if (app != NULL && app->tick != NULL)
+			app->tick(app->tick_arg);
 		sleep_for(0.02, NULL);
 	}
 }
@@ -276,7 +291,7 @@ app_pre_start(struct app *app, const char *prog, double timeout, volatile int *s
 	argv[1] = NULL;
 	if ((pid = spawn(app, argv, cause)) == -1)
 		goto out;
-	status = wait_for(pid, timeout, stop, &timed_out);
+	status = wait_for(app, pid, timeout, stop, &timed_out);
 	if (timed_out) {
 		set_cause(cause, "pre_start %s did not finish within %.0f s", prog, timeout);
 		goto out;
@@ -314,7 +329,7 @@ on_job_removed(sd_bus_message *m, void *arg, sd_bus_error *err)
 
 /* StartUnit/StopUnit, then wait for the job's JobRemoved signal and its result. */
 static int
-unit_job(const char *method, const char *unit, double timeout, char **cause)
+unit_job(struct app *app, const char *method, const char *unit, double timeout, char **cause)
 {
 	sd_bus			*bus = NULL;
 	sd_bus_slot		*slot = NULL;
@@ -351,6 +366,12 @@ unit_job(const char *method, const char *unit, double timeout, char **cause)
 	}
 	w.job = job;
 	while (w.result == NULL) {
+		if (app->stop != NULL && *app->stop) {
+			set_cause(cause, "%s %s: stopped while waiting for the job", method, unit);
+			goto out;
+		}
+		if (app->tick != NULL)
+			app->tick(app->tick_arg);
 		if (mono_now() >= deadline) {
 			set_cause(cause, "%s %s: job did not finish within %.0f s", method, unit,
 			    timeout);
@@ -383,23 +404,84 @@ int
 app_start(struct app *app, double timeout, char **cause)
 {
 	if (app->unit != NULL)
-		return unit_job("StartUnit", app->unit, timeout, cause);
+		return unit_job(app, "RestartUnit", app->unit, timeout, cause);
 	app->exited = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
 	return 0;
 }
 
+/* A unit's ActiveState ("active", "failed", ...) over D-Bus, allocated. */
+static int
+unit_state(const char *unit, char **state, char **cause)
+{
+	sd_bus		*bus = NULL;
+	sd_bus_message	*reply = NULL;
+	sd_bus_error	 err = SD_BUS_ERROR_NULL;
+	const char	*path;
+	int		 r, ret = -1;
+
+	*state = NULL;
+	if ((r = sd_bus_open_system(&bus)) < 0) {
+		set_cause(cause, "cannot reach systemd over D-Bus: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+	    "org.freedesktop.systemd1.Manager", "GetUnit", &err, &reply, "s", unit)) < 0 ||
+	    (r = sd_bus_message_read(reply, "o", &path)) < 0) {
+		set_cause(cause, "unit %s: %s", unit, err.message != NULL ? err.message :
+		    strerror(-r));
+		goto out;
+	}
+	if ((r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path,
+	    "org.freedesktop.systemd1.Unit", "ActiveState", &err, state)) < 0) {
+		set_cause(cause, "unit %s: %s", unit, err.message != NULL ? err.message :
+		    strerror(-r));
+		goto out;
+	}
+	ret = 0;
+out:
+	sd_bus_message_unref(reply);
+	sd_bus_error_free(&err);
+	sd_bus_flush_close_unref(bus);
+	return ret;
+}
+
+void
+app_adopt(struct app *app, pid_t pid)
+{
+	app->pid = pid;
+	app->adopted = 1;
+	app->exited = 0;
+}
+
 int
 app_check(struct app *app, char **cause)
 {
-	char	*what;
+	char	*what, *state = NULL;
 	pid_t	 r;
+	int	 ret = 0;
 
-	if (app->unit != NULL)
-		return 0;
+	if (app->unit != NULL) {
+		if (unit_state(app->unit, &state, cause) != 0)
+			return -1;
+		/* "activating" and "reloading" are on their way; the probe decides. */
+		if (strcmp(state, "failed") == 0 || strcmp(state, "inactive") == 0 ||
+		    strcmp(state, "deactivating") == 0)
+			ret = set_cause(cause, "unit %s is %s", app->unit, state);
+		free(state);
+		return ret;
+	}
 	if (app->pid <= 0)
 		return set_cause(cause, "app is not running");
+	if (!app->exited && app->adopted) {
+		if (kill(app->pid, 0) == -1 && errno == ESRCH) {
+			app->exited = 1;
+			return set_cause(cause, "app %s (pid %d) is gone", app->argv[0],
+			    (int)app->pid);
+		}
+		return 0;
+	}
 	if (!app->exited) {
 		r = waitpid(app->pid, &app->status, WNOHANG);
 		if (r == app->pid)
@@ -413,18 +495,41 @@ app_check(struct app *app, char **cause)
 	return -1;
 }
 
+/* Stop a process that is not our child: signal the group, poll until it is gone. */
+static int
+stop_adopted(struct app *app, double timeout, char **cause)
+{
+	double	deadline = mono_now() + timeout;
+
+	kill(-app->pid, SIGTERM);
+	kill(app->pid, SIGTERM);
+	while (kill(app->pid, 0) == 0) {
+		if (mono_now() >= deadline) {
+			kill(-app->pid, SIGKILL);
+			kill(app->pid, SIGKILL);
+			app->exited = 1;
+			return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
+		}
+		sleep_for(0.05, NULL);
+	}
+	app->exited = 1;
+	return 0;
+}
+
 int
 app_stop(struct app *app, double timeout, char **cause)
 {
 	int	timed_out;
 
 	if (app->unit != NULL)
-		return unit_job("StopUnit", app->unit, timeout + 5, cause);
+		return unit_job(app, "StopUnit", app->unit, timeout + 5, cause);
 	if (app->pid <= 0 || app->exited)
 		return 0;
+	if (app->adopted)
+		return stop_adopted(app, timeout, cause);
 	kill(-app->pid, SIGTERM);
 	kill(app->pid, SIGTERM);
-	app->status = wait_for(app->pid, timeout, NULL, &timed_out);
+	app->status = wait_for(app, app->pid, timeout, NULL, &timed_out);
 	app->exited = 1;
 	if (timed_out)
 		return set_cause(cause, "app did not stop within %.0f s; killed", timeout);

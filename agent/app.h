@@ -12,6 +12,10 @@ struct app {
 	pid_t	 pid;		/* command's process (group leader) */
 	int	 exited;
 	int	 status;	/* wait status once exited */
+	int	 adopted;	/* started by an earlier agent: not our child */
+	volatile int *stop;	/* give up waiting when set */
+	void	(*tick)(void *);	/* called while waiting: heartbeats */
+	void	*tick_arg;
 };
 
 /* Split a command line into argv: whitespace, '...' and "..." quoting, backslash escapes. */
@@ -27,9 +31,11 @@ int	app_write_env(const char *state_dir, const char *version, const char *releas
 /* Run a program inside the release (relative path) with a timeout. */
 int	app_pre_start(struct app *, const char *prog, double timeout, volatile int *stop,
 	    char **);
-/* Start the app: StartUnit and wait for the job, or fork and exec the command. */
+/* Start the app: RestartUnit and wait for the job, or fork and exec the command. */
 int	app_start(struct app *, double timeout, char **);
-/* 0 while running; -1 with a cause once a command has exited. */
+/* Take over a command an earlier agent started (after a crash or restart). */
+void	app_adopt(struct app *, pid_t);
+/* 0 while running; -1 with a cause once a command has exited or a unit is not active. */
 int	app_check(struct app *, char **);
 /* Stop it: StopUnit, or SIGTERM to the group then SIGKILL after timeout seconds. */
 int	app_stop(struct app *, double timeout, char **);

@@ -87,6 +87,8 @@ struct download {
 	char			*key;
 	double			 timeout;
 	volatile int		*stop;
+	void			(*tick)(void *);
+	void			*tick_arg;
 	struct http_stream	*st;
 	long long		 offset;	/* bytes delivered so far */
 	long long		 total;		/* the object's size, or -1 */
@@ -129,30 +131,6 @@ static int	entry_fail(const char *, int, char **, const char *, ...)
 static int	feed_fail(struct feed *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
-/* A name made safe to show in a cause: control bytes escaped, long names cut. */
-static char *
-vis(const char *s)
-{
-	struct buf	 b = { NULL, 0, 0 };
-	unsigned char	 c;
-	size_t		 i;
-
-	if (s == NULL)
-		return xstrdup("(null)");
-	for (i = 0; s[i] != '\0'; i++) {
-		if (i == 200) {
-			buf_adds(&b, "...");
-			break;
-		}
-		c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			buf_addf(&b, "\\%03o", c);
-		else
-			buf_addc(&b, (char)c);
-	}
-	return buf_take(&b);
-}
-
 /* Fail an entry with a cause that names it; unsafe entries say so. */
 static int
 entry_fail(const char *name, int unsafe, char **cause, const char *fmt, ...)
@@ -163,7 +141,7 @@ entry_fail(const char *name, int unsafe, char **cause, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	shown = vis(name);
+	shown = str_vis(name);
 	set_cause(cause, "%sentry '%s': %s", unsafe ? "unsafe " : "", shown, msg);
 	free(shown);
 	free(msg);
@@ -199,7 +177,7 @@ spec_check(const struct artifact_spec *spec, char **cause)
 	char	*shown;
 
 	if (spec->sha256 != NULL && !sha256_ok(spec->sha256)) {
-		shown = vis(spec->sha256);
+		shown = str_vis(spec->sha256);
 		set_cause(cause, "expected sha256 '%s' is not 64 hex digits", shown);
 		free(shown);
 		return -1;
@@ -474,7 +452,7 @@ walk_fail(struct unpack *u, int unsafe, const char *pre, const char *rel, size_t
 	char	*prefix, *shown;
 
 	prefix = xstrndup(rel, len);
-	shown = vis(prefix);
+	shown = str_vis(prefix);
 	entry_fail(u->name, unsafe, cause, "%s'%s'%s", pre, shown, post);
 	free(shown);
 	free(prefix);
@@ -744,7 +722,7 @@ extract_symlink(struct unpack *u, struct archive_entry *e, const char *clean, in
 	    (target = archive_entry_symlink_utf8(e)) == NULL)
 		return entry_fail(u->name, 1, cause, "symlink without a readable target");
 	if ((bad = link_target_bad(clean, target)) != NULL) {
-		shown = vis(target);
+		shown = str_vis(target);
 		entry_fail(u->name, 1, cause, "symlink target '%s' %s", shown, bad);
 		free(shown);
 		return -1;
@@ -770,7 +748,7 @@ extract_hardlink(struct unpack *u, const char *target, int pfd, const char *base
 	int		 tfd = -1, ret = -1;
 
 	if (path_clean(target, &clean, &why) != 0) {
-		shown = vis(target);
+		shown = str_vis(target);
 		entry_fail(u->name, 1, cause, "hardlink target '%s': %s", shown, why);
 		free(shown);
 		goto out;
@@ -789,7 +767,7 @@ extract_hardlink(struct unpack *u, const char *target, int pfd, const char *base
 			goto out;
 	}
 	if (fstatat(tfd, tbase, &sb, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(sb.st_mode)) {
-		shown = vis(clean);
+		shown = str_vis(clean);
 		entry_fail(u->name, 1, cause,
 		    "hardlink target '%s' is not an earlier regular file", shown);
 		free(shown);
@@ -1343,6 +1321,8 @@ dl_read(void *arg, void *p, size_t len, char **cause)
 			return -1;
 		}
 		n = http_stream_read(d->st, p, len, cause);
+		if (d->tick != NULL)
+			d->tick(d->tick_arg);
 		if (n > 0) {
 			d->offset += n;
 			return n;
@@ -1523,6 +1503,8 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	d->url = spec->url;
 	d->timeout = spec->stall_timeout > 0 ? spec->stall_timeout : DEF_STALL;
 	d->stop = spec->stop;
+	d->tick = spec->tick;
+	d->tick_arg = spec->tick_arg;
 	d->total = -1;
 	if (strncmp(spec->url, "s3://", 5) == 0) {
 		if (aws_s3_parse_url(spec->url, &d->bucket, &d->key, cause) != 0)

@@ -16,6 +16,8 @@ struct artifact_spec {
 	long long	 max_entries;	/* archive entries at most (0: 100000) */
 	double		 stall_timeout;	/* seconds without progress (0: 30) */
 	volatile int	*stop;
+	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
+	void		*tick_arg;
 };
 
 struct artifact_result {

@@ -260,6 +260,21 @@ form_body(struct buf *b, int svc, const char *action, const struct aws_param *p,
 	}
 }
 
+/*
+ * Signature errors echo the canonical request, which holds the session token:
+ * keep such messages out of causes, logs and the state file.
+ */
+static void
+withhold_message(struct aws_result *res)
+{
+	if (!in_list(skew_codes, res->code) && strcmp(res->code, "IncompleteSignature") != 0)
+		return;
+	freezero_str(res->message);
+	res->message = xasprintf("request signature rejected (request id %s; AWS's "
+	    "message is withheld because it echoes the signed request)",
+	    res->request_id != NULL ? res->request_id : "unknown");
+}
+
 /* Headers of one signed request, owned here so secrets are wiped in one place. */
 struct signed_req {
 	char		*host;
@@ -390,6 +405,7 @@ attempt(struct aws *a, int svc, const char *url, const char *body,
 			    "server error without an AWS error body" :
 			    "answer without an AWS error body");
 		}
+		withhold_message(res);
 	}
 out:
 	signed_req_free(&sreq);
@@ -515,8 +531,10 @@ s3_error(struct http_stream *st, struct aws_result *res)
 		buf_add(&b, chunk, (size_t)n);
 	res->status = http_stream_status(st);
 	if (b.len > 0 && xml_parse(b.data, b.len, &res->xml, NULL) == 0 &&
-	    aws_parse_error(res->xml, &res->code, &res->message, &res->request_id) == 0)
+	    aws_parse_error(res->xml, &res->code, &res->message, &res->request_id) == 0) {
+		withhold_message(res);
 		goto out;
+	}
 	res->code = xstrdup(res->status == 404 ? "NoSuchKey" : res->status == 403 ?
 	    "AccessDenied" : "HTTPError");
 	res->message = xasprintf("HTTP %ld", res->status);

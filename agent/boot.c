@@ -1,5 +1,6 @@
 /* boot.c - `asg-agent run`: from a fresh instance to a serving app, or a clean ABANDON. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "release.h"
 #include "retry.h"
+#include "sigv4.h"
 #include "state.h"
 #include "tags.h"
 #include "util.h"
@@ -33,46 +35,32 @@
 #define BOOT_PROBE_MIN		0.10	/* app health probes every 100-250 ms */
 #define BOOT_PROBE_MAX		0.25
 #define BOOT_HEALTHY_IN_A_ROW	2
-#define BOOT_START_TIMEOUT	120	/* seconds for a StartUnit job */
+#define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
 
-static volatile sig_atomic_t	boot_stop;	/* SIGTERM/SIGINT, or the deadline */
-static volatile sig_atomic_t	boot_signal;
+volatile sig_atomic_t		boot_stop;
+volatile sig_atomic_t		boot_signals;
+volatile sig_atomic_t		boot_reload;
 static volatile sig_atomic_t	boot_deadline_hit;
-
-struct boot {
-	struct config		*cfg;
-	struct state		 st;
-	char			*state_path;
-	struct imds		 imds;
-	struct creds_provider	 creds;
-	struct aws		 aws;
-	struct health_server	*health;
-	struct app		 app;
-	int			 app_ready;	/* app_init succeeded */
-	int			 app_started;
-	char			*instance_id;
-	char			*group;
-	char			*hook;		/* launch hook, or NULL */
-	char			*version;
-	char			*sha256;	/* expected digest from the tag */
-	int			 completed;	/* lifecycle action settled */
-	int			 hook_checked;	/* launch hook looked up */
-	double			 next_heartbeat;
-	double			 last_extend;
-};
 
 static void
 on_signal(int sig)
 {
-	if (sig == SIGALRM)
+	switch (sig) {
+	case SIGHUP:
+		boot_reload = 1;
+		return;
+	case SIGALRM:
 		boot_deadline_hit = 1;
-	else
-		boot_signal = sig;
+		break;
+	default:
+		boot_signals++;
+		break;
+	}
 	boot_stop = 1;
 }
 
 char *
-boot_expand(const char *tmpl, const char *const vars[][2], char **cause)
+boot_expand(const char *tmpl, const char *const vars[][2], int encode, char **cause)
 {
 	struct buf	 b = { NULL, 0, 0 };
 	const char	*p, *end;
@@ -100,7 +88,11 @@ boot_expand(const char *tmpl, const char *const vars[][2], char **cause)
 			set_cause(cause, "'%s': {%s} is not known yet", tmpl, vars[i][0]);
 			goto fail;
 		}
-		buf_adds(&b, vars[i][1]);
+		/* A group named "a?b" must not turn a path into a query. */
+		if (encode && strcmp(vars[i][0], "url") != 0)
+			sigv4_uri_encode(&b, vars[i][1], strlen(vars[i][1]), 0);
+		else
+			buf_adds(&b, vars[i][1]);
 		p = end;
 	}
 	return buf_take(&b);
@@ -112,8 +104,20 @@ fail:
 int
 boot_check_config(const struct config *cfg, char **cause)
 {
+	const char	*vars[][2] = {
+		{ "version", "1" }, { "group", "g" }, { "region", "r" },
+		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
+	};
+	char		*s;
+
 	if (*cfg->artifact_url == '\0')
 		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
+	if ((s = boot_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
+	free(s);
+	if ((s = boot_expand(cfg->signature_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
+	free(s);
 	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
 		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
 	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)
@@ -126,13 +130,15 @@ boot_check_config(const struct config *cfg, char **cause)
 	return 0;
 }
 
-/* Write the state file and tell systemd; failures to save are logged, not fatal. */
-static void
-save(struct boot *b)
+/* Write the state file; failures to save are logged, not fatal. */
+void
+boot_save(struct boot *b)
 {
 	char	*cause = NULL;
 	size_t	 i;
 
+	if (b->state_path == NULL)
+		return;
 	for (i = 0; i < b->aws.ncounters && (int)i < STATE_MAX_COUNTERS; i++) {
 		state_set(&b->st.counters[i].action, b->aws.counters[i].action);
 		b->st.counters[i].calls = b->aws.counters[i].calls;
@@ -146,8 +152,8 @@ save(struct boot *b)
 	}
 }
 
-static void
-notify_status(struct boot *b, const char *fmt, ...)
+void
+boot_notify(struct boot *b, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	*msg;
@@ -161,8 +167,8 @@ notify_status(struct boot *b, const char *fmt, ...)
 }
 
 /* Enter a phase: a timeline step, a STATUS= line, and the state file. */
-static void
-phase(struct boot *b, int ph, const char *step, const char *fmt, ...)
+void
+boot_phase(struct boot *b, int ph, const char *step, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	*msg;
@@ -173,56 +179,79 @@ phase(struct boot *b, int ph, const char *step, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	notify_status(b, "%s: %s", state_phase_name(ph), msg);
+	boot_notify(b, "%s: %s", state_phase_name(ph), msg);
 	free(msg);
-	save(b);
+	boot_save(b);
 }
 
 /*
- * Called from every wait: heartbeats for a long boot, and systemd's start
- * timeout pushed out while we are still making progress.
+ * Heartbeats for hook, as often as its HeartbeatTimeout needs (a third of
+ * it, at most [lifecycle] heartbeat), the first one now.
  */
-static void
-tick(struct boot *b)
+void
+boot_heartbeats(struct boot *b, const char *hook, int hook_timeout)
 {
-	char	*cause = NULL;
-	double	 now = mono_now();
+	double	interval = b->cfg->heartbeat;
+
+	if (hook_timeout > 0 && hook_timeout / 3.0 < interval)
+		interval = hook_timeout / 3.0;
+	b->hb_hook = hook;
+	b->hb_interval = interval;
+	b->next_heartbeat = 0;
+	boot_tick(b);
+}
+
+/*
+ * Called from every wait and as download bytes arrive: heartbeats for a long
+ * boot or drain, and systemd's start timeout pushed out while we progress.
+ */
+void
+boot_tick(void *arg)
+{
+	struct boot	*b = arg;
+	char		*cause = NULL;
+	double		 now = mono_now();
+	int		 r;
 
 	if (now - b->last_extend > 10) {
 		sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
 		b->last_extend = now;
 	}
-	if (b->hook == NULL || b->completed || now < b->next_heartbeat)
+	if (b->hb_hook == NULL || now < b->next_heartbeat || b->group == NULL)
 		return;
-	b->next_heartbeat = now + b->cfg->heartbeat;
-	if (lifecycle_heartbeat(&b->aws, b->group, b->hook, b->instance_id, &cause) ==
-	    LIFECYCLE_ERROR)
-		log_warn("lifecycle heartbeat: %s", cause);
-	else
-		log_debug("lifecycle heartbeat sent for hook %s", b->hook);
+	b->next_heartbeat = now + b->hb_interval;
+	r = lifecycle_heartbeat(&b->aws, b->group, b->hb_hook, b->instance_id, &cause);
+	if (r == LIFECYCLE_ERROR)
+		log_warn("lifecycle heartbeat for %s: %s", b->hb_hook, cause);
+	else if (r == LIFECYCLE_NOT_PENDING) {
+		log_info("lifecycle hook %s has no pending action: no more heartbeats",
+		    b->hb_hook);
+		b->hb_hook = NULL;
+	} else
+		log_debug("lifecycle heartbeat sent for hook %s", b->hb_hook);
 	free(cause);
 }
 
 /* Sleep in small slices so heartbeats and signals are never late. */
-static void
-wait_a_bit(struct boot *b, double seconds)
+void
+boot_wait(struct boot *b, double seconds)
 {
 	double	end = mono_now() + seconds, left;
 
 	while (!boot_stop && (left = end - mono_now()) > 0) {
-		sleep_for(left < 0.5 ? left : 0.5, (volatile int *)&boot_stop);
-		tick(b);
+		sleep_for(left < 0.25 ? left : 0.25, (volatile int *)&boot_stop);
+		boot_tick(b);
 	}
 }
 
-/* The instance id, the region and working credentials. */
+/* The instance id, the region, credentials, and whether we boot into a warm pool. */
 static int
 step_identity(struct boot *b, char **cause)
 {
 	const struct creds	*c;
-	char			*nl;
+	char			*nl, *target;
 
-	phase(b, PHASE_WAITING_FOR_IMDS, "imds", "asking IMDS who we are");
+	boot_phase(b, PHASE_WAITING_FOR_IMDS, "imds", "asking IMDS who we are");
 	if (imds_get(&b->imds, "meta-data/instance-id", &b->instance_id, cause) != IMDS_OK)
 		return set_cause(cause, "instance id: %s", *cause != NULL ? *cause :
 		    "IMDS has no instance-id");
@@ -234,24 +263,62 @@ step_identity(struct boot *b, char **cause)
 	state_set(&b->st.region, b->aws.region);
 	if (creds_get(&b->creds, &c, cause) != 0)
 		return set_cause(cause, "credentials: %s", *cause);
-	state_step_detail(&b->st, "%s, %s, credentials from %s", b->instance_id,
-	    b->aws.region, b->creds.source);
-	save(b);
+	if ((target = serve_target_state(b)) != NULL) {
+		state_set(&b->st.target_state, target);
+		b->warm = strncmp(target, "Warmed:", 7) == 0;
+		free(target);
+	}
+	state_step_detail(&b->st, "%s, %s, credentials from %s%s", b->instance_id,
+	    b->aws.region, b->creds.source, b->warm ? ", warm pool" : "");
+	boot_save(b);
 	return 0;
+}
+
+/* Find the launch hook as soon as the group is known: heartbeats, and ABANDON if the tag never comes. */
+static int
+step_hook(struct boot *b, char **cause)
+{
+	int	timeout = 0;
+
+	if (b->hook_checked || b->group == NULL)
+		return 0;
+	b->hook_checked = 1;
+	if (*b->cfg->launch_hook != '\0')
+		b->hook = xstrdup(b->cfg->launch_hook);
+	else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING, &b->hook,
+	    &timeout, cause) != 0)
+		return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
+	if (b->hook != NULL) {
+		state_setf(&b->st.lifecycle, "launch hook %s pending", b->hook);
+		boot_heartbeats(b, b->hook, timeout);
+	} else
+		state_set(&b->st.lifecycle, "no launch hook on the group");
+	return 0;
+}
+
+/* Keep the worse of two tag results: a final error beats a retry beats success. */
+static int
+worse(int a, int b)
+{
+	if (a == TAGS_ERROR || b == TAGS_ERROR)
+		return TAGS_ERROR;
+	if (a == TAGS_RETRY || b == TAGS_RETRY)
+		return TAGS_RETRY;
+	return TAGS_OK;
 }
 
 /*
  * One round of looking for the group and the version tags, cheapest source
  * first. Fills b->group, b->version and b->sha256 as they become known.
+ * Returns TAGS_OK (look at b->version), TAGS_RETRY or TAGS_ERROR.
  */
 static int
 poll_tags(struct boot *b, int *imds_tags, char **cause)
 {
-	const char	*keys[4], *v;
+	const char	*keys[4], *v, *src_name = NULL;
 	struct tags	 t;
-	char		*g = NULL;
-	const char	*src_name = NULL;
-	int		 source = b->cfg->version_source, r, n = 0;
+	char		*g = NULL, *err = NULL;
+	int		 source = b->cfg->version_source, r, r2, n = 0, ret = TAGS_ERROR;
 
 	keys[n++] = b->cfg->version_tag;
 	if (*b->cfg->sha256_tag != '\0')
@@ -264,12 +331,14 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	if (*imds_tags) {
 		r = tags_from_imds(&b->imds, keys, &t, cause);
 		if (r == TAGS_ERROR)
-			return -1;
+			goto out;
 		if (r == TAGS_UNAVAILABLE) {
 			*imds_tags = 0;
-			if (source == VERSION_SOURCE_IMDS)
-				return set_cause(cause, "[version] source = imds, but this "
-				    "instance has no tags in IMDS (InstanceMetadataTags is off)");
+			if (source == VERSION_SOURCE_IMDS) {
+				set_cause(cause, "[version] source = imds, but this instance "
+				    "has no tags in IMDS (InstanceMetadataTags is off)");
+				goto out;
+			}
 		} else {
 			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
 				b->group = xstrdup(v);
@@ -280,113 +349,136 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	if (src_name == NULL && source != VERSION_SOURCE_IMDS &&
 	    (source == VERSION_SOURCE_INSTANCE || b->group == NULL)) {
 		tags_free(&t);
-		if (tags_from_instance(&b->aws, b->instance_id, keys, &t, cause) != TAGS_OK)
-			return -1;
-		if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
-			b->group = xstrdup(v);
-		if (source == VERSION_SOURCE_INSTANCE)
-			src_name = "instance tag (EC2 DescribeTags)";
-	}
-	if (b->group == NULL && source != VERSION_SOURCE_IMDS) {
-		r = tags_instance_group(&b->aws, b->instance_id, &g, NULL, cause);
-		if (r == TAGS_ERROR)
-			return -1;
-		b->group = g;
+		r = tags_from_instance(&b->aws, b->instance_id, keys, &t, &err);
+		if (r == TAGS_OK) {
+			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
+				b->group = xstrdup(v);
+			if (source == VERSION_SOURCE_INSTANCE)
+				src_name = "instance tag (EC2 DescribeTags)";
+		} else if (source == VERSION_SOURCE_INSTANCE) {
+			ret = r;
+			set_cause(cause, "EC2 DescribeTags: %s", err);
+			goto out;
+		}
+		/* For the group name alone, DescribeAutoScalingInstances may still answer. */
+		if (b->group == NULL) {
+			r2 = tags_instance_group(&b->aws, b->instance_id, &g, NULL, cause);
+			if (r2 == TAGS_OK)
+				b->group = g;
+			else if (r != TAGS_OK && r2 != TAGS_UNAVAILABLE) {
+				ret = worse(r, r2);
+				set_cause(cause, "EC2 DescribeTags: %s; "
+				    "DescribeAutoScalingInstances: %s", err, *cause);
+				goto out;
+			} else if (r2 != TAGS_UNAVAILABLE) {
+				ret = r2;
+				goto out;
+			}
+		}
 	}
 	if (source == VERSION_SOURCE_GROUP) {
-		if (b->group == NULL)
+		if (b->group == NULL) {
+			ret = TAGS_OK;	/* not in a group yet: poll again */
 			goto out;
+		}
 		tags_free(&t);
-		if (tags_from_group(&b->aws, b->group, keys, &t, cause) != TAGS_OK)
-			return -1;
+		if ((r = tags_from_group(&b->aws, b->group, keys, &t, cause)) != TAGS_OK) {
+			ret = r;
+			goto out;
+		}
 		src_name = "group tag";
 	}
 	if (src_name != NULL && (v = tags_get(&t, b->cfg->version_tag)) != NULL &&
 	    *v != '\0') {
+		free(b->version);
 		b->version = xstrdup(v);
 		state_setf(&b->st.version_source, "%s %s", src_name, b->cfg->version_tag);
-		if (*b->cfg->sha256_tag != '\0' && (v = tags_get(&t, b->cfg->sha256_tag)) != NULL)
+		free(b->sha256);
+		b->sha256 = NULL;
+		if (*b->cfg->sha256_tag != '\0' &&
+		    (v = tags_get(&t, b->cfg->sha256_tag)) != NULL && *v != '\0')
 			b->sha256 = xstrdup(v);
 	}
+	ret = TAGS_OK;
 out:
 	tags_free(&t);
-	return 0;
+	free(err);
+	return ret;
 }
 
-/* Find the launch hook as soon as the group is known: heartbeats, and ABANDON if the tag never comes. */
+/* Whether the version found so far can be verified with what is configured. */
 static int
-step_hook(struct boot *b, char **cause)
+verifiable(const struct boot *b)
 {
-	if (b->hook_checked)
-		return 0;
-	if (b->group == NULL) {
-		state_set(&b->st.lifecycle, "no group known: no lifecycle action");
-		return 0;
-	}
-	b->hook_checked = 1;
-	if (*b->cfg->launch_hook != '\0')
-		b->hook = xstrdup(b->cfg->launch_hook);
-	else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING, &b->hook,
-	    cause) != 0)
-		return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
-	if (b->hook != NULL) {
-		state_setf(&b->st.lifecycle, "launch hook %s pending", b->hook);
-		b->next_heartbeat = mono_now() + b->cfg->heartbeat;
-	} else
-		state_set(&b->st.lifecycle, "no launch hook on the group");
-	return 0;
+	return b->sha256 != NULL || *b->cfg->public_key != '\0' || b->cfg->allow_unverified;
 }
 
-/* Poll until the version tag really appears; never guess. */
+/* Poll until the version tag really appears (with its digest); never guess. */
 static int
 step_version(struct boot *b, char **cause)
 {
 	struct retry	 r;
 	double		 delay, deadline;
-	int		 imds_tags = 1;
-	char		*err = NULL;
+	int		 imds_tags = 1, res;
+	char		*err = NULL, *safe;
 
-	phase(b, PHASE_WAITING_FOR_TAG, "version-tag", "waiting for tag %s",
+	boot_phase(b, PHASE_WAITING_FOR_TAG, "version-tag", "waiting for tag %s",
 	    b->cfg->version_tag);
 	deadline = mono_now() + b->cfg->version_wait;
 	retry_init(&r, BOOT_POLL_BASE, BOOT_POLL_CAP, deadline);
 	for (;;) {
 		state_step_poll(&b->st);
-		if (poll_tags(b, &imds_tags, &err) != 0) {
-			/* Auth and validation errors will not fix themselves. */
-			set_cause(cause, "reading tags: %s", err);
-			free(err);
-			return -1;
-		}
+		res = poll_tags(b, &imds_tags, &err);
 		if (b->group != NULL && b->st.group == NULL) {
 			state_set(&b->st.group, b->group);
 			if (step_hook(b, cause) != 0)
-				return -1;
-			save(b);
+				goto fail;
+			boot_save(b);
 		}
-		if (b->version != NULL)
+		if (res == TAGS_ERROR) {
+			/* Auth and validation errors will not fix themselves. */
+			set_cause(cause, "reading tags: %s", err);
+			goto fail;
+		}
+		if (res == TAGS_RETRY)
+			log_warn("reading tags (will retry): %s", err);
+		if (b->version != NULL && verifiable(b))
 			break;
-		if (boot_stop)
-			return set_cause(cause, "stopped while waiting for tag %s",
-			    b->cfg->version_tag);
-		if ((delay = retry_next(&r, mono_now())) < 0 || mono_now() + delay >= deadline)
-			return set_cause(cause, "tag %s did not appear within %d s (%s); "
-			    "refusing to guess a version", b->cfg->version_tag,
-			    b->cfg->version_wait, b->group != NULL ? b->group :
-			    "group unknown");
-		wait_a_bit(b, delay);
+		if (boot_stop) {
+			set_cause(cause, "stopped while waiting for tag %s", b->cfg->version_tag);
+			goto fail;
+		}
+		if ((delay = retry_next(&r, mono_now())) < 0 || mono_now() + delay >= deadline) {
+			if (b->version != NULL)
+				set_cause(cause, "tag %s is %s but it has no %s tag after %d s and "
+				    "no public_key is configured: nothing to verify it with",
+				    b->cfg->version_tag, b->version, b->cfg->sha256_tag,
+				    b->cfg->version_wait);
+			else
+				set_cause(cause, "tag %s did not appear within %d s (%s)%s%s; "
+				    "refusing to guess a version", b->cfg->version_tag,
+				    b->cfg->version_wait, b->group != NULL ? b->group :
+				    "group unknown", res == TAGS_RETRY ? ": " : "",
+				    res == TAGS_RETRY ? err : "");
+			goto fail;
+		}
+		boot_wait(b, delay);
 	}
-	if (!release_version_ok(b->version))
-		return set_cause(cause, "tag %s has an unusable version '%s' (allowed: "
-		    "letters, digits, . _ + -)", b->cfg->version_tag, b->version);
-	if (b->sha256 == NULL && *b->cfg->sha256_tag != '\0' && *b->cfg->public_key == '\0' &&
-	    !b->cfg->allow_unverified)
-		return set_cause(cause, "version %s has no %s tag and no public_key is "
-		    "configured: nothing to verify it with", b->version, b->cfg->sha256_tag);
+	free(err);
+	if (!release_version_ok(b->version)) {
+		safe = str_vis(b->version);
+		set_cause(cause, "tag %s has an unusable version '%s' (allowed: letters, "
+		    "digits, . _ + -)", b->cfg->version_tag, safe);
+		free(safe);
+		return -1;
+	}
 	state_set(&b->st.version, b->version);
 	state_step_detail(&b->st, "%s from %s", b->version, b->st.version_source);
-	save(b);
+	boot_save(b);
 	return 0;
+fail:
+	free(err);
+	return -1;
 }
 
 /* Expand the artifact and signature URLs for this boot. */
@@ -398,16 +490,32 @@ artifact_urls(struct boot *b, char **url, char **sig_url, char **cause)
 		{ "region", b->aws.region }, { "instance_id", b->instance_id },
 		{ "url", NULL }, { NULL, NULL }
 	};
+	int		 encode;
 
 	*sig_url = NULL;
-	if ((*url = boot_expand(b->cfg->artifact_url, vars, cause)) == NULL)
+	/* S3 keys are encoded when signed; URLs get their values encoded here. */
+	encode = strncmp(b->cfg->artifact_url, "s3://", 5) != 0;
+	if ((*url = boot_expand(b->cfg->artifact_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] url %s", *cause);
 	if (*b->cfg->public_key == '\0')
 		return 0;
 	vars[4][1] = *url;
-	if ((*sig_url = boot_expand(b->cfg->signature_url, vars, cause)) == NULL)
+	encode = strncmp(b->cfg->signature_url, "s3://", 5) != 0;
+	if ((*sig_url = boot_expand(b->cfg->signature_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] signature_url %s", *cause);
 	return 0;
+}
+
+/* Whether an installed release may be used as it is, without a download. */
+static int
+reusable(const struct boot *b, const char *have)
+{
+	if (have == NULL)	/* installed unverified */
+		return b->cfg->allow_unverified;
+	if (b->sha256 != NULL)
+		return strcasecmp(have, b->sha256) == 0;
+	/* Verified by signature when installed; the same key still applies. */
+	return *b->cfg->public_key != '\0' || b->cfg->allow_unverified;
 }
 
 /* Fetch and install the release, unless a verified copy is already here. */
@@ -423,18 +531,17 @@ step_release(struct boot *b, char **cause)
 	if (artifact_urls(b, &url, &sig_url, cause) != 0)
 		goto out;
 	state_set(&b->st.artifact, url);
-	if (release_present(b->cfg->state_dir, b->version, &have) == 1 &&
-	    (b->sha256 == NULL || (have != NULL && strcasecmp(have, b->sha256) == 0)) &&
-	    (have != NULL || b->cfg->allow_unverified || *b->cfg->public_key != '\0')) {
+	if (release_present(b->cfg->state_dir, b->version, &have) == 1 && reusable(b, have)) {
 		b->st.downloaded = 0;
 		state_set(&b->st.sha256, have);
-		state_set(&b->st.verification, "verified when installed");
-		phase(b, PHASE_INSTALLING, "install", "release %s is already installed",
+		state_set(&b->st.verification, have != NULL ? "verified when installed" :
+		    "UNVERIFIED (installed earlier, allow_unverified = yes)");
+		boot_phase(b, PHASE_INSTALLING, "install", "release %s is already installed",
 		    b->version);
 		ret = 0;
 		goto out;
 	}
-	phase(b, PHASE_FETCHING, "fetch", "fetching %s", url);
+	boot_phase(b, PHASE_FETCHING, "fetch", "fetching %s", url);
 	if (release_staging(b->cfg->state_dir, b->version, &staging, cause) != 0)
 		goto out;
 	memset(&spec, 0, sizeof spec);
@@ -444,6 +551,8 @@ step_release(struct boot *b, char **cause)
 	spec.public_key = *b->cfg->public_key != '\0' ? b->cfg->public_key : NULL;
 	spec.max_size = b->cfg->max_size;
 	spec.stop = (volatile int *)&boot_stop;
+	spec.tick = boot_tick;
+	spec.tick_arg = b;
 	if (artifact_fetch(&b->aws, &spec, staging, &res, cause) != 0)
 		goto out;
 	state_step_detail(&b->st, "%lld bytes (%s), %lld unpacked in %ld entries%s",
@@ -455,7 +564,7 @@ step_release(struct boot *b, char **cause)
 	    res.digest_ok ? "sha256 tag" : "",
 	    res.digest_ok && res.signature_ok ? " + " : "",
 	    res.signature_ok ? "signature" : (res.digest_ok ? "" : "UNVERIFIED"));
-	phase(b, PHASE_INSTALLING, "install", "installing %s", b->version);
+	boot_phase(b, PHASE_INSTALLING, "install", "installing %s", b->version);
 	if (release_commit(b->cfg->state_dir, b->version, staging,
 	    res.digest_ok || res.signature_ok ? res.sha256 : NULL, cause) != 0)
 		goto out;
@@ -487,21 +596,72 @@ step_activate(struct boot *b, char **cause)
 	return 0;
 }
 
+/*
+ * After a crash or restart of the agent: is the app an earlier agent started
+ * for this very version still running and healthy? Then keep it.
+ */
 static int
-step_start(struct boot *b, char **cause)
+try_adopt(struct boot *b, const struct state *old)
 {
-	char	*current, *desc;
+	char	*err = NULL;
+	int	 ok;
+
+	if (old == NULL || old->version == NULL || strcmp(old->version, b->version) != 0 ||
+	    (old->phase != PHASE_SERVING && old->phase != PHASE_WAITING_FOR_HEALTH))
+		return 0;
+	if (b->app.unit == NULL && !state_process_alive(old, old->app_pid, old->app_pid_start))
+		return 0;
+	if (b->app.unit != NULL && app_check(&b->app, &err) != 0) {
+		free(err);
+		return 0;
+	}
+	ok = health_probe(b->cfg->health_url, 2.0, &err) == 1;
+	free(err);
+	if (!ok)
+		return 0;
+	if (b->app.unit == NULL) {
+		app_adopt(&b->app, old->app_pid);
+		b->st.app_pid = old->app_pid;
+		b->st.app_pid_start = old->app_pid_start;
+	}
+	return 1;
+}
+
+static int
+step_start(struct boot *b, const struct state *old, char **cause)
+{
+	char	*current, *desc, *err = NULL;
 	int	 ret = -1;
 
 	current = xasprintf("%s/current", b->cfg->state_dir);
-	phase(b, PHASE_STARTING, "start", "starting %s",
+	boot_phase(b, PHASE_STARTING, "start", "starting %s",
 	    *b->cfg->app_unit != '\0' ? b->cfg->app_unit : b->cfg->app_command);
 	if (app_write_env(b->cfg->state_dir, b->version, current, b->instance_id, cause) != 0)
 		goto out;
-	if (app_init(&b->app, b->cfg->app_unit, b->cfg->app_command, current, b->version,
-	    b->instance_id, cause) != 0)
+	if (!b->app_ready) {
+		if (app_init(&b->app, b->cfg->app_unit, b->cfg->app_command, current,
+		    b->version, b->instance_id, cause) != 0)
+			goto out;
+		b->app.stop = (volatile int *)&boot_stop;
+		b->app.tick = boot_tick;
+		b->app.tick_arg = b;
+		b->app_ready = 1;
+	}
+	if (try_adopt(b, old)) {
+		b->app_started = 1;
+		desc = app_describe(&b->app);
+		state_setf(&b->st.app, "%s, kept running from before the agent restarted", desc);
+		state_step_detail(&b->st, "app already running and healthy: kept");
+		free(desc);
+		ret = 0;
 		goto out;
-	b->app_ready = 1;
+	}
+	/* Something answering already would make the health check lie. */
+	if (b->app.unit == NULL && health_probe(b->cfg->health_url, 1.0, &err) == 1) {
+		set_cause(cause, "something already answers %s before the app was started",
+		    b->cfg->health_url);
+		goto out;
+	}
 	if (*b->cfg->pre_start != '\0') {
 		state_step_detail(&b->st, "pre_start %s", b->cfg->pre_start);
 		if (app_pre_start(&b->app, b->cfg->pre_start, b->cfg->pre_start_timeout,
@@ -511,11 +671,16 @@ step_start(struct boot *b, char **cause)
 	if (app_start(&b->app, BOOT_START_TIMEOUT, cause) != 0)
 		goto out;
 	b->app_started = 1;
+	if (b->app.unit == NULL) {
+		b->st.app_pid = (int)b->app.pid;
+		b->st.app_pid_start = state_process_start((int)b->app.pid);
+	}
 	desc = app_describe(&b->app);
 	state_set(&b->st.app, desc);
 	free(desc);
 	ret = 0;
 out:
+	free(err);
 	free(current);
 	return ret;
 }
@@ -528,7 +693,8 @@ step_health(struct boot *b, char **cause)
 	char	*err = NULL;
 	int	 good = 0, ret = -1;
 
-	phase(b, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s", b->cfg->health_url);
+	boot_phase(b, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s",
+	    b->cfg->health_url);
 	for (;;) {
 		if (app_check(&b->app, &err) != 0) {
 			set_cause(cause, "%s before it turned healthy", err);
@@ -549,17 +715,18 @@ step_health(struct boot *b, char **cause)
 			    err != NULL ? err : "no answer");
 			goto out;
 		}
-		wait_a_bit(b, BOOT_PROBE_MIN + retry_random() * (BOOT_PROBE_MAX - BOOT_PROBE_MIN));
+		boot_wait(b, BOOT_PROBE_MIN + retry_random() * (BOOT_PROBE_MAX - BOOT_PROBE_MIN));
 	}
 	state_set(&b->st.health, "healthy");
+	b->st.last_probe_ok = wall_now();
 	ret = 0;
 out:
 	free(err);
 	return ret;
 }
 
-static void
-complete(struct boot *b, const char *result)
+void
+boot_complete(struct boot *b, const char *result)
 {
 	char	*cause = NULL;
 	int	 r;
@@ -577,10 +744,12 @@ complete(struct boot *b, const char *result)
 		log_info("lifecycle: hook %s has no pending action", b->hook);
 		b->completed = 1;
 	} else {
-		state_setf(&b->st.lifecycle, "%s for launch hook %s FAILED: %s", result,
-		    b->hook, cause);
+		state_setf(&b->st.lifecycle, "%s for launch hook %s FAILED (retrying): %s",
+		    result, b->hook, cause);
 		log_error("lifecycle %s: %s", result, cause);
 	}
+	if (b->completed && b->hb_hook == b->hook)
+		b->hb_hook = NULL;
 	free(cause);
 }
 
@@ -589,9 +758,8 @@ static int
 fail(struct boot *b, const char *cause)
 {
 	char	*err = NULL;
-	int	 step_was = b->st.phase;
 
-	log_error("boot failed in %s: %s", state_phase_name(step_was), cause);
+	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
 		health_set(b->health, 0, "failed");
 	state_set(&b->st.error, cause);
@@ -601,43 +769,16 @@ fail(struct boot *b, const char *cause)
 			log_warn("stopping the app: %s", err);
 		free(err);
 		b->app_started = 0;
+		b->st.app_pid = 0;
 	}
-	if (boot_signal == 0)
-		complete(b, "ABANDON");
+	/* A stop signal is the instance going away, not a bad release. */
+	if (boot_signals == 0)
+		boot_complete(b, "ABANDON");
 	state_step_end(&b->st);
 	b->st.phase = PHASE_FAILED;
-	notify_status(b, "failed: %s", cause);
-	save(b);
+	boot_notify(b, "failed: %s", cause);
+	boot_save(b);
 	return 1;
-}
-
-/* After the boot: supervise the app until a signal asks us to stop. */
-static int
-serve(struct boot *b)
-{
-	char	*err = NULL;
-	int	 ret = 0;
-
-	while (!boot_stop) {
-		if (app_check(&b->app, &err) != 0) {
-			b->app_started = 0;
-			ret = fail(b, err);
-			free(err);
-			return ret;
-		}
-		sleep_for(0.5, (volatile int *)&boot_stop);
-	}
-	phase(b, PHASE_STOPPED, "stop", "stopping on signal %d", (int)boot_signal);
-	if (b->health != NULL)
-		health_set(b->health, 0, "stopping");
-	if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0) {
-		log_warn("stopping the app: %s", err);
-		free(err);
-	}
-	b->app_started = 0;
-	state_step_end(&b->st);
-	save(b);
-	return 0;
 }
 
 static void
@@ -651,6 +792,7 @@ signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -658,9 +800,12 @@ signals(void)
 static int
 make_dirs(const char *path, char **cause)
 {
-	char	*copy = xstrdup(path), *p;
+	char	*copy, *p;
 	int	 ret = -1;
 
+	if (*path != '/')
+		return set_cause(cause, "state_dir '%s' is not an absolute path", path);
+	copy = xstrdup(path);
 	for (p = copy + 1; (p = strchr(p, '/')) != NULL; p++) {
 		*p = '\0';
 		if (mkdir(copy, 0755) == -1 && errno != EEXIST) {
@@ -679,34 +824,102 @@ out:
 	return ret;
 }
 
+static void
+deadline_timer(int seconds)
+{
+	struct itimerval	it;
+
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_sec = seconds;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* The boot path from the version tag on; run again when a warm instance leaves its pool. */
+static int
+boot_path(struct boot *b, const struct state *old, char **cause)
+{
+	if (step_version(b, cause) != 0 || step_hook(b, cause) != 0 ||
+	    step_release(b, cause) != 0 || step_activate(b, cause) != 0)
+		return -1;
+	if (b->warm && !b->cfg->warm_start)
+		return 0;
+	if (step_start(b, old, cause) != 0 || step_health(b, cause) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * A warm-pool instance: the release is installed (and was started once when
+ * warm_start is set); complete the hook and wait, not serving, until the
+ * instance leaves the pool.
+ */
+static int
+warm_wait(struct boot *b, char **cause)
+{
+	char	*err = NULL, *target;
+
+	if (b->app_started) {
+		if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
+			log_warn("stopping the warm-start app: %s", err);
+		free(err);
+		b->app_started = 0;
+		b->st.app_pid = 0;
+	}
+	deadline_timer(0);
+	boot_complete(b, "CONTINUE");
+	boot_phase(b, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
+	    b->version);
+	while (!boot_stop) {
+		if (!b->completed)
+			boot_complete(b, "CONTINUE");
+		boot_wait(b, b->cfg->poll);
+		if ((target = serve_target_state(b)) == NULL)
+			continue;
+		state_set(&b->st.target_state, target);
+		if (strncmp(target, "Warmed:", 7) != 0) {
+			log_info("left the warm pool (target state %s)", target);
+			free(target);
+			return 1;
+		}
+		free(target);
+	}
+	return set_cause(cause, "stopped in the warm pool");
+}
+
 int
 boot_run(struct config *cfg)
 {
-	struct boot		 b;
-	struct itimerval	 it;
-	char			*cause = NULL;
-	int			 ret = 1;
+	struct boot	 b;
+	struct state	 old, *oldp = NULL;
+	char		*cause = NULL;
+	int		 ret = 1, r;
 
 	memset(&b, 0, sizeof b);
+	memset(&old, 0, sizeof old);
 	b.cfg = cfg;
 	state_init(&b.st);
 	signals();
-	if (boot_check_config(cfg, &cause) != 0 || make_dirs(cfg->state_dir, &cause) != 0) {
+	if (make_dirs(cfg->state_dir, &cause) != 0) {
 		log_error("%s", cause);
 		sd_notifyf(0, "STATUS=failed: %s", cause);
 		goto out;
 	}
 	b.state_path = xasprintf("%s/state.json", cfg->state_dir);
+	if (state_load(&old, b.state_path, NULL) == 0)
+		oldp = &old;
+	if (boot_check_config(cfg, &cause) != 0) {
+		/* Replace any state of an earlier run, so status tells the truth. */
+		ret = fail(&b, cause);
+		goto out;
+	}
 	imds_init(&b.imds, cfg->imds_endpoint, cfg->imds_timeout);
 	b.imds.stop = (volatile int *)&boot_stop;
 	creds_init(&b.creds, &b.imds);
 	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
 	b.aws.stop = (volatile int *)&boot_stop;
-	save(&b);	/* a status from an earlier run must not be mistaken for ours */
+	boot_save(&b);	/* a status from an earlier run must not be mistaken for ours */
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
-	memset(&it, 0, sizeof it);
-	it.it_value.tv_sec = cfg->deadline;
-	setitimer(ITIMER_REAL, &it, NULL);
+	deadline_timer(cfg->deadline);
 	if (*cfg->health_listen != '\0') {
 		if (health_start(cfg->health_listen, cfg->health_path, &b.health, &cause) != 0) {
 			ret = fail(&b, cause);
@@ -715,31 +928,53 @@ boot_run(struct config *cfg)
 		health_set(b.health, 0, "booting");
 	}
 	state_set(&b.st.health, "booting (503)");
-	if (step_identity(&b, &cause) != 0 || step_version(&b, &cause) != 0 ||
-	    step_hook(&b, &cause) != 0 || step_release(&b, &cause) != 0 ||
-	    step_activate(&b, &cause) != 0 || step_start(&b, &cause) != 0 ||
-	    step_health(&b, &cause) != 0) {
-		if (boot_deadline_hit)
-			set_cause(&cause, "boot deadline of %d s passed (%s)", cfg->deadline,
-			    cause != NULL ? cause : "no cause");
-		ret = fail(&b, cause != NULL ? cause : "unknown failure");
-		goto out;
+	if (step_identity(&b, &cause) != 0)
+		goto failed;
+	for (;;) {
+		if (boot_path(&b, oldp, &cause) != 0)
+			goto failed;
+		if (!b.warm)
+			break;
+		if ((r = warm_wait(&b, &cause)) != 1) {
+			/* Stopped in the pool (the instance stops or hibernates): fine. */
+			state_step_end(&b.st);
+			boot_save(&b);
+			ret = 0;
+			goto out;
+		}
+		/* Out of the pool: the launch hook fires again; boot from the installed release. */
+		b.warm = 0;
+		b.completed = 0;
+		b.hook_checked = 0;
+		free(b.hook);
+		b.hook = NULL;
+		free(b.version);
+		free(b.sha256);
+		b.version = b.sha256 = NULL;
+		state_set(&b.st.group, NULL);
+		deadline_timer(cfg->deadline);
 	}
 	/* Healthy: stop the deadline, tell the load balancer and the ASG. */
-	memset(&it, 0, sizeof it);
-	setitimer(ITIMER_REAL, &it, NULL);
+	deadline_timer(0);
 	if (b.health != NULL)
 		health_set(b.health, 1, NULL);
-	complete(&b, "CONTINUE");
+	boot_complete(&b, "CONTINUE");
 	state_step_end(&b.st);
 	b.st.phase = PHASE_SERVING;
 	state_step_begin(&b.st, "serving");
-	save(&b);
+	boot_save(&b);
 	sd_notifyf(0, "READY=1\nSTATUS=serving %s (boot took %.3f s)", b.version,
 	    wall_now() - b.st.boot_start);
 	log_info("serving %s (boot took %.3f s)", b.version, wall_now() - b.st.boot_start);
-	ret = serve(&b);
+	ret = serve_run(&b);
+	goto out;
+failed:
+	if (boot_deadline_hit)
+		set_cause(&cause, "boot deadline of %d s passed (%s)", cfg->deadline,
+		    cause != NULL ? cause : "no cause");
+	ret = fail(&b, cause != NULL ? cause : "unknown failure");
 out:
+	deadline_timer(0);
 	if (b.app_started)
 		app_stop(&b.app, cfg->stop_timeout, NULL);
 	if (b.app_ready)
@@ -749,6 +984,7 @@ out:
 	creds_free(&b.creds);
 	imds_free(&b.imds);
 	state_free(&b.st);
+	state_free(&old);
 	free(b.state_path);
 	free(b.instance_id);
 	free(b.group);

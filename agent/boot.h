@@ -2,13 +2,69 @@
 #ifndef ASG_BOOT_H
 #define ASG_BOOT_H
 
-struct config;
+#include <signal.h>
 
-/* Expand {version} {group} {region} {instance_id} {url} in a template (allocated). */
-char	*boot_expand(const char *, const char *const vars[][2], char **);
+#include "app.h"
+#include "aws.h"
+#include "creds.h"
+#include "imds.h"
+#include "state.h"
+
+struct config;
+struct health_server;
+
+/* What `run` knows; shared by the boot path (boot.c) and the running life (serve.c). */
+struct boot {
+	struct config		*cfg;
+	struct state		 st;
+	char			*state_path;
+	struct imds		 imds;
+	struct creds_provider	 creds;
+	struct aws		 aws;
+	struct health_server	*health;
+	struct app		 app;
+	int			 app_ready;	/* app_init succeeded */
+	int			 app_started;
+	char			*instance_id;
+	char			*group;
+	char			*hook;		/* launch hook, or NULL */
+	int			 hook_checked;
+	int			 completed;	/* launch action settled */
+	char			*version;
+	char			*sha256;	/* expected digest from the tag */
+	int			 warm;		/* booting into a warm pool */
+	const char		*hb_hook;	/* hook owed heartbeats, or NULL */
+	double			 hb_interval;
+	double			 next_heartbeat;
+	double			 last_extend;
+};
+
+/* Set by signal handlers, read by every wait. */
+extern volatile sig_atomic_t	boot_stop;	/* SIGTERM/SIGINT, or the deadline */
+extern volatile sig_atomic_t	boot_signals;	/* how many stop signals so far */
+extern volatile sig_atomic_t	boot_reload;	/* SIGHUP */
+
+/* Expand {version} {group} {region} {instance_id} {url}; values are percent-encoded when encode. */
+char	*boot_expand(const char *, const char *const vars[][2], int encode, char **);
 /* Check what run needs beyond check-config; returns 0 or -1 with a cause. */
 int	boot_check_config(const struct config *, char **);
 /* Run the boot path and then serve until stopped. Returns the process exit code. */
 int	boot_run(struct config *);
+
+/* Shared by boot.c and serve.c. */
+void	boot_save(struct boot *);
+void	boot_phase(struct boot *, int, const char *step, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+void	boot_notify(struct boot *, const char *, ...) __attribute__((format(printf, 2, 3)));
+void	boot_tick(void *);
+void	boot_heartbeats(struct boot *, const char *hook, int hook_timeout);
+void	boot_wait(struct boot *, double);
+/* CompleteLifecycleAction for the launch hook; sets b->completed when settled. */
+void	boot_complete(struct boot *, const char *result);
+
+/* serve.c: the running life after the boot; returns the exit code. */
+int	serve_run(struct boot *);
+/* Read IMDS's target lifecycle state (allocated), or NULL. */
+char	*serve_target_state(struct boot *);
 
 #endif

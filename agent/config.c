@@ -33,6 +33,7 @@ struct opt {
 	const char	*def;		/* parsed like a value from the file */
 	const char	*const *choices;	/* OPT_ENUM */
 	const char	*help;
+	int		 reload;	/* SIGHUP may change it while running */
 };
 
 static const char *const version_sources[] = { "group", "instance", "imds", NULL };
@@ -40,69 +41,85 @@ static const char *const version_sources[] = { "group", "instance", "imds", NULL
 #define O(f) offsetof(struct config, f)
 static const struct opt opts[] = {
 	{ "agent", "log_level", OPT_LEVEL, O(log_level), 0, 0, "info", NULL,
-	  "error, warn, info or debug" },
+	  "error, warn, info or debug", 1 },
 	{ "agent", "state_dir", OPT_STRING, O(state_dir), 0, 0, "/var/lib/asg-agent", NULL,
-	  "releases, current, state.json and release.env live here" },
+	  "releases, current, state.json and release.env live here", 0 },
 	{ "agent", "deadline", OPT_INT, O(deadline), 10, 86400, "600", NULL,
-	  "seconds the whole boot path may take before it fails closed" },
+	  "seconds the whole boot path may take before it fails closed", 0 },
 
 	{ "aws", "region", OPT_STRING, O(region), 0, 0, "", NULL,
-	  "region; empty: AWS_REGION, AWS_DEFAULT_REGION, then IMDS" },
+	  "region; empty: AWS_REGION, AWS_DEFAULT_REGION, then IMDS", 0 },
 	{ "aws", "imds_endpoint", OPT_STRING, O(imds_endpoint), 0, 0, "http://169.254.169.254", NULL,
-	  "IMDS base URL; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides it" },
+	  "IMDS base URL; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides it", 0 },
 	{ "aws", "endpoint_url", OPT_STRING, O(endpoint_url), 0, 0, "", NULL,
-	  "one endpoint for every AWS service; the AWS_ENDPOINT_URL* variables override it" },
+	  "one endpoint for every AWS service; the AWS_ENDPOINT_URL* variables override it", 0 },
 	{ "aws", "imds_timeout", OPT_INT, O(imds_timeout), 1, 3600, "120", NULL,
-	  "seconds to keep retrying while IMDS is not up yet" },
+	  "seconds to keep retrying while IMDS is not up yet", 0 },
 	{ "aws", "api_timeout", OPT_INT, O(api_timeout), 1, 3600, "60", NULL,
-	  "seconds one AWS API call may spend retrying throttling and 5xx answers" },
+	  "seconds one AWS API call may spend retrying throttling and 5xx answers", 0 },
 
 	{ "version", "tag", OPT_STRING, O(version_tag), 0, 0, "asg-agent:version", NULL,
-	  "tag whose value names the version to run" },
+	  "tag whose value names the version to run", 0 },
 	{ "version", "source", OPT_ENUM, O(version_source), 0, 0, "group", version_sources,
-	  "group (the ASG's own tag), instance (the instance's copy) or imds (IMDS tags only)" },
+	  "group (the ASG's own tag), instance (the instance's copy) or imds (IMDS tags only)", 0 },
 	{ "version", "wait", OPT_INT, O(version_wait), 1, 86400, "300", NULL,
-	  "seconds to wait for the tag to appear before failing closed" },
+	  "seconds to wait for the tag to appear before failing closed", 0 },
 
 	{ "artifact", "url", OPT_STRING, O(artifact_url), 0, 0, "", NULL,
-	  "s3://BUCKET/KEY or https:// URL; takes {version} {group} {region} {instance_id}" },
+	  "s3://BUCKET/KEY or https:// URL; takes {version} {group} {region} {instance_id}", 0 },
 	{ "artifact", "sha256_tag", OPT_STRING, O(sha256_tag), 0, 0, "asg-agent:sha256", NULL,
-	  "tag holding the artifact's SHA-256 (hex); empty to not use one" },
+	  "tag holding the artifact's SHA-256 (hex); empty to not use one", 0 },
 	{ "artifact", "public_key", OPT_STRING, O(public_key), 0, 0, "", NULL,
-	  "PEM public key that signs artifacts (ECDSA P-256 or RSA); empty: no signature" },
+	  "PEM public key that signs artifacts (ECDSA P-256 or RSA); empty: no signature", 0 },
 	{ "artifact", "signature_url", OPT_STRING, O(signature_url), 0, 0, "{url}.sig", NULL,
-	  "where the detached signature is; {url} is the artifact URL" },
+	  "where the detached signature is; {url} is the artifact URL", 0 },
 	{ "artifact", "keep", OPT_INT, O(keep), 1, 100, "3", NULL,
-	  "releases kept in state_dir/releases" },
+	  "releases kept in state_dir/releases", 0 },
 	{ "artifact", "max_size", OPT_SIZE, O(max_size), 1024, 1LL << 50, "4G", NULL,
-	  "largest unpacked release (bytes; K, M, G, T suffixes)" },
+	  "largest unpacked release (bytes; K, M, G, T suffixes)", 0 },
 	{ "artifact", "allow_unverified", OPT_BOOL, O(allow_unverified), 0, 1, "no", NULL,
-	  "run an artifact with neither digest nor signature (never in production)" },
+	  "run an artifact with neither digest nor signature (never in production)", 0 },
 
 	{ "app", "unit", OPT_STRING, O(app_unit), 0, 0, "", NULL,
-	  "systemd unit started over D-Bus; or set command" },
+	  "systemd unit started over D-Bus; or set command", 0 },
 	{ "app", "command", OPT_STRING, O(app_command), 0, 0, "", NULL,
-	  "argv run by the agent in the release dir (no shell); or set unit" },
+	  "argv run by the agent in the release dir (no shell); or set unit", 0 },
 	{ "app", "pre_start", OPT_STRING, O(pre_start), 0, 0, "", NULL,
-	  "program inside the release run before the app starts" },
+	  "program inside the release run before the app starts", 0 },
 	{ "app", "pre_start_timeout", OPT_INT, O(pre_start_timeout), 1, 3600, "120", NULL,
-	  "seconds pre_start may run" },
+	  "seconds pre_start may run", 0 },
 	{ "app", "health_url", OPT_STRING, O(health_url), 0, 0, "http://127.0.0.1:8080/health", NULL,
-	  "the app's local health check; 2xx is healthy" },
+	  "the app's local health check; 2xx is healthy", 0 },
 	{ "app", "health_timeout", OPT_INT, O(health_timeout), 1, 86400, "300", NULL,
-	  "seconds the app may take to turn healthy" },
+	  "seconds the app may take to turn healthy", 1 },
 	{ "app", "stop_timeout", OPT_INT, O(stop_timeout), 1, 3600, "30", NULL,
-	  "seconds between SIGTERM and SIGKILL when stopping a command" },
+	  "seconds between SIGTERM and SIGKILL when stopping a command", 1 },
+	{ "app", "health_interval", OPT_INT, O(health_interval), 1, 300, "5", NULL,
+	  "seconds between health probes once serving", 1 },
+	{ "app", "unhealthy_after", OPT_INT, O(unhealthy_after), 1, 100, "3", NULL,
+	  "failed probes in a row before the health endpoint turns 503", 1 },
+	{ "app", "unhealthy_grace", OPT_INT, O(unhealthy_grace), 0, 86400, "60", NULL,
+	  "seconds an unhealthy app may take to recover before the instance is replaced", 1 },
+	{ "app", "replace_unhealthy", OPT_BOOL, O(replace_unhealthy), 0, 1, "yes", NULL,
+	  "call SetInstanceHealth Unhealthy after the grace, so the ASG replaces us", 1 },
+	{ "app", "warm_start", OPT_BOOL, O(warm_start), 0, 1, "no", NULL,
+	  "in a warm pool, also start the app once (then stop it) before the hook completes", 0 },
 
 	{ "health", "listen", OPT_STRING, O(health_listen), 0, 0, "0.0.0.0:8081", NULL,
-	  "address:port of the load balancer's health endpoint; empty to disable" },
+	  "address:port of the load balancer's health endpoint; empty to disable", 0 },
 	{ "health", "path", OPT_STRING, O(health_path), 0, 0, "/healthz", NULL,
-	  "path of the health endpoint" },
+	  "path of the health endpoint", 0 },
 
 	{ "lifecycle", "launch_hook", OPT_STRING, O(launch_hook), 0, 0, "", NULL,
-	  "launch lifecycle hook name; empty: found with DescribeLifecycleHooks" },
+	  "launch lifecycle hook name; empty: found with DescribeLifecycleHooks", 0 },
+	{ "lifecycle", "terminate_hook", OPT_STRING, O(terminate_hook), 0, 0, "", NULL,
+	  "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks", 1 },
 	{ "lifecycle", "heartbeat", OPT_INT, O(heartbeat), 5, 7200, "60", NULL,
-	  "seconds between RecordLifecycleActionHeartbeat calls during a long boot" },
+	  "seconds between RecordLifecycleActionHeartbeat calls during a long boot or drain", 1 },
+	{ "lifecycle", "poll", OPT_INT, O(poll), 1, 60, "2", NULL,
+	  "seconds between reads of the target lifecycle state from IMDS once serving", 1 },
+	{ "lifecycle", "drain", OPT_INT, O(drain), 0, 3600, "30", NULL,
+	  "seconds between the health endpoint turning 503 and the app being stopped", 1 },
 };
 #undef O
 
@@ -302,6 +319,16 @@ config_check(struct load_ctx *ctx)
 		buf_addf(&ctx->errors, "%s:%d: [app] unit and command are both set; "
 		    "choose one\n", ctx->path, l1 > l2 ? l1 : l2);
 	}
+	if (*cfg->state_dir != '/')
+		buf_addf(&ctx->errors, "%s:%d: state_dir: must be an absolute path\n",
+		    ctx->path, opt_line(ctx, "agent", "state_dir"));
+	if (*cfg->version_tag == '\0')
+		buf_addf(&ctx->errors, "%s:%d: tag: must not be empty\n",
+		    ctx->path, opt_line(ctx, "version", "tag"));
+	if (strncmp(cfg->health_url, "http://", 7) != 0 &&
+	    strncmp(cfg->health_url, "https://", 8) != 0)
+		buf_addf(&ctx->errors, "%s:%d: health_url: must be an http:// or https:// URL\n",
+		    ctx->path, opt_line(ctx, "app", "health_url"));
 	if (*cfg->health_path != '/')
 		buf_addf(&ctx->errors, "%s:%d: path: must start with '/'\n",
 		    ctx->path, opt_line(ctx, "health", "path"));
@@ -366,5 +393,50 @@ config_write_example(FILE *f)
 			fprintf(f, "\n[%s]\n", section);
 		}
 		fprintf(f, "# %s\n#%s = %s\n", opts[i].help, opts[i].key, opts[i].def);
+	}
+}
+
+/* Whether one option has the same value in both configurations. */
+static int
+opt_equal(const struct opt *o, const struct config *a, const struct config *b)
+{
+	const void	*fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+
+	switch (o->type) {
+	case OPT_STRING:
+		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
+	case OPT_SIZE:
+		return *(const long long *)fa == *(const long long *)fb;
+	default:
+		return *(const int *)fa == *(const int *)fb;
+	}
+}
+
+void
+config_reload(struct config *cfg, const struct config *next, struct buf *applied,
+    struct buf *ignored)
+{
+	const struct opt	*o;
+	void			*field;
+	size_t			 i;
+
+	for (i = 0; i < nitems(opts); i++) {
+		o = &opts[i];
+		if (opt_equal(o, cfg, next))
+			continue;
+		if (!o->reload) {
+			buf_addf(ignored, "%s[%s] %s", ignored->len > 0 ? ", " : "", o->section,
+			    o->key);
+			continue;
+		}
+		field = (char *)cfg + o->offset;
+		if (o->type == OPT_STRING) {
+			free(*(char **)field);
+			*(char **)field = xstrdup(*(char *const *)((const char *)next + o->offset));
+		} else if (o->type == OPT_SIZE)
+			*(long long *)field = *(const long long *)((const char *)next + o->offset);
+		else
+			*(int *)field = *(const int *)((const char *)next + o->offset);
+		buf_addf(applied, "%s[%s] %s", applied->len > 0 ? ", " : "", o->section, o->key);
 	}
 }

@@ -47,6 +47,11 @@ struct config {
 	char		*health_url;
 	int		 health_timeout;
 	int		 stop_timeout;
+	int		 health_interval;
+	int		 unhealthy_after;
+	int		 unhealthy_grace;
+	int		 replace_unhealthy;
+	int		 warm_start;
 
 	/* [health] */
 	char		*health_listen;
@@ -54,7 +59,10 @@ struct config {
 
 	/* [lifecycle] */
 	char		*launch_hook;
+	char		*terminate_hook;
 	int		 heartbeat;
+	int		 poll;
+	int		 drain;
 };
 
 /* The file used when -c is not given. */
@@ -68,6 +76,13 @@ struct config {
 int	config_load(struct config *, const char *path, int missing_ok, char **errors);
 void	config_defaults(struct config *);
 void	config_free(struct config *);
+/*
+ * SIGHUP: copy the options that may change while running from next into cfg;
+ * the names of those applied and of those that need a restart are listed.
+ */
+struct buf;
+void	config_reload(struct config *, const struct config *next, struct buf *applied,
+	    struct buf *ignored);
 /* Write a commented example file holding every option with its default. */
 void	config_write_example(FILE *);
 

@@ -167,6 +167,17 @@ http_retryable(int err)
 	return err == HTTP_ECONNECT || err == HTTP_ETIMEOUT || err == HTTP_EIO;
 }
 
+/* Request headers carry Authorization and tokens: wipe them before they are freed. */
+static void
+slist_free(struct curl_slist *l)
+{
+	struct curl_slist	*p;
+
+	for (p = l; p != NULL; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
 static int
 classify(CURLcode rc)
 {
@@ -291,7 +302,7 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	h.n = 0;
 out:
 	hdrs_free(&h);
-	curl_slist_free_all(slist);
+	slist_free(slist);
 	if (ret != HTTP_OK)
 		buf_free(&resp->body);
 	return ret;
@@ -478,7 +489,7 @@ http_stream_close(struct http_stream *s)
 	}
 	if (s->easy != NULL)
 		curl_easy_cleanup(s->easy);
-	curl_slist_free_all(s->slist);
+	slist_free(s->slist);
 	hdrs_free(&s->hdrs);
 	buf_free(&s->pending);
 	free(s);

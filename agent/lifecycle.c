@@ -9,7 +9,7 @@
 
 int
 lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
-    char **hook, char **cause)
+    char **hook, int *heartbeat_timeout, char **cause)
 {
 	struct aws_param	 p[] = { { "AutoScalingGroupName", group } };
 	struct aws_result	 res;
@@ -27,6 +27,9 @@ lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
 		name = xml_child_text(m, "LifecycleHookName");
 		if (t != NULL && name != NULL && strcmp(t, transition) == 0) {
 			*hook = xstrdup(name);
+			if (heartbeat_timeout != NULL &&
+			    (t = xml_child_text(m, "HeartbeatTimeout")) != NULL)
+				*heartbeat_timeout = atoi(t);
 			break;
 		}
 	}
@@ -84,6 +87,23 @@ lifecycle_heartbeat(struct aws *a, const char *group, const char *hook,
 		ret = LIFECYCLE_DONE;
 	else if (r == AWS_ERROR && not_pending(&res))
 		ret = LIFECYCLE_NOT_PENDING;
+	aws_result_free(&res);
+	return ret;
+}
+
+int
+lifecycle_set_unhealthy(struct aws *a, const char *instance_id, char **cause)
+{
+	struct aws_param	p[] = {
+		{ "InstanceId", instance_id },
+		{ "HealthStatus", "Unhealthy" },
+		{ "ShouldRespectGracePeriod", "false" },
+	};
+	struct aws_result	res;
+	int			ret;
+
+	ret = aws_call(a, AWS_AUTOSCALING, "SetInstanceHealth", p, nitems(p), &res, cause) ==
+	    AWS_OK ? 0 : -1;
 	aws_result_free(&res);
 	return ret;
 }

@@ -13,9 +13,14 @@ enum lifecycle_result {
 	LIFECYCLE_NOT_PENDING = 1,	/* no action pending: completed elsewhere, or none */
 };
 
-/* The group's first hook for the transition; *hook NULL (and 0) when there is none. */
+/*
+ * The group's first hook for the transition, and its HeartbeatTimeout in
+ * seconds (may be NULL); *hook NULL (and 0) when there is none.
+ */
 int	lifecycle_find_hook(struct aws *, const char *group, const char *transition,
-	    char **hook, char **);
+	    char **hook, int *heartbeat_timeout, char **);
+/* SetInstanceHealth Unhealthy: the ASG replaces the instance. */
+int	lifecycle_set_unhealthy(struct aws *, const char *instance_id, char **);
 /* CompleteLifecycleAction by instance id; result "CONTINUE" or "ABANDON". */
 int	lifecycle_complete(struct aws *, const char *group, const char *hook,
 	    const char *instance_id, const char *result, char **);

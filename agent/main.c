@@ -51,7 +51,7 @@ static const struct cmd cmds[] = {
 	{ "run", cmd_run, "",
 	  "boot: version tag, verified release, app healthy, lifecycle hook completed" },
 	{ "status", cmd_status, "[--json] [--wait [--timeout S]]",
-	  "phase, version, boot timeline (exit 0 serving, 1 failed, 2 booting, 3 stopped)" },
+	  "phase, version, boot timeline (exit 0 serving, 1 failed, 2 booting, 3 stopped, 4 warmed)" },
 	{ "fetch", cmd_fetch,
 	  "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
 	  "(-o FILE | -x DIR)",
@@ -132,6 +132,7 @@ load_config(struct globals *g, struct config *cfg)
 	if (config_load(cfg, g->config_path, !g->config_given, &errors) != 0) {
 		fputs(errors, stderr);
 		free(errors);
+		config_free(cfg);
 		return -1;
 	}
 	if (g->verbose)
@@ -143,10 +144,11 @@ load_config(struct globals *g, struct config *cfg)
 static int
 cmd_check_config(struct globals *g, int argc, char **argv)
 {
-	struct config	cfg;
-	int		ch, ret = 1;
+	struct config	 cfg;
+	char		*cause = NULL;
+	int		 ch, ret = 1;
 
-	optind = 1;
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -162,10 +164,14 @@ cmd_check_config(struct globals *g, int argc, char **argv)
 		return 2;
 	}
 	g->config_given = 1;	/* a missing file is a problem here */
-	if (load_config(g, &cfg) == 0) {
-		printf("configuration OK\n");
-		ret = 0;
-	}
+	if (load_config(g, &cfg) != 0)
+		return 1;
+	/* What only `run` needs is a note here: the file may serve `aws` alone. */
+	if (boot_check_config(&cfg, &cause) != 0)
+		printf("note: 'asg-agent run' would refuse this configuration: %s\n", cause);
+	printf("configuration OK\n");
+	ret = 0;
+	free(cause);
 	config_free(&cfg);
 	return ret;
 }
@@ -284,7 +290,7 @@ cmd_status(struct globals *g, int argc, char **argv)
 	int		 ch, as_json = 0, wait = 0, ret = 1, code;
 
 	memset(&st, 0, sizeof st);
-	optind = 1;
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
@@ -363,7 +369,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 	memset(&imds, 0, sizeof imds);
 	memset(&creds, 0, sizeof creds);
 	memset(&aws, 0, sizeof aws);
-	optind = 1;
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
 	while ((ch = getopt_long(argc, argv, "o:x:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': spec.sha256 = optarg; break;

@@ -23,6 +23,7 @@ static const char *const phase_names[PHASE_COUNT] = {
 	[PHASE_STARTING] = "starting",
 	[PHASE_WAITING_FOR_HEALTH] = "waiting-for-health",
 	[PHASE_SERVING] = "serving",
+	[PHASE_WARMED] = "warmed",
 	[PHASE_DRAINING] = "draining",
 	[PHASE_STOPPED] = "stopped",
 	[PHASE_FAILED] = "failed",
@@ -47,6 +48,8 @@ static const struct {
 	{ "health", S(health) },
 	{ "lifecycle", S(lifecycle) },
 	{ "error", S(error) },
+	{ "target_state", S(target_state) },
+	{ "boot_id", S(boot_id) },
 };
 #undef S
 
@@ -70,12 +73,77 @@ state_phase_parse(const char *s)
 	return -1;
 }
 
+unsigned long long
+state_process_start(int pid)
+{
+	char			*path, *p;
+	char			 text[1024];
+	unsigned long long	 start = 0;
+	ssize_t			 n;
+	int			 fd, field;
+
+	path = xasprintf("/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd == -1)
+		return 0;
+	n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	/* The command name may hold spaces and parentheses: count from the last ')'. */
+	if ((p = strrchr(text, ')')) == NULL)
+		return 0;
+	for (field = 2; *p != '\0' && field < 22; p++) {
+		if (*p == ' ')
+			field++;
+	}
+	if (field == 22)
+		start = strtoull(p, NULL, 10);
+	return start;
+}
+
+char *
+state_boot_id(void)
+{
+	char	 id[64];
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)) == -1)
+		return xstrdup("");
+	n = read(fd, id, sizeof id - 1);
+	close(fd);
+	if (n <= 0)
+		return xstrdup("");
+	id[n] = '\0';
+	id[strcspn(id, "\n")] = '\0';
+	return xstrdup(id);
+}
+
+int
+state_process_alive(const struct state *st, int pid, unsigned long long start)
+{
+	char	*id;
+	int	 same_boot;
+
+	if (pid <= 0 || start == 0 || st->boot_id == NULL)
+		return 0;
+	id = state_boot_id();
+	same_boot = strcmp(id, st->boot_id) == 0;
+	free(id);
+	return same_boot && state_process_start(pid) == start;
+}
+
 void
 state_init(struct state *st)
 {
 	memset(st, 0, sizeof *st);
 	st->phase = PHASE_STARTING_AGENT;
 	st->pid = (int)getpid();
+	st->pid_start = state_process_start(st->pid);
+	st->boot_id = state_boot_id();
 	st->boot_start = wall_now();
 }
 
@@ -180,9 +248,19 @@ state_to_json(const struct state *st, int pretty)
 	o = json_object_new_object();
 	json_object_object_add(o, "phase", json_object_new_string(state_phase_name(st->phase)));
 	json_object_object_add(o, "pid", json_object_new_int(st->pid));
+	json_object_object_add(o, "pid_start", json_object_new_int64((int64_t)st->pid_start));
 	json_object_object_add(o, "boot_start", json_object_new_double(st->boot_start));
 	json_object_object_add(o, "updated", json_object_new_double(st->updated));
 	json_object_object_add(o, "downloaded", json_object_new_boolean(st->downloaded));
+	json_object_object_add(o, "app_pid", json_object_new_int(st->app_pid));
+	json_object_object_add(o, "app_pid_start", json_object_new_int64((int64_t)st->app_pid_start));
+	json_object_object_add(o, "drain_until", json_object_new_double(st->drain_until));
+	c = json_object_new_object();
+	json_object_object_add(c, "probes", json_object_new_int64((int64_t)st->probes));
+	json_object_object_add(c, "failures", json_object_new_int64((int64_t)st->probe_failures));
+	json_object_object_add(c, "failing", json_object_new_int64((int64_t)st->failing));
+	json_object_object_add(c, "last_ok", json_object_new_double(st->last_probe_ok));
+	json_object_object_add(o, "app_health", c);
 	for (i = 0; i < nitems(fields); i++) {
 		v = *(char **)((char *)st + fields[i].offset);
 		json_object_object_add(o, fields[i].key,
@@ -258,8 +336,19 @@ state_from_json(struct state *st, const char *text, char **cause)
 		goto out;
 	}
 	st->pid = (int)get_num(o, "pid", 0);
+	st->pid_start = (unsigned long long)get_num(o, "pid_start", 0);
 	st->boot_start = get_num(o, "boot_start", 0);
 	st->updated = get_num(o, "updated", 0);
+	st->app_pid = (int)get_num(o, "app_pid", 0);
+	st->app_pid_start = (unsigned long long)get_num(o, "app_pid_start", 0);
+	st->drain_until = get_num(o, "drain_until", 0);
+	if (json_object_object_get_ex(o, "app_health", &ctrs) &&
+	    json_object_is_type(ctrs, json_type_object)) {
+		st->probes = (unsigned long)get_num(ctrs, "probes", 0);
+		st->probe_failures = (unsigned long)get_num(ctrs, "failures", 0);
+		st->failing = (unsigned long)get_num(ctrs, "failing", 0);
+		st->last_probe_ok = get_num(ctrs, "last_ok", 0);
+	}
 	{
 		struct json_object	*b;
 
@@ -317,7 +406,7 @@ state_save(const struct state *st, const char *path, char **cause)
 	json = state_to_json(st, 1);
 	len = strlen(json);
 	tmp = xasprintf("%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
 		set_cause(cause, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}

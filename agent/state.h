@@ -11,6 +11,7 @@ enum phase {
 	PHASE_STARTING,
 	PHASE_WAITING_FOR_HEALTH,
 	PHASE_SERVING,
+	PHASE_WARMED,		/* in a warm pool: installed, verified, not serving */
 	PHASE_DRAINING,
 	PHASE_STOPPED,
 	PHASE_FAILED,
@@ -37,6 +38,8 @@ struct state_counter {
 struct state {
 	int			 phase;
 	int			 pid;
+	unsigned long long	 pid_start;	/* with boot_id: which process pid was */
+	char			*boot_id;
 	double			 boot_start;
 	double			 updated;
 	char			*version;
@@ -53,6 +56,14 @@ struct state {
 	char			*health;
 	char			*lifecycle;
 	char			*error;
+	int			 app_pid;	/* a command's process, to adopt after a restart */
+	unsigned long long	 app_pid_start;
+	char			*target_state;	/* IMDS autoscaling/target-lifecycle-state */
+	double			 drain_until;	/* wall clock; 0: not draining */
+	unsigned long		 probes;	/* continuous health, after serving */
+	unsigned long		 probe_failures;
+	unsigned long		 failing;	/* failures in a row */
+	double			 last_probe_ok;	/* wall clock */
 	struct state_step	 steps[STATE_MAX_STEPS];
 	int			 nsteps;
 	struct state_counter	 counters[STATE_MAX_COUNTERS];
@@ -60,6 +71,12 @@ struct state {
 };
 
 const char *state_phase_name(int);
+/* A process's start time in clock ticks since boot (0 if it does not exist). */
+unsigned long long state_process_start(int);
+/* This boot's id (allocated), so pids from another boot are never trusted. */
+char	*state_boot_id(void);
+/* Whether the process recorded in st (pid, start time, boot) is still running. */
+int	state_process_alive(const struct state *, int pid, unsigned long long start);
 int	state_phase_parse(const char *);
 void	state_init(struct state *);
 void	state_free(struct state *);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,9 +13,7 @@
 int
 status_agent_alive(const struct state *st)
 {
-	if (st->pid <= 0)
-		return 0;
-	return kill(st->pid, 0) == 0 || errno == EPERM;
+	return state_process_alive(st, st->pid, st->pid_start);
 }
 
 int
@@ -27,6 +26,8 @@ status_code(const struct state *st)
 		return STATUS_FAILED;
 	case PHASE_STOPPED:
 		return STATUS_STOPPED;
+	case PHASE_WARMED:
+		return status_agent_alive(st) ? STATUS_WARMED : STATUS_STOPPED;
 	default:
 		/* A boot that nobody is running any more will never finish. */
 		return status_agent_alive(st) ? STATUS_IN_PROGRESS : STATUS_FAILED;
@@ -82,7 +83,23 @@ status_print(const struct state *st, FILE *f, double now)
 	field(f, "app", st->app);
 	field(f, "health", st->health);
 	field(f, "lifecycle", st->lifecycle);
-	field(f, "error", st->error);
+	field(f, "target state", st->target_state);
+	if (st->phase == PHASE_DRAINING && st->drain_until > 0)
+		fprintf(f, "  %-13s %.0f s left before the app is stopped\n", "drain",
+		    st->drain_until > now ? st->drain_until - now : 0);
+	if (st->probes > 0) {
+		fprintf(f, "  %-13s %lu probes, %lu failed, %lu failing now", "app checks",
+		    st->probes, st->probe_failures, st->failing);
+		if (st->last_probe_ok > 0)
+			fprintf(f, ", last healthy %.1f s ago", now - st->last_probe_ok);
+		fputc('\n', f);
+	}
+	if (st->error != NULL) {
+		char	*safe = str_vis(st->error);
+
+		field(f, "error", safe);
+		free(safe);
+	}
 	fprintf(f, "  %-13s ", "boot started");
 	print_time(f, st->boot_start);
 	fputc('\n', f);

@@ -12,6 +12,7 @@ enum status_code {
 	STATUS_FAILED = 1,
 	STATUS_IN_PROGRESS = 2,
 	STATUS_STOPPED = 3,
+	STATUS_WARMED = 4,	/* in a warm pool, release installed, not serving */
 };
 
 /* Whether the agent that wrote the state is still running. */

@@ -142,15 +142,17 @@ tags_from_instance(struct aws *a, const char *instance_id, const char *const *ke
 	struct aws_result	res;
 	char			names[TAGS_MAX_KEYS][48];
 	size_t			n = 0;
-	int			ret = TAGS_ERROR;
+	int			r, ret = TAGS_ERROR;
 
 	memset(t, 0, sizeof *t);
 	p[n++] = (struct aws_param){ "Filter.1.Name", "resource-id" };
 	p[n++] = (struct aws_param){ "Filter.1.Value.1", instance_id };
 	p[n++] = (struct aws_param){ "Filter.2.Name", "key" };
 	n = key_filter(p, n, names, keys, "Filter.2.Value.");
-	if (aws_call(a, AWS_EC2, "DescribeTags", p, n, &res, cause) != AWS_OK)
+	if ((r = aws_call(a, AWS_EC2, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
+		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
 		goto out;
+	}
 	tags_parse_ec2(res.xml, t);
 	ret = TAGS_OK;
 out:
@@ -166,15 +168,17 @@ tags_from_group(struct aws *a, const char *group, const char *const *keys,
 	struct aws_result	res;
 	char			names[TAGS_MAX_KEYS][48];
 	size_t			n = 0;
-	int			ret = TAGS_ERROR;
+	int			r, ret = TAGS_ERROR;
 
 	memset(t, 0, sizeof *t);
 	p[n++] = (struct aws_param){ "Filters.member.1.Name", "auto-scaling-group" };
 	p[n++] = (struct aws_param){ "Filters.member.1.Values.member.1", group };
 	p[n++] = (struct aws_param){ "Filters.member.2.Name", "key" };
 	n = key_filter(p, n, names, keys, "Filters.member.2.Values.member.");
-	if (aws_call(a, AWS_AUTOSCALING, "DescribeTags", p, n, &res, cause) != AWS_OK)
+	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
+		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
 		goto out;
+	}
 	tags_parse_autoscaling(res.xml, t);
 	ret = TAGS_OK;
 out:
@@ -190,14 +194,16 @@ tags_instance_group(struct aws *a, const char *instance_id, char **group,
 	struct aws_result	 res;
 	struct xml_node		*m;
 	const char		*g, *s;
-	int			 ret = TAGS_ERROR;
+	int			 r, ret = TAGS_ERROR;
 
 	*group = NULL;
 	if (lifecycle_state != NULL)
 		*lifecycle_state = NULL;
-	if (aws_call(a, AWS_AUTOSCALING, "DescribeAutoScalingInstances", p, nitems(p), &res,
-	    cause) != AWS_OK)
+	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeAutoScalingInstances", p, nitems(p),
+	    &res, cause)) != AWS_OK) {
+		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
 		goto out;
+	}
 	m = xml_child(xml_find(res.xml, "AutoScalingInstances"), "member");
 	if (m == NULL || (g = xml_child_text(m, "AutoScalingGroupName")) == NULL) {
 		ret = TAGS_UNAVAILABLE;

@@ -13,6 +13,7 @@ enum tags_result {
 	TAGS_ERROR = -1,
 	TAGS_OK = 0,
 	TAGS_UNAVAILABLE = 1,	/* IMDS tags off, or the instance not in a group yet */
+	TAGS_RETRY = 2,		/* no usable answer (throttled, 5xx, unreachable): try later */
 };
 
 struct tag {

@@ -103,18 +103,27 @@ freezero_str(char *s)
 static void
 buf_grow(struct buf *b, size_t more)
 {
-	size_t	need;
+	char	*old;
+	size_t	 need, oldcap;
 
 	if (more > SIZE_MAX - b->len - 1)
 		fatal("buffer overflow");
 	need = b->len + more + 1;
 	if (need <= b->cap)
 		return;
+	old = b->data;
+	oldcap = b->cap;
 	if (b->cap == 0)
 		b->cap = 64;
 	while (b->cap < need)
 		b->cap *= 2;
-	b->data = xrealloc(b->data, b->cap);
+	/* Not realloc: buffers carry secrets, and the old copy is wiped first. */
+	b->data = xmalloc(b->cap);
+	if (old != NULL) {
+		memcpy(b->data, old, b->len + 1);
+		explicit_bzero(old, oldcap);
+		free(old);
+	}
 }
 
 void
@@ -165,6 +174,8 @@ buf_free(struct buf *b)
 {
 	if (b == NULL)
 		return;
+	if (b->data != NULL)
+		explicit_bzero(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -245,4 +256,28 @@ set_cause(char **cause, const char *fmt, ...)
 	free(*cause);
 	*cause = s;
 	return -1;
+}
+
+/* A name made safe to show in a cause: control bytes escaped, long names cut. */
+char *
+str_vis(const char *s)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	unsigned char	 c;
+	size_t		 i;
+
+	if (s == NULL)
+		return xstrdup("(null)");
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == 200) {
+			buf_adds(&b, "...");
+			break;
+		}
+		c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			buf_addf(&b, "\\%03o", c);
+		else
+			buf_addc(&b, (char)c);
+	}
+	return buf_take(&b);
 }

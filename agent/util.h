@@ -33,6 +33,7 @@ void buf_addc(struct buf *, char);
 void buf_addf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *);
 void buf_free(struct buf *);
+/* Buffers are wiped when they grow and when freed: they carry secrets. */
 /* Detach the data (NUL-terminated, never NULL) and leave the buffer empty. */
 char *buf_take(struct buf *);
 
@@ -45,6 +46,9 @@ void sleep_for(double, volatile int *stop);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void hex_encode(const unsigned char *, size_t, char *out);
+
+/* A string made safe to show (control bytes escaped as \\ooo, cut at 200 bytes), allocated. */
+char *str_vis(const char *);
 
 /* Set *cause to a formatted message (if cause is not NULL). Always returns -1. */
 int set_cause(char **cause, const char *, ...) __attribute__((format(printf, 2, 3)));

@@ -93,6 +93,8 @@ path = /healthz
 
 [lifecycle]
 heartbeat = 30
+poll = 1
+drain = 1
 """
     text = merge_ini(text, extra)
     with open(path, "w") as f:

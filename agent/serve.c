@@ -1,0 +1,318 @@
+/* serve.c - the running life: lifecycle watch, continuous health, standby, drain, reload. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "boot.h"
+#include "config.h"
+#include "health.h"
+#include "imds.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "state.h"
+#include "util.h"
+
+#define SERVE_COMPLETE_RETRY	5.0	/* seconds between CONTINUE retries */
+#define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
+
+struct serve {
+	struct boot	*b;
+	int		 standby;
+	int		 draining;
+	double		 unhealthy_since;	/* mono; 0: healthy */
+	int		 replaced;		/* SetInstanceHealth sent */
+	char		*last_failure;
+	char		*last_target;
+};
+
+char *
+serve_target_state(struct boot *b)
+{
+	char	*s = NULL, *cause = NULL;
+	double	 saved = b->imds.timeout;
+
+	/* While serving, a slow IMDS must not hold up the loop for long. */
+	if (b->st.phase == PHASE_SERVING || b->st.phase == PHASE_WARMED)
+		b->imds.timeout = 3;
+	if (imds_get(&b->imds, "meta-data/autoscaling/target-lifecycle-state", &s,
+	    &cause) != IMDS_OK) {
+		log_debug("target lifecycle state: %s", cause != NULL ? cause : "not found");
+		free(s);
+		s = NULL;
+	} else
+		s[strcspn(s, "\r\n")] = '\0';
+	b->imds.timeout = saved;
+	free(cause);
+	return s;
+}
+
+/* The endpoint's answer follows from standby, draining and the app's health. */
+static void
+update_endpoint(struct serve *s)
+{
+	struct boot	*b = s->b;
+	const char	*reason = NULL;
+
+	if (s->draining)
+		reason = "draining";
+	else if (s->standby)
+		reason = "standby";
+	else if (s->unhealthy_since > 0)
+		reason = "app unhealthy";
+	health_set(b->health, reason == NULL, reason);
+	if (reason == NULL)
+		state_set(&b->st.health, "healthy");
+	else if (s->unhealthy_since > 0 && s->last_failure != NULL)
+		state_setf(&b->st.health, "%s (503): %s%s", reason, s->last_failure,
+		    s->replaced ? "; SetInstanceHealth Unhealthy sent" : "");
+	else
+		state_setf(&b->st.health, "%s (503)", reason);
+}
+
+/* One continuous-health probe: 503 after unhealthy_after failures, replacement after the grace. */
+static void
+probe(struct serve *s)
+{
+	struct boot	*b = s->b;
+	char		*err = NULL;
+	int		 ok, was = s->unhealthy_since > 0;
+	double		 t;
+
+	t = b->cfg->health_interval < 2 ? b->cfg->health_interval : 2;
+	ok = app_check(&b->app, &err) == 0 && health_probe(b->cfg->health_url, t, &err) == 1;
+	b->st.probes++;
+	if (ok) {
+		b->st.failing = 0;
+		b->st.last_probe_ok = wall_now();
+		if (was) {
+			log_info("app healthy again");
+			s->unhealthy_since = 0;
+			s->replaced = 0;
+			update_endpoint(s);
+			boot_save(b);
+		}
+		goto out;
+	}
+	b->st.probe_failures++;
+	b->st.failing++;
+	free(s->last_failure);
+	s->last_failure = str_vis(err != NULL ? err : "no answer");
+	log_warn("app health probe failed (%lu in a row): %s", b->st.failing, s->last_failure);
+	if (!was && b->st.failing >= (unsigned long)b->cfg->unhealthy_after) {
+		s->unhealthy_since = mono_now();
+		log_error("app unhealthy after %lu failed probes: the endpoint answers 503",
+		    b->st.failing);
+		update_endpoint(s);
+	}
+	if (s->unhealthy_since > 0 && !s->replaced && b->cfg->replace_unhealthy &&
+	    mono_now() - s->unhealthy_since >= b->cfg->unhealthy_grace) {
+		free(err);
+		err = NULL;
+		if (lifecycle_set_unhealthy(&b->aws, b->instance_id, &err) == 0) {
+			log_error("app did not recover within %d s: SetInstanceHealth Unhealthy "
+			    "sent, the group will replace this instance", b->cfg->unhealthy_grace);
+			s->replaced = 1;
+			update_endpoint(s);
+		} else
+			log_error("SetInstanceHealth: %s", err);
+	}
+	boot_save(b);
+out:
+	free(err);
+}
+
+/* Complete the terminate hook, retrying while AWS has not registered the action yet. */
+static void
+complete_terminate(struct boot *b, const char *hook)
+{
+	char	*cause = NULL;
+	double	 until = mono_now() + SERVE_NOT_PENDING_WAIT;
+	int	 r;
+
+	for (;;) {
+		r = lifecycle_complete(&b->aws, b->group, hook, b->instance_id, "CONTINUE",
+		    &cause);
+		if (r == LIFECYCLE_DONE) {
+			state_setf(&b->st.lifecycle, "CONTINUE sent for terminate hook %s", hook);
+			log_info("lifecycle: CONTINUE sent for terminate hook %s", hook);
+			break;
+		}
+		if (mono_now() >= until || boot_signals > 1) {
+			state_setf(&b->st.lifecycle, "terminate hook %s not completed: %s", hook,
+			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
+			log_warn("terminate hook %s not completed: %s", hook,
+			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
+			break;
+		}
+		sleep_for(r == LIFECYCLE_NOT_PENDING ? 1.0 : 2.0, NULL);
+	}
+	free(cause);
+}
+
+/*
+ * Leave the fleet without dropping a request: 503 first, wait while the load
+ * balancer stops sending, stop the app, then let the ASG go on.
+ */
+static int
+drain(struct serve *s, int terminating, const char *why)
+{
+	struct boot	*b = s->b;
+	char		*hook = NULL, *err = NULL;
+	double		 end;
+	int		 timeout = 0;
+
+	s->draining = 1;
+	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
+	b->st.drain_until = wall_now() + b->cfg->drain;
+	boot_phase(b, PHASE_DRAINING, "drain", "%s: draining for %d s", why, b->cfg->drain);
+	if (terminating && b->group != NULL) {
+		if (*b->cfg->terminate_hook != '\0')
+			hook = xstrdup(b->cfg->terminate_hook);
+		else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_TERMINATING, &hook,
+		    &timeout, &err) != 0) {
+			log_warn("DescribeLifecycleHooks: %s", err);
+			free(err);
+			err = NULL;
+		}
+		if (hook != NULL)
+			boot_heartbeats(b, hook, timeout);
+	}
+	end = mono_now() + b->cfg->drain;
+	/* A second stop signal cuts the drain short. */
+	while (mono_now() < end && boot_signals < 2) {
+		sleep_for(0.25, NULL);
+		boot_tick(b);
+	}
+	if (b->app_started) {
+		if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
+			log_warn("stopping the app: %s", err);
+		free(err);
+		b->app_started = 0;
+		b->st.app_pid = 0;
+	}
+	b->hb_hook = NULL;
+	if (hook != NULL)
+		complete_terminate(b, hook);
+	else if (terminating)
+		state_set(&b->st.lifecycle, "no terminate hook on the group");
+	b->st.drain_until = 0;
+	boot_phase(b, PHASE_STOPPED, "stopped", "app stopped after draining");
+	state_step_end(&b->st);
+	boot_save(b);
+	free(hook);
+	return 0;
+}
+
+/* SIGHUP: apply what can change while running; say what needs a restart. */
+static void
+reload(struct serve *s)
+{
+	struct boot	*b = s->b;
+	struct config	 next;
+	struct buf	 applied = { NULL, 0, 0 }, ignored = { NULL, 0, 0 };
+	char		*errors = NULL;
+
+	boot_reload = 0;
+	if (config_load(&next, b->cfg->path, 0, &errors) != 0) {
+		log_error("reload: keeping the running configuration: %s", errors);
+		free(errors);
+		config_free(&next);
+		return;
+	}
+	config_reload(b->cfg, &next, &applied, &ignored);
+	log_set_level(b->cfg->log_level);
+	if (applied.len > 0)
+		log_info("reload: applied %s", applied.data);
+	if (ignored.len > 0)
+		log_warn("reload: not applied until the agent restarts: %s", ignored.data);
+	if (applied.len == 0 && ignored.len == 0)
+		log_info("reload: nothing changed");
+	buf_free(&applied);
+	buf_free(&ignored);
+	config_free(&next);
+}
+
+/* A new target lifecycle state: standby, back in service, or terminating. */
+static int
+on_target(struct serve *s, const char *target)
+{
+	struct boot	*b = s->b;
+
+	if (s->last_target == NULL || strcmp(s->last_target, target) != 0) {
+		log_info("target lifecycle state: %s", target);
+		free(s->last_target);
+		s->last_target = xstrdup(target);
+		state_set(&b->st.target_state, target);
+		boot_save(b);
+	}
+	if (strcmp(target, "Terminated") == 0)
+		return 1;
+	if (strcmp(target, "Standby") == 0 && !s->standby) {
+		s->standby = 1;
+		update_endpoint(s);
+		boot_notify(b, "serving: standby, health endpoint 503, app kept running");
+		boot_save(b);
+	} else if (strcmp(target, "InService") == 0 && s->standby) {
+		s->standby = 0;
+		update_endpoint(s);
+		boot_notify(b, "serving: back in service");
+		boot_save(b);
+	}
+	return 0;
+}
+
+int
+serve_run(struct boot *b)
+{
+	struct serve	 s;
+	char		*target;
+	double		 now, next_poll, next_probe, next_complete;
+	int		 ret, terminating;
+
+	memset(&s, 0, sizeof s);
+	s.b = b;
+	now = mono_now();
+	next_poll = now;
+	next_probe = now + b->cfg->health_interval;
+	next_complete = now + SERVE_COMPLETE_RETRY;
+	while (!boot_stop) {
+		if (boot_reload)
+			reload(&s);
+		now = mono_now();
+		/* A CONTINUE that failed is retried: the hook must not time out on a healthy app. */
+		if (b->hook != NULL && !b->completed && now >= next_complete) {
+			boot_complete(b, "CONTINUE");
+			boot_save(b);
+			next_complete = now + SERVE_COMPLETE_RETRY;
+		}
+		if (now >= next_poll) {
+			next_poll = now + b->cfg->poll;
+			if ((target = serve_target_state(b)) != NULL) {
+				terminating = on_target(&s, target);
+				free(target);
+				if (terminating) {
+					ret = drain(&s, 1, "the group is terminating this instance");
+					goto out;
+				}
+			}
+		}
+		if (now >= next_probe) {
+			next_probe = now + b->cfg->health_interval;
+			probe(&s);
+		}
+		boot_tick(b);
+		sleep_for(0.1, (volatile int *)&boot_stop);
+	}
+	/* Stopped by systemd: complete the terminate hook only if one is pending. */
+	terminating = 0;
+	if ((target = serve_target_state(b)) != NULL) {
+		terminating = strcmp(target, "Terminated") == 0;
+		free(target);
+	}
+	ret = drain(&s, terminating, "stop requested");
+out:
+	free(s.last_failure);
+	free(s.last_target);
+	return ret;
+}
