@@ -1,0 +1,321 @@
+"""The running life: scale-in drain, standby, warm pools, continuous health, restarts."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import unittest
+
+from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config
+from harness import FakeAWS
+
+# An app with a slow path (to have requests in flight) and a switch to fail its
+# health check: the file FAIL in its release directory.
+APP = r'''
+import http.server, os, sys, threading, time
+port = int(sys.argv[1])
+parent = os.getppid()
+started = time.time()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/slow"):
+            time.sleep(0.3)
+        bad = self.path == "/health" and os.path.exists("FAIL")
+        body = f"{os.getpid()} {started}\n".encode()
+        self.send_response(500 if bad else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+def watchdog():
+    while os.getppid() == parent or os.environ.get("ASG_TEST_ORPHAN_OK"):
+        time.sleep(0.2)
+    os._exit(0)
+threading.Thread(target=watchdog, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+'''
+
+
+class LoadBalancer:
+    """A stand-in for an ALB target group: health checks every 0.2 s (healthy after 2
+    answers of 200, out after 1 failure), and a client that sends requests through it
+    only while the target is in. Every request it sent must succeed."""
+
+    def __init__(self, health_port, app_port):
+        self.health_port, self.app_port = health_port, app_port
+        self.healthy = False
+        self.first_503 = None
+        self.sent = self.ok = 0
+        self.failures = []
+        self.last_ok = None
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._check, daemon=True),
+                        threading.Thread(target=self._client, daemon=True),
+                        threading.Thread(target=self._client, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _check(self):
+        good = 0
+        while not self.stop.is_set():
+            code, _ = http_get(self.health_port, "/healthz", timeout=1)
+            if code == 200:
+                good += 1
+                if good >= 2:
+                    self.healthy = True
+            else:
+                good = 0
+                if self.healthy and self.first_503 is None:
+                    self.first_503 = time.time()
+                self.healthy = False
+            time.sleep(0.2)
+
+    def _client(self):
+        while not self.stop.is_set():
+            if not self.healthy:
+                time.sleep(0.05)
+                continue
+            self.sent += 1
+            code, body = http_get(self.app_port, "/slow", timeout=5)
+            if code == 200:
+                self.ok += 1
+                self.last_ok = time.time()
+            else:
+                self.failures.append((time.time(), code, body))
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
+class Life(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.f = FakeAWS(auth=True)
+        cls.f.start()
+        cls.n = 0
+        cls.art = make_artifact({"app.py": APP.encode()})
+        cls.f.put_s3("releases", "app/1.0.0.tar.gz", cls.art)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+
+    def setUp(self):
+        self.f.clear_faults()
+        self.f.clear_requests()
+        self.dir = tempfile.mkdtemp(prefix="asg-life-")
+        self.state = os.path.join(self.dir, "state")
+        self.agents = []
+        type(self).n += 1
+        self.group = f"life{self.n}"
+
+    def tearDown(self):
+        for a in self.agents:
+            a.stop(timeout=15)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def boot(self, extra="", terminate_hook=False, wait=True, ports=None, env=None, **kw):
+        if ports is None:
+            self.app_port, self.health_port = free_port(), free_port()
+        w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
+                              terminate_hook=terminate_hook, heartbeat_timeout=30, **kw)
+        a = self.start(extra, env=env)
+        if wait:
+            self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        return w, a
+
+    def start(self, extra="", env=None):
+        conf = write_config(os.path.join(self.dir, f"a{len(self.agents)}.conf"), self.state,
+                            self.app_port, self.health_port,
+                            "[app]\nhealth_interval = 1\nunhealthy_after = 2\n"
+                            "unhealthy_grace = 3\n" + extra)
+        e = self.f.agent_env()
+        e.update(env or {})
+        a = Agent(conf, e, os.path.join(self.dir, f"a{len(self.agents)}.log"))
+        self.agents.append(a)
+        return a
+
+    def events(self, w, kind, hook=None):
+        return [e for e in self.f.lifecycle() if e.get("instance_id") == w.instance_id and
+                e.get("kind") == kind and e.get("ok") and (hook is None or e["hook"] == hook)]
+
+    def wait_for(self, pred, timeout=20, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.1)
+        self.fail(f"timed out waiting for {what}")
+
+    def test_scale_in_drains_without_dropping_requests(self):
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
+        lb = LoadBalancer(self.health_port, self.app_port)
+        try:
+            self.wait_for(lambda: lb.ok >= 10, what="traffic through the load balancer")
+            self.f.client("autoscaling").set_desired_capacity(
+                AutoScalingGroupName=self.group, DesiredCapacity=0)
+            self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        finally:
+            lb.close()
+        self.assertEqual(lb.failures, [], "no request sent to the target may fail")
+        self.assertGreater(lb.ok, 10)
+        self.assertIsNotNone(lb.first_503, "the endpoint turned 503 before the app stopped")
+        # The app served until it was stopped, at least drain seconds after the 503.
+        st = a.status_json()
+        self.assertEqual(st["phase"], "stopped")
+        self.assertEqual(st["target_state"], "Terminated")
+        drain = next(s for s in st["timeline"] if s["step"] == "drain")
+        self.assertGreaterEqual(drain["seconds"], 2.0)
+        self.assertGreaterEqual(drain["start"] + 2.0, lb.first_503 - 1.0)
+        done = self.events(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"])
+        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app stopped")
+        self.wait_for(lambda: not self.f.ec2_instance_running(w.instance_id),
+                      what="the instance to terminate")
+
+    def test_long_drain_sends_heartbeats(self):
+        w, a = self.boot("[lifecycle]\ndrain = 6\nheartbeat = 5\n", terminate_hook=True)
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        time.sleep(1.5)
+        st = a.status_json()
+        self.assertEqual(st["phase"], "draining")
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 503)
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
+        self.assertIn("s left before the app is stopped", a.status().stdout)
+        self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        beats = self.events(w, "heartbeat", f"{self.group}-terminate")
+        self.assertGreaterEqual(len(beats), 2, self.f.lifecycle())
+        self.assertEqual(len(self.events(w, "complete", f"{self.group}-terminate")), 1)
+
+    def test_standby_and_back(self):
+        w, a = self.boot()
+        pid = http_get(self.app_port, "/")[1].split()[0]
+        asg = self.f.client("autoscaling")
+        asg.enter_standby(AutoScalingGroupName=self.group, InstanceIds=[w.instance_id],
+                          ShouldDecrementDesiredCapacity=True)
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                      what="503 in standby")
+        self.assertEqual(a.status_json()["target_state"], "Standby")
+        self.assertEqual(a.status_json()["phase"], "serving")
+        self.assertEqual(http_get(self.app_port, "/")[1].split()[0], pid, "app kept running")
+        asg.exit_standby(AutoScalingGroupName=self.group, InstanceIds=[w.instance_id])
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200,
+                      what="200 back in service")
+        self.assertEqual(http_get(self.app_port, "/")[1].split()[0], pid)
+
+    def test_warm_pool_then_in_service_without_download(self):
+        self.app_port, self.health_port = free_port(), free_port()
+        w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
+                              heartbeat_timeout=30)
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        a = self.start()
+        self.assertTrue(a.wait_started())
+        self.wait_for(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                      what="the warmed phase")
+        self.assertEqual(a.status().returncode, 4)
+        self.assertEqual([e["result"] for e in self.events(w, "complete")], ["CONTINUE"])
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 503, "warm: not serving")
+        self.assertEqual(http_get(self.app_port, "/health")[0], None, "warm: app not started")
+        gets = len([q for q in self.f.requests(target="aws", service="s3")
+                    if q.get("action") == "GetObject"])
+        self.assertEqual(gets, 1)
+        self.f.clear_requests()
+        self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200, timeout=30,
+                      what="serving after the warm pool")
+        st = a.status_json()
+        self.assertEqual(st["phase"], "serving")
+        self.assertFalse(st["downloaded"])
+        self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
+                          if q.get("action") == "GetObject"], [], "no second download")
+
+    def test_app_turns_unhealthy_then_replaced(self):
+        w, a = self.boot()
+        open(os.path.join(self.state, "current", "FAIL"), "w").close()
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                      what="503 after failed probes")
+        st = a.status_json()
+        self.assertGreaterEqual(st["app_health"]["failing"], 2)
+        self.wait_for(lambda: self.f.requests(target="aws", action="SetInstanceHealth"),
+                      timeout=15, what="SetInstanceHealth after the grace")
+        health = self.f.client("autoscaling").describe_auto_scaling_instances(
+            InstanceIds=[w.instance_id])["AutoScalingInstances"]
+        if health:
+            self.assertEqual(health[0]["HealthStatus"].upper(), "UNHEALTHY")
+
+    def test_app_recovers_within_grace(self):
+        w, a = self.boot("[app]\nunhealthy_grace = 30\n")
+        fail = os.path.join(self.state, "current", "FAIL")
+        open(fail, "w").close()
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                      what="503 after failed probes")
+        os.unlink(fail)
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200,
+                      what="200 after recovery")
+        self.assertEqual(self.f.requests(target="aws", action="SetInstanceHealth"), [])
+        st = a.status_json()
+        self.assertEqual(st["app_health"]["failing"], 0)
+        self.assertGreater(st["app_health"]["failures"], 0)
+        self.assertIn("app checks", a.status().stdout)
+
+    def test_sigterm_drains_without_lifecycle_call(self):
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
+        self.f.clear_requests()
+        a.proc.send_signal(signal.SIGTERM)
+        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                      what="503 on SIGTERM")
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
+        self.assertEqual(a.wait_exit(20), 0, a.log_text())
+        self.assertEqual(a.status_json()["phase"], "stopped")
+        self.assertEqual(http_get(self.app_port, "/health")[0], None)
+        self.assertEqual(self.f.requests(target="aws", action="CompleteLifecycleAction"), [],
+                         "no terminate action was pending")
+
+    def test_agent_killed_then_restarted_keeps_the_app(self):
+        # The test app normally exits with its agent; here it must outlive it, as real apps do.
+        w, a = self.boot(env={"ASG_TEST_ORPHAN_OK": "1"})
+        before = http_get(self.app_port, "/")[1]
+        a.proc.kill()
+        a.proc.wait()
+        self.assertEqual(http_get(self.app_port, "/")[1], before, "app survives the agent")
+        self.f.clear_requests()
+        b = self.start()
+        self.assertEqual(b.wait_status(timeout=60), 0, b.log_text())
+        self.assertEqual(http_get(self.app_port, "/")[1], before, "same app process")
+        st = b.status_json()
+        self.assertIn("kept running", st["app"])
+        self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
+                          if q.get("action") == "GetObject"], [])
+        self.assertEqual(len(self.events(w, "complete")), 1, "completed once")
+        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
+        # The adopted app is stopped on the way out like our own.
+        self.assertEqual(b.stop(), 0)
+        self.assertEqual(http_get(self.app_port, "/")[0], None)
+
+    def test_sighup_reloads_what_it_can(self):
+        w, a = self.boot()
+        with open(a.config) as fh:
+            text = fh.read()
+        text = text.replace("health_interval = 1", "health_interval = 2")
+        text = text.replace(f"state_dir = {self.state}", f"state_dir = {self.state}-x")
+        with open(a.config, "w") as fh:
+            fh.write(text)
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait_for(lambda: "reload:" in a.log_text(), what="the reload log")
+        time.sleep(0.3)
+        log = a.log_text()
+        self.assertIn("applied [app] health_interval", log)
+        self.assertIn("not applied until the agent restarts: [agent] state_dir", log)
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 200, "still serving")
+
+
+if __name__ == "__main__":
+    unittest.main()
