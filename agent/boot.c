@@ -994,3 +994,74 @@ out:
 	free(cause);
 	return ret;
 }
+
+int
+boot_prefetch(struct config *cfg, const char *version, const char *sha256,
+    const char *group, char **cause)
+{
+	struct boot	 b;
+	struct tags	 t;
+	const char	*keys[3], *v;
+	int		 n = 0, ret = -1;
+
+	memset(&b, 0, sizeof b);
+	memset(&t, 0, sizeof t);
+	b.cfg = cfg;
+	state_init(&b.st);	/* never saved: the boot's state file is not ours */
+	signals();
+	if (make_dirs(cfg->state_dir, cause) != 0)
+		goto out;
+	imds_init(&b.imds, cfg->imds_endpoint, cfg->imds_timeout);
+	b.imds.stop = (volatile int *)&boot_stop;
+	creds_init(&b.creds, &b.imds);
+	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
+	b.aws.stop = (volatile int *)&boot_stop;
+	if (aws_resolve_region(&b.aws, cfg->region, cause) != 0)
+		goto out;
+	if (group != NULL) {
+		b.group = xstrdup(group);
+		keys[n++] = cfg->version_tag;
+		if (*cfg->sha256_tag != '\0')
+			keys[n++] = cfg->sha256_tag;
+		keys[n] = NULL;
+		if (tags_from_group(&b.aws, group, keys, &t, cause) != TAGS_OK) {
+			set_cause(cause, "reading the tags of group %s: %s", group, *cause);
+			goto out;
+		}
+		if ((v = tags_get(&t, cfg->version_tag)) == NULL || *v == '\0') {
+			set_cause(cause, "group %s has no tag %s", group, cfg->version_tag);
+			goto out;
+		}
+		b.version = xstrdup(v);
+		if (*cfg->sha256_tag != '\0' && (v = tags_get(&t, cfg->sha256_tag)) != NULL &&
+		    *v != '\0')
+			b.sha256 = xstrdup(v);
+	} else {
+		b.version = xstrdup(version);
+		b.sha256 = sha256 != NULL ? xstrdup(sha256) : NULL;
+	}
+	if (!release_version_ok(b.version)) {
+		set_cause(cause, "unusable version '%s'", b.version);
+		goto out;
+	}
+	if (!verifiable(&b)) {
+		set_cause(cause, "nothing to verify %s with: give --sha256, tag the group "
+		    "with %s, or configure [artifact] public_key", b.version, cfg->sha256_tag);
+		goto out;
+	}
+	if (step_release(&b, cause) != 0 || step_activate(&b, cause) != 0)
+		goto out;
+	log_info("prefetched %s into %s (%s)", b.version, b.st.release_dir,
+	    b.st.downloaded ? b.st.verification : "already installed");
+	ret = 0;
+out:
+	tags_free(&t);
+	aws_free(&b.aws);
+	creds_free(&b.creds);
+	imds_free(&b.imds);
+	state_free(&b.st);
+	free(b.group);
+	free(b.version);
+	free(b.sha256);
+	return ret;
+}

@@ -48,6 +48,13 @@ extern volatile sig_atomic_t	boot_reload;	/* SIGHUP */
 char	*boot_expand(const char *, const char *const vars[][2], int encode, char **);
 /* Check what run needs beyond check-config; returns 0 or -1 with a cause. */
 int	boot_check_config(const struct config *, char **);
+/*
+ * Bake time: fetch, verify and install a release (version and digest given,
+ * or read from the group's tags) without starting anything, so that `run`
+ * at boot finds it installed. Returns 0 or -1 with a cause.
+ */
+int	boot_prefetch(struct config *, const char *version, const char *sha256,
+	    const char *group, char **);
 /* Run the boot path and then serve until stopped. Returns the process exit code. */
 int	boot_run(struct config *);
 

@@ -42,6 +42,7 @@ static int	cmd_aws(struct globals *, int, char **);
 static int	cmd_run(struct globals *, int, char **);
 static int	cmd_status(struct globals *, int, char **);
 static int	cmd_fetch(struct globals *, int, char **);
+static int	cmd_prefetch(struct globals *, int, char **);
 
 static const struct cmd cmds[] = {
 	{ "help", cmd_help, "[COMMAND]", "show commands, or one command's usage" },
@@ -56,6 +57,8 @@ static const struct cmd cmds[] = {
 	  "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
 	  "(-o FILE | -x DIR)",
 	  "download and verify an artifact (and unpack it with -x)" },
+	{ "prefetch", cmd_prefetch, "(--version V [--sha256 HEX] | --group NAME)",
+	  "bake time: fetch, verify and install a release without starting anything" },
 	{ "aws", cmd_aws, "SERVICE ACTION [Name=Value ...]",
 	  "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2)" },
 };
@@ -423,6 +426,47 @@ out:
 	if (loaded)
 		config_free(&cfg);
 	http_cleanup();
+	free(cause);
+	return ret;
+}
+
+static int
+cmd_prefetch(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "version", required_argument, NULL, 'V' },
+		{ "sha256", required_argument, NULL, 's' },
+		{ "group", required_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config	 cfg;
+	const char	*version = NULL, *sha256 = NULL, *group = NULL;
+	char		*cause = NULL;
+	int		 ch, ret = 1;
+
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'V': version = optarg; break;
+		case 's': sha256 = optarg; break;
+		case 'g': group = optarg; break;
+		default: return 2;
+		}
+	}
+	if (optind != argc || (version == NULL) == (group == NULL) ||
+	    (sha256 != NULL && group != NULL)) {
+		cmd_usage(cmd_find("prefetch"), stderr);
+		return 2;
+	}
+	if (load_config(g, &cfg) != 0)
+		return 1;
+	if (http_init(&cause) != 0 ||
+	    boot_prefetch(&cfg, version, sha256, group, &cause) != 0)
+		fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
+	else
+		ret = 0;
+	http_cleanup();
+	config_free(&cfg);
 	free(cause);
 	return ret;
 }

@@ -88,6 +88,47 @@ class Fetch(unittest.TestCase):
         r = self.fetch(self.http_url, "--allow-unverified", "-x", os.path.join(self.d, "x4"))
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def prefetch_conf(self, name):
+        state = os.path.join(self.d, name)
+        conf = write(os.path.join(self.d, f"{name}.conf"),
+                     f"[agent]\nstate_dir = {state}\n[aws]\napi_timeout = 10\n"
+                     "[artifact]\nurl = s3://bakes/app/{version}.tar.gz\n"
+                     "[app]\ncommand = python3 app.py\n")
+        return state, conf
+
+    def test_prefetch_installs_without_starting(self):
+        state, conf = self.prefetch_conf("pf1")
+        r = run(["-c", conf, "prefetch", "--version", "1.0.0", "--sha256", sha256(self.art)],
+                env=self.f.agent_env(), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.readlink(os.path.join(state, "current")), "releases/1.0.0")
+        self.assertTrue(os.path.isfile(os.path.join(state, "current", "README")))
+        self.assertFalse(os.path.exists(os.path.join(state, "state.json")),
+                         "prefetch leaves the boot's state alone")
+        # A second prefetch finds it installed and downloads nothing.
+        self.f.clear_requests()
+        r = run(["-c", conf, "prefetch", "--version", "1.0.0", "--sha256", sha256(self.art)],
+                env=self.f.agent_env(), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([q for q in self.f.requests(target="aws", service="s3")], [])
+
+    def test_prefetch_from_group_needs_a_digest(self):
+        state, conf = self.prefetch_conf("pf2")
+        r = run(["-c", conf, "prefetch", "--group", "fetch-blue"], env=self.f.agent_env(),
+                timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("nothing to verify 1.0.0 with", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(state, "current")))
+
+    def test_prefetch_wrong_digest_installs_nothing(self):
+        state, conf = self.prefetch_conf("pf3")
+        r = run(["-c", conf, "prefetch", "--version", "1.0.0", "--sha256", "2" * 64],
+                env=self.f.agent_env(), timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("sha256 mismatch", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(state, "current")))
+        self.assertEqual(os.listdir(os.path.join(state, "releases")), [])
+
     def test_usage(self):
         self.assertEqual(self.fetch(self.http_url, "--sha256", "1" * 64).returncode, 2)
         self.assertEqual(self.fetch(self.http_url, "--sha256", "1" * 64, "-o", "a", "-x",
