@@ -476,9 +476,8 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 		if (a->stop != NULL && *a->stop)
 			goto out;
 		if ((delay = retry_next(&r, mono_now())) < 0) {
+			/* Still throttled or 5xx: no answer the caller should treat as final. */
 			set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
-			if (res->code != NULL)
-				ret = AWS_ERROR;
 			goto out;
 		}
 		sleep_for(delay, a->stop);

@@ -1,0 +1,402 @@
+"""`asg-agent run`: edges of the boot path (re-verification, failing APIs, hostile tags,
+URL templates, what the app inherits), real binary, fake AWS with signature checks on."""
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+from agentlib import run, write
+from bootlib import APP_PY, Agent, free_port, http_get, make_artifact, sha256, write_config
+from harness import FakeAWS
+
+# The test app, plus a prologue that records what it inherited before anything else opens.
+SEEN_PY = r'''
+import json, os
+_fds = os.listdir("/proc/self/fd")
+_links = {}
+for _fd in _fds:
+    try:
+        _links[_fd] = os.readlink("/proc/self/fd/" + _fd)
+    except OSError:
+        _links[_fd] = None          # the directory listdir had open, closed since
+with open("seen.json", "w") as _fh:
+    json.dump({"fds": _fds, "links": _links, "env": dict(os.environ)}, _fh)
+''' + APP_PY
+
+
+class _ArtifactServer:
+    """A plain HTTP server on loopback serving one body at one raw path; records every path."""
+
+    def __init__(self, path, body):
+        self.paths = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.paths.append(self.path)
+                if self.path == path:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class BootEdges(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.f = FakeAWS(auth=True)
+        cls.f.start()
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+
+    def setUp(self):
+        self.f.clear_faults()
+        self.f.clear_requests()
+        self.f.control("DELETE", "/tag-delay", check=False)
+        self.dir = tempfile.mkdtemp(prefix="asg-edge-")
+        self.state = os.path.join(self.dir, "state")
+        self.agents = []
+        type(self).n += 1
+        self.group = f"edge{self.n}"
+
+    def tearDown(self):
+        for a in self.agents:
+            a.stop(timeout=10)
+        self.f.clear_faults()
+        self.f.control("DELETE", "/tag-delay", check=False)
+        if not os.environ.get("ASG_TEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- helpers ---------------------------------------------------------------------
+    def world(self, version="1.0.0", art=None, sha=True, group=None, **kw):
+        art = make_artifact() if art is None else art
+        self.f.put_s3("releases", f"app/{version}.tar.gz", art)
+        digest = sha256(art) if sha is True else sha
+        w = self.f.make_world(group=group or self.group, version=version,
+                              sha256=digest or None, **kw)
+        return w, art
+
+    def start(self, extra="", state=None, env=None):
+        self.app_port, self.health_port = free_port(), free_port()
+        conf = write_config(os.path.join(self.dir, f"agent{len(self.agents)}.conf"),
+                            state or self.state, self.app_port, self.health_port, extra)
+        a = Agent(conf, env or self.f.agent_env(),
+                  os.path.join(self.dir, f"agent{len(self.agents)}.log"))
+        self.agents.append(a)
+        return a
+
+    def lifecycle(self, w, kind="complete"):
+        return [e for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("kind") == kind and e.get("ok")]
+
+    def s3_gets(self, key=None):
+        return [q for q in self.f.requests(target="aws", service="s3")
+                if q.get("action") == "GetObject"
+                and (key is None or q.get("path", "").split("?")[0].endswith(key))]
+
+    def wait_for(self, pred, timeout, step=0.2):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return True
+            time.sleep(step)
+        return pred()
+
+    def assert_serving(self, a, w):
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        st = a.status_json()
+        self.assertEqual(st["phase"], "serving")
+        self.assertIsNone(st["error"])
+        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"],
+                         self.f.lifecycle())
+        return st
+
+    def assert_failed(self, a, w, cause, fresh_state=True):
+        code = a.wait_status(timeout=60)
+        st = a.status_json()
+        self.assertEqual(code, 1, a.log_text())
+        self.assertEqual(st["phase"], "failed")
+        self.assertIn(cause, st["error"] or "")
+        self.assertEqual(a.wait_exit(20), 1, "the agent exits non-zero after a failure")
+        done = self.lifecycle(w)
+        self.assertEqual([e["result"] for e in done], ["ABANDON"], self.f.lifecycle())
+        if fresh_state:
+            self.assertFalse(os.path.exists(os.path.join(self.state, "current")),
+                             "no release may become current")
+        staging = os.path.join(self.state, "staging")
+        self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [])
+        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app must not run")
+        return st
+
+    def keypair(self, name):
+        k = os.path.join(self.dir, f"{name}.pem")
+        pub = os.path.join(self.dir, f"{name}.pub")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-out", k], check=True, capture_output=True)
+        subprocess.run(["openssl", "ec", "-in", k, "-pubout", "-out", pub], check=True,
+                       capture_output=True)
+        return k, pub
+
+    def sign(self, key, data):
+        path = os.path.join(self.dir, "to-sign.bin")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, path],
+                              check=True, capture_output=True).stdout
+
+    def marker(self, version):
+        with open(os.path.join(self.state, "releases", f".{version}.complete")) as fh:
+            return fh.read().strip()
+
+    # -- 1. an unverified release is never reused as verified ---------------------------
+    def unverified_then_signed(self, signer):
+        """Boot 1 installs 1.0.0 unverified; boot 2, same state dir, requires a signature.
+
+        Boot 2 runs on a second instance (its own group, same version): the first
+        instance's launch hook was completed by boot 1, and a pending hook makes the
+        CONTINUE or ABANDON of boot 2 observable."""
+        key, pub = self.keypair("good")
+        art = make_artifact()
+        w1, _ = self.world(art=art, sha=False)
+        a = self.start("[artifact]\nallow_unverified = yes\nsha256_tag =\n")
+        st = self.assert_serving(a, w1)
+        self.assertIn("UNVERIFIED", st["verification"])
+        self.assertEqual(self.marker("1.0.0"), "unverified")
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(http_get(self.app_port, "/health")[0], None)
+
+        sign_key = key if signer == "good" else self.keypair("evil")[0]
+        self.f.put_s3("releases", "app/1.0.0.tar.gz.sig", self.sign(sign_key, art))
+        w2, _ = self.world(art=art, sha=False, group=f"{self.group}b")
+        self.f.clear_requests()
+        b = self.start(f"[artifact]\npublic_key = {pub}\nsha256_tag =\nallow_unverified = no\n")
+        return b, w2, art
+
+    def test_unverified_release_downloaded_again_when_signature_required(self):
+        b, w2, art = self.unverified_then_signed("good")
+        st = self.assert_serving(b, w2)
+        self.assertTrue(st["downloaded"], "an unverified release must not be reused")
+        self.assertEqual(len(self.s3_gets("app/1.0.0.tar.gz")), 1, self.f.requests(service="s3"))
+        self.assertEqual(len(self.s3_gets("app/1.0.0.tar.gz.sig")), 1)
+        self.assertIn("signature", st["verification"])
+        self.assertNotIn("UNVERIFIED", st["verification"])
+        self.assertEqual(st["sha256"], sha256(art))
+        self.assertEqual(self.marker("1.0.0"), sha256(art), "now installed as verified")
+        self.assertEqual(os.readlink(os.path.join(self.state, "current")), "releases/1.0.0")
+
+    def test_unverified_release_not_served_when_signature_bad(self):
+        b, w2, _ = self.unverified_then_signed("evil")
+        st = self.assert_failed(b, w2, "signature", fresh_state=False)
+        self.assertEqual(len(self.s3_gets("app/1.0.0.tar.gz")), 1,
+                         "the release is fetched again, not reused")
+        self.assertIsNone(http_get(self.health_port, "/healthz")[0])
+        self.assertNotIn("UNVERIFIED", st["verification"] or "")
+        self.assertNotIn("already installed", b.log_text())
+        self.assertEqual(self.marker("1.0.0"), "unverified",
+                         "the failed download must not mark the old tree verified")
+
+    # -- 2./3. tag APIs failing ---------------------------------------------------------
+    def test_ec2_describe_tags_denied(self):
+        w, _ = self.world()
+        self.f.fault(kind="status", status=403, code="UnauthorizedOperation", service="ec2",
+                     action="DescribeTags")
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertEqual(st["group"], self.group)
+        self.assertIn("group tag", st["version_source"])
+        denied = self.f.requests(target="aws", service="ec2", action="DescribeTags")
+        self.assertTrue(denied, "the agent asked EC2 DescribeTags first")
+        self.assertTrue(all(q["status"] == 403 for q in denied), denied)
+        found = [q for q in self.f.requests(target="aws", service="autoscaling",
+                                            action="DescribeAutoScalingInstances")
+                 if q["status"] == 200]
+        self.assertTrue(found, "the group came from DescribeAutoScalingInstances")
+
+    def test_group_describe_tags_throttled(self):
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", action="DescribeTags",
+                     for_seconds=4)
+        t0 = time.monotonic()
+        a = self.start("[aws]\napi_timeout = 2\n[version]\nwait = 20\n")
+        st = self.assert_serving(a, w)
+        self.assertGreaterEqual(time.monotonic() - t0, 3.5, "the throttle lasted 4 s")
+        calls = st["api_calls"].get("DescribeTags", {})
+        self.assertGreater(calls.get("throttled", 0), 0, st["api_calls"])
+        throttled = [q for q in self.f.requests(target="aws", service="autoscaling",
+                                                action="DescribeTags") if q["status"] == 400]
+        self.assertTrue(throttled, "the proxy answered Throttling")
+
+    # -- 4. CompleteLifecycleAction failing ------------------------------------------------
+    def test_complete_lifecycle_action_failing(self):
+        w, _ = self.world()
+        self.f.fault(kind="status", status=500, code="InternalFailure",
+                     action="CompleteLifecycleAction", count=3)
+        a = self.start("[aws]\napi_timeout = 1\n")
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        self.assertEqual(a.status_json()["phase"], "serving")
+        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
+        self.assertTrue(self.wait_for(lambda: self.lifecycle(w), 20),
+                        f"no successful completion: {self.f.lifecycle()}\n{a.log_text()}")
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"])
+        failed = [q for q in self.f.requests(target="aws", action="CompleteLifecycleAction")
+                  if q["status"] == 500]
+        self.assertEqual(len(failed), 3, "all three failures were seen by the agent")
+        self.assertEqual(self.f.instance_state(w.instance_id), "InService")
+        self.assertTrue(self.wait_for(lambda: "CONTINUE sent" in
+                                      (a.status_json()["lifecycle"] or ""), 5),
+                        a.status_json()["lifecycle"])
+        self.assertIsNone(a.status_json()["error"])
+
+    # -- 5. the sha256 tag late, or never ---------------------------------------------------
+    def test_sha256_tag_after_3s(self):
+        w, art = self.world()
+        self.f.tag_delay("asg-agent:sha256", 3)
+        t0 = time.monotonic()
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.5, "waited for the digest")
+        self.assertEqual(st["sha256"], sha256(art))
+        self.assertIn("sha256 tag", st["verification"])
+        self.assertNotIn("UNVERIFIED", st["verification"])
+        step = next(s for s in st["timeline"] if s["step"] == "version-tag")
+        self.assertGreater(step["polls"], 1)
+
+    def test_sha256_tag_never_appears(self):
+        w, _ = self.world()
+        self.f.tag_delay("asg-agent:sha256", -1)
+        t0 = time.monotonic()
+        a = self.start("[version]\nwait = 3\n")
+        st = self.assert_failed(a, w, "asg-agent:sha256")
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertIn("no asg-agent:sha256 tag", st["error"])
+        self.assertEqual(self.s3_gets(), [], "nothing is downloaded without a digest")
+
+    # -- 6. hostile version tags -----------------------------------------------------------
+    def hostile_version(self, version):
+        # The artifact is never fetched; the digest only makes the tags complete.
+        w = self.f.make_world(group=self.group, version=version, sha256=sha256(b"x"))
+        a = self.start()
+        st = self.assert_failed(a, w, "unusable version")
+        self.assertIsNone(st["version"])
+        self.assertNotIn("\n", st["error"])
+        # Nothing outside the state dir: only what the test itself put in self.dir.
+        self.assertEqual(sorted(os.listdir(self.dir)), ["agent0.conf", "agent0.log", "state"])
+        self.assertFalse(os.path.exists(os.path.join(self.state, "releases", version)))
+        releases = os.path.join(self.state, "releases")
+        self.assertEqual(os.listdir(releases) if os.path.isdir(releases) else [], [])
+        self.assertEqual(self.s3_gets(), [])
+        human = a.status().stdout
+        lines = [ln for ln in human.splitlines() if "unusable version" in ln]
+        self.assertEqual(len(lines), 1, human)
+        return lines[0], human
+
+    def test_version_with_dotdot(self):
+        line, _ = self.hostile_version("../../etc")
+        self.assertIn("../../etc", line)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "etc")))
+
+    def test_version_with_newline(self):
+        line, human = self.hostile_version("1.0\nEVIL")
+        # The whole value stays on the error line, its newline escaped.
+        self.assertIn("EVIL", line, human)
+        self.assertFalse(any(ln.startswith("EVIL") for ln in human.splitlines()), human)
+        self.assertRegex(line, r"1\.0\\[0-9]*012[^\n]*EVIL")
+
+    # -- 7. URL template values are percent-encoded --------------------------------------------
+    def test_url_template_encodes_group(self):
+        # moto 5.2.1 accepts a group name with a space and a '+'.
+        group = f"{self.group} a+b"
+        art = make_artifact()
+        w = self.f.make_world(group=group, version="1.0.0", sha256=sha256(art))
+        want = (f"/us-east-1/{urllib.parse.quote(group, safe='')}/{w.instance_id}/1.0.0.tar.gz")
+        self.assertIn("%20", want)
+        self.assertIn("%2B", want)
+        srv = _ArtifactServer(want, art)
+        self.addCleanup(srv.close)
+        a = self.start(f"[artifact]\nurl = http://127.0.0.1:{srv.port}/{{region}}/{{group}}/"
+                       "{instance_id}/{version}.tar.gz\n")
+        st = self.assert_serving(a, w)
+        self.assertEqual(srv.paths, [want])
+        self.assertEqual(st["group"], group)
+        self.assertIn("sha256 tag", st["verification"])
+        self.assertEqual(self.s3_gets(), [])
+
+    # -- 9. what the command app inherits ------------------------------------------------------
+    def test_app_inherits_no_sockets_or_secrets(self):
+        art = make_artifact({"app.py": SEEN_PY.encode()})
+        w, _ = self.world(art=art)
+        creds = self.f.imds_credentials()
+        env = self.f.agent_env()
+        env.update(AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
+                   AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+                   AWS_SESSION_TOKEN=creds["Token"], AWS_REGION="us-east-1")
+        a = self.start(env=env)
+        st = self.assert_serving(a, w)
+        imds = next(s for s in st["timeline"] if s["step"] == "imds")
+        self.assertIn("credentials from environment", imds["detail"])
+        with open(os.path.join(self.state, "current", "seen.json")) as fh:
+            seen = json.load(fh)
+        extra = sorted(set(seen["fds"]) - {"0", "1", "2"}, key=int)
+        self.assertLessEqual(len(extra), 1, seen["links"])
+        for fd in extra:     # only the directory listdir itself had open
+            self.assertIsNone(seen["links"][fd], seen["links"])
+        for fd in ("0", "1", "2"):
+            self.assertFalse((seen["links"].get(fd) or "").startswith("socket:"), seen["links"])
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            self.assertNotIn(k, seen["env"])
+        for v in seen["env"].values():
+            self.assertNotIn(creds["SecretAccessKey"], v)
+            self.assertNotIn(creds["Token"], v)
+        self.assertEqual(seen["env"].get("ASG_AGENT_VERSION"), "1.0.0")
+        self.assertEqual(seen["env"].get("ASG_AGENT_INSTANCE_ID"), w.instance_id)
+
+
+class CheckConfig(unittest.TestCase):
+    # -- 8. check-config ------------------------------------------------------------------------
+    def test_relative_state_dir(self):
+        d = tempfile.mkdtemp(prefix="asg-edge-")
+        self.addCleanup(shutil.rmtree, d, True)
+        conf = write_config(os.path.join(d, "agent.conf"), "relative/path", free_port(),
+                            free_port(), "[artifact]\nsha256_tag = asg-agent:sha256\n")
+        with open(conf) as fh:
+            text = fh.read()
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("state_dir"))
+        r = run(["check-config"], config=conf)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"{conf}:{line}: state_dir: must be an absolute path", r.stdout + r.stderr)
+        # The rest of that config is fine: it is the only problem reported.
+        ok = write(os.path.join(d, "ok.conf"),
+                   text.replace("relative/path", os.path.join(d, "state")))
+        r = run(["check-config"], config=ok)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(os.getcwd(), "relative")))
+
+
+if __name__ == "__main__":
+    unittest.main()
