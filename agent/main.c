@@ -18,6 +18,7 @@
 #include "http.h"
 #include "imds.h"
 #include "log.h"
+#include "rollout.h"
 #include "state.h"
 #include "status.h"
 #include "util.h"
@@ -43,6 +44,7 @@ static int	cmd_run(struct globals *, int, char **);
 static int	cmd_status(struct globals *, int, char **);
 static int	cmd_fetch(struct globals *, int, char **);
 static int	cmd_prefetch(struct globals *, int, char **);
+static int	cmd_rollout(struct globals *, int, char **);
 
 static const struct cmd cmds[] = {
 	{ "help", cmd_help, "[COMMAND]", "show commands, or one command's usage" },
@@ -59,6 +61,10 @@ static const struct cmd cmds[] = {
 	  "download and verify an artifact (and unpack it with -x)" },
 	{ "prefetch", cmd_prefetch, "(--version V [--sha256 HEX] | --group NAME)",
 	  "bake time: fetch, verify and install a release without starting anything" },
+	{ "rollout", cmd_rollout,
+	  "start --live GROUP --idle GROUP --version V [--sha256 HEX] | status | finish | "
+	  "rollback  [--timeout S] [--json]",
+	  "the blue/green switch between two groups, one step per command (for CI)" },
 	{ "aws", cmd_aws, "SERVICE ACTION [Name=Value ...]",
 	  "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2)" },
 };
@@ -465,6 +471,106 @@ cmd_prefetch(struct globals *g, int argc, char **argv)
 		fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
 	else
 		ret = 0;
+	http_cleanup();
+	config_free(&cfg);
+	free(cause);
+	return ret;
+}
+
+static int
+cmd_rollout(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "live", required_argument, NULL, 'l' },
+		{ "idle", required_argument, NULL, 'i' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "sha256", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct {
+		const char	*name;
+		int		(*fn)(struct aws *, const struct rollout_opts *, char **);
+	} steps[] = {
+		{ "start", rollout_start }, { "status", rollout_status },
+		{ "finish", rollout_finish }, { "rollback", rollout_rollback },
+	};
+	struct config		 cfg;
+	struct imds		 imds;
+	struct creds_provider	 creds;
+	struct aws		 aws;
+	struct rollout_opts	 o;
+	char			*cause = NULL, *end;
+	size_t			 i;
+	int			 ch, ret = ROLLOUT_ERROR;
+
+	memset(&o, 0, sizeof o);
+	o.timeout = 900;
+	o.poll = 2;
+	o.out = stdout;
+	if (argc < 2) {
+		cmd_usage(cmd_find("rollout"), stderr);
+		return ROLLOUT_USAGE;
+	}
+	for (i = 0; i < nitems(steps); i++) {
+		if (strcmp(argv[1], steps[i].name) == 0)
+			break;
+	}
+	if (i == nitems(steps)) {
+		fprintf(stderr, "asg-agent: rollout: no step '%s' (start, status, finish, "
+		    "rollback)\n", argv[1]);
+		return ROLLOUT_USAGE;
+	}
+	optind = 0;	/* GNU: reinitialise; the step name is argv[1] */
+	while ((ch = getopt_long(argc - 1, argv + 1, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': o.live = optarg; break;
+		case 'i': o.idle = optarg; break;
+		case 'V': o.version = optarg; break;
+		case 's': o.sha256 = optarg; break;
+		case 'j': o.json = 1; break;
+		case 't':
+			o.timeout = strtod(optarg, &end);
+			if (*end != '\0' || o.timeout <= 0) {
+				fprintf(stderr, "asg-agent: bad --timeout '%s'\n", optarg);
+				return ROLLOUT_USAGE;
+			}
+			break;
+		default:
+			return ROLLOUT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (steps[i].fn == rollout_start && (o.live == NULL ||
+	    o.idle == NULL || o.version == NULL)) || (o.live == NULL) != (o.idle == NULL)) {
+		cmd_usage(cmd_find("rollout"), stderr);
+		return ROLLOUT_USAGE;
+	}
+	if (o.live != NULL && strcmp(o.live, o.idle) == 0) {
+		fprintf(stderr, "asg-agent: --live and --idle name the same group\n");
+		return ROLLOUT_USAGE;
+	}
+	if (load_config(g, &cfg) != 0)
+		return ROLLOUT_ERROR;
+	o.version_tag = cfg.version_tag;
+	o.sha256_tag = cfg.sha256_tag;
+	if (http_init(&cause) != 0) {
+		fprintf(stderr, "asg-agent: %s\n", cause);
+		free(cause);
+		config_free(&cfg);
+		return ROLLOUT_ERROR;
+	}
+	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
+	creds_init(&creds, &imds);
+	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
+	if (aws_resolve_region(&aws, cfg.region, &cause) != 0)
+		fprintf(stderr, "asg-agent: %s\n", cause);
+	else if ((ret = steps[i].fn(&aws, &o, &cause)) != ROLLOUT_OK && !o.json)
+		fprintf(stderr, "asg-agent: rollout %s: %s\n", steps[i].name,
+		    cause != NULL ? cause : "failed");
+	aws_free(&aws);
+	creds_free(&creds);
+	imds_free(&imds);
 	http_cleanup();
 	config_free(&cfg);
 	free(cause);

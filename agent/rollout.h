@@ -1,0 +1,41 @@
+/* rollout.h - the blue/green switch between two Auto Scaling groups, run from CI. */
+#ifndef ASG_ROLLOUT_H
+#define ASG_ROLLOUT_H
+
+#include <stdio.h>
+
+struct aws;
+
+/* Exit codes of `asg-agent rollout`, documented in the README and the man page. */
+enum rollout_code {
+	ROLLOUT_OK = 0,
+	ROLLOUT_ERROR = 1,	/* AWS error, or the world is not as expected */
+	ROLLOUT_USAGE = 2,
+	ROLLOUT_REFUSED = 3,	/* another rollout in progress, idle group not empty */
+	ROLLOUT_FAILED = 4,	/* the new version did not become healthy: switched back */
+	ROLLOUT_TIMEOUT = 5,
+};
+
+#define ROLLOUT_TAG	"asg-agent:rollout"
+#define ROLLOUT_LIVE	"asg-agent:live"
+
+struct rollout_opts {
+	const char	*live;
+	const char	*idle;
+	const char	*version;
+	const char	*sha256;
+	const char	*version_tag;	/* [version] tag */
+	const char	*sha256_tag;	/* [artifact] sha256_tag */
+	double		 timeout;	/* seconds to wait for health */
+	double		 poll;		/* seconds between checks */
+	int		 json;
+	FILE		*out;		/* progress lines */
+	volatile int	*stop;
+};
+
+int	rollout_start(struct aws *, const struct rollout_opts *, char **);
+int	rollout_finish(struct aws *, const struct rollout_opts *, char **);
+int	rollout_rollback(struct aws *, const struct rollout_opts *, char **);
+int	rollout_status(struct aws *, const struct rollout_opts *, char **);
+
+#endif
