@@ -77,6 +77,49 @@ aws_init(struct aws *a, struct imds *imds, struct creds_provider *creds,
 	a->endpoint_url = endpoint_url != NULL && *endpoint_url != '\0' ?
 	    xstrdup(endpoint_url) : NULL;
 	a->api_timeout = api_timeout;
+	a->slowdown = 1;
+	a->tokens = 1e9;	/* a full bucket: trimmed to the burst on first use */
+	a->refilled = mono_now();
+}
+
+double
+aws_slowdown(const struct aws *a)
+{
+	return a->slowdown < 1 ? 1 : a->slowdown;
+}
+
+/* A per-process ceiling on the request rate, so one agent never floods a shared bucket. */
+void
+aws_rate_wait(struct aws *a)
+{
+	double	now, burst;
+
+	if (a->max_rate <= 0)
+		return;
+	burst = a->max_rate < 1 ? 1 : a->max_rate;
+	for (;;) {
+		now = mono_now();
+		a->tokens += (now - a->refilled) * a->max_rate;
+		a->refilled = now;
+		if (a->tokens > burst)
+			a->tokens = burst;
+		if (a->tokens >= 1) {
+			a->tokens -= 1;
+			return;
+		}
+		sleep_for((1 - a->tokens) / a->max_rate, a->stop);
+		if (a->stop != NULL && *a->stop)
+			return;
+	}
+}
+
+void
+aws_adapt(struct aws *a, int throttled)
+{
+	if (throttled)
+		a->slowdown = a->slowdown * 2 > 32 ? 32 : a->slowdown * 2;
+	else
+		a->slowdown = a->slowdown / 2 < 1 ? 1 : a->slowdown / 2;
 }
 
 void
@@ -434,12 +477,15 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	url = xasprintf("%s/", endpoint);
 	form_body(&body, svc, action, p, n);
 	ctr = counter(a, action);
-	retry_init(&r, 0.1, 10.0, mono_now() + a->api_timeout);
+	retry_init(&r, 0.1 * aws_slowdown(a), 10.0, mono_now() + a->api_timeout);
 	for (;;) {
 		aws_result_free(res);
 		server_date = -1;
+		aws_rate_wait(a);
 		ctr->calls++;
 		err = attempt(a, svc, url, body.data, res, &server_date, cause);
+		if (err == HTTP_OK)
+			aws_adapt(a, aws_is_throttle(res->code));
 		if (err == -1)
 			goto out;	/* no credentials: retrying here will not help */
 		if (err == HTTP_OK && res->code == NULL) {
@@ -578,12 +624,13 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		url = full;
 	}
 	ctr = counter(a, "s3:GetObject");
-	retry_init(&r, 0.1, 10.0, mono_now() + a->api_timeout);
+	retry_init(&r, 0.1 * aws_slowdown(a), 10.0, mono_now() + a->api_timeout);
 	for (;;) {
 		aws_result_free(&res);
 		signed_req_free(&sreq);
 		http_stream_close(st);
 		st = NULL;
+		aws_rate_wait(a);
 		ctr->calls++;
 		if (sign_request(a, AWS_S3, "GET", url, path.data, NULL, NULL, &sreq,
 		    cause) != 0)
@@ -599,6 +646,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		if (err == HTTP_OK) {
 			status = http_stream_status(st);
 			if (status == 200 && from == 0) {
+				aws_adapt(a, 0);
 				ret = AWS_OK;
 				goto out;
 			}
@@ -612,6 +660,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 				goto out;
 			}
 			s3_error(st, &res);
+			aws_adapt(a, aws_is_throttle(res.code));
 			if (aws_is_throttle(res.code))
 				ctr->throttled++;
 			else if (status < 500) {

@@ -39,6 +39,10 @@ struct aws {
 	char			*endpoint_url;	/* from the config; env wins */
 	double			 api_timeout;	/* seconds of retrying per call */
 	double			 clock_offset;	/* server time minus ours */
+	double			 max_rate;	/* requests per second at most; 0: no limit */
+	double			 tokens;	/* the rate limiter's bucket */
+	double			 refilled;	/* mono_now() of the last refill */
+	double			 slowdown;	/* >= 1: grows on throttling, shrinks on success */
 	volatile int		*stop;
 	struct aws_counter	 counters[AWS_MAX_ACTIONS];
 	size_t			 ncounters;
@@ -80,6 +84,15 @@ int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
 struct http_stream;
 int	aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
 	    struct http_stream **, char **);
+/*
+ * How much slower than normal to poll: doubles with every throttling answer
+ * and halves with every success (1 to 32). Polling loops scale their delays.
+ */
+double	aws_slowdown(const struct aws *);
+/* Record an answer: throttled or not (adjusts the slowdown). */
+void	aws_adapt(struct aws *, int throttled);
+/* Block until the per-process rate ceiling allows one more request. */
+void	aws_rate_wait(struct aws *);
 /* Whether an error code means "slow down". */
 int	aws_is_throttle(const char *);
 /* Pull Code, Message and RequestId out of any AWS error body; 0 if found. */

@@ -31,9 +31,9 @@
 #include "util.h"
 
 #define BOOT_POLL_BASE		0.25	/* first tag poll ceiling, seconds */
-#define BOOT_POLL_CAP		5.0
-#define BOOT_PROBE_MIN		0.10	/* app health probes every 100-250 ms */
-#define BOOT_PROBE_MAX		0.25
+#define BOOT_POLL_CAP		2.0	/* times the slowdown when throttled */
+#define BOOT_PROBE_INTERVAL	0.10	/* app health probes: local, no jitter needed */
+#define BOOT_EARLY_BEAT		120	/* hooks this short get a heartbeat at once */
 #define BOOT_HEALTHY_IN_A_ROW	2
 #define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
 
@@ -197,8 +197,16 @@ boot_heartbeats(struct boot *b, const char *hook, int hook_timeout)
 		interval = hook_timeout / 3.0;
 	b->hb_hook = hook;
 	b->hb_interval = interval;
-	b->next_heartbeat = 0;
-	boot_tick(b);
+	/*
+	 * The hook's clock started at launch, before we ran: a short timeout
+	 * gets a heartbeat now; a long one the first after an interval, which
+	 * spares the API (and a fleet's shared quota) a call on every fast boot.
+	 */
+	if (hook_timeout > 0 && hook_timeout <= BOOT_EARLY_BEAT) {
+		b->next_heartbeat = 0;
+		boot_tick(b);
+	} else
+		b->next_heartbeat = mono_now() + interval;
 }
 
 /*
@@ -462,6 +470,10 @@ step_version(struct boot *b, char **cause)
 				    res == TAGS_RETRY ? err : "");
 			goto fail;
 		}
+		/* Throttled answers stretch the polling for the whole fleet's sake. */
+		delay *= aws_slowdown(&b->aws);
+		if (mono_now() + delay > deadline)
+			delay = deadline - mono_now();
 		boot_wait(b, delay);
 	}
 	free(err);
@@ -715,7 +727,7 @@ step_health(struct boot *b, char **cause)
 			    err != NULL ? err : "no answer");
 			goto out;
 		}
-		boot_wait(b, BOOT_PROBE_MIN + retry_random() * (BOOT_PROBE_MAX - BOOT_PROBE_MIN));
+		boot_wait(b, BOOT_PROBE_INTERVAL);
 	}
 	state_set(&b->st.health, "healthy");
 	b->st.last_probe_ok = wall_now();
@@ -917,6 +929,7 @@ boot_run(struct config *cfg)
 	creds_init(&b.creds, &b.imds);
 	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
 	b.aws.stop = (volatile int *)&boot_stop;
+	b.aws.max_rate = cfg->max_rate;
 	boot_save(&b);	/* a status from an earlier run must not be mistaken for ours */
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
 	deadline_timer(cfg->deadline);
@@ -1016,6 +1029,7 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 	creds_init(&b.creds, &b.imds);
 	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
 	b.aws.stop = (volatile int *)&boot_stop;
+	b.aws.max_rate = cfg->max_rate;
 	if (aws_resolve_region(&b.aws, cfg->region, cause) != 0)
 		goto out;
 	if (group != NULL) {

@@ -57,6 +57,8 @@ static const struct opt opts[] = {
 	  "seconds to keep retrying while IMDS is not up yet", 0 },
 	{ "aws", "api_timeout", OPT_INT, O(api_timeout), 1, 3600, "60", NULL,
 	  "seconds one AWS API call may spend retrying throttling and 5xx answers", 0 },
+	{ "aws", "max_rate", OPT_INT, O(max_rate), 0, 1000, "10", NULL,
+	  "AWS requests per second this agent sends at most (0: no limit)", 0 },
 
 	{ "version", "tag", OPT_STRING, O(version_tag), 0, 0, "asg-agent:version", NULL,
 	  "tag whose value names the version to run", 0 },

@@ -24,6 +24,7 @@ struct config {
 	char		*endpoint_url;
 	int		 imds_timeout;
 	int		 api_timeout;
+	int		 max_rate;
 
 	/* [version] */
 	char		*version_tag;

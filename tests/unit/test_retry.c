@@ -1,8 +1,10 @@
 /* test_retry.c - backoff ceilings, full jitter bounds, deadlines. */
 #include <math.h>
 
+#include "aws.h"
 #include "retry.h"
 #include "tap.h"
+#include "util.h"
 
 int
 main(void)
@@ -49,5 +51,38 @@ main(void)
 	d = retry_next(&r, 4);
 	tap_ok(d >= 0 && d <= 1 + 1e-9, "a delay is shortened to land on the deadline");
 	(void)total;
+
+	/* The fleet-friendly parts of the AWS client: adaptive slowdown and a rate ceiling. */
+	{
+		struct aws	a;
+		double		t0;
+
+		aws_init(&a, NULL, NULL, "us-east-1", NULL, 10);
+		tap_ok(aws_slowdown(&a) == 1, "no slowdown at first");
+		aws_adapt(&a, 1);
+		aws_adapt(&a, 1);
+		tap_ok(aws_slowdown(&a) == 4, "throttling doubles the slowdown");
+		for (i = 0; i < 10; i++)
+			aws_adapt(&a, 1);
+		tap_ok(aws_slowdown(&a) == 32, "slowdown is capped at 32");
+		aws_adapt(&a, 0);
+		tap_ok(aws_slowdown(&a) == 16, "success halves it");
+		for (i = 0; i < 10; i++)
+			aws_adapt(&a, 0);
+		tap_ok(aws_slowdown(&a) == 1, "and it never drops below 1");
+		a.max_rate = 20;
+		t0 = mono_now();
+		for (i = 0; i < 30; i++)
+			aws_rate_wait(&a);
+		d = mono_now() - t0;
+		tap_ok(d >= 0.45 && d < 2.0, "30 requests at 20/s with a burst of 20 take ~0.5 s (%.3f)",
+		    d);
+		a.max_rate = 0;
+		t0 = mono_now();
+		for (i = 0; i < 1000; i++)
+			aws_rate_wait(&a);
+		tap_ok(mono_now() - t0 < 0.1, "no ceiling when max_rate is 0");
+		aws_free(&a);
+	}
 	return tap_done();
 }
