@@ -74,8 +74,10 @@ make_dir(const char *path, char **cause)
 {
 	struct stat	sb;
 
+	/* chmod too: under UMask=0077 a non-root app unit could not read its release. */
 	if (mkdir(path, 0755) == 0)
-		return 0;
+		return chmod(path, 0755) == 0 ? 0 :
+		    set_cause(cause, "chmod %s: %s", path, strerror(errno));
 	if (errno != EEXIST)
 		return set_cause(cause, "mkdir %s: %s", path, strerror(errno));
 	if (lstat(path, &sb) == -1)
