@@ -506,9 +506,12 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 				creds_renewed = 1;
 				continue;
 			}
-			if (aws_is_throttle(res->code))
+			if (aws_is_throttle(res->code)) {
 				ctr->throttled++;
-			else if (!in_list(transient_codes, res->code) &&
+				/* A shared bucket is empty: later retries of this call wait longer. */
+				if (r.base < 0.25 * aws_slowdown(a))
+					r.base = 0.25 * aws_slowdown(a);
+			} else if (!in_list(transient_codes, res->code) &&
 			    res->status < 500) {
 				ctr->errors++;
 				set_cause(cause, "%s: %s", res->code, res->message);

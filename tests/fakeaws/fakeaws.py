@@ -32,6 +32,7 @@ import base64
 import collections
 import datetime as dt
 import email.utils
+import fnmatch
 import http.client
 import http.server
 import itertools
@@ -629,8 +630,8 @@ IMDS_KINDS = {"delay", "status", "reset"}  # plus immediate actions refuse / exp
 class FaultRule:
     _ids = itertools.count(1)
 
-    def __init__(self, target: str, spec: dict):
-        self.id = next(self._ids)
+    def __init__(self, target: str, spec: dict, rule_id: int | None = None):
+        self.id = next(self._ids) if rule_id is None else rule_id
         self.target = target
         self.spec = dict(spec)
         self.kind = spec.get("kind")
@@ -726,6 +727,175 @@ class FaultTable:
 
 FAULTS = FaultTable()
 
+# ---------------------------------------------------------------------------
+# Token buckets: AWS's account-wide request rate limits (opt-in, POST /buckets)
+# ---------------------------------------------------------------------------
+
+# Sizes AWS publishes, or (Auto Scaling) a documented guess.  Keys are
+# "service:action" patterns (fnmatch); each matching action gets a bucket of
+# its own unless the rule says "shared": true.
+#  * EC2: "each API is evaluated individually"; non-mutating actions
+#    (Describe*) have a bucket of 100 tokens refilled at 20 per second
+#    (EC2 developer guide, "Request throttling for the Amazon EC2 API").
+#    Throttled: RequestLimitExceeded, HTTP 503.
+#  * Auto Scaling publishes no numbers.  Assumed here: 40 tokens, 5 per
+#    second, per action (a few per second, well below EC2's).  Throttled:
+#    Throttling, HTTP 400.
+#  * S3: 5,500 GET/HEAD per second per prefix; modelled as one shared bucket
+#    for GetObject and HeadObject (the fleet reads one prefix).  Throttled:
+#    SlowDown, HTTP 503.
+BUCKET_PRESETS = {
+    "aws": {
+        "ec2:Describe*": {"burst": 100, "rate": 20},
+        "autoscaling:*": {"burst": 40, "rate": 5},
+        "s3:GetObject": {"burst": 5500, "rate": 5500, "shared": "s3-get"},
+        "s3:HeadObject": {"burst": 5500, "rate": 5500, "shared": "s3-get"},
+    },
+}
+
+
+class TokenBucket:
+    """Holds up to `burst` tokens, refilled continuously at `rate` per second.
+    A request takes one token; with none left it is throttled (and takes none)."""
+
+    def __init__(self, name: str, burst: float, rate: float):
+        self.name = name
+        self.burst = float(burst)
+        self.rate = float(rate)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+        self.allowed = 0
+        self.throttled = 0
+        self.first_throttled: float | None = None  # wall times
+        self.last_throttled: float | None = None
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.allowed += 1
+            return True
+        self.throttled += 1
+        self.last_throttled = time.time()
+        if self.first_throttled is None:
+            self.first_throttled = self.last_throttled
+        return False
+
+    def to_json(self, now: float) -> dict:
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        return {"burst": self.burst, "rate": self.rate, "tokens": round(tokens, 3),
+                "allowed": self.allowed, "throttled": self.throttled,
+                "first_throttled": self.first_throttled, "last_throttled": self.last_throttled}
+
+
+class Buckets:
+    """Account-wide token buckets in the proxy.  Off until configured."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.rules: list[tuple[str, dict]] = []  # (pattern, {"burst", "rate", "shared"})
+        self.buckets: dict[str, TokenBucket] = {}  # bucket name -> bucket
+        self.counters: dict[str, dict] = {}  # "service:action" -> {"allowed", "throttled", "bucket"}
+        self.spec: dict = {}
+        self.enabled_at: float | None = None
+
+    @staticmethod
+    def expand(spec: dict) -> dict:
+        """Rules in matching order: the given ones first (in their order), then
+        the preset's that were not overridden or dropped (`null`)."""
+        spec = dict(spec or {})
+        out: dict = {}
+        preset = spec.pop("preset", None)
+        if preset is not None and preset not in BUCKET_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; one of {sorted(BUCKET_PRESETS)}")
+        for key, rule in spec.items():
+            if not isinstance(key, str) or ":" not in key:
+                raise ValueError(f"bucket key {key!r} is not SERVICE:ACTION (patterns allowed)")
+            if rule is None:  # {"autoscaling:*": null} drops a preset rule
+                continue
+            if not isinstance(rule, dict):
+                raise ValueError(f"bucket {key!r}: want {{burst, rate}}")
+            burst, rate = float(rule["burst"]), float(rule["rate"])
+            if burst < 1 or rate < 0:
+                raise ValueError(f"bucket {key!r}: burst must be >= 1 and rate >= 0")
+            r = {"burst": burst, "rate": rate}
+            if rule.get("shared"):
+                r["shared"] = rule["shared"] if isinstance(rule["shared"], str) else key
+            out[key] = r
+        for key, rule in (BUCKET_PRESETS[preset].items() if preset is not None else ()):
+            if key not in spec:
+                out[key] = dict(rule)
+        return out
+
+    def configure(self, spec: dict) -> dict:
+        rules = self.expand(spec)
+        with self._lock:
+            self.spec = rules
+            self.rules = list(rules.items())
+            self.buckets = {}
+            self.counters = {}
+            self.enabled_at = time.time() if rules else None
+        return self.to_json()
+
+    def clear(self) -> None:
+        self.configure({})
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.counters = {}
+            for b in self.buckets.values():
+                b.allowed = b.throttled = 0
+                b.first_throttled = b.last_throttled = None
+
+    def _rule_for(self, name: str):
+        rule = self.spec.get(name)  # an exact key wins over patterns
+        if rule is not None:
+            return name, rule
+        for pattern, rule in self.rules:
+            if fnmatch.fnmatchcase(name, pattern):
+                return pattern, rule
+        return None, None
+
+    def take(self, service: str | None, action: str | None) -> tuple[bool, str | None]:
+        """(allowed, bucket name); (True, None) when no bucket applies."""
+        if not self.rules:
+            return True, None
+        name = f"{service or '?'}:{action or '?'}"
+        now = time.monotonic()
+        with self._lock:
+            if not self.rules:
+                return True, None
+            pattern, rule = self._rule_for(name)
+            ctr = self.counters.get(name)
+            if ctr is None:
+                ctr = self.counters[name] = {"allowed": 0, "throttled": 0, "bucket": None}
+            if rule is None:
+                ctr["allowed"] += 1
+                return True, None
+            bname = rule.get("shared") or name
+            b = self.buckets.get(bname)
+            if b is None:
+                b = self.buckets[bname] = TokenBucket(bname, rule["burst"], rule["rate"])
+            ctr["bucket"] = bname
+            ok = b.take(now)
+            ctr["allowed" if ok else "throttled"] += 1
+            return ok, bname
+
+    def to_json(self) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            return {
+                "enabled": bool(self.rules),
+                "enabled_at": self.enabled_at,
+                "rules": {k: dict(v) for k, v in self.rules},
+                "buckets": {k: b.to_json(now) for k, b in self.buckets.items()},
+                "counters": {k: dict(v) for k, v in sorted(self.counters.items())},
+            }
+
+
+BUCKETS = Buckets()
+
 # Error codes -> (HTTP status, default message)
 KNOWN_CODES = {
     "RequestLimitExceeded": (503, "Request limit exceeded."),
@@ -802,7 +972,7 @@ def error_response(service: str | None, spec: dict, rid: str) -> tuple[int, str,
 
 class LoopbackServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = 1024  # a fleet of agents connects in the same second
     allow_reuse_address = True
 
     def __init__(self, port, handler):
@@ -973,6 +1143,16 @@ class ProxyHandler(TrackingHandler):
         delay, body_delay = total("delay", "request"), total("delay", "body")
         answer = next((r for r in rules if r.kind not in ("delay", "date_skew")), None)
         entry["faults"] = [r.kind for r in rules]
+        if answer is None and BUCKETS.rules:
+            # Account-wide token buckets (POST /buckets): an empty bucket
+            # answers the service's throttling error; moto never sees it.
+            ok, bname = BUCKETS.take(service, action)
+            if bname is not None:
+                entry["bucket"] = bname
+            if not ok:
+                entry["throttled"] = True
+                entry["faults"].append("bucket")
+                answer = FaultRule("aws", {"kind": "throttle", "bucket": bname}, rule_id=0)
         if delay:
             time.sleep(delay)
 
@@ -1192,34 +1372,56 @@ class ProxyHandler(TrackingHandler):
 # ---------------------------------------------------------------------------
 
 
-class ImdsState:
-    def __init__(self):
-        self.lock = threading.Lock()
+class ImdsIdentity:
+    """What one instance sees in IMDS: its id, region, zone, lifecycle state,
+    tags switch and its own session tokens.  The default identity (paths
+    starting with /latest) is IMDS itself; more can be added for many
+    instances in one fake: `/INSTANCE_ID/latest/...` (POST /imds/instances)."""
+
+    FIELDS = ("instance_id", "region", "az", "lifecycle_state", "tags_enabled", "disabled", "role_name")
+
+    def __init__(self, instance_id: str | None = None, region: str = REGION):
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
-        self.instance_id: str | None = None
-        self.region = REGION
+        self.instance_id = instance_id
+        self.region = region
         self.az: str | None = None
         self.lifecycle_state: str | None = None  # None = derive from moto
         self.tags_enabled = False
         self.disabled = False
         self.role_name = ROLE_NAME
-        self.credentials: dict | None = None
+        # The moto instance of a per-instance identity, kept from registration:
+        # its static data (AMI, type, IP, zone) is then served without waiting
+        # for MOTO_LOCK, which a busy proxy holds most of the time, as a real
+        # IMDS does not wait for the EC2 API.  The default identity looks it
+        # up live (its instance_id can change at any time).
+        self.inst = None
+
+    def config_unlocked(self) -> dict:
+        now = time.monotonic()
+        out = {k: getattr(self, k) for k in self.FIELDS}
+        out["live_tokens"] = sum(1 for e in self.tokens.values() if e > now)
+        return out
+
+
+class ImdsState(ImdsIdentity):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.credentials: dict | None = None  # the role's; shared by every identity
+        # Per-instance identities under a path prefix: instance id -> ImdsIdentity
+        self.identities: dict[str, ImdsIdentity] = {}
 
     def config(self) -> dict:
         with self.lock:
-            return {
-                "instance_id": self.instance_id,
-                "region": self.region,
-                "az": self.az,
-                "lifecycle_state": self.lifecycle_state,
-                "tags_enabled": self.tags_enabled,
-                "disabled": self.disabled,
-                "role_name": self.role_name,
-                "live_tokens": sum(1 for e in self.tokens.values() if e > time.monotonic()),
-            }
+            return self.config_unlocked()
+
+    def all_identities(self) -> list:
+        return [self, *self.identities.values()]
 
 
 IMDS = ImdsState()
+# First path segment naming a per-instance identity: /i-0123.../latest/...
+_IMDS_PREFIX = re.compile(r"^/(i-[0-9A-Za-z]+)(/.*)?$")
 
 
 def moto_instance(instance_id: str, region: str):
@@ -1327,6 +1529,7 @@ class ImdsHandler(TrackingHandler):
     sys_version = ""
 
     def do_ANY(self):
+        t0 = time.monotonic()
         entry = dict(target="imds", method=self.command, path=self.path)
         try:
             self._handle(entry)
@@ -1337,6 +1540,7 @@ class ImdsHandler(TrackingHandler):
             entry["error"] = repr(e)
             self.reply(entry, 500, "Internal Server Error")
         finally:
+            entry["duration"] = round(time.monotonic() - t0, 4)
             REQUESTS.add(**entry)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_ANY
@@ -1364,7 +1568,19 @@ class ImdsHandler(TrackingHandler):
             st = int(answer.spec.get("status", 500))
             return self.reply(entry, st, http.client.responses.get(st, "Error"))
 
-        if IMDS.disabled:
+        # /INSTANCE_ID/latest/...: that instance's identity (opt-in, see
+        # POST /imds/instances); /latest/...: the default identity.
+        ident = IMDS
+        m = _IMDS_PREFIX.match(path)
+        if m:
+            with IMDS.lock:
+                ident = IMDS.identities.get(m.group(1))
+            if ident is None:
+                return self.reply(entry, 404, "Not Found")
+            entry["identity"] = m.group(1)
+            path = m.group(2) or "/"
+
+        if ident.disabled:
             return self.reply(entry, 403, "Forbidden")
         if self.headers.get("X-Forwarded-For") is not None:
             return self.reply(entry, 403, "Forbidden")
@@ -1382,8 +1598,8 @@ class ImdsHandler(TrackingHandler):
             token = base64.urlsafe_b64encode(os.urandom(42)).decode().rstrip("=")
             with IMDS.lock:
                 now = time.monotonic()
-                IMDS.tokens = {t: e for t, e in IMDS.tokens.items() if e > now}
-                IMDS.tokens[token] = now + ttl
+                ident.tokens = {t: e for t, e in ident.tokens.items() if e > now}
+                ident.tokens[token] = now + ttl
             return self.reply(entry, 200, token, extra={"X-aws-ec2-metadata-token-ttl-seconds": str(ttl)})
 
         if self.command not in ("GET", "HEAD"):
@@ -1391,24 +1607,28 @@ class ImdsHandler(TrackingHandler):
 
         token = self.headers.get("X-aws-ec2-metadata-token")
         with IMDS.lock:
-            exp = IMDS.tokens.get(token or "")
+            exp = ident.tokens.get(token or "")
             valid = exp is not None and exp > time.monotonic()
         if not valid:
             entry["token"] = "missing" if not token else "invalid"
             return self.reply(entry, 401, "Unauthorized")
 
-        status, body, ctype = self.lookup(path)
+        status, body, ctype = self.lookup(path, ident)
         return self.reply(entry, status, body, ctype)
 
-    def lookup(self, path: str):
-        """(status, body, content-type) for an IMDS GET path."""
+    def lookup(self, path: str, ident: ImdsIdentity | None = None):
+        """(status, body, content-type) for an IMDS GET path of `ident`
+        (default: the default identity)."""
+        ident = IMDS if ident is None else ident
         with IMDS.lock:
-            iid, region, az, ls = IMDS.instance_id, IMDS.region, IMDS.az, IMDS.lifecycle_state
-            tags_enabled, role, creds = IMDS.tags_enabled, IMDS.role_name, IMDS.credentials
+            iid, region, az, ls = ident.instance_id, ident.region, ident.az, ident.lifecycle_state
+            tags_enabled, role, creds = ident.tags_enabled, ident.role_name, IMDS.credentials
         if not path.startswith("/latest/"):
             return 404, "Not Found", "text/plain"
         p = path[len("/latest"):]
-        inst = moto_instance(iid, region) if iid else None
+        inst = ident.inst
+        if inst is None or getattr(inst, "id", None) != iid:
+            inst = moto_instance(iid, region) if iid else None
         if inst is None:
             return 404, "Not Found", "text/plain"
         az = az or inst.placement.zone
@@ -1722,13 +1942,86 @@ class ControlHandler(TrackingHandler):
         if route == ("DELETE", "/requests"):
             REQUESTS.clear()
             return 200, {"cleared": True}
+        if route == ("GET", "/imds/instances"):
+            with IMDS.lock:
+                return 200, {"instances": [self.identity_json(i) for i in IMDS.identities.values()]}
+        if route == ("POST", "/imds/instances"):
+            return self.add_identities(data)
+        if route == ("DELETE", "/imds/instances"):
+            ids = data.get("instance_ids")
+            with IMDS.lock:
+                gone = [i for i in (IMDS.identities if ids is None else ids) if i in IMDS.identities]
+                for i in gone:
+                    del IMDS.identities[i]
+            return 200, {"removed": gone}
+        if route == ("GET", "/buckets"):
+            return 200, BUCKETS.to_json()
+        if route == ("POST", "/buckets"):
+            return 200, BUCKETS.configure(data)
+        if route == ("DELETE", "/buckets"):
+            BUCKETS.clear()
+            return 200, BUCKETS.to_json()
+        if route == ("DELETE", "/buckets/counters"):
+            BUCKETS.reset_counters()
+            return 200, BUCKETS.to_json()
         return 404, {"error": f"no route {m} {p}"}
+
+    @staticmethod
+    def identity_json(ident) -> dict:
+        out = ident.config_unlocked()
+        out["prefix"] = f"/{ident.instance_id}"
+        out["endpoint"] = f"http://127.0.0.1:{IMDS_SERVER.port}/{ident.instance_id}"
+        return out
+
+    def add_identities(self, data):
+        """Per-instance IMDS identities: /INSTANCE_ID/latest/... for each of
+        `instance_ids` (or every instance of `group`), with optional region,
+        az, lifecycle_state, tags_enabled, disabled, role_name for all of them.
+        An identity that exists is updated; its tokens stay valid."""
+        allowed = {"instance_ids", "group"} | set(ImdsIdentity.FIELDS) - {"instance_id"}
+        unknown = set(data) - allowed
+        if unknown:
+            return 400, {"error": f"unknown fields {sorted(unknown)}"}
+        region = data.get("region") or REGION
+        ids = list(data.get("instance_ids") or [])
+        if data.get("group"):
+            from moto.autoscaling.models import autoscaling_backends
+
+            with MOTO_LOCK:
+                g = autoscaling_backends[ACCOUNT_ID][region].autoscaling_groups.get(data["group"])
+                if g is None:
+                    return 400, {"error": f"no group {data['group']} in {region}"}
+                ids += [st.instance.id for st in g.instance_states if st.instance.id not in ids]
+        if not ids:
+            return 400, {"error": "give instance_ids or group"}
+        insts = {}
+        for iid in ids:
+            insts[iid] = moto_instance(iid, region) if _IMDS_PREFIX.match(f"/{iid}") else None
+            if insts[iid] is None:
+                return 400, {"error": f"instance {iid} does not exist in moto ({region})"}
+        out = []
+        with IMDS.lock:
+            for iid in ids:
+                ident = IMDS.identities.get(iid)
+                if ident is None:
+                    ident = IMDS.identities[iid] = ImdsIdentity(iid, region)
+                ident.inst = insts[iid]
+                for k in ImdsIdentity.FIELDS:
+                    if k in data and k != "instance_id":
+                        v = data[k]
+                        if k == "lifecycle_state" and v in ("", "auto"):
+                            v = None
+                        setattr(ident, k, v)
+                out.append(self.identity_json(ident))
+        return 200, {"instances": out}
 
     @staticmethod
     def expire_tokens():
         with IMDS.lock:
-            n = len(IMDS.tokens)
-            IMDS.tokens.clear()
+            n = 0
+            for ident in IMDS.all_identities():
+                n += len(ident.tokens)
+                ident.tokens.clear()
         return {"expired": n}
 
     @staticmethod

@@ -184,11 +184,18 @@ class FakeAWS:
     def admin_credentials(self) -> dict:
         return dict(self.info["admin"])
 
-    def agent_env(self, base: dict | None = None) -> dict:
+    def imds_endpoint_for(self, instance_id: str) -> str:
+        """IMDS base URL of one instance's own identity (see imds_instances)."""
+        return f"{self.imds_endpoint}/{instance_id}"
+
+    def agent_env(self, base: dict | None = None, instance_id: str | None = None) -> dict:
         """Environment for the agent under test: the inherited (or given)
-        environment minus every AWS_* variable, plus the two endpoints."""
+        environment minus every AWS_* variable, plus the two endpoints.
+        With instance_id, IMDS is that instance's identity prefix
+        (register it first with imds_instances)."""
         env = _clean_env(base)
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_endpoint
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = (
+            self.imds_endpoint if instance_id is None else self.imds_endpoint_for(instance_id))
         env["AWS_ENDPOINT_URL"] = self.aws_endpoint
         return env
 
@@ -284,9 +291,68 @@ class FakeAWS:
         instance_id, group, hook, result, ok, error, time."""
         return self.control("GET", "/lifecycle")["events"]
 
-    def lifecycle_pending(self) -> list:
-        """Lifecycle actions waiting for completion (with their tokens)."""
-        return self.control("GET", "/lifecycle")["pending"]
+    def lifecycle_pending(self, group: str | None = None) -> list:
+        """Lifecycle actions waiting for completion (with their tokens),
+        optionally only those of one group."""
+        out = self.control("GET", "/lifecycle")["pending"]
+        return [p for p in out if group is None or p.get("group") == group]
+
+    # -- many instances: per-instance IMDS identities, token buckets -------------
+    def imds_instances(self, instance_ids=None, group: str | None = None, **kw) -> dict:
+        """Give instances their own IMDS identity under a path prefix
+        (`/INSTANCE_ID/latest/...`: own tokens, tags, lifecycle state; the
+        role's credentials are shared).  kw: region, az, lifecycle_state,
+        tags_enabled, disabled, role_name.  Returns {instance_id: endpoint}."""
+        body = dict(kw)
+        if instance_ids is not None:
+            body["instance_ids"] = list(instance_ids)
+        if group is not None:
+            body["group"] = group
+        out = self.control("POST", "/imds/instances", body)["instances"]
+        return {i["instance_id"]: i["endpoint"] for i in out}
+
+    def imds_instances_list(self) -> list:
+        return self.control("GET", "/imds/instances")["instances"]
+
+    def clear_imds_instances(self, instance_ids=None) -> list:
+        body = None if instance_ids is None else {"instance_ids": list(instance_ids)}
+        return self.control("DELETE", "/imds/instances", body)["removed"]
+
+    def launch(self, group: str, desired: int, imds: bool = True, **imds_kw) -> list:
+        """Scale `group` to `desired` at once (raising MaxSize if needed); with
+        a launch hook every new instance waits in Pending:Wait.  Returns the
+        new instance ids; with imds=True each gets its own IMDS identity."""
+        asg = self.client("autoscaling")
+        g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+        before = {i["InstanceId"] for i in g["Instances"]}
+        if desired > g["MaxSize"]:
+            asg.update_auto_scaling_group(AutoScalingGroupName=group, MaxSize=desired)
+        asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired)
+        new = [i["InstanceId"] for i in self.group_instances(group) if i["InstanceId"] not in before]
+        if imds and new:
+            self.imds_instances(new, **imds_kw)
+        return new
+
+    def set_buckets(self, spec: dict | None = None, preset: str | None = None) -> dict:
+        """Turn on account-wide token buckets in the proxy (replacing any):
+        {"ec2:DescribeTags": {"burst": 100, "rate": 20}, "autoscaling:*": {...}},
+        patterns allowed, "shared": true for one bucket across the matches;
+        preset="aws" loads the documented sizes first.  Counters restart."""
+        body = dict(spec or {})
+        if preset is not None:
+            body["preset"] = preset
+        return self.control("POST", "/buckets", body)
+
+    def buckets(self) -> dict:
+        """{"enabled", "rules", "buckets": {name: {burst, rate, tokens, allowed,
+        throttled, ...}}, "counters": {"service:action": {allowed, throttled, bucket}}}"""
+        return self.control("GET", "/buckets")
+
+    def clear_buckets(self) -> dict:
+        return self.control("DELETE", "/buckets")
+
+    def reset_bucket_counters(self) -> dict:
+        return self.control("DELETE", "/buckets/counters")
 
     def requests(self, target: str | None = None, service: str | None = None,
                  action: str | None = None) -> list:
