@@ -881,6 +881,8 @@ warm_wait(struct boot *b, char **cause)
 	boot_complete(b, "CONTINUE");
 	boot_phase(b, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
 	    b->version);
+	/* Our start is done as far as systemd is concerned: no endless "activating". */
+	sd_notify(0, "READY=1");
 	while (!boot_stop) {
 		if (!b->completed)
 			boot_complete(b, "CONTINUE");
