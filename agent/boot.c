@@ -33,6 +33,8 @@
 #define BOOT_POLL_BASE		0.25	/* first tag poll ceiling, seconds */
 #define BOOT_POLL_CAP		2.0	/* times the slowdown when throttled */
 #define BOOT_PROBE_INTERVAL	0.10	/* app health probes: local, no jitter needed */
+#define BOOT_PROBE_EAGER	0.025	/* until the first answer, in the first seconds */
+#define BOOT_PROBE_EAGER_FOR	2.0
 #define BOOT_EARLY_BEAT		120	/* hooks this short get a heartbeat at once */
 #define BOOT_HEALTHY_IN_A_ROW	2
 #define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
@@ -701,7 +703,7 @@ out:
 static int
 step_health(struct boot *b, char **cause)
 {
-	double	 deadline = mono_now() + b->cfg->health_timeout;
+	double	 start = mono_now(), deadline = start + b->cfg->health_timeout;
 	char	*err = NULL;
 	int	 good = 0, ret = -1;
 
@@ -727,7 +729,12 @@ step_health(struct boot *b, char **cause)
 			    err != NULL ? err : "no answer");
 			goto out;
 		}
-		boot_wait(b, BOOT_PROBE_INTERVAL);
+		/*
+		 * A just-started app is asked often until it first answers; the
+		 * second, confirming probe always comes a full interval later.
+		 */
+		boot_wait(b, good == 0 && mono_now() - start < BOOT_PROBE_EAGER_FOR ?
+		    BOOT_PROBE_EAGER : BOOT_PROBE_INTERVAL);
 	}
 	state_set(&b->st.health, "healthy");
 	b->st.last_probe_ok = wall_now();

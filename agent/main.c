@@ -336,7 +336,7 @@ cmd_status(struct globals *g, int argc, char **argv)
 			if (!wait || code != STATUS_IN_PROGRESS || mono_now() >= deadline)
 				break;
 		}
-		sleep_for(0.1, NULL);
+		sleep_for(0.02, NULL);	/* a small file: waiters learn within 20 ms */
 	}
 	if (as_json) {
 		json = state_to_json(&st, 1);
