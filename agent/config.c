@@ -125,6 +125,9 @@ static const struct opt opts[] = {
 };
 #undef O
 
+/* Longest line of the file, comments included (inih's default is 200). */
+#define CONFIG_MAX_LINE	8192
+
 struct load_ctx {
 	struct config	*cfg;
 	const char	*path;
@@ -245,16 +248,30 @@ config_free(struct config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
-/* inih does not pass line numbers to the handler, so count them as it reads. */
+/*
+ * inih does not pass line numbers to the handler, so count them as it reads.
+ * A line longer than inih's buffer is refused whole: left to inih, its rest
+ * would be parsed as a line of its own.
+ */
 static char *
 load_reader(char *str, int num, void *arg)
 {
 	struct load_ctx	*ctx = arg;
-	char		*s;
+	size_t		 len;
+	int		 c;
 
-	if ((s = fgets(str, num, ctx->f)) != NULL)
-		ctx->line++;
-	return s;
+	if (fgets(str, num, ctx->f) == NULL)
+		return NULL;
+	ctx->line++;
+	len = strlen(str);
+	if (len > 0 && str[len - 1] != '\n' && !feof(ctx->f)) {
+		buf_addf(&ctx->errors, "%s:%d: line longer than %d bytes\n", ctx->path,
+		    ctx->line, num - 3);
+		while ((c = getc(ctx->f)) != EOF && c != '\n')
+			;
+		str[0] = '\0';
+	}
+	return str;
 }
 
 static int
@@ -361,6 +378,7 @@ config_load(struct config *cfg, const char *path, int missing_ok, char **errors)
 		goto out;
 	}
 	ini_allow_multiline = false;
+	ini_max_line = CONFIG_MAX_LINE;
 	rc = ini_parse_stream(load_reader, &ctx, load_handler, &ctx);
 	if (rc > 0)
 		buf_addf(&ctx.errors, "%s:%d: syntax error (expected [section] or "

@@ -26,7 +26,6 @@
 #include "http.h"
 #include "util.h"
 
-#define HEALTH_MAX_REQUEST	8192	/* request line and headers, bytes */
 #define HEALTH_MAX_METHOD	32
 #define HEALTH_MAX_REASON	256	/* bytes of the 503 body kept */
 #define HEALTH_MAX_CONNS	4096
@@ -99,14 +98,6 @@ struct health_server {
 	time_t			 date_time;
 	char			 date[64];
 	char			 scratch[HEALTH_MAX_REQUEST];
-};
-
-/* What one request gets. */
-struct request {
-	int	status;		/* 200 stands for the current answer, 200 or 503 */
-	int	head;
-	int	http10;
-	int	close;
 };
 
 static int
@@ -380,7 +371,7 @@ target_path(const char *t, size_t tlen, size_t *plen)
 
 /* Read the request head p[0..len) (complete, up to its blank line) into *rq. */
 static void
-parse_request(const char *path, const char *p, size_t len, struct request *rq)
+parse_request(const char *path, const char *p, size_t len, struct health_request *rq)
 {
 	const char	*end = p + len, *line, *le, *eol, *sp1, *sp2, *colon, *v, *ve;
 	const char	*target, *tpath, *c;
@@ -475,9 +466,33 @@ parse_request(const char *path, const char *p, size_t len, struct request *rq)
 	rq->head = mlen == 4 && memcmp(p, "HEAD", 4) == 0;
 }
 
+size_t
+health_parse_request(const char *path, const char *in, size_t len, size_t *scan,
+    struct health_request *rq)
+{
+	size_t	end;
+
+	if (bad_method(in, len)) {
+		memset(rq, 0, sizeof *rq);
+		rq->status = 400;
+		rq->close = 1;
+		return len;
+	}
+	if ((end = head_end(in, len, scan)) == 0) {
+		if (len < HEALTH_MAX_REQUEST)
+			return 0;
+		memset(rq, 0, sizeof *rq);
+		rq->status = 431;
+		rq->close = 1;
+		return len;
+	}
+	parse_request(path, in, end, rq);
+	return end;
+}
+
 /* Queue the answer to one request. */
 static void
-conn_answer(struct health_server *srv, struct conn *c, const struct request *rq)
+conn_answer(struct health_server *srv, struct conn *c, const struct health_request *rq)
 {
 	char		 reason[HEALTH_MAX_REASON];
 	const char	*text, *body, *allow = "", *connection = "";
@@ -598,9 +613,9 @@ conn_consume(struct conn *c, size_t n)
 static int
 conn_process(struct health_server *srv, struct conn *c)
 {
-	struct request	rq;
-	size_t		end, skip;
-	int		answered = 0;
+	struct health_request	rq;
+	size_t			end, skip;
+	int			answered = 0;
 
 	while (!c->closing && c->out.len - c->outoff < HEALTH_OUT_HIGH) {
 		/* Blank lines before a request line are allowed (RFC 9112 2.2). */
@@ -611,20 +626,9 @@ conn_process(struct health_server *srv, struct conn *c)
 		conn_consume(c, skip);
 		if (c->inlen == 0)
 			break;
-		if (bad_method(c->in, c->inlen)) {
-			memset(&rq, 0, sizeof rq);
-			rq.status = 400;
-			rq.close = 1;
-			end = c->inlen;
-		} else if ((end = head_end(c->in, c->inlen, &c->scan)) == 0) {
-			if (c->inlen < HEALTH_MAX_REQUEST)
-				break;
-			memset(&rq, 0, sizeof rq);
-			rq.status = 431;
-			rq.close = 1;
-			end = c->inlen;
-		} else
-			parse_request(srv->path, c->in, end, &rq);
+		if ((end = health_parse_request(srv->path, c->in, c->inlen, &c->scan,
+		    &rq)) == 0)
+			break;
 		conn_answer(srv, c, &rq);
 		conn_consume(c, end);
 		atomic_fetch_add(&srv->requests, 1);

@@ -1,6 +1,7 @@
 /* state.c - what the agent is doing, kept in state_dir/state.json for `asg-agent status`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -318,6 +319,19 @@ get_num(struct json_object *o, const char *key, double def)
 	return def;
 }
 
+/*
+ * A count or pid read as a number in [0, max], else 0: the file may say
+ * anything (-1, 1e300, NaN), and converting a double out of range of the
+ * integer type is undefined behaviour.
+ */
+static double
+get_count(struct json_object *o, const char *key, double max)
+{
+	double	v = get_num(o, key, 0);
+
+	return v >= 0 && v <= max ? v : 0;
+}
+
 int
 state_from_json(struct state *st, const char *text, char **cause)
 {
@@ -335,18 +349,18 @@ state_from_json(struct state *st, const char *text, char **cause)
 		set_cause(cause, "state has no valid phase");
 		goto out;
 	}
-	st->pid = (int)get_num(o, "pid", 0);
-	st->pid_start = (unsigned long long)get_num(o, "pid_start", 0);
+	st->pid = (int)get_count(o, "pid", INT_MAX);
+	st->pid_start = (unsigned long long)get_count(o, "pid_start", 0x1p53);
 	st->boot_start = get_num(o, "boot_start", 0);
 	st->updated = get_num(o, "updated", 0);
-	st->app_pid = (int)get_num(o, "app_pid", 0);
-	st->app_pid_start = (unsigned long long)get_num(o, "app_pid_start", 0);
+	st->app_pid = (int)get_count(o, "app_pid", INT_MAX);
+	st->app_pid_start = (unsigned long long)get_count(o, "app_pid_start", 0x1p53);
 	st->drain_until = get_num(o, "drain_until", 0);
 	if (json_object_object_get_ex(o, "app_health", &ctrs) &&
 	    json_object_is_type(ctrs, json_type_object)) {
-		st->probes = (unsigned long)get_num(ctrs, "probes", 0);
-		st->probe_failures = (unsigned long)get_num(ctrs, "failures", 0);
-		st->failing = (unsigned long)get_num(ctrs, "failing", 0);
+		st->probes = (unsigned long)get_count(ctrs, "probes", 0x1p53);
+		st->probe_failures = (unsigned long)get_count(ctrs, "failures", 0x1p53);
+		st->failing = (unsigned long)get_count(ctrs, "failing", 0x1p53);
 		st->last_probe_ok = get_num(ctrs, "last_ok", 0);
 	}
 	{
@@ -369,7 +383,7 @@ state_from_json(struct state *st, const char *text, char **cause)
 			st->steps[st->nsteps].name = xstrdup(v);
 			st->steps[st->nsteps].start = get_num(step, "start", 0);
 			st->steps[st->nsteps].seconds = get_num(step, "seconds", -1);
-			st->steps[st->nsteps].polls = (int)get_num(step, "polls", 0);
+			st->steps[st->nsteps].polls = (int)get_count(step, "polls", INT_MAX);
 			if ((v = get_str(step, "detail")) != NULL)
 				st->steps[st->nsteps].detail = xstrdup(v);
 			st->nsteps++;
@@ -381,9 +395,9 @@ state_from_json(struct state *st, const char *text, char **cause)
 			if (st->ncounters == STATE_MAX_COUNTERS)
 				break;
 			st->counters[st->ncounters].action = xstrdup(key);
-			st->counters[st->ncounters].calls = (unsigned long)get_num(val, "calls", 0);
+			st->counters[st->ncounters].calls = (unsigned long)get_count(val, "calls", 0x1p53);
 			st->counters[st->ncounters].throttled =
-			    (unsigned long)get_num(val, "throttled", 0);
+			    (unsigned long)get_count(val, "throttled", 0x1p53);
 			st->ncounters++;
 		}
 	}

@@ -14,48 +14,41 @@ struct parse_ctx {
 	XML_Parser	 parser;
 	struct xml_node	*root;
 	struct xml_node	*cur;
-	struct buf	 text;
+	struct xml_node	*last[XML_MAX_DEPTH + 1];	/* last child of the open element at each depth */
+	struct buf	 text[XML_MAX_DEPTH + 1];	/* text of the open element at each depth */
 	int		 depth;
 	size_t		 nodes;
 	const char	*error;
 };
 
-static void
-flush_text(struct parse_ctx *ctx)
-{
-	char	*s;
-
-	if (ctx->cur == NULL || ctx->text.len == 0)
-		return;
-	s = xasprintf("%s%s", ctx->cur->text, ctx->text.data);
-	free(ctx->cur->text);
-	ctx->cur->text = s;
-	buf_reset(&ctx->text);
-}
-
 static void XMLCALL
 on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 {
 	struct parse_ctx	*ctx = arg;
-	struct xml_node		*n, **tail;
+	struct xml_node		*n;
 
+	/* Expat may still call back after XML_StopParser: nothing more is taken. */
+	if (ctx->error != NULL)
+		return;
 	if (++ctx->depth > XML_MAX_DEPTH || ++ctx->nodes > XML_MAX_NODES) {
 		ctx->error = "document too deep or too large";
 		XML_StopParser(ctx->parser, XML_FALSE);
 		return;
 	}
-	flush_text(ctx);
+	buf_reset(&ctx->text[ctx->depth]);
 	n = xcalloc(1, sizeof *n);
 	n->name = xstrdup(name);
 	n->text = xstrdup("");
 	n->parent = ctx->cur;
+	/* Appended through the depth's last child: no walk down the siblings. */
 	if (ctx->cur == NULL)
 		ctx->root = n;
-	else {
-		for (tail = &ctx->cur->child; *tail != NULL; tail = &(*tail)->next)
-			;
-		*tail = n;
-	}
+	else if (ctx->last[ctx->depth - 1] != NULL)
+		ctx->last[ctx->depth - 1]->next = n;
+	else
+		ctx->cur->child = n;
+	ctx->last[ctx->depth - 1] = n;
+	ctx->last[ctx->depth] = NULL;
 	ctx->cur = n;
 }
 
@@ -64,7 +57,13 @@ on_end(void *arg, const XML_Char *name)
 {
 	struct parse_ctx	*ctx = arg;
 
-	flush_text(ctx);
+	if (ctx->error != NULL)
+		return;
+	/* All the character data directly inside, joined once. */
+	if (ctx->cur != NULL && ctx->text[ctx->depth].len > 0) {
+		free(ctx->cur->text);
+		ctx->cur->text = xstrdup(ctx->text[ctx->depth].data);
+	}
 	ctx->depth--;
 	if (ctx->cur != NULL)
 		ctx->cur = ctx->cur->parent;
@@ -75,8 +74,8 @@ on_text(void *arg, const XML_Char *s, int len)
 {
 	struct parse_ctx	*ctx = arg;
 
-	if (ctx->cur != NULL)
-		buf_add(&ctx->text, s, (size_t)len);
+	if (ctx->error == NULL && ctx->cur != NULL)
+		buf_add(&ctx->text[ctx->depth], s, (size_t)len);
 }
 
 /* Refuse DTDs outright: AWS never sends one, and entities are an attack surface. */
@@ -94,6 +93,7 @@ int
 xml_parse(const char *data, size_t len, struct xml_node **out, char **cause)
 {
 	struct parse_ctx	ctx;
+	size_t			i;
 	int			ret = -1;
 
 	*out = NULL;
@@ -124,7 +124,8 @@ xml_parse(const char *data, size_t len, struct xml_node **out, char **cause)
 	ret = 0;
 out:
 	xml_free(ctx.root);
-	buf_free(&ctx.text);
+	for (i = 0; i < nitems(ctx.text); i++)
+		buf_free(&ctx.text[i]);
 	XML_ParserFree(ctx.parser);
 	return ret;
 }

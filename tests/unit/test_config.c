@@ -146,6 +146,39 @@ test_errors(void)
 	    "every problem is reported");
 }
 
+/* Long values (presigned URLs) load whole; a line past the limit is refused whole. */
+static void
+test_long_lines(void)
+{
+	struct config	 cfg;
+	struct buf	 b = { NULL, 0, 0 };
+	char		*errs, *text;
+	int		 i;
+
+	buf_adds(&b, "[app]\ncommand = ./run");
+	for (i = 0; i < 100; i++)
+		buf_adds(&b, " --flag");
+	buf_adds(&b, "\n");
+	text = buf_take(&b);
+	errs = load(text, &cfg);
+	tap_str(errs, "", "a 700-byte line loads");
+	tap_ok(cfg.app_command != NULL && strlen(cfg.app_command) == 705, "and is kept whole");
+	free(errs);
+	free(text);
+	config_free(&cfg);
+	buf_adds(&b, "[app]\ncommand = ");
+	for (i = 0; i < 9000; i++)
+		buf_addc(&b, 'x');
+	buf_adds(&b, "\n[agent]\nbogus = 1\n");
+	text = buf_take(&b);
+	errs = load(text, &cfg);
+	tap_str(errs, "F:2: line longer than 8189 bytes\nF:4: unknown key 'bogus' in [agent]\n",
+	    "a 9000-byte line is refused on its own line");
+	free(errs);
+	free(text);
+	config_free(&cfg);
+}
+
 static void
 test_missing(void)
 {
@@ -197,6 +230,7 @@ main(void)
 	test_defaults();
 	test_values();
 	test_errors();
+	test_long_lines();
 	test_missing();
 	test_example();
 	return tap_done();
