@@ -776,20 +776,12 @@ boot_complete(struct boot *b, const char *result)
 static int
 fail(struct boot *b, const char *cause)
 {
-	char	*err = NULL;
-
 	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
 		health_set(b->health, 0, "failed");
 	state_set(&b->st.error, cause);
 	state_set(&b->st.health, "unhealthy: boot failed");
-	if (b->app_started) {
-		if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
-			log_warn("stopping the app: %s", err);
-		free(err);
-		b->app_started = 0;
-		b->st.app_pid = 0;
-	}
+	boot_stop_app(b, "app");
 	/* A stop signal is the instance going away, not a bad release. */
 	if (boot_signals == 0)
 		boot_complete(b, "ABANDON");
@@ -853,6 +845,32 @@ deadline_timer(int seconds)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* IMDS, the credential chain and the API client, all giving up when we are stopped. */
+static void
+clients(struct boot *b)
+{
+	imds_init(&b->imds, b->cfg->imds_endpoint, b->cfg->imds_timeout);
+	b->imds.stop = (volatile int *)&boot_stop;
+	creds_init(&b->creds, &b->imds);
+	aws_init(&b->aws, &b->imds, &b->creds, NULL, b->cfg->endpoint_url, b->cfg->api_timeout);
+	b->aws.stop = (volatile int *)&boot_stop;
+	b->aws.max_rate = b->cfg->max_rate;
+}
+
+void
+boot_stop_app(struct boot *b, const char *what)
+{
+	char	*err = NULL;
+
+	if (!b->app_started)
+		return;
+	if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
+		log_warn("stopping the %s: %s", what, err);
+	free(err);
+	b->app_started = 0;
+	b->st.app_pid = 0;
+}
+
 /* The boot path from the version tag on; run again when a warm instance leaves its pool. */
 static int
 boot_path(struct boot *b, const struct state *old, char **cause)
@@ -875,15 +893,9 @@ boot_path(struct boot *b, const struct state *old, char **cause)
 static int
 warm_wait(struct boot *b, char **cause)
 {
-	char	*err = NULL, *target;
+	char	*target;
 
-	if (b->app_started) {
-		if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
-			log_warn("stopping the warm-start app: %s", err);
-		free(err);
-		b->app_started = 0;
-		b->st.app_pid = 0;
-	}
+	boot_stop_app(b, "warm-start app");
 	deadline_timer(0);
 	boot_complete(b, "CONTINUE");
 	boot_phase(b, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
@@ -933,12 +945,7 @@ boot_run(struct config *cfg)
 		ret = fail(&b, cause);
 		goto out;
 	}
-	imds_init(&b.imds, cfg->imds_endpoint, cfg->imds_timeout);
-	b.imds.stop = (volatile int *)&boot_stop;
-	creds_init(&b.creds, &b.imds);
-	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
-	b.aws.stop = (volatile int *)&boot_stop;
-	b.aws.max_rate = cfg->max_rate;
+	clients(&b);
 	boot_save(&b);	/* a status from an earlier run must not be mistaken for ours */
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
 	deadline_timer(cfg->deadline);
@@ -1033,12 +1040,7 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 	signals();
 	if (make_dirs(cfg->state_dir, cause) != 0)
 		goto out;
-	imds_init(&b.imds, cfg->imds_endpoint, cfg->imds_timeout);
-	b.imds.stop = (volatile int *)&boot_stop;
-	creds_init(&b.creds, &b.imds);
-	aws_init(&b.aws, &b.imds, &b.creds, NULL, cfg->endpoint_url, cfg->api_timeout);
-	b.aws.stop = (volatile int *)&boot_stop;
-	b.aws.max_rate = cfg->max_rate;
+	clients(&b);
 	if (aws_resolve_region(&b.aws, cfg->region, cause) != 0)
 		goto out;
 	if (group != NULL) {

@@ -66,6 +66,8 @@ void	boot_notify(struct boot *, const char *, ...) __attribute__((format(printf,
 void	boot_tick(void *);
 void	boot_heartbeats(struct boot *, const char *hook, int hook_timeout);
 void	boot_wait(struct boot *, double);
+/* Stop the app if we started (or adopted) it; what names it in the log. */
+void	boot_stop_app(struct boot *, const char *what);
 /* CompleteLifecycleAction for the launch hook; sets b->completed when settled. */
 void	boot_complete(struct boot *, const char *result);
 

@@ -150,6 +150,42 @@ load_config(struct globals *g, struct config *cfg)
 	return 0;
 }
 
+/* The AWS side of a command: IMDS, the credential chain and the API client. */
+struct client {
+	struct imds		imds;
+	struct creds_provider	creds;
+	struct aws		aws;
+	int			http;
+};
+
+/* Set them up from the configuration; the region is resolved when need_region. */
+static int
+client_open(struct client *c, const struct config *cfg, int need_region, char **cause)
+{
+	memset(c, 0, sizeof *c);
+	if (http_init(cause) != 0)
+		return -1;
+	c->http = 1;
+	imds_init(&c->imds, cfg->imds_endpoint, cfg->imds_timeout);
+	creds_init(&c->creds, &c->imds);
+	aws_init(&c->aws, &c->imds, &c->creds, NULL, cfg->endpoint_url, cfg->api_timeout);
+	c->aws.max_rate = cfg->max_rate;
+	if (need_region)
+		return aws_resolve_region(&c->aws, cfg->region, cause);
+	return 0;
+}
+
+static void
+client_close(struct client *c)
+{
+	aws_free(&c->aws);
+	creds_free(&c->creds);
+	imds_free(&c->imds);
+	if (c->http)
+		http_cleanup();
+	c->http = 0;
+}
+
 static int
 cmd_check_config(struct globals *g, int argc, char **argv)
 {
@@ -189,18 +225,14 @@ static int
 cmd_aws(struct globals *g, int argc, char **argv)
 {
 	struct config		 cfg;
-	struct imds		 imds;
-	struct creds_provider	 creds;
-	struct aws		 aws;
+	struct client		 c;
 	struct aws_result	 res;
 	struct aws_param	*params = NULL;
 	char			*cause = NULL, *eq;
 	int			 svc, i, r, ret = 1, loaded = 0;
 
 	memset(&res, 0, sizeof res);
-	memset(&imds, 0, sizeof imds);
-	memset(&creds, 0, sizeof creds);
-	memset(&aws, 0, sizeof aws);
+	memset(&c, 0, sizeof c);
 	if (argc < 3) {
 		cmd_usage(cmd_find("aws"), stderr);
 		return 2;
@@ -224,14 +256,9 @@ cmd_aws(struct globals *g, int argc, char **argv)
 	if (load_config(g, &cfg) != 0)
 		goto out;
 	loaded = 1;
-	if (http_init(&cause) != 0)
+	if (client_open(&c, &cfg, 1, &cause) != 0)
 		goto fail;
-	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
-	creds_init(&creds, &imds);
-	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
-	if (aws_resolve_region(&aws, cfg.region, &cause) != 0)
-		goto fail;
-	r = aws_call(&aws, svc, argv[2], params, (size_t)argc - 3, &res, &cause);
+	r = aws_call(&c.aws, svc, argv[2], params, (size_t)argc - 3, &res, &cause);
 	if (r == AWS_OK) {
 		fputs(res.body, stdout);
 		if (*res.body != '\0' && res.body[strlen(res.body) - 1] != '\n')
@@ -247,12 +274,9 @@ fail:
 	fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
 out:
 	aws_result_free(&res);
-	aws_free(&aws);
-	creds_free(&creds);
-	imds_free(&imds);
+	client_close(&c);
 	if (loaded)
 		config_free(&cfg);
-	http_cleanup();
 	free(params);
 	free(cause);
 	return ret;
@@ -364,9 +388,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct config		 cfg;
-	struct imds		 imds;
-	struct creds_provider	 creds;
-	struct aws		 aws;
+	struct client		 c;
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
 	const char		*out_file = NULL, *out_dir = NULL;
@@ -375,9 +397,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 
 	memset(&spec, 0, sizeof spec);
 	memset(&res, 0, sizeof res);
-	memset(&imds, 0, sizeof imds);
-	memset(&creds, 0, sizeof creds);
-	memset(&aws, 0, sizeof aws);
+	memset(&c, 0, sizeof c);
 	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
 	while ((ch = getopt_long(argc, argv, "o:x:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -405,18 +425,13 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 		goto out;
 	loaded = 1;
 	spec.max_size = cfg.max_size;
-	if (http_init(&cause) != 0)
-		goto fail;
-	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
-	creds_init(&creds, &imds);
-	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
-	if (strncmp(spec.url, "s3://", 5) == 0 &&
-	    aws_resolve_region(&aws, cfg.region, &cause) != 0)
+	/* Only S3 needs a region (and credentials); an https artifact needs neither. */
+	if (client_open(&c, &cfg, strncmp(spec.url, "s3://", 5) == 0, &cause) != 0)
 		goto fail;
 	if (out_file != NULL) {
-		if (artifact_fetch_file(&aws, &spec, out_file, &res, &cause) != 0)
+		if (artifact_fetch_file(&c.aws, &spec, out_file, &res, &cause) != 0)
 			goto fail;
-	} else if (artifact_fetch(&aws, &spec, out_dir, &res, &cause) != 0)
+	} else if (artifact_fetch(&c.aws, &spec, out_dir, &res, &cause) != 0)
 		goto fail;
 	printf("%s %lld bytes sha256 %s%s%s\n", spec.url, res.bytes, res.sha256,
 	    res.digest_ok ? " digest-ok" : "", res.signature_ok ? " signature-ok" : "");
@@ -426,12 +441,9 @@ fail:
 	fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");
 out:
 	artifact_result_free(&res);
-	aws_free(&aws);
-	creds_free(&creds);
-	imds_free(&imds);
+	client_close(&c);
 	if (loaded)
 		config_free(&cfg);
-	http_cleanup();
 	free(cause);
 	return ret;
 }
@@ -497,9 +509,7 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		{ "finish", rollout_finish }, { "rollback", rollout_rollback },
 	};
 	struct config		 cfg;
-	struct imds		 imds;
-	struct creds_provider	 creds;
-	struct aws		 aws;
+	struct client		 c;
 	struct rollout_opts	 o;
 	char			*cause = NULL, *end;
 	size_t			 i;
@@ -554,24 +564,12 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		return ROLLOUT_ERROR;
 	o.version_tag = cfg.version_tag;
 	o.sha256_tag = cfg.sha256_tag;
-	if (http_init(&cause) != 0) {
+	if (client_open(&c, &cfg, 1, &cause) != 0)
 		fprintf(stderr, "asg-agent: %s\n", cause);
-		free(cause);
-		config_free(&cfg);
-		return ROLLOUT_ERROR;
-	}
-	imds_init(&imds, cfg.imds_endpoint, cfg.imds_timeout);
-	creds_init(&creds, &imds);
-	aws_init(&aws, &imds, &creds, NULL, cfg.endpoint_url, cfg.api_timeout);
-	if (aws_resolve_region(&aws, cfg.region, &cause) != 0)
-		fprintf(stderr, "asg-agent: %s\n", cause);
-	else if ((ret = steps[i].fn(&aws, &o, &cause)) != ROLLOUT_OK && !o.json)
+	else if ((ret = steps[i].fn(&c.aws, &o, &cause)) != ROLLOUT_OK && !o.json)
 		fprintf(stderr, "asg-agent: rollout %s: %s\n", steps[i].name,
 		    cause != NULL ? cause : "failed");
-	aws_free(&aws);
-	creds_free(&creds);
-	imds_free(&imds);
-	http_cleanup();
+	client_close(&c);
 	config_free(&cfg);
 	free(cause);
 	return ret;

@@ -184,13 +184,7 @@ drain(struct serve *s, int terminating, const char *why)
 		sleep_for(0.25, NULL);
 		boot_tick(b);
 	}
-	if (b->app_started) {
-		if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
-			log_warn("stopping the app: %s", err);
-		free(err);
-		b->app_started = 0;
-		b->st.app_pid = 0;
-	}
+	boot_stop_app(b, "app");
 	b->hb_hook = NULL;
 	if (hook != NULL)
 		complete_terminate(b, hook);
