@@ -134,26 +134,34 @@ key_filter(struct aws_param *p, size_t n, char names[][48], const char *const *k
 	return n;
 }
 
-int
-tags_from_instance(struct aws *a, const char *instance_id, const char *const *keys,
-    struct tags *t, char **cause)
+/*
+ * EC2 and Auto Scaling DescribeTags differ only in their filter names and
+ * answer shapes: one resource filter, one key filter with the wanted keys.
+ */
+static int
+describe_tags(struct aws *a, int svc, const char *const names[4], const char *resource,
+    const char *const *keys, struct tags *t, char **cause)
 {
 	struct aws_param	p[4 + TAGS_MAX_KEYS];
 	struct aws_result	res;
-	char			names[TAGS_MAX_KEYS][48];
+	char			buf[TAGS_MAX_KEYS][48];
 	size_t			n = 0;
 	int			r, ret = TAGS_ERROR;
 
 	memset(t, 0, sizeof *t);
-	p[n++] = (struct aws_param){ "Filter.1.Name", "resource-id" };
-	p[n++] = (struct aws_param){ "Filter.1.Value.1", instance_id };
-	p[n++] = (struct aws_param){ "Filter.2.Name", "key" };
-	n = key_filter(p, n, names, keys, "Filter.2.Value.");
-	if ((r = aws_call(a, AWS_EC2, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
+	p[n++] = (struct aws_param){ names[0], names[1] };
+	p[n++] = (struct aws_param){ names[2], resource };
+	p[n++] = (struct aws_param){ names[3], "key" };
+	n = key_filter(p, n, buf, keys, svc == AWS_EC2 ? "Filter.2.Value." :
+	    "Filters.member.2.Values.member.");
+	if ((r = aws_call(a, svc, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
 		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
 		goto out;
 	}
-	tags_parse_ec2(res.xml, t);
+	if (svc == AWS_EC2)
+		tags_parse_ec2(res.xml, t);
+	else
+		tags_parse_autoscaling(res.xml, t);
 	ret = TAGS_OK;
 out:
 	aws_result_free(&res);
@@ -161,29 +169,26 @@ out:
 }
 
 int
+tags_from_instance(struct aws *a, const char *instance_id, const char *const *keys,
+    struct tags *t, char **cause)
+{
+	static const char *const names[4] = {
+		"Filter.1.Name", "resource-id", "Filter.1.Value.1", "Filter.2.Name"
+	};
+
+	return describe_tags(a, AWS_EC2, names, instance_id, keys, t, cause);
+}
+
+int
 tags_from_group(struct aws *a, const char *group, const char *const *keys,
     struct tags *t, char **cause)
 {
-	struct aws_param	p[4 + TAGS_MAX_KEYS];
-	struct aws_result	res;
-	char			names[TAGS_MAX_KEYS][48];
-	size_t			n = 0;
-	int			r, ret = TAGS_ERROR;
+	static const char *const names[4] = {
+		"Filters.member.1.Name", "auto-scaling-group",
+		"Filters.member.1.Values.member.1", "Filters.member.2.Name"
+	};
 
-	memset(t, 0, sizeof *t);
-	p[n++] = (struct aws_param){ "Filters.member.1.Name", "auto-scaling-group" };
-	p[n++] = (struct aws_param){ "Filters.member.1.Values.member.1", group };
-	p[n++] = (struct aws_param){ "Filters.member.2.Name", "key" };
-	n = key_filter(p, n, names, keys, "Filters.member.2.Values.member.");
-	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
-		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
-		goto out;
-	}
-	tags_parse_autoscaling(res.xml, t);
-	ret = TAGS_OK;
-out:
-	aws_result_free(&res);
-	return ret;
+	return describe_tags(a, AWS_AUTOSCALING, names, group, keys, t, cause);
 }
 
 int
