@@ -1936,6 +1936,12 @@ class ControlHandler(TrackingHandler):
                 LIFECYCLE.events.clear()
             return 200, {"cleared": True}
         if route == ("GET", "/requests"):
+            # A request is logged once its answer is out, which can trail the
+            # client by a moment: let those already under way finish (2 s at most).
+            asked, deadline = time.time(), time.monotonic() + 2
+            while time.monotonic() < deadline and any(
+                    e.get("start", 0) <= asked for e in list(INFLIGHT.values())):
+                time.sleep(0.01)
             return 200, {"requests": REQUESTS.list()}
         if route == ("GET", "/inflight"):
             return 200, {"requests": [dict(e) for e in list(INFLIGHT.values())]}
