@@ -160,37 +160,14 @@ int
 app_write_env(const char *state_dir, const char *version, const char *release_dir,
     const char *instance_id, char **cause)
 {
-	char	*path, *tmp, *text;
-	FILE	*f = NULL;
-	int	 ret = -1;
+	char	*path, *text;
+	int	 ret;
 
 	path = xasprintf("%s/release.env", state_dir);
-	tmp = xasprintf("%s.tmp", path);
 	text = xasprintf("ASG_AGENT_VERSION=%s\nASG_AGENT_RELEASE_DIR=%s\n"
 	    "ASG_AGENT_INSTANCE_ID=%s\n", version, release_dir, instance_id);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fputs(text, f) == EOF || fflush(f) == EOF || fsync(fileno(f)) == -1) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fclose(f);
-	f = NULL;
-	if (rename(tmp, path) == -1) {
-		set_cause(cause, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (f != NULL) {
-		fclose(f);
-		unlink(tmp);
-	}
+	ret = file_replace(path, text, strlen(text), 0644, cause);
 	free(text);
-	free(tmp);
 	free(path);
 	return ret;
 }

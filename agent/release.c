@@ -156,53 +156,6 @@ out:
 	return ret;
 }
 
-/* Write a small file durably: temporary file, fsync, rename. */
-static int
-write_file(const char *path, const char *data, char **cause)
-{
-	char	*tmp;
-	size_t	 len = strlen(data), off = 0;
-	ssize_t	 n;
-	int	 fd = -1, r, ret = -1;
-
-	tmp = xasprintf("%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, 0644)) == -1) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		if ((n = write(fd, data + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			set_cause(cause, "write %s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) == -1) {
-		set_cause(cause, "fsync %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r == -1) {
-		set_cause(cause, "close %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, path) == -1) {
-		set_cause(cause, "rename %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	if (ret != 0)
-		unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
 /* Flush a whole unpacked tree at once: one syncfs beats an fsync per file. */
 static int
 sync_tree(const char *path, char **cause)
@@ -293,7 +246,7 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 			*c = (char)tolower((unsigned char)*c);
 	} else
 		content = xstrdup(UNVERIFIED "\n");
-	if (write_file(marker, content, cause) != 0 || sync_dir(releases, cause) != 0)
+	if (file_replace(marker, content, strlen(content), 0644, cause) != 0)
 		goto out;
 	ret = 0;
 out:

@@ -412,50 +412,13 @@ out:
 int
 state_save(const struct state *st, const char *path, char **cause)
 {
-	char	*json = NULL, *tmp = NULL, *dircopy = NULL;
-	size_t	 len, off = 0;
-	ssize_t	 n;
-	int	 fd = -1, dfd = -1, ret = -1;
+	char	*json, *text;
+	int	 ret;
 
 	json = state_to_json(st, 1);
-	len = strlen(json);
-	tmp = xasprintf("%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		if ((n = write(fd, json + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			set_cause(cause, "%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (write(fd, "\n", 1) != 1 || fsync(fd) == -1) {
-		set_cause(cause, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		set_cause(cause, "rename %s: %s", path, strerror(errno));
-		goto out;
-	}
-	dircopy = xstrdup(path);
-	if ((dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1)
-		fsync(dfd);
-	ret = 0;
-out:
-	if (fd != -1) {
-		close(fd);
-		unlink(tmp);
-	}
-	if (dfd != -1)
-		close(dfd);
-	free(dircopy);
-	free(tmp);
+	text = xasprintf("%s\n", json);
+	ret = file_replace(path, text, strlen(text), 0600, cause);
+	free(text);
 	free(json);
 	return ret;
 }

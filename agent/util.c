@@ -1,10 +1,13 @@
 /* util.c - allocation, growable buffers, time and string helpers. */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -280,4 +283,62 @@ str_vis(const char *s)
 			buf_addc(&b, (char)c);
 	}
 	return buf_take(&b);
+}
+
+/*
+ * Replace path with data durably: a temporary file beside it, fsync, rename,
+ * fsync of the directory. Readers see the old content or the new, never a part.
+ */
+int
+file_replace(const char *path, const void *data, size_t len, mode_t mode, char **cause)
+{
+	char	*tmp, *dir = NULL;
+	size_t	 off = 0;
+	ssize_t	 n;
+	int	 fd = -1, dfd = -1, r, ret = -1;
+
+	tmp = xasprintf("%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, mode)) == -1) {
+		set_cause(cause, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		if ((n = write(fd, (const char *)data + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			set_cause(cause, "write %s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1) {
+		set_cause(cause, "fsync %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r == -1) {
+		set_cause(cause, "close %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (rename(tmp, path) == -1) {
+		set_cause(cause, "rename %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	dir = xstrdup(path);
+	if ((dfd = open(dirname(dir), O_RDONLY|O_DIRECTORY|O_CLOEXEC)) == -1 || fsync(dfd) == -1) {
+		set_cause(cause, "fsync %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (dfd != -1)
+		close(dfd);
+	if (ret != 0)
+		unlink(tmp);
+	free(dir);
+	free(tmp);
+	return ret;
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
@@ -49,6 +50,9 @@ void hex_encode(const unsigned char *, size_t, char *out);
 
 /* A string made safe to show (control bytes escaped as \\ooo, cut at 200 bytes), allocated. */
 char *str_vis(const char *);
+
+/* Replace a small file durably (temp file, fsync, rename, fsync of the directory). */
+int	file_replace(const char *, const void *, size_t, mode_t, char **);
 
 /* Set *cause to a formatted message (if cause is not NULL). Always returns -1. */
 int set_cause(char **cause, const char *, ...) __attribute__((format(printf, 2, 3)));
