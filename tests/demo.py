@@ -36,11 +36,11 @@ def main():
         print(f"demo: ELB health endpoint answers {code_h} {body.strip()}; "
               f"instance now {f.instance_state(world.instance_id)}; lifecycle calls: "
               f"{[(c.get('result'), c.get('hook')) for c in f.lifecycle() if c.get('kind', 'complete') == 'complete']}")
+        print("\ndemo: agent log:")
+        print(agent.log_text(), end="")
         print("\n$ asg-agent status")
         print(agent.status().stdout, end="")
         agent.stop()
-        print("\ndemo: agent log:")
-        print(agent.log_text(), end="")
     return 0 if code == 0 else 1
 
 
