@@ -291,7 +291,8 @@ class Packaging(unittest.TestCase):
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
         rollout.c's call() wrapper name service and action literally; rollout.c's
-        standby() passes EnterStandby/ExitStandby; aws_s3_open() is s3:GetObject."""
+        standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
+        DescribeTags of its service; aws_s3_open() is s3:GetObject."""
         calls = set()
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
@@ -300,6 +301,9 @@ class Packaging(unittest.TestCase):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")
+            # tags.c's describe_tags() makes DescribeTags calls for the service it is given.
+            for svc in re.findall(r'\bdescribe_tags\([^;]*?AWS_(EC2|AUTOSCALING)', src):
+                calls.add(f"{self.PREFIX[svc]}:DescribeTags")
             if re.search(r"\baws_s3_open\(", src) and name != "aws.c":
                 calls.add("s3:GetObject")
         return calls
