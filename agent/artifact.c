@@ -158,25 +158,13 @@ ssl_error(void)
 	return s != NULL ? s : "unknown OpenSSL error";
 }
 
-static int
-sha256_ok(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return i == 64;
-}
-
 /* Check the parts of a spec every entry point relies on, before any work. */
 static int
 spec_check(const struct artifact_spec *spec, char **cause)
 {
 	char	*shown;
 
-	if (spec->sha256 != NULL && !sha256_ok(spec->sha256)) {
+	if (spec->sha256 != NULL && !hex64_ok(spec->sha256)) {
 		shown = str_vis(spec->sha256);
 		set_cause(cause, "expected sha256 '%s' is not 64 hex digits", shown);
 		free(shown);

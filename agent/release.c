@@ -108,18 +108,6 @@ out:
 	return ret;
 }
 
-static int
-sha256_ok(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	}
-	return i == 64;
-}
-
 int
 release_staging(const char *state_dir, const char *version, char **path, char **cause)
 {
@@ -190,7 +178,7 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 		set_cause(cause, "bad version '%s'", version);
 		goto out;
 	}
-	if (sha256 != NULL && !sha256_ok(sha256)) {
+	if (sha256 != NULL && !hex64_ok(sha256)) {
 		set_cause(cause, "bad sha256 '%s'", sha256);
 		goto out;
 	}
@@ -289,7 +277,7 @@ release_present(const char *state_dir, const char *version, char **sha256)
 	buf[--len] = '\0';
 	if (strcmp(buf, UNVERIFIED) == 0)
 		ret = 1;
-	else if (sha256_ok(buf)) {
+	else if (hex64_ok(buf)) {
 		if (sha256 != NULL)
 			*sha256 = xstrdup(buf);
 		ret = 1;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,4 +342,16 @@ out:
 	free(dir);
 	free(tmp);
 	return ret;
+}
+
+int
+hex64_ok(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return i == 64;
 }

@@ -45,6 +45,9 @@ double wall_now(void);
 /* Sleep for fractional seconds (restarts after signals unless *stop becomes set). */
 void sleep_for(double, volatile int *stop);
 
+/* Whether s is 64 hex digits (a SHA-256 digest, either case). */
+int hex64_ok(const char *);
+
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void hex_encode(const unsigned char *, size_t, char *out);
 
