@@ -11,6 +11,9 @@
 #include "util.h"
 
 #define AWS_SKEW_LIMIT	300	/* AWS rejects requests this far off */
+#define AWS_RETRY_BASE	0.1	/* first retry ceiling, seconds, times the slowdown */
+#define AWS_RETRY_CAP	8.0	/* largest retry ceiling, seconds */
+#define AWS_THROTTLE_BASE 0.5	/* least ceiling once throttled, times the slowdown */
 
 static const struct {
 	const char	*name;		/* as on the command line */
@@ -477,7 +480,8 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	url = xasprintf("%s/", endpoint);
 	form_body(&body, svc, action, p, n);
 	ctr = counter(a, action);
-	retry_init(&r, 0.1 * aws_slowdown(a), 10.0, mono_now() + a->api_timeout);
+	retry_init(&r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
+	    mono_now() + a->api_timeout);
 	for (;;) {
 		aws_result_free(res);
 		server_date = -1;
@@ -509,8 +513,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 			if (aws_is_throttle(res->code)) {
 				ctr->throttled++;
 				/* A shared bucket is empty: later retries of this call wait longer. */
-				if (r.base < 0.25 * aws_slowdown(a))
-					r.base = 0.25 * aws_slowdown(a);
+				retry_throttled(&r, AWS_THROTTLE_BASE * aws_slowdown(a));
 			} else if (!in_list(transient_codes, res->code) &&
 			    res->status < 500) {
 				ctr->errors++;
@@ -627,7 +630,8 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		url = full;
 	}
 	ctr = counter(a, "s3:GetObject");
-	retry_init(&r, 0.1 * aws_slowdown(a), 10.0, mono_now() + a->api_timeout);
+	retry_init(&r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
+	    mono_now() + a->api_timeout);
 	for (;;) {
 		aws_result_free(&res);
 		signed_req_free(&sreq);
@@ -664,9 +668,10 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			}
 			s3_error(st, &res);
 			aws_adapt(a, aws_is_throttle(res.code));
-			if (aws_is_throttle(res.code))
+			if (aws_is_throttle(res.code)) {
 				ctr->throttled++;
-			else if (status < 500) {
+				retry_throttled(&r, AWS_THROTTLE_BASE * aws_slowdown(a));
+			} else if (status < 500) {
 				ctr->errors++;
 				set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 				    res.message);

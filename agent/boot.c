@@ -318,6 +318,25 @@ worse(int a, int b)
 }
 
 /*
+ * Whether IMDS holds a usable launch-time copy of the group's version tag:
+ * the version, and the digest too when one is configured, so that the two
+ * never come from different places.
+ */
+static int
+launch_copy(const struct boot *b, const struct tags *t)
+{
+	const char	*v;
+
+	if (!b->cfg->version_launch_copy || !b->launch_fresh || b->group == NULL)
+		return 0;
+	if ((v = tags_get(t, b->cfg->version_tag)) == NULL || *v == '\0')
+		return 0;
+	if (*b->cfg->sha256_tag == '\0')
+		return 1;
+	return (v = tags_get(t, b->cfg->sha256_tag)) != NULL && *v != '\0';
+}
+
+/*
  * One round of looking for the group and the version tags, cheapest source
  * first. Fills b->group, b->version and b->sha256 as they become known.
  * Returns TAGS_OK (look at b->version), TAGS_RETRY or TAGS_ERROR.
@@ -354,6 +373,8 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 				b->group = xstrdup(v);
 			if (source != VERSION_SOURCE_GROUP)
 				src_name = "instance tag (IMDS)";
+			else if (launch_copy(b, &t))
+				src_name = "group tag as copied at launch (IMDS)";
 		}
 	}
 	if (src_name == NULL && source != VERSION_SOURCE_IMDS &&
@@ -386,7 +407,7 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 			}
 		}
 	}
-	if (source == VERSION_SOURCE_GROUP) {
+	if (source == VERSION_SOURCE_GROUP && src_name == NULL) {
 		if (b->group == NULL) {
 			ret = TAGS_OK;	/* not in a group yet: poll again */
 			goto out;
@@ -959,6 +980,14 @@ boot_run(struct config *cfg)
 	state_set(&b.st.health, "booting (503)");
 	if (step_identity(&b, &cause) != 0)
 		goto failed;
+	/*
+	 * Tags copied at launch are as current as the group's own only on the
+	 * instance's first boot: after a reboot or a stay in a warm pool they
+	 * may be days old. A state file from another instance (baked into the
+	 * AMI) does not count.
+	 */
+	b.launch_fresh = oldp == NULL || oldp->instance_id == NULL ||
+	    strcmp(oldp->instance_id, b.instance_id) != 0;
 	for (;;) {
 		if (boot_path(&b, oldp, &cause) != 0)
 			goto failed;
@@ -973,6 +1002,7 @@ boot_run(struct config *cfg)
 		}
 		/* Out of the pool: the launch hook fires again; boot from the installed release. */
 		b.warm = 0;
+		b.launch_fresh = 0;
 		b.completed = 0;
 		b.hook_checked = 0;
 		free(b.hook);

@@ -33,6 +33,7 @@ struct boot {
 	char			*version;
 	char			*sha256;	/* expected digest from the tag */
 	int			 warm;		/* booting into a warm pool */
+	int			 launch_fresh;	/* first boot of this instance: its launch-time tags are current */
 	const char		*hb_hook;	/* hook owed heartbeats, or NULL */
 	double			 hb_interval;
 	double			 next_heartbeat;

@@ -64,6 +64,9 @@ static const struct opt opts[] = {
 	  "tag whose value names the version to run", 0 },
 	{ "version", "source", OPT_ENUM, O(version_source), 0, 0, "group", version_sources,
 	  "group (the ASG's own tag), instance (the instance's copy) or imds (IMDS tags only)", 0 },
+	{ "version", "launch_copy", OPT_BOOL, O(version_launch_copy), 0, 1, "yes", NULL,
+	  "source = group: on an instance's first boot, use the copy of the group's tags it got "
+	  "at launch when IMDS has it (no API call); no: always ask Auto Scaling", 0 },
 	{ "version", "wait", OPT_INT, O(version_wait), 1, 86400, "300", NULL,
 	  "seconds to wait for the tag to appear before failing closed", 0 },
 

@@ -29,6 +29,7 @@ struct config {
 	/* [version] */
 	char		*version_tag;
 	int		 version_source;
+	int		 version_launch_copy;
 	int		 version_wait;
 
 	/* [artifact] */

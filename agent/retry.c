@@ -1,4 +1,4 @@
-/* retry.c - capped exponential backoff with full jitter, bounded by a deadline. */
+/* retry.c - capped exponential backoff with jitter, bounded by a deadline. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -9,6 +9,7 @@ retry_init(struct retry *r, double base, double cap, double deadline)
 {
 	r->base = base;
 	r->cap = cap;
+	r->floor = 0;
 	r->deadline = deadline;
 	r->attempt = 0;
 }
@@ -36,6 +37,19 @@ retry_random(void)
 	return (double)arc4random() / 4294967296.0;
 }
 
+/*
+ * An empty shared bucket refills at a fixed rate whatever we do, so a retry
+ * drawn near zero is almost sure to be throttled again: equal jitter spends
+ * fewer calls than full jitter for the same time to get through.
+ */
+void
+retry_throttled(struct retry *r, double base)
+{
+	if (r->base < base)
+		r->base = base;
+	r->floor = 0.5;
+}
+
 double
 retry_next(struct retry *r, double now)
 {
@@ -43,7 +57,8 @@ retry_next(struct retry *r, double now)
 
 	if (now >= r->deadline)
 		return -1;
-	d = retry_jitter(r->base, r->cap, r->attempt, retry_random());
+	d = retry_jitter(r->base, r->cap, r->attempt,
+	    r->floor + (1 - r->floor) * retry_random());
 	r->attempt++;
 	if (now + d > r->deadline)
 		d = r->deadline - now;

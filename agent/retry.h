@@ -1,10 +1,11 @@
-/* retry.h - capped exponential backoff with full jitter, bounded by a deadline. */
+/* retry.h - capped exponential backoff with jitter, bounded by a deadline. */
 #ifndef ASG_RETRY_H
 #define ASG_RETRY_H
 
 struct retry {
 	double	base;		/* first ceiling, seconds */
 	double	cap;		/* largest ceiling, seconds */
+	double	floor;		/* delays lie in [floor, 1] x ceiling: 0 is full jitter */
 	double	deadline;	/* mono_now() value after which no retry starts */
 	int	attempt;	/* retries so far */
 };
@@ -14,6 +15,11 @@ void	retry_init(struct retry *, double base, double cap, double deadline);
 double	retry_ceiling(double base, double cap, int attempt);
 /* Full jitter: a delay uniformly in [0, ceiling], given u in [0, 1). */
 double	retry_jitter(double base, double cap, int attempt, double u);
+/*
+ * Back off harder after a throttling answer: from now on the ceiling starts
+ * at least at base, and delays never fall below half of it ("equal jitter").
+ */
+void	retry_throttled(struct retry *, double base);
 /*
  * The delay before the next attempt, or -1 when the deadline would pass
  * first. A retry that would overrun is shortened to land on the deadline.

@@ -738,16 +738,18 @@ FAULTS = FaultTable()
 #    (Describe*) have a bucket of 100 tokens refilled at 20 per second
 #    (EC2 developer guide, "Request throttling for the Amazon EC2 API").
 #    Throttled: RequestLimitExceeded, HTTP 503.
-#  * Auto Scaling publishes no numbers.  Assumed here: 40 tokens, 5 per
-#    second, per action (a few per second, well below EC2's).  Throttled:
-#    Throttling, HTTP 400.
+#  * Auto Scaling: "all Amazon EC2 Auto Scaling API calls have a single,
+#    shared API limit" per account and region (AWS knowledge center,
+#    autoscaling-api-calls-throttled), but its size is not published.
+#    Assumed here: 40 tokens, 5 per second, one bucket for every action.
+#    Throttled: Throttling, HTTP 400.
 #  * S3: 5,500 GET/HEAD per second per prefix; modelled as one shared bucket
 #    for GetObject and HeadObject (the fleet reads one prefix).  Throttled:
 #    SlowDown, HTTP 503.
 BUCKET_PRESETS = {
     "aws": {
         "ec2:Describe*": {"burst": 100, "rate": 20},
-        "autoscaling:*": {"burst": 40, "rate": 5},
+        "autoscaling:*": {"burst": 40, "rate": 5, "shared": "autoscaling"},
         "s3:GetObject": {"burst": 5500, "rate": 5500, "shared": "s3-get"},
         "s3:HeadObject": {"burst": 5500, "rate": 5500, "shared": "s3-get"},
     },

@@ -252,6 +252,65 @@ class BootEdges(unittest.TestCase):
                                                 action="DescribeTags") if q["status"] == 400]
         self.assertTrue(throttled, "the proxy answered Throttling")
 
+    # -- 3b. the group's tags as copied to the instance at launch (IMDS) --------------------
+    def tag_calls(self):
+        return {f"{q['service']}:{q['action']}" for q in self.f.requests(target="aws")
+                if q.get("action") in ("DescribeTags", "DescribeAutoScalingInstances")}
+
+    def test_launch_copy_in_imds_costs_no_tag_call(self):
+        w, _ = self.world(instance_tags_in_imds=True)
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertEqual(st["version"], "1.0.0")
+        self.assertIn("copied at launch", st["version_source"])
+        self.assertEqual(st["group"], self.group, "the group name came from IMDS too")
+        self.assertEqual(self.tag_calls(), set(), "no API quota spent on tags")
+
+    def test_launch_copy_off(self):
+        w, _ = self.world(instance_tags_in_imds=True)
+        a = self.start("[version]\nlaunch_copy = no\n")
+        st = self.assert_serving(a, w)
+        self.assertIn("group tag asg-agent:version", st["version_source"])
+        self.assertNotIn("launch", st["version_source"])
+        self.assertEqual(self.tag_calls(), {"autoscaling:DescribeTags"})
+
+    def test_launch_copy_without_digest_is_not_used(self):
+        # The digest tag did not reach the instance: version and digest must come
+        # from one place, so both are read from the group.
+        w, _ = self.world(instance_tags_in_imds=True)
+        self.f.client("ec2").delete_tags(Resources=[w.instance_id],
+                                         Tags=[{"Key": "asg-agent:sha256"}])
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertIn("group tag", st["version_source"])
+        self.assertNotIn("launch", st["version_source"])
+        self.assertIn("autoscaling:DescribeTags", self.tag_calls())
+
+    def test_launch_copy_not_trusted_after_an_earlier_boot(self):
+        # Boot 1 runs 1.0.0 from the launch copy. Then the group moves to 2.0.0 (the
+        # instance's copy stays 1.0.0, as on AWS) and the instance boots again: its
+        # copy is stale now, so the group's own tag decides.
+        w, _ = self.world(instance_tags_in_imds=True)
+        a = self.start()
+        self.assertIn("copied at launch", self.assert_serving(a, w)["version_source"])
+        self.assertEqual(a.stop(), 0)
+        art2 = make_artifact({"v2": b"2.0.0\n"})
+        self.f.put_s3("releases", "app/2.0.0.tar.gz", art2)
+        self.f.client("autoscaling").create_or_update_tags(Tags=[
+            {"ResourceId": self.group, "ResourceType": "auto-scaling-group", "Key": k,
+             "Value": v, "PropagateAtLaunch": True}
+            for k, v in (("asg-agent:version", "2.0.0"), ("asg-agent:sha256", sha256(art2)))])
+        copy = {t["Key"]: t["Value"] for t in self.f.client("ec2").describe_tags(
+            Filters=[{"Name": "resource-id", "Values": [w.instance_id]}])["Tags"]}
+        self.assertEqual(copy.get("asg-agent:version"), "1.0.0", "the instance copy is stale")
+        self.f.clear_requests()
+        b = self.start()
+        self.assertEqual(b.wait_status(timeout=60), 0, b.log_text())
+        st = b.status_json()
+        self.assertEqual(st["version"], "2.0.0", b.log_text())
+        self.assertIn("group tag asg-agent:version", st["version_source"])
+        self.assertIn("autoscaling:DescribeTags", self.tag_calls())
+
     # -- 4. CompleteLifecycleAction failing ------------------------------------------------
     def test_complete_lifecycle_action_failing(self):
         w, _ = self.world()

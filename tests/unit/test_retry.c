@@ -52,6 +52,22 @@ main(void)
 	tap_ok(d >= 0 && d <= 1 + 1e-9, "a delay is shortened to land on the deadline");
 	(void)total;
 
+	/* After throttling: a higher ceiling, and no delay below half of it. */
+	retry_init(&r, 0.1, 8, 1000);
+	retry_throttled(&r, 1);
+	tap_ok(r.base == 1, "throttling raises the base");
+	retry_throttled(&r, 0.5);
+	tap_ok(r.base == 1, "and never lowers it");
+	inside = 1;
+	for (i = 0; i < 2000; i++) {
+		r.attempt = i % 6;
+		d = retry_next(&r, 0);
+		if (d < 0.5 * retry_ceiling(1, 8, i % 6) - 1e-9 ||
+		    d > retry_ceiling(1, 8, i % 6) + 1e-9)
+			inside = 0;
+	}
+	tap_ok(inside, "throttled delays lie in [ceiling/2, ceiling]");
+
 	/* The fleet-friendly parts of the AWS client: adaptive slowdown and a rate ceiling. */
 	{
 		struct aws	a;
