@@ -12,7 +12,7 @@
 
 #define AWS_SKEW_LIMIT	300	/* AWS rejects requests this far off */
 #define AWS_RETRY_BASE	0.1	/* first retry ceiling, seconds, times the slowdown */
-#define AWS_RETRY_CAP	8.0	/* largest retry ceiling, seconds */
+#define AWS_RETRY_CAP	4.0	/* largest retry ceiling, seconds */
 #define AWS_THROTTLE_BASE 0.5	/* least ceiling once throttled, times the slowdown */
 
 static const struct {
