@@ -288,16 +288,22 @@ step_identity(struct boot *b, char **cause)
 static int
 step_hook(struct boot *b, char **cause)
 {
-	int	timeout = 0;
+	int	timeout = 0, r;
 
 	if (b->hook_checked || b->group == NULL)
 		return 0;
 	b->hook_checked = 1;
 	if (*b->cfg->launch_hook != '\0')
 		b->hook = xstrdup(b->cfg->launch_hook);
-	else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING, &b->hook,
-	    &timeout, cause) != 0)
-		return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
+	else {
+		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
+		while ((r = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING,
+		    &b->hook, &timeout, cause)) != LIFECYCLE_DONE) {
+			if (r != LIFECYCLE_RETRY || boot_stop)
+				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
+			log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
+		}
+	}
 	if (b->hook != NULL) {
 		state_setf(&b->st.lifecycle, "launch hook %s pending", b->hook);
 		boot_heartbeats(b, b->hook, timeout);

@@ -15,12 +15,15 @@ lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
 	struct aws_result	 res;
 	struct xml_node		*m;
 	const char		*t, *name;
-	int			 ret = -1;
+	int			 r, ret = LIFECYCLE_ERROR;
 
 	*hook = NULL;
-	if (aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
-	    cause) != AWS_OK)
+	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
+	    cause)) != AWS_OK) {
+		if (r == AWS_FAIL)
+			ret = LIFECYCLE_RETRY;
 		goto out;
+	}
 	for (m = xml_child(xml_find(res.xml, "LifecycleHooks"), "member"); m != NULL;
 	    m = xml_next(m)) {
 		t = xml_child_text(m, "LifecycleTransition");
@@ -33,7 +36,7 @@ lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
 			break;
 		}
 	}
-	ret = 0;
+	ret = LIFECYCLE_DONE;
 out:
 	aws_result_free(&res);
 	return ret;

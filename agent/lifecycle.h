@@ -11,11 +11,13 @@ enum lifecycle_result {
 	LIFECYCLE_ERROR = -1,
 	LIFECYCLE_DONE = 0,
 	LIFECYCLE_NOT_PENDING = 1,	/* no action pending: completed elsewhere, or none */
+	LIFECYCLE_RETRY = 2,		/* no answer (throttled, 5xx, network): ask again */
 };
 
 /*
  * The group's first hook for the transition, and its HeartbeatTimeout in
- * seconds (may be NULL); *hook NULL (and 0) when there is none.
+ * seconds (may be NULL); *hook NULL (and 0) when there is none. Returns
+ * LIFECYCLE_DONE, LIFECYCLE_RETRY or LIFECYCLE_ERROR.
  */
 int	lifecycle_find_hook(struct aws *, const char *group, const char *transition,
 	    char **hook, int *heartbeat_timeout, char **);

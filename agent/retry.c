@@ -45,6 +45,9 @@ retry_random(void)
 void
 retry_throttled(struct retry *r, double base)
 {
+	/* Once per call: the ceiling doubles per attempt from here on anyway. */
+	if (r->floor > 0)
+		return;
 	if (r->base < base)
 		r->base = base;
 	r->floor = 0.5;

@@ -16,8 +16,9 @@ double	retry_ceiling(double base, double cap, int attempt);
 /* Full jitter: a delay uniformly in [0, ceiling], given u in [0, 1). */
 double	retry_jitter(double base, double cap, int attempt, double u);
 /*
- * Back off harder after a throttling answer: from now on the ceiling starts
- * at least at base, and delays never fall below half of it ("equal jitter").
+ * Back off harder after the first throttling answer of a call: the ceiling
+ * starts at least at base, and delays never fall below half of it ("equal
+ * jitter"). Later throttling answers change nothing more.
  */
 void	retry_throttled(struct retry *, double base);
 /*

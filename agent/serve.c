@@ -170,7 +170,7 @@ drain(struct serve *s, int terminating, const char *why)
 		if (*b->cfg->terminate_hook != '\0')
 			hook = xstrdup(b->cfg->terminate_hook);
 		else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_TERMINATING, &hook,
-		    &timeout, &err) != 0) {
+		    &timeout, &err) != LIFECYCLE_DONE) {
 			log_warn("DescribeLifecycleHooks: %s", err);
 			free(err);
 			err = NULL;

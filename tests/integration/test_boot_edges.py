@@ -252,6 +252,17 @@ class BootEdges(unittest.TestCase):
                                                 action="DescribeTags") if q["status"] == 400]
         self.assertTrue(throttled, "the proxy answered Throttling")
 
+    def test_describe_lifecycle_hooks_throttled_past_api_timeout(self):
+        # In a big scale-out the shared Auto Scaling bucket can stay empty for
+        # longer than one call's api_timeout: that is no reason to ABANDON.
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", action="DescribeLifecycleHooks",
+                     for_seconds=3)
+        a = self.start("[aws]\napi_timeout = 1\n")
+        st = self.assert_serving(a, w)
+        self.assertIn("DescribeLifecycleHooks (will retry)", a.log_text())
+        self.assertGreater(st["api_calls"]["DescribeLifecycleHooks"]["throttled"], 1, st["api_calls"])
+
     # -- 3b. the group's tags as copied to the instance at launch (IMDS) --------------------
     def tag_calls(self):
         return {f"{q['service']}:{q['action']}" for q in self.f.requests(target="aws")
