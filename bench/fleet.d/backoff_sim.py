@@ -61,6 +61,19 @@ def slowdown_in_call(base, cap, most=32):
     return policy
 
 
+def agent(cap, base=0.1, throttle_base=0.5):
+    """asg-agent's aws_call: the first throttling answer of a call doubles the
+    process's slowdown and raises the base to 0.5 s x slowdown; from then on
+    equal jitter, delay = U(c/2, c) with c = min(cap, base * 2^attempt)."""
+    def policy(rng, a, s):
+        if s["prev"] is None:
+            s["slow"] = min(32, s["slow"] * 2)
+            s["prev"] = max(base * s["slow"], throttle_base * s["slow"])
+        c = min(cap, s["prev"] * 2 ** a)
+        return c / 2 + rng.random() * c / 2
+    return policy
+
+
 def decorrelated(base, cap):
     """delay = min(cap, U(base, 3 x previous delay))."""
     def policy(rng, a, s):
@@ -75,7 +88,10 @@ def cli_legacy(rng, a, s):
 
 
 POLICIES = {
-    "full jitter 0.1 s .. 10 s (asg-agent's aws_call today)": full_jitter(0.1, 10),
+    "asg-agent's aws_call: equal jitter after a throttle, 1 s .. 4 s": agent(4),
+    "the same with a cap of 8 s": agent(8),
+    "the same with a cap of 3 s": agent(3),
+    "full jitter 0.1 s .. 10 s (asg-agent before)": full_jitter(0.1, 10),
     "same, slowdown x2 per throttle applied within the call": slowdown_in_call(0.1, 10),
     "full jitter 1 s .. 10 s (throttles start at 1 s)": full_jitter(1, 10),
     "full jitter 1 s .. 20 s": full_jitter(1, 20),
