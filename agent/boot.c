@@ -231,7 +231,7 @@ boot_tick(void *arg)
 		return;
 	b->next_heartbeat = now + b->hb_interval;
 	r = lifecycle_heartbeat(&b->aws, b->group, b->hb_hook, b->instance_id, &cause);
-	if (r == LIFECYCLE_ERROR)
+	if (r == LIFECYCLE_ERROR || r == LIFECYCLE_RETRY)
 		log_warn("lifecycle heartbeat for %s: %s", b->hb_hook, cause);
 	else if (r == LIFECYCLE_NOT_PENDING) {
 		log_info("lifecycle hook %s has no pending action: no more heartbeats",

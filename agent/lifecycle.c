@@ -50,6 +50,17 @@ not_pending(const struct aws_result *res)
 	    res->message != NULL && strstr(res->message, "No active Lifecycle Action") != NULL;
 }
 
+/* What an aws_call outcome means for a lifecycle action. */
+static int
+outcome(int r, const struct aws_result *res)
+{
+	if (r == AWS_OK)
+		return LIFECYCLE_DONE;
+	if (r == AWS_FAIL)
+		return LIFECYCLE_RETRY;
+	return not_pending(res) ? LIFECYCLE_NOT_PENDING : LIFECYCLE_ERROR;
+}
+
 int
 lifecycle_complete(struct aws *a, const char *group, const char *hook,
     const char *instance_id, const char *result, char **cause)
@@ -61,13 +72,10 @@ lifecycle_complete(struct aws *a, const char *group, const char *hook,
 		{ "LifecycleActionResult", result },
 	};
 	struct aws_result	res;
-	int			r, ret = LIFECYCLE_ERROR;
+	int			ret;
 
-	r = aws_call(a, AWS_AUTOSCALING, "CompleteLifecycleAction", p, nitems(p), &res, cause);
-	if (r == AWS_OK)
-		ret = LIFECYCLE_DONE;
-	else if (r == AWS_ERROR && not_pending(&res))
-		ret = LIFECYCLE_NOT_PENDING;
+	ret = outcome(aws_call(a, AWS_AUTOSCALING, "CompleteLifecycleAction", p, nitems(p),
+	    &res, cause), &res);
 	aws_result_free(&res);
 	return ret;
 }
@@ -82,14 +90,10 @@ lifecycle_heartbeat(struct aws *a, const char *group, const char *hook,
 		{ "InstanceId", instance_id },
 	};
 	struct aws_result	res;
-	int			r, ret = LIFECYCLE_ERROR;
+	int			ret;
 
-	r = aws_call(a, AWS_AUTOSCALING, "RecordLifecycleActionHeartbeat", p, nitems(p), &res,
-	    cause);
-	if (r == AWS_OK)
-		ret = LIFECYCLE_DONE;
-	else if (r == AWS_ERROR && not_pending(&res))
-		ret = LIFECYCLE_NOT_PENDING;
+	ret = outcome(aws_call(a, AWS_AUTOSCALING, "RecordLifecycleActionHeartbeat", p,
+	    nitems(p), &res, cause), &res);
 	aws_result_free(&res);
 	return ret;
 }

@@ -23,7 +23,10 @@ int	lifecycle_find_hook(struct aws *, const char *group, const char *transition,
 	    char **hook, int *heartbeat_timeout, char **);
 /* SetInstanceHealth Unhealthy: the ASG replaces the instance. */
 int	lifecycle_set_unhealthy(struct aws *, const char *instance_id, char **);
-/* CompleteLifecycleAction by instance id; result "CONTINUE" or "ABANDON". */
+/*
+ * CompleteLifecycleAction by instance id; result "CONTINUE" or "ABANDON".
+ * This and the heartbeat return a lifecycle_result.
+ */
 int	lifecycle_complete(struct aws *, const char *group, const char *hook,
 	    const char *instance_id, const char *result, char **);
 int	lifecycle_heartbeat(struct aws *, const char *group, const char *hook,

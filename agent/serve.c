@@ -122,7 +122,12 @@ out:
 	free(err);
 }
 
-/* Complete the terminate hook, retrying while AWS has not registered the action yet. */
+/*
+ * Complete the terminate hook, retrying while AWS has not registered the
+ * action yet, and for as long as it gives no answer (a scale-in of hundreds
+ * of instances shares one Auto Scaling bucket; the hook's own timeout is
+ * the backstop).
+ */
 static void
 complete_terminate(struct boot *b, const char *hook)
 {
@@ -138,16 +143,42 @@ complete_terminate(struct boot *b, const char *hook)
 			log_info("lifecycle: CONTINUE sent for terminate hook %s", hook);
 			break;
 		}
-		if (mono_now() >= until || boot_signals > 1) {
+		if (r == LIFECYCLE_ERROR || boot_signals > 1 ||
+		    (r == LIFECYCLE_NOT_PENDING && mono_now() >= until)) {
 			state_setf(&b->st.lifecycle, "terminate hook %s not completed: %s", hook,
 			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
 			log_warn("terminate hook %s not completed: %s", hook,
 			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
 			break;
 		}
+		if (r == LIFECYCLE_RETRY)
+			log_warn("terminate hook %s (will retry): %s", hook, cause);
 		sleep_for(r == LIFECYCLE_NOT_PENDING ? 1.0 : 2.0, NULL);
 	}
 	free(cause);
+}
+
+/*
+ * The terminate hook's name: configured, or asked for; with persist, asked
+ * again for as long as AWS gives no answer (until a second stop signal).
+ */
+static int
+terminate_hook(struct boot *b, int persist, char **hook, int *timeout)
+{
+	char	*err = NULL;
+	int	 r;
+
+	if (*b->cfg->terminate_hook != '\0') {
+		*hook = xstrdup(b->cfg->terminate_hook);
+		return LIFECYCLE_DONE;
+	}
+	while ((r = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_TERMINATING, hook,
+	    timeout, &err)) == LIFECYCLE_RETRY && persist && boot_signals < 2)
+		log_warn("DescribeLifecycleHooks (will retry): %s", err);
+	if (r != LIFECYCLE_DONE)
+		log_warn("DescribeLifecycleHooks: %s", err);
+	free(err);
+	return r;
 }
 
 /*
@@ -158,23 +189,16 @@ static int
 drain(struct serve *s, int terminating, const char *why)
 {
 	struct boot	*b = s->b;
-	char		*hook = NULL, *err = NULL;
+	char		*hook = NULL;
 	double		 end;
-	int		 timeout = 0;
+	int		 timeout = 0, found = LIFECYCLE_DONE;
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
 	b->st.drain_until = wall_now() + b->cfg->drain;
 	boot_phase(b, PHASE_DRAINING, "drain", "%s: draining for %d s", why, b->cfg->drain);
 	if (terminating && b->group != NULL) {
-		if (*b->cfg->terminate_hook != '\0')
-			hook = xstrdup(b->cfg->terminate_hook);
-		else if (lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_TERMINATING, &hook,
-		    &timeout, &err) != LIFECYCLE_DONE) {
-			log_warn("DescribeLifecycleHooks: %s", err);
-			free(err);
-			err = NULL;
-		}
+		found = terminate_hook(b, 0, &hook, &timeout);
 		if (hook != NULL)
 			boot_heartbeats(b, hook, timeout);
 	}
@@ -186,6 +210,9 @@ drain(struct serve *s, int terminating, const char *why)
 	}
 	boot_stop_app(b, "app");
 	b->hb_hook = NULL;
+	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
+	if (found == LIFECYCLE_RETRY)
+		terminate_hook(b, 1, &hook, &timeout);
 	if (hook != NULL)
 		complete_terminate(b, hook);
 	else if (terminating)

@@ -195,6 +195,22 @@ class Life(unittest.TestCase):
         self.assertGreaterEqual(len(beats), 2, self.f.lifecycle())
         self.assertEqual(len(self.events(w, "complete", f"{self.group}-terminate")), 1)
 
+    def test_scale_in_while_auto_scaling_is_throttled(self):
+        # A fleet-wide scale-in empties the shared Auto Scaling bucket for longer
+        # than one call's api_timeout: the hook is still found and completed.
+        w, a = self.boot("[aws]\napi_timeout = 1\n[lifecycle]\ndrain = 1\n",
+                         terminate_hook=True)
+        self.f.fault(kind="throttle", service="autoscaling", for_seconds=6)
+        t0 = time.time()
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(60), 0, a.log_text())
+        done = self.events(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertGreaterEqual(done[0]["time"], t0 + 5, "completed after the throttling ended")
+        self.assertIn("(will retry)", a.log_text())
+        self.assertIn("CONTINUE sent for terminate hook", a.status_json()["lifecycle"])
+
     def test_standby_and_back(self):
         w, a = self.boot()
         pid = http_get(self.app_port, "/")[1].split()[0]
