@@ -24,13 +24,11 @@ import signal
 import socket
 import subprocess
 import tarfile
-import tempfile
 import threading
 import time
 import unittest
 
-from bootlib import APP_PY, Agent, free_port, http_get, make_artifact, sha256, write_config
-from harness import FakeAWS
+from bootlib import APP_PY, BootCase, http_get, make_artifact, sha256
 
 MiB = 1024 * 1024
 
@@ -175,39 +173,13 @@ def tree(path, skip=None):
     return out
 
 
-class FaultCase(unittest.TestCase):
+class FaultCase(BootCase):
     """One FakeAWS per subclass; helpers and the invariants every scenario asserts."""
 
     prefix = "flt"
 
-    @classmethod
-    def setUpClass(cls):
-        # Other test runs may share this machine: give the fake AWS time, and a second try.
-        for attempt in (1, 2):
-            cls.f = FakeAWS(auth=True, startup_timeout=90)
-            try:
-                cls.f.start()
-                break
-            except Exception as e:
-                print(f"# {cls.__name__}: fakeaws did not start (try {attempt}): {e}",
-                      flush=True)
-                if attempt == 2:
-                    raise
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-
     def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
-        self.f.control("DELETE", "/tag-delay", check=False)
-        self.dir = tempfile.mkdtemp(prefix="asg-fault-")
-        self.state = os.path.join(self.dir, "state")
-        self.agents = []
-        type(self).n += 1
-        self.group = f"{self.prefix}{self.n}"
+        super().setUp()
         self.version = f"1.{self.n}.0"
         self.secrets = set()
         self.note_secrets()
@@ -216,11 +188,7 @@ class FaultCase(unittest.TestCase):
         for a in self.agents:
             if a.watch is not None:
                 a.watch.stop()
-            a.stop(timeout=10)
-        self.f.clear_faults()
-        self.f.control("DELETE", "/tag-delay", check=False)
-        if not os.environ.get("ASG_TEST_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     # -- helpers ---------------------------------------------------------------------
     def note_secrets(self, *extra):
@@ -229,47 +197,21 @@ class FaultCase(unittest.TestCase):
             if v:
                 self.secrets.add(v)
 
-    def world(self, version=None, art=None, sha=True, group=None, upload=True, **kw):
-        version = version or self.version
-        art = make_artifact() if art is None else art
-        if upload:
-            self.f.put_s3("releases", f"app/{version}.tar.gz", art)
-        digest = sha256(art) if sha is True else sha
-        w = self.f.make_world(group=group or self.group, version=version,
-                              sha256=digest or None, **kw)
+    def world(self, version=None, *args, **kw):
+        w, art = super().world(version or self.version, *args, **kw)
         self.note_secrets()
         return w, art
 
     def start(self, extra="", state=None, env=None, watch=True):
-        self.app_port, self.health_port = free_port(), free_port()
-        i = len(self.agents)
-        conf = write_config(os.path.join(self.dir, f"agent{i}.conf"), state or self.state,
-                            self.app_port, self.health_port, extra)
-        a = Agent(conf, env or self.f.agent_env(), os.path.join(self.dir, f"agent{i}.log"))
+        a = super().start(extra, state, env)
         a.t0 = time.monotonic()
         a.state = state or self.state
         a.app_port, a.health_port = self.app_port, self.health_port
         a.watch = Watch(a.state, self.app_port) if watch else None
-        self.agents.append(a)
         return a
 
     def completions(self, w):
-        return [e for e in self.f.lifecycle()
-                if e.get("instance_id") == w.instance_id and e.get("kind") == "complete"
-                and e.get("ok")]
-
-    def s3_gets(self, key):
-        return [q for q in self.f.requests(target="aws", service="s3")
-                if q.get("action") == "GetObject" and q.get("path", "").split("?")[0]
-                .endswith(key)]
-
-    def wait_for(self, pred, timeout, step=0.1):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return True
-            time.sleep(step)
-        return pred()
+        return self.lifecycle(w)
 
     def wait_phase(self, a, phase, timeout=30):
         return self.wait_for(lambda: ((a.watch.last if a.watch else a.status_json()) or {})
@@ -555,22 +497,6 @@ class ArtifactFaults(FaultCase):
 
     def big_artifact(self, size=4 * MiB, seed=12):
         return make_artifact({"blob.bin": random.Random(seed).randbytes(size)})
-
-    def keypair(self, name):
-        k = os.path.join(self.dir, f"{name}.pem")
-        pub = os.path.join(self.dir, f"{name}.pub")
-        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
-                        "-out", k], check=True, capture_output=True)
-        subprocess.run(["openssl", "ec", "-in", k, "-pubout", "-out", pub], check=True,
-                       capture_output=True)
-        return k, pub
-
-    def sign(self, key, data):
-        path = os.path.join(self.dir, "to-sign.bin")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, path],
-                              check=True, capture_output=True).stdout
 
     def test_s11a_s3_access_denied(self):
         w, _ = self.world()

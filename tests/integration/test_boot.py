@@ -1,16 +1,12 @@
 """`asg-agent run`: the boot path end to end, real binary, fake AWS with signature checks on."""
 import io
-import json
 import os
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 import unittest
 
-from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config
-from harness import FakeAWS
+from bootlib import BootCase, http_get, make_artifact, sha256
 
 
 def tar_with(entries, mode="w:gz"):
@@ -28,56 +24,8 @@ def tar_with(entries, mode="w:gz"):
     return buf.getvalue()
 
 
-class Boot(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-
-    def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
-        self.f.control("DELETE", "/tag-delay", check=False)
-        self.dir = tempfile.mkdtemp(prefix="asg-boot-")
-        self.state = os.path.join(self.dir, "state")
-        self.agents = []
-        type(self).n += 1
-        self.group = f"boot{self.n}"
-
-    def tearDown(self):
-        for a in self.agents:
-            a.stop(timeout=10)
-        if not os.environ.get("ASG_TEST_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    # -- helpers ---------------------------------------------------------------------
-    def world(self, version="1.0.0", art=None, sha=True, key=None, **kw):
-        art = make_artifact() if art is None else art
-        self.f.put_s3("releases", f"app/{version}.tar.gz", art)
-        digest = sha256(art) if sha is True else sha
-        w = self.f.make_world(group=self.group, version=version, sha256=digest or None, **kw)
-        return w, art
-
-    def start(self, extra="", state=None):
-        self.app_port, self.health_port = free_port(), free_port()
-        conf = write_config(os.path.join(self.dir, f"agent{len(self.agents)}.conf"),
-                            state or self.state, self.app_port, self.health_port, extra)
-        a = Agent(conf, self.f.agent_env(), os.path.join(self.dir, f"agent{len(self.agents)}.log"))
-        self.agents.append(a)
-        return a
-
-    def lifecycle(self, w, kind="complete"):
-        return [e for e in self.f.lifecycle()
-                if e.get("instance_id") == w.instance_id and e.get("kind") == kind and e.get("ok")]
-
-    def s3_gets(self):
-        return [q for q in self.f.requests(target="aws", service="s3")
-                if q.get("action") == "GetObject"]
+class Boot(BootCase):
+    prefix = "boot"
 
     def assert_failed(self, a, w, cause):
         code = a.wait_status(timeout=60)
@@ -176,22 +124,10 @@ class Boot(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.state, "releases", "1.0.0")))
 
     def test_bad_signature(self):
-        keys = {}
-        for name in ("good", "evil"):
-            k = os.path.join(self.dir, f"{name}.pem")
-            subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
-                            "-out", k], check=True, capture_output=True)
-            keys[name] = k
-        pub = os.path.join(self.dir, "good.pub")
-        subprocess.run(["openssl", "ec", "-in", keys["good"], "-pubout", "-out", pub],
-                       check=True, capture_output=True)
+        _, pub = self.keypair("good")
+        evil, _ = self.keypair("evil")
         art = make_artifact()
-        art_path = os.path.join(self.dir, "a.tar.gz")
-        with open(art_path, "wb") as fh:
-            fh.write(art)
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", keys["evil"], art_path],
-                             check=True, capture_output=True).stdout
-        self.f.put_s3("releases", "app/1.0.0.tar.gz.sig", sig)
+        self.f.put_s3("releases", "app/1.0.0.tar.gz.sig", self.sign(evil, art))
         w, _ = self.world(art=art, sha=None)
         a = self.start(f"[artifact]\npublic_key = {pub}\nsha256_tag =\n")
         self.assert_failed(a, w, "signature")
@@ -203,12 +139,7 @@ class Boot(unittest.TestCase):
         subprocess.run(["openssl", "rsa", "-in", k, "-pubout", "-out", pub], check=True,
                        capture_output=True)
         art = make_artifact()
-        art_path = os.path.join(self.dir, "a.tar.gz")
-        with open(art_path, "wb") as fh:
-            fh.write(art)
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", k, art_path],
-                             check=True, capture_output=True).stdout
-        self.f.put_s3("releases", "app/1.0.0.tar.gz.sig", sig)
+        self.f.put_s3("releases", "app/1.0.0.tar.gz.sig", self.sign(k, art))
         w, _ = self.world(art=art, sha=None)
         a = self.start(f"[artifact]\npublic_key = {pub}\nsha256_tag =\n")
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())

@@ -3,11 +3,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
+import unittest
 
 from agentlib import AGENT
 
@@ -195,3 +198,105 @@ def http_get(port, path, timeout=2):
         return r.status, body
     except OSError as e:
         return None, str(e)
+
+
+class BootCase(unittest.TestCase):
+    """One fake AWS per test class (SigV4 and IAM checks on); per test a fresh
+    directory, a group of its own, and every agent stopped at the end."""
+
+    prefix = "boot"
+
+    @classmethod
+    def setUpClass(cls):
+        from harness import FakeAWS
+        # Other test runs may share this machine: give the fake AWS time, and a second try.
+        for attempt in (1, 2):
+            cls.f = FakeAWS(auth=True, startup_timeout=90)
+            try:
+                cls.f.start()
+                break
+            except Exception as e:
+                print(f"# {cls.__name__}: fakeaws did not start (try {attempt}): {e}",
+                      flush=True)
+                if attempt == 2:
+                    raise
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.f.stop()
+
+    def setUp(self):
+        self.f.clear_faults()
+        self.f.clear_requests()
+        self.f.control("DELETE", "/tag-delay", check=False)
+        self.dir = tempfile.mkdtemp(prefix=f"asg-{self.prefix}-")
+        self.state = os.path.join(self.dir, "state")
+        self.agents = []
+        type(self).n += 1
+        self.group = f"{self.prefix}{self.n}"
+
+    def tearDown(self):
+        for a in self.agents:
+            a.stop(timeout=10)
+        self.f.clear_faults()
+        self.f.control("DELETE", "/tag-delay", check=False)
+        if not os.environ.get("ASG_TEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def world(self, version="1.0.0", art=None, sha=True, group=None, upload=True, **kw):
+        """Upload a release (the test app unless art is given) and make its group.
+        sha: True for the artifact's digest in the sha256 tag, a string, or falsy for none."""
+        art = make_artifact() if art is None else art
+        if upload:
+            self.f.put_s3("releases", f"app/{version}.tar.gz", art)
+        digest = sha256(art) if sha is True else sha
+        w = self.f.make_world(group=group or self.group, version=version,
+                              sha256=digest or None, **kw)
+        return w, art
+
+    def start(self, extra="", state=None, env=None):
+        """An agent on fresh ports with the test config plus extra."""
+        self.app_port, self.health_port = free_port(), free_port()
+        i = len(self.agents)
+        conf = write_config(os.path.join(self.dir, f"agent{i}.conf"), state or self.state,
+                            self.app_port, self.health_port, extra)
+        a = Agent(conf, env or self.f.agent_env(), os.path.join(self.dir, f"agent{i}.log"))
+        self.agents.append(a)
+        return a
+
+    def lifecycle(self, w, kind="complete"):
+        """The fake's successful lifecycle events of this world's instance."""
+        return [e for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("kind") == kind and e.get("ok")]
+
+    def s3_gets(self, key=None):
+        return [q for q in self.f.requests(target="aws", service="s3")
+                if q.get("action") == "GetObject"
+                and (key is None or q.get("path", "").split("?")[0].endswith(key))]
+
+    def wait_for(self, pred, timeout, step=0.1):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return True
+            time.sleep(step)
+        return pred()
+
+    def keypair(self, name):
+        """An ECDSA P-256 key pair in the test dir: (private PEM path, public PEM path)."""
+        k = os.path.join(self.dir, f"{name}.pem")
+        pub = os.path.join(self.dir, f"{name}.pub")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-out", k], check=True, capture_output=True)
+        subprocess.run(["openssl", "ec", "-in", k, "-pubout", "-out", pub], check=True,
+                       capture_output=True)
+        return k, pub
+
+    def sign(self, key, data):
+        """The detached signature `openssl dgst -sha256 -sign` makes over data."""
+        path = os.path.join(self.dir, "to-sign.bin")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, path],
+                              check=True, capture_output=True).stdout
