@@ -324,9 +324,9 @@ worse(int a, int b)
 }
 
 /*
- * Whether IMDS holds a usable launch-time copy of the group's version tag:
- * the version, and the digest too when one is configured, so that the two
- * never come from different places.
+ * Whether the instance's tags (from IMDS or EC2) hold a usable launch-time
+ * copy of the group's version tag: the version, and the digest too when one
+ * is configured, so that the two never come from different places.
  */
 static int
 launch_copy(const struct boot *b, const struct tags *t)
@@ -392,6 +392,8 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 				b->group = xstrdup(v);
 			if (source == VERSION_SOURCE_INSTANCE)
 				src_name = "instance tag (EC2 DescribeTags)";
+			else if (launch_copy(b, &t))
+				src_name = "group tag as copied at launch (EC2 DescribeTags)";
 		} else if (source == VERSION_SOURCE_INSTANCE) {
 			ret = r;
 			set_cause(cause, "EC2 DescribeTags: %s", err);

@@ -66,7 +66,7 @@ static const struct opt opts[] = {
 	  "group (the ASG's own tag), instance (the instance's copy) or imds (IMDS tags only)", 0 },
 	{ "version", "launch_copy", OPT_BOOL, O(version_launch_copy), 0, 1, "yes", NULL,
 	  "source = group: on an instance's first boot, use the copy of the group's tags it got "
-	  "at launch when IMDS has it (no API call); no: always ask Auto Scaling", 0 },
+	  "at launch when IMDS or EC2 shows it; no: always ask Auto Scaling", 0 },
 	{ "version", "wait", OPT_INT, O(version_wait), 1, 86400, "300", NULL,
 	  "seconds to wait for the tag to appear before failing closed", 0 },
 

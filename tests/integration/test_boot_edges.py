@@ -4,7 +4,6 @@ import http.server
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -12,8 +11,7 @@ import unittest
 import urllib.parse
 
 from agentlib import run, write
-from bootlib import APP_PY, Agent, free_port, http_get, make_artifact, sha256, write_config
-from harness import FakeAWS
+from bootlib import APP_PY, BootCase, free_port, http_get, make_artifact, sha256, write_config
 
 # The test app, plus a prologue that records what it inherited before anything else opens.
 SEEN_PY = r'''
@@ -63,70 +61,10 @@ class _ArtifactServer:
         self.httpd.server_close()
 
 
-class BootEdges(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-
-    def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
-        self.f.control("DELETE", "/tag-delay", check=False)
-        self.dir = tempfile.mkdtemp(prefix="asg-edge-")
-        self.state = os.path.join(self.dir, "state")
-        self.agents = []
-        type(self).n += 1
-        self.group = f"edge{self.n}"
-
-    def tearDown(self):
-        for a in self.agents:
-            a.stop(timeout=10)
-        self.f.clear_faults()
-        self.f.control("DELETE", "/tag-delay", check=False)
-        if not os.environ.get("ASG_TEST_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+class BootEdges(BootCase):
+    prefix = "edge"
 
     # -- helpers ---------------------------------------------------------------------
-    def world(self, version="1.0.0", art=None, sha=True, group=None, **kw):
-        art = make_artifact() if art is None else art
-        self.f.put_s3("releases", f"app/{version}.tar.gz", art)
-        digest = sha256(art) if sha is True else sha
-        w = self.f.make_world(group=group or self.group, version=version,
-                              sha256=digest or None, **kw)
-        return w, art
-
-    def start(self, extra="", state=None, env=None):
-        self.app_port, self.health_port = free_port(), free_port()
-        conf = write_config(os.path.join(self.dir, f"agent{len(self.agents)}.conf"),
-                            state or self.state, self.app_port, self.health_port, extra)
-        a = Agent(conf, env or self.f.agent_env(),
-                  os.path.join(self.dir, f"agent{len(self.agents)}.log"))
-        self.agents.append(a)
-        return a
-
-    def lifecycle(self, w, kind="complete"):
-        return [e for e in self.f.lifecycle()
-                if e.get("instance_id") == w.instance_id and e.get("kind") == kind and e.get("ok")]
-
-    def s3_gets(self, key=None):
-        return [q for q in self.f.requests(target="aws", service="s3")
-                if q.get("action") == "GetObject"
-                and (key is None or q.get("path", "").split("?")[0].endswith(key))]
-
-    def wait_for(self, pred, timeout, step=0.2):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return True
-            time.sleep(step)
-        return pred()
-
     def assert_serving(self, a, w):
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
         st = a.status_json()
@@ -153,22 +91,6 @@ class BootEdges(unittest.TestCase):
         self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [])
         self.assertEqual(http_get(self.app_port, "/health")[0], None, "app must not run")
         return st
-
-    def keypair(self, name):
-        k = os.path.join(self.dir, f"{name}.pem")
-        pub = os.path.join(self.dir, f"{name}.pub")
-        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
-                        "-out", k], check=True, capture_output=True)
-        subprocess.run(["openssl", "ec", "-in", k, "-pubout", "-out", pub], check=True,
-                       capture_output=True)
-        return k, pub
-
-    def sign(self, key, data):
-        path = os.path.join(self.dir, "to-sign.bin")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, path],
-                              check=True, capture_output=True).stdout
 
     def marker(self, version):
         with open(os.path.join(self.state, "releases", f".{version}.complete")) as fh:
@@ -243,7 +165,7 @@ class BootEdges(unittest.TestCase):
         self.f.fault(kind="throttle", service="autoscaling", action="DescribeTags",
                      for_seconds=4)
         t0 = time.monotonic()
-        a = self.start("[aws]\napi_timeout = 2\n[version]\nwait = 20\n")
+        a = self.start("[aws]\napi_timeout = 2\n[version]\nwait = 20\nlaunch_copy = no\n")
         st = self.assert_serving(a, w)
         self.assertGreaterEqual(time.monotonic() - t0, 3.5, "the throttle lasted 4 s")
         calls = st["api_calls"].get("DescribeTags", {})
@@ -276,6 +198,23 @@ class BootEdges(unittest.TestCase):
         self.assertIn("copied at launch", st["version_source"])
         self.assertEqual(st["group"], self.group, "the group name came from IMDS too")
         self.assertEqual(self.tag_calls(), set(), "no API quota spent on tags")
+
+    def test_launch_copy_from_ec2_describe_tags(self):
+        # No tags in IMDS: the copy comes with the EC2 call that finds the group.
+        w, _ = self.world()
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertIn("copied at launch (EC2 DescribeTags)", st["version_source"])
+        self.assertEqual(self.tag_calls(), {"ec2:DescribeTags"}, "no Auto Scaling quota spent")
+
+    def test_launch_copy_not_yet_on_ec2(self):
+        # EC2 shows the instance's copy late (as AWS may): the group's tag is read.
+        w, _ = self.world()
+        self.f.tag_delay("asg-agent:version", 30, scope="instance")
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertIn("group tag asg-agent:version", st["version_source"])
+        self.assertIn("autoscaling:DescribeTags", self.tag_calls())
 
     def test_launch_copy_off(self):
         w, _ = self.world(instance_tags_in_imds=True)
