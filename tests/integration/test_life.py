@@ -1,16 +1,11 @@
 """The running life: scale-in drain, standby, warm pools, continuous health, restarts."""
-import http.client
-import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import unittest
 
-from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config
-from harness import FakeAWS
+from bootlib import Agent, BootCase, free_port, http_get, make_artifact, sha256, write_config
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
 # health check: the file FAIL in its release directory.
@@ -94,32 +89,15 @@ class LoadBalancer:
             t.join(10)
 
 
-class Life(unittest.TestCase):
+class Life(BootCase):
+    prefix = "life"
+    stop_timeout = 15
+
     @classmethod
     def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.n = 0
+        super().setUpClass()
         cls.art = make_artifact({"app.py": APP.encode()})
         cls.f.put_s3("releases", "app/1.0.0.tar.gz", cls.art)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-
-    def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
-        self.dir = tempfile.mkdtemp(prefix="asg-life-")
-        self.state = os.path.join(self.dir, "state")
-        self.agents = []
-        type(self).n += 1
-        self.group = f"life{self.n}"
-
-    def tearDown(self):
-        for a in self.agents:
-            a.stop(timeout=15)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def boot(self, extra="", terminate_hook=False, wait=True, ports=None, env=None, **kw):
         if ports is None:
@@ -146,7 +124,7 @@ class Life(unittest.TestCase):
         return [e for e in self.f.lifecycle() if e.get("instance_id") == w.instance_id and
                 e.get("kind") == kind and e.get("ok") and (hook is None or e["hook"] == hook)]
 
-    def wait_for(self, pred, timeout=20, what="condition"):
+    def wait_or_fail(self, pred, timeout=20, what="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if pred():
@@ -158,7 +136,7 @@ class Life(unittest.TestCase):
         w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
         lb = LoadBalancer(self.health_port, self.app_port)
         try:
-            self.wait_for(lambda: lb.ok >= 10, what="traffic through the load balancer")
+            self.wait_or_fail(lambda: lb.ok >= 10, what="traffic through the load balancer")
             self.f.client("autoscaling").set_desired_capacity(
                 AutoScalingGroupName=self.group, DesiredCapacity=0)
             self.assertEqual(a.wait_exit(40), 0, a.log_text())
@@ -177,7 +155,7 @@ class Life(unittest.TestCase):
         done = self.events(w, "complete", f"{self.group}-terminate")
         self.assertEqual([e["result"] for e in done], ["CONTINUE"])
         self.assertEqual(http_get(self.app_port, "/health")[0], None, "app stopped")
-        self.wait_for(lambda: not self.f.ec2_instance_running(w.instance_id),
+        self.wait_or_fail(lambda: not self.f.ec2_instance_running(w.instance_id),
                       what="the instance to terminate")
 
     def test_long_drain_sends_heartbeats(self):
@@ -217,13 +195,13 @@ class Life(unittest.TestCase):
         asg = self.f.client("autoscaling")
         asg.enter_standby(AutoScalingGroupName=self.group, InstanceIds=[w.instance_id],
                           ShouldDecrementDesiredCapacity=True)
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                       what="503 in standby")
         self.assertEqual(a.status_json()["target_state"], "Standby")
         self.assertEqual(a.status_json()["phase"], "serving")
         self.assertEqual(http_get(self.app_port, "/")[1].split()[0], pid, "app kept running")
         asg.exit_standby(AutoScalingGroupName=self.group, InstanceIds=[w.instance_id])
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200,
                       what="200 back in service")
         self.assertEqual(http_get(self.app_port, "/")[1].split()[0], pid)
 
@@ -234,7 +212,7 @@ class Life(unittest.TestCase):
         self.f.set_imds(lifecycle_state="Warmed:Running")
         a = self.start()
         self.assertTrue(a.wait_started())
-        self.wait_for(lambda: (a.status_json() or {}).get("phase") == "warmed",
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
                       what="the warmed phase")
         self.assertEqual(a.status().returncode, 4)
         self.assertEqual([e["result"] for e in self.events(w, "complete")], ["CONTINUE"])
@@ -245,7 +223,7 @@ class Life(unittest.TestCase):
         self.assertEqual(gets, 1)
         self.f.clear_requests()
         self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200, timeout=30,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200, timeout=30,
                       what="serving after the warm pool")
         st = a.status_json()
         self.assertEqual(st["phase"], "serving")
@@ -256,11 +234,11 @@ class Life(unittest.TestCase):
     def test_app_turns_unhealthy_then_replaced(self):
         w, a = self.boot()
         open(os.path.join(self.state, "current", "FAIL"), "w").close()
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                       what="503 after failed probes")
         st = a.status_json()
         self.assertGreaterEqual(st["app_health"]["failing"], 2)
-        self.wait_for(lambda: self.f.requests(target="aws", action="SetInstanceHealth"),
+        self.wait_or_fail(lambda: self.f.requests(target="aws", action="SetInstanceHealth"),
                       timeout=15, what="SetInstanceHealth after the grace")
         health = self.f.client("autoscaling").describe_auto_scaling_instances(
             InstanceIds=[w.instance_id])["AutoScalingInstances"]
@@ -271,10 +249,10 @@ class Life(unittest.TestCase):
         w, a = self.boot("[app]\nunhealthy_grace = 30\n")
         fail = os.path.join(self.state, "current", "FAIL")
         open(fail, "w").close()
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                       what="503 after failed probes")
         os.unlink(fail)
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 200,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200,
                       what="200 after recovery")
         self.assertEqual(self.f.requests(target="aws", action="SetInstanceHealth"), [])
         st = a.status_json()
@@ -286,7 +264,7 @@ class Life(unittest.TestCase):
         w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
         self.f.clear_requests()
         a.proc.send_signal(signal.SIGTERM)
-        self.wait_for(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                       what="503 on SIGTERM")
         self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
         self.assertEqual(a.wait_exit(20), 0, a.log_text())
@@ -325,7 +303,7 @@ class Life(unittest.TestCase):
         with open(a.config, "w") as fh:
             fh.write(text)
         a.proc.send_signal(signal.SIGHUP)
-        self.wait_for(lambda: "reload:" in a.log_text(), what="the reload log")
+        self.wait_or_fail(lambda: "reload:" in a.log_text(), what="the reload log")
         time.sleep(0.3)
         log = a.log_text()
         self.assertIn("applied [app] health_interval", log)

@@ -205,6 +205,7 @@ class BootCase(unittest.TestCase):
     directory, a group of its own, and every agent stopped at the end."""
 
     prefix = "boot"
+    stop_timeout = 10  # seconds an agent has to exit after SIGTERM in tearDown
 
     @classmethod
     def setUpClass(cls):
@@ -238,7 +239,7 @@ class BootCase(unittest.TestCase):
 
     def tearDown(self):
         for a in self.agents:
-            a.stop(timeout=10)
+            a.stop(timeout=self.stop_timeout)
         self.f.clear_faults()
         self.f.control("DELETE", "/tag-delay", check=False)
         if not os.environ.get("ASG_TEST_KEEP"):
