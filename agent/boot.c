@@ -32,6 +32,7 @@
 
 #define BOOT_POLL_BASE		0.25	/* first tag poll ceiling, seconds */
 #define BOOT_POLL_CAP		2.0	/* times the slowdown when throttled */
+#define BOOT_ABANDON_RETRY	300.0	/* seconds an unanswered ABANDON is asked again */
 #define BOOT_PROBE_INTERVAL	0.10	/* app health probes: local, no jitter needed */
 #define BOOT_PROBE_EAGER	0.025	/* until the first answer, in the first seconds */
 #define BOOT_PROBE_EAGER_FOR	2.0
@@ -773,14 +774,14 @@ out:
 	return ret;
 }
 
-void
+int
 boot_complete(struct boot *b, const char *result)
 {
 	char	*cause = NULL;
 	int	 r;
 
 	if (b->hook == NULL || b->completed)
-		return;
+		return LIFECYCLE_DONE;
 	r = lifecycle_complete(&b->aws, b->group, b->hook, b->instance_id, result, &cause);
 	if (r == LIFECYCLE_DONE) {
 		state_setf(&b->st.lifecycle, "%s sent for launch hook %s", result, b->hook);
@@ -799,21 +800,31 @@ boot_complete(struct boot *b, const char *result)
 	if (b->completed && b->hb_hook == b->hook)
 		b->hb_hook = NULL;
 	free(cause);
+	return r;
 }
 
 /* Fail closed: 503, stop the app, ABANDON so the ASG replaces us now. */
 static int
 fail(struct boot *b, const char *cause)
 {
+	double	until;
+
 	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
 		health_set(b->health, 0, "failed");
 	state_set(&b->st.error, cause);
 	state_set(&b->st.health, "unhealthy: boot failed");
 	boot_stop_app(b, "app");
-	/* A stop signal is the instance going away, not a bad release. */
+	/*
+	 * A stop signal is the instance going away, not a bad release. A fleet
+	 * failing together shares one Auto Scaling bucket: keep asking rather
+	 * than leave the instance to the hook's timeout.
+	 */
+	until = mono_now() + BOOT_ABANDON_RETRY;
 	if (boot_signals == 0)
-		boot_complete(b, "ABANDON");
+		while (boot_complete(b, "ABANDON") == LIFECYCLE_RETRY && !boot_stop &&
+		    mono_now() < until)
+			boot_save(b);
 	state_step_end(&b->st);
 	b->st.phase = PHASE_FAILED;
 	boot_notify(b, "failed: %s", cause);

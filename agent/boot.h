@@ -69,8 +69,11 @@ void	boot_heartbeats(struct boot *, const char *hook, int hook_timeout);
 void	boot_wait(struct boot *, double);
 /* Stop the app if we started (or adopted) it; what names it in the log. */
 void	boot_stop_app(struct boot *, const char *what);
-/* CompleteLifecycleAction for the launch hook; sets b->completed when settled. */
-void	boot_complete(struct boot *, const char *result);
+/*
+ * CompleteLifecycleAction for the launch hook; sets b->completed when
+ * settled. Returns the lifecycle_result (LIFECYCLE_DONE with no hook).
+ */
+int	boot_complete(struct boot *, const char *result);
 
 /* serve.c: the running life after the boot; returns the exit code. */
 int	serve_run(struct boot *);

@@ -185,6 +185,19 @@ class BootEdges(BootCase):
         self.assertIn("DescribeLifecycleHooks (will retry)", a.log_text())
         self.assertGreater(st["api_calls"]["DescribeLifecycleHooks"]["throttled"], 1, st["api_calls"])
 
+    def test_abandon_throttled_past_api_timeout(self):
+        # A bad release fails a whole fleet at once: the ABANDONs queue on the
+        # shared Auto Scaling bucket, and each agent keeps asking.
+        w, _ = self.world(sha="00" * 32)
+        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction",
+                     for_seconds=4)
+        t0 = time.time()
+        a = self.start("[aws]\napi_timeout = 1\n")
+        self.assert_failed(a, w, "sha256")
+        self.assertGreaterEqual(self.lifecycle(w)[0]["time"], t0 + 3.5,
+                                "ABANDON went through once the throttling ended")
+        self.assertIn("lifecycle ABANDON", a.log_text())
+
     # -- 3b. the group's tags as copied to the instance at launch (IMDS) --------------------
     def tag_calls(self):
         return {f"{q['service']}:{q['action']}" for q in self.f.requests(target="aws")
