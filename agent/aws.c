@@ -459,6 +459,40 @@ out:
 	return err;
 }
 
+/* A call's retry schedule: from the base, stretched by the slowdown, for api_timeout. */
+static void
+call_retry_init(struct aws *a, struct retry *r)
+{
+	retry_init(r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
+	    mono_now() + a->api_timeout);
+}
+
+/* A throttling answer: counted, and the rest of this call backs off harder. */
+static void
+call_throttled(struct aws *a, struct aws_counter *ctr, struct retry *r)
+{
+	ctr->throttled++;
+	/* A shared bucket is empty: later retries of this call wait longer. */
+	retry_throttled(r, AWS_THROTTLE_BASE * aws_slowdown(a));
+}
+
+/* Wait before a call's next attempt; -1 (with the cause) when it must give up. */
+static int
+call_backoff(struct aws *a, struct retry *r, char **cause)
+{
+	double	delay;
+
+	if (a->stop != NULL && *a->stop)
+		return -1;
+	if ((delay = retry_next(r, mono_now())) < 0) {
+		/* Still throttled or 5xx: no answer the caller should treat as final. */
+		set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
+		return -1;
+	}
+	sleep_for(delay, a->stop);
+	return 0;
+}
+
 int
 aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
     size_t n, struct aws_result *res, char **cause)
@@ -468,7 +502,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	struct buf		 body = { NULL, 0, 0 };
 	char			*endpoint = NULL, *url = NULL;
 	long long		 server_date;
-	double			 delay, skew;
+	double			 skew;
 	int			 err, ret = AWS_FAIL, skew_fixed = 0, creds_renewed = 0;
 
 	memset(res, 0, sizeof *res);
@@ -480,8 +514,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	url = xasprintf("%s/", endpoint);
 	form_body(&body, svc, action, p, n);
 	ctr = counter(a, action);
-	retry_init(&r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
-	    mono_now() + a->api_timeout);
+	call_retry_init(a, &r);
 	for (;;) {
 		aws_result_free(res);
 		server_date = -1;
@@ -510,11 +543,9 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 				creds_renewed = 1;
 				continue;
 			}
-			if (aws_is_throttle(res->code)) {
-				ctr->throttled++;
-				/* A shared bucket is empty: later retries of this call wait longer. */
-				retry_throttled(&r, AWS_THROTTLE_BASE * aws_slowdown(a));
-			} else if (!in_list(transient_codes, res->code) &&
+			if (aws_is_throttle(res->code))
+				call_throttled(a, ctr, &r);
+			else if (!in_list(transient_codes, res->code) &&
 			    res->status < 500) {
 				ctr->errors++;
 				set_cause(cause, "%s: %s", res->code, res->message);
@@ -525,14 +556,8 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 			    res->code, res->message);
 		} else if (!http_retryable(err))
 			goto out;
-		if (a->stop != NULL && *a->stop)
+		if (call_backoff(a, &r, cause) != 0)
 			goto out;
-		if ((delay = retry_next(&r, mono_now())) < 0) {
-			/* Still throttled or 5xx: no answer the caller should treat as final. */
-			set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
-			goto out;
-		}
-		sleep_for(delay, a->stop);
 	}
 out:
 	if (ret == AWS_FAIL && res->code == NULL)
@@ -605,7 +630,6 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 	struct retry		 r;
 	struct buf		 path = { NULL, 0, 0 };
 	char			*endpoint = NULL, *url = NULL;
-	double			 delay;
 	long			 status;
 	int			 err, ret = AWS_FAIL;
 
@@ -630,8 +654,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		url = full;
 	}
 	ctr = counter(a, "s3:GetObject");
-	retry_init(&r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
-	    mono_now() + a->api_timeout);
+	call_retry_init(a, &r);
 	for (;;) {
 		aws_result_free(&res);
 		signed_req_free(&sreq);
@@ -668,10 +691,9 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			}
 			s3_error(st, &res);
 			aws_adapt(a, aws_is_throttle(res.code));
-			if (aws_is_throttle(res.code)) {
-				ctr->throttled++;
-				retry_throttled(&r, AWS_THROTTLE_BASE * aws_slowdown(a));
-			} else if (status < 500) {
+			if (aws_is_throttle(res.code))
+				call_throttled(a, ctr, &r);
+			else if (status < 500) {
 				ctr->errors++;
 				set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 				    res.message);
@@ -682,13 +704,8 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			    res.message);
 		} else if (!http_retryable(err))
 			goto out;
-		if (a->stop != NULL && *a->stop)
+		if (call_backoff(a, &r, cause) != 0)
 			goto out;
-		if ((delay = retry_next(&r, mono_now())) < 0) {
-			set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
-			goto out;
-		}
-		sleep_for(delay, a->stop);
 	}
 out:
 	if (ret == AWS_OK) {
