@@ -27,22 +27,6 @@ def tar_with(entries, mode="w:gz"):
 class Boot(BootCase):
     prefix = "boot"
 
-    def assert_failed(self, a, w, cause):
-        code = a.wait_status(timeout=60)
-        st = a.status_json()
-        self.assertEqual(code, 1, a.log_text())
-        self.assertEqual(st["phase"], "failed")
-        self.assertIn(cause, st["error"] or "")
-        self.assertEqual(a.wait_exit(20), 1, "the agent exits non-zero after a failure")
-        done = self.lifecycle(w)
-        self.assertEqual([e["result"] for e in done], ["ABANDON"], self.f.lifecycle())
-        self.assertFalse(os.path.exists(os.path.join(self.state, "current")),
-                         "no release may become current")
-        staging = os.path.join(self.state, "staging")
-        self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [])
-        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app must not run")
-        return st
-
     # -- tests -----------------------------------------------------------------------
     def test_happy_path(self):
         w, art = self.world(version="1.2.3")

@@ -75,23 +75,6 @@ class BootEdges(BootCase):
                          self.f.lifecycle())
         return st
 
-    def assert_failed(self, a, w, cause, fresh_state=True):
-        code = a.wait_status(timeout=60)
-        st = a.status_json()
-        self.assertEqual(code, 1, a.log_text())
-        self.assertEqual(st["phase"], "failed")
-        self.assertIn(cause, st["error"] or "")
-        self.assertEqual(a.wait_exit(20), 1, "the agent exits non-zero after a failure")
-        done = self.lifecycle(w)
-        self.assertEqual([e["result"] for e in done], ["ABANDON"], self.f.lifecycle())
-        if fresh_state:
-            self.assertFalse(os.path.exists(os.path.join(self.state, "current")),
-                             "no release may become current")
-        staging = os.path.join(self.state, "staging")
-        self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [])
-        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app must not run")
-        return st
-
     def marker(self, version):
         with open(os.path.join(self.state, "releases", f".{version}.complete")) as fh:
             return fh.read().strip()

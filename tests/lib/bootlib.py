@@ -284,6 +284,25 @@ class BootCase(unittest.TestCase):
             time.sleep(step)
         return pred()
 
+    def assert_failed(self, a, w, cause, fresh_state=True):
+        """The boot failed closed: status failed with cause, exit 1, ABANDON sent,
+        nothing half-installed, no app running."""
+        code = a.wait_status(timeout=60)
+        st = a.status_json()
+        self.assertEqual(code, 1, a.log_text())
+        self.assertEqual(st["phase"], "failed")
+        self.assertIn(cause, st["error"] or "")
+        self.assertEqual(a.wait_exit(20), 1, "the agent exits non-zero after a failure")
+        done = self.lifecycle(w)
+        self.assertEqual([e["result"] for e in done], ["ABANDON"], self.f.lifecycle())
+        if fresh_state:
+            self.assertFalse(os.path.exists(os.path.join(self.state, "current")),
+                             "no release may become current")
+        staging = os.path.join(self.state, "staging")
+        self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [])
+        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app must not run")
+        return st
+
     def keypair(self, name):
         """An ECDSA P-256 key pair in the test dir: (private PEM path, public PEM path)."""
         k = os.path.join(self.dir, f"{name}.pem")
