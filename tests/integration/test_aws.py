@@ -3,28 +3,13 @@ import os
 import time
 import unittest
 
-from agentlib import TempDir, run, write
-from harness import FakeAWS
+from agentlib import TempDir, WorldCase, run, write
 
 
-class Aws(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.world = cls.f.make_world(group="aws-blue", version="2.0.0")
-        cls.tmp = TempDir()
-        d = cls.tmp.__enter__()
-        cls.conf = write(os.path.join(d, "agent.conf"), "[aws]\napi_timeout = 20\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-        cls.tmp.__exit__(None, None, None)
-
-    def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
+class Aws(WorldCase):
+    group = "aws-blue"
+    version = "2.0.0"
+    config = "[aws]\napi_timeout = 20\n"
 
     def aws(self, *args, env=None, conf=None):
         e = self.f.agent_env()

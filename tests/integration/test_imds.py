@@ -3,28 +3,16 @@ import os
 import time
 import unittest
 
-from agentlib import TempDir, run, write
-from harness import FakeAWS
+from agentlib import TempDir, WorldCase, run, write
 
 
-class Imds(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.world = cls.f.make_world(group="imds-blue", version="1.0.0")
-        cls.tmp = TempDir()
-        d = cls.tmp.__enter__()
-        cls.conf = write(os.path.join(d, "agent.conf"), "[aws]\nimds_timeout = 15\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-        cls.tmp.__exit__(None, None, None)
+class Imds(WorldCase):
+    group = "imds-blue"
+    version = "1.0.0"
+    config = "[aws]\nimds_timeout = 15\n"
 
     def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()
+        super().setUp()
         self.f.set_imds(disabled=False)
 
     def call(self, env=None, conf=None):
