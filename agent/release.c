@@ -87,27 +87,6 @@ make_dir(const char *path, char **cause)
 	return 0;
 }
 
-/* Make a rename or a new entry in a directory durable. */
-static int
-sync_dir(const char *path, char **cause)
-{
-	int	fd, ret = -1;
-
-	if ((fd = open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC)) == -1) {
-		set_cause(cause, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (fsync(fd) == -1) {
-		set_cause(cause, "fsync %s: %s", path, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	return ret;
-}
-
 int
 release_staging(const char *state_dir, const char *version, char **path, char **cause)
 {
@@ -199,7 +178,7 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 	}
 	exists = lstat(dir, &sb) == 0;
 	if (exists) {
-		if (sync_dir(releases, cause) != 0)
+		if (dir_sync(releases, cause) != 0)
 			goto out;
 		/* Swap in one step so releases/VERSION (and current) never dangles. */
 		if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
@@ -320,7 +299,7 @@ release_activate(const char *state_dir, const char *version, char **cause)
 		(void)unlink(tmp);
 		goto out;
 	}
-	if (sync_dir(state_dir, cause) != 0)
+	if (dir_sync(state_dir, cause) != 0)
 		goto out;
 	ret = 0;
 out:

@@ -286,6 +286,27 @@ str_vis(const char *s)
 	return buf_take(&b);
 }
 
+/* Make a rename or a new entry in a directory durable. */
+int
+dir_sync(const char *path, char **cause)
+{
+	int	fd, ret = -1;
+
+	if ((fd = open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC)) == -1) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fsync(fd) == -1) {
+		set_cause(cause, "fsync %s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return ret;
+}
+
 /*
  * Replace path with data durably: a temporary file beside it, fsync, rename,
  * fsync of the directory. Readers see the old content or the new, never a part.
@@ -296,7 +317,7 @@ file_replace(const char *path, const void *data, size_t len, mode_t mode, char *
 	char	*tmp, *dir = NULL;
 	size_t	 off = 0;
 	ssize_t	 n;
-	int	 fd = -1, dfd = -1, r, ret = -1;
+	int	 fd = -1, r, ret = -1;
 
 	tmp = xasprintf("%s.tmp", path);
 	if ((fd = open(tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_CLOEXEC, mode)) == -1) {
@@ -327,16 +348,12 @@ file_replace(const char *path, const void *data, size_t len, mode_t mode, char *
 		goto out;
 	}
 	dir = xstrdup(path);
-	if ((dfd = open(dirname(dir), O_RDONLY|O_DIRECTORY|O_CLOEXEC)) == -1 || fsync(dfd) == -1) {
-		set_cause(cause, "fsync %s: %s", dir, strerror(errno));
+	if (dir_sync(dirname(dir), cause) != 0)
 		goto out;
-	}
 	ret = 0;
 out:
 	if (fd != -1)
 		close(fd);
-	if (dfd != -1)
-		close(dfd);
 	if (ret != 0)
 		unlink(tmp);
 	free(dir);

@@ -54,6 +54,8 @@ void hex_encode(const unsigned char *, size_t, char *out);
 /* A string made safe to show (control bytes escaped as \\ooo, cut at 200 bytes), allocated. */
 char *str_vis(const char *);
 
+/* fsync a directory, so that a rename or a new entry in it survives a crash. */
+int	dir_sync(const char *, char **);
 /* Replace a small file durably (temp file, fsync, rename, fsync of the directory). */
 int	file_replace(const char *, const void *, size_t, mode_t, char **);
 
