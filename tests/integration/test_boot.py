@@ -1,27 +1,11 @@
 """`asg-agent run`: the boot path end to end, real binary, fake AWS with signature checks on."""
-import io
 import os
 import subprocess
 import tarfile
 import time
 import unittest
 
-from bootlib import BootCase, http_get, make_artifact, sha256
-
-
-def tar_with(entries, mode="w:gz"):
-    """A tarball from (TarInfo-like dict) entries: name, type, data, linkname."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:
-        for e in entries:
-            info = tarfile.TarInfo(e["name"])
-            info.type = e.get("type", tarfile.REGTYPE)
-            info.linkname = e.get("linkname", "")
-            data = e.get("data", b"")
-            info.size = len(data) if info.type == tarfile.REGTYPE else 0
-            info.mode = e.get("mode", 0o644)
-            tar.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
-    return buf.getvalue()
+from bootlib import BootCase, http_get, make_artifact, sha256, tar_gz
 
 
 class Boot(BootCase):
@@ -138,14 +122,14 @@ class Boot(BootCase):
         self.assert_failed(a, w, "")
 
     def test_tar_with_dotdot(self):
-        art = tar_with([{"name": "app.py", "data": b"x"}, {"name": "../evil", "data": b"x"}])
+        art = tar_gz([{"name": "app.py", "data": b"x"}, {"name": "../evil", "data": b"x"}])
         w, _ = self.world(art=art)
         a = self.start()
         st = self.assert_failed(a, w, "../evil")
         self.assertFalse(os.path.exists(os.path.join(self.state, "evil")))
 
     def test_tar_with_escaping_symlink(self):
-        art = tar_with([{"name": "app.py", "data": b"x"},
+        art = tar_gz([{"name": "app.py", "data": b"x"},
                         {"name": "etc", "type": tarfile.SYMTYPE, "linkname": "../../../etc"}])
         w, _ = self.world(art=art)
         a = self.start()

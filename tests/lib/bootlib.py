@@ -63,6 +63,29 @@ def make_artifact(files=None, mode="w:gz"):
     return buf.getvalue()
 
 
+def tar_gz(entries, mode="w:gz"):
+    """A tarball from entries: dicts with name, type (tarfile.*TYPE), data, linkname,
+    mode, devmajor, devminor. app.py (the test app) is not added implicitly."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for e in entries:
+            info = tarfile.TarInfo(e["name"])
+            info.type = e.get("type", tarfile.REGTYPE)
+            info.linkname = e.get("linkname", "")
+            info.mode = e.get("mode", 0o644)
+            info.mtime = int(time.time())
+            info.devmajor = e.get("devmajor", 0)
+            info.devminor = e.get("devminor", 0)
+            data = e.get("data", b"")
+            if info.type == tarfile.REGTYPE:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.size = 0
+                tar.addfile(info)
+    return buf.getvalue()
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
