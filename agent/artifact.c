@@ -301,24 +301,6 @@ feed_finish(struct feed *f, const struct artifact_spec *spec, const struct sigch
 	return 0;
 }
 
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const char	*c = p;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, c, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Reduce an archive path to "a/b/c" with no empty or "." components. Absolute
  * paths and ".." components are rejected rather than resolved, so what is

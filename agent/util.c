@@ -286,6 +286,25 @@ str_vis(const char *s)
 	return buf_take(&b);
 }
 
+/* write(2) until all of it is written; -1 with errno set. */
+int
+write_all(int fd, const void *p, size_t len)
+{
+	const char	*c = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, c, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Make a rename or a new entry in a directory durable. */
 int
 dir_sync(const char *path, char **cause)
@@ -315,8 +334,6 @@ int
 file_replace(const char *path, const void *data, size_t len, mode_t mode, char **cause)
 {
 	char	*tmp, *dir = NULL;
-	size_t	 off = 0;
-	ssize_t	 n;
 	int	 fd = -1, r, ret = -1;
 
 	tmp = xasprintf("%s.tmp", path);
@@ -324,14 +341,9 @@ file_replace(const char *path, const void *data, size_t len, mode_t mode, char *
 		set_cause(cause, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	while (off < len) {
-		if ((n = write(fd, (const char *)data + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			set_cause(cause, "write %s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
+	if (write_all(fd, data, len) != 0) {
+		set_cause(cause, "write %s: %s", tmp, strerror(errno));
+		goto out;
 	}
 	if (fsync(fd) == -1) {
 		set_cause(cause, "fsync %s: %s", tmp, strerror(errno));

@@ -54,6 +54,8 @@ void hex_encode(const unsigned char *, size_t, char *out);
 /* A string made safe to show (control bytes escaped as \\ooo, cut at 200 bytes), allocated. */
 char *str_vis(const char *);
 
+/* write(2) until all of len is written (EINTR retried); -1 with errno set. */
+int	write_all(int, const void *, size_t);
 /* fsync a directory, so that a rename or a new entry in it survives a crash. */
 int	dir_sync(const char *, char **);
 /* Replace a small file durably (temp file, fsync, rename, fsync of the directory). */
