@@ -120,9 +120,17 @@ def utc_iso(ts: float | None = None) -> str:
 
 
 class RequestLog:
+    """Requests are logged when they finish but listed in the order they
+    arrived: threads answering two requests in a row can finish out of order."""
+
     def __init__(self, maxlen: int = 20000):
         self._lock = threading.Lock()
         self._entries: collections.deque = collections.deque(maxlen=maxlen)
+        self._seq = itertools.count()
+
+    def arrived(self) -> int:
+        with self._lock:
+            return next(self._seq)
 
     def add(self, **entry) -> None:
         entry.setdefault("time", time.time())
@@ -131,7 +139,7 @@ class RequestLog:
 
     def list(self) -> list:
         with self._lock:
-            return list(self._entries)
+            return sorted(self._entries, key=lambda e: e.get("seq", -1))
 
     def clear(self) -> None:
         with self._lock:
@@ -1135,7 +1143,7 @@ class ProxyHandler(TrackingHandler):
 
         rules = FAULTS.take("aws", service, action, method, path)
         entry = dict(target="aws", service=service, action=action, method=method, path=path,
-                     start=time.time(), upstream_bytes=0, bytes=0)
+                     start=time.time(), seq=REQUESTS.arrived(), upstream_bytes=0, bytes=0)
         INFLIGHT[id(entry)] = entry
         def total(kind, stage=None):
             return sum(float(r.spec.get("seconds", 0)) for r in rules
@@ -1532,7 +1540,9 @@ class ImdsHandler(TrackingHandler):
 
     def do_ANY(self):
         t0 = time.monotonic()
-        entry = dict(target="imds", method=self.command, path=self.path)
+        entry = dict(target="imds", method=self.command, path=self.path,
+                     start=time.time(), seq=REQUESTS.arrived())
+        INFLIGHT[id(entry)] = entry
         try:
             self._handle(entry)
         except (BrokenPipeError, ConnectionResetError):
@@ -1542,6 +1552,7 @@ class ImdsHandler(TrackingHandler):
             entry["error"] = repr(e)
             self.reply(entry, 500, "Internal Server Error")
         finally:
+            INFLIGHT.pop(id(entry), None)
             entry["duration"] = round(time.monotonic() - t0, 4)
             REQUESTS.add(**entry)
 
@@ -1946,7 +1957,7 @@ class ControlHandler(TrackingHandler):
                 time.sleep(0.01)
             return 200, {"requests": REQUESTS.list()}
         if route == ("GET", "/inflight"):
-            return 200, {"requests": [dict(e) for e in list(INFLIGHT.values())]}
+            return 200, {"requests": [dict(e) for e in list(INFLIGHT.values()) if e["target"] == "aws"]}
         if route == ("DELETE", "/requests"):
             REQUESTS.clear()
             return 200, {"cleared": True}
