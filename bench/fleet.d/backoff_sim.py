@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Retry policies against one shared token bucket: a quick model next to bench/fleet.
 
-    python3 bench/fleet.d/backoff_sim.py [--n 200] [--burst 40] [--rate 5] [--seeds 20]
+    python3 bench/fleet.d/backoff_sim.py [--n 200] [--burst 40] [--rate 5]
+                                         [--seeds 20] [--spread 1.5]
 
 N clients (instances) each need one call through a bucket of `burst` tokens
 refilled at `rate` per second (a throttled call takes no token), all starting
-within 1.5 s, as in a scale-out. Each retries by its policy until it gets a
-token. Printed per policy, averaged over seeds: attempts per instance, and
+within `spread` seconds, as in a scale-out. Each retries by its policy until
+it gets a token. Printed per policy, averaged over seeds: attempts per instance, and
 the time from an instance's first attempt to its success (p50, p99, max),
 next to the floor no policy can beat, (N - burst) / rate. This is the bucket
 alone, without the fake AWS or the CPU of this machine: it isolates what the
@@ -61,16 +62,18 @@ def slowdown_in_call(base, cap, most=32):
     return policy
 
 
-def agent(cap, base=0.1, throttle_base=0.5):
+def agent(cap, base=0.1, throttle_base=0.5, floor=0.5):
     """asg-agent's aws_call: the first throttling answer of a call doubles the
     process's slowdown and raises the base to 0.5 s x slowdown; from then on
-    equal jitter, delay = U(c/2, c) with c = min(cap, base * 2^attempt)."""
+    equal jitter, delay = U(c/2, c) with c = min(cap, base * 2^attempt).
+    throttle_base and floor (the jitter's lower bound, as a share of c) are
+    here to try variants of it."""
     def policy(rng, a, s):
         if s["prev"] is None:
             s["slow"] = min(32, s["slow"] * 2)
             s["prev"] = max(base * s["slow"], throttle_base * s["slow"])
         c = min(cap, s["prev"] * 2 ** a)
-        return c / 2 + rng.random() * c / 2
+        return c * floor + rng.random() * c * (1 - floor)
     return policy
 
 
@@ -91,6 +94,8 @@ POLICIES = {
     "asg-agent's aws_call: equal jitter after a throttle, 1 s .. 4 s": agent(4),
     "the same with a cap of 8 s": agent(8),
     "the same with a cap of 3 s": agent(3),
+    "the same with a throttle base of 0.35 s": agent(4, throttle_base=0.35),
+    "the same with a jitter floor of c/4": agent(4, floor=0.25),
     "full jitter 0.1 s .. 10 s (asg-agent before)": full_jitter(0.1, 10),
     "same, slowdown x2 per throttle applied within the call": slowdown_in_call(0.1, 10),
     "full jitter 1 s .. 10 s (throttles start at 1 s)": full_jitter(1, 10),
@@ -107,12 +112,13 @@ def main():
     ap.add_argument("--burst", type=float, default=40)
     ap.add_argument("--rate", type=float, default=5)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--spread", type=float, default=1.5, help="seconds over which the N start (default 1.5)")
     a = ap.parse_args()
     print(f"N={a.n}, bucket {a.burst:g} burst / {a.rate:g} per s: floor {(a.n - a.burst) / a.rate:.1f} s\n")
     print("| policy | attempts per instance | p50 | p99 | max | instances that gave up |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, pol in POLICIES.items():
-        rs = [run(pol, a.n, a.burst, a.rate, s) for s in range(a.seeds)]
+        rs = [run(pol, a.n, a.burst, a.rate, s, spread=a.spread) for s in range(a.seeds)]
         avg = {k: statistics.mean(r[k] for r in rs) for k in rs[0]}
         print(f"| {name} | {avg['att']:.2f} | {avg['p50']:.1f} s | {avg['p99']:.1f} s | {avg['max']:.1f} s "
               f"| {avg['failed']:.1f} |")
