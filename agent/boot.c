@@ -351,7 +351,7 @@ launch_copy(const struct boot *b, const struct tags *t)
 static int
 poll_tags(struct boot *b, int *imds_tags, char **cause)
 {
-	const char	*keys[4], *v, *src_name = NULL;
+	const char	*keys[4], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
 	int		 source = b->cfg->version_source, r, r2, n = 0, ret = TAGS_ERROR;
@@ -378,10 +378,13 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 		} else {
 			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
 				b->group = xstrdup(v);
-			if (source != VERSION_SOURCE_GROUP)
-				src_name = "instance tag (IMDS)";
-			else if (launch_copy(b, &t))
-				src_name = "group tag as copied at launch (IMDS)";
+			if (source != VERSION_SOURCE_GROUP) {
+				src_name = "instance tag";
+				src_via = " (IMDS)";
+			} else if (launch_copy(b, &t)) {
+				src_name = "group tag";
+				src_via = " as copied at launch (IMDS)";
+			}
 		}
 	}
 	if (src_name == NULL && source != VERSION_SOURCE_IMDS &&
@@ -391,10 +394,13 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 		if (r == TAGS_OK) {
 			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
 				b->group = xstrdup(v);
-			if (source == VERSION_SOURCE_INSTANCE)
-				src_name = "instance tag (EC2 DescribeTags)";
-			else if (launch_copy(b, &t))
-				src_name = "group tag as copied at launch (EC2 DescribeTags)";
+			if (source == VERSION_SOURCE_INSTANCE) {
+				src_name = "instance tag";
+				src_via = " (EC2 DescribeTags)";
+			} else if (launch_copy(b, &t)) {
+				src_name = "group tag";
+				src_via = " as copied at launch (EC2 DescribeTags)";
+			}
 		} else if (source == VERSION_SOURCE_INSTANCE) {
 			ret = r;
 			set_cause(cause, "EC2 DescribeTags: %s", err);
@@ -432,7 +438,8 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	    *v != '\0') {
 		free(b->version);
 		b->version = xstrdup(v);
-		state_setf(&b->st.version_source, "%s %s", src_name, b->cfg->version_tag);
+		state_setf(&b->st.version_source, "%s %s%s", src_name,
+		    b->cfg->version_tag, src_via);
 		free(b->sha256);
 		b->sha256 = NULL;
 		if (*b->cfg->sha256_tag != '\0' &&

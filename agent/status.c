@@ -66,7 +66,7 @@ status_print(const struct state *st, FILE *f, double now)
 		fprintf(f, " (agent pid %d is not running)", st->pid);
 	fputc('\n', f);
 	if (st->version != NULL)
-		fprintf(f, "  %-13s %s (from %s)\n", "version", st->version,
+		fprintf(f, "  %-13s %s, from %s\n", "version", st->version,
 		    st->version_source != NULL ? st->version_source : "?");
 	field(f, "instance", st->instance_id);
 	field(f, "group", st->group);

@@ -43,7 +43,7 @@ class Boot(BootCase):
         self.assertIn("ASG_AGENT_VERSION=1.2.3\n", env)
         self.assertIn(f"ASG_AGENT_INSTANCE_ID={w.instance_id}\n", env)
         human = a.status().stdout
-        for want in ("asg-agent: serving", "1.2.3 (from group tag", "timeline:", "total",
+        for want in ("asg-agent: serving", "1.2.3, from group tag", "timeline:", "total",
                      "CONTINUE"):
             self.assertIn(want, human)
         # SIGTERM: the app stops, the state says stopped, exit 0.
