@@ -313,6 +313,32 @@ step_hook(struct boot *b, char **cause)
 	return 0;
 }
 
+/*
+ * The group, when the tags did not name it (the version from IMDS tags with
+ * source = imds): CONTINUE, ABANDON and heartbeats need it. An instance in no
+ * group has no hook to complete.
+ */
+static int
+step_group(struct boot *b, char **cause)
+{
+	char	*g = NULL;
+	int	 r;
+
+	if (b->group != NULL || b->group_checked)
+		return 0;
+	b->group_checked = 1;
+	while ((r = tags_instance_group(&b->aws, b->instance_id, &g, NULL,
+	    cause)) == TAGS_RETRY && !boot_stop)
+		log_warn("DescribeAutoScalingInstances (will retry): %s", *cause);
+	if (r == TAGS_RETRY || r == TAGS_ERROR)
+		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
+	if (r == TAGS_OK) {
+		b->group = g;
+		state_set(&b->st.group, g);
+	}
+	return step_hook(b, cause);
+}
+
 /* Keep the worse of two tag results: a final error beats a retry beats success. */
 static int
 worse(int a, int b)
@@ -814,7 +840,8 @@ boot_complete(struct boot *b, const char *result)
 static int
 fail(struct boot *b, const char *cause)
 {
-	double	until;
+	double	 until;
+	char	*err = NULL;
 
 	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
@@ -828,6 +855,9 @@ fail(struct boot *b, const char *cause)
 	 * than leave the instance to the hook's timeout.
 	 */
 	until = mono_now() + BOOT_ABANDON_RETRY;
+	if (boot_signals == 0 && b->st.phase == PHASE_WAITING_FOR_TAG &&
+	    step_group(b, &err) != 0)
+		log_warn("cannot ABANDON: %s", err);
 	if (boot_signals == 0)
 		while (boot_complete(b, "ABANDON") == LIFECYCLE_RETRY && !boot_stop &&
 		    mono_now() < until)
@@ -836,6 +866,7 @@ fail(struct boot *b, const char *cause)
 	b->st.phase = PHASE_FAILED;
 	boot_notify(b, "failed: %s", cause);
 	boot_save(b);
+	free(err);
 	return 1;
 }
 
@@ -922,7 +953,8 @@ boot_stop_app(struct boot *b, const char *what)
 static int
 boot_path(struct boot *b, const struct state *old, char **cause)
 {
-	if (step_version(b, cause) != 0 || step_hook(b, cause) != 0 ||
+	if (step_version(b, cause) != 0 || step_group(b, cause) != 0 ||
+	    step_hook(b, cause) != 0 ||
 	    step_release(b, cause) != 0 || step_activate(b, cause) != 0)
 		return -1;
 	if (b->warm && !b->cfg->warm_start)
@@ -1031,6 +1063,7 @@ boot_run(struct config *cfg)
 		b.launch_fresh = 0;
 		b.completed = 0;
 		b.hook_checked = 0;
+		b.group_checked = 0;
 		free(b.hook);
 		b.hook = NULL;
 		free(b.version);

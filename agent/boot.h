@@ -29,6 +29,7 @@ struct boot {
 	char			*group;
 	char			*hook;		/* launch hook, or NULL */
 	int			 hook_checked;
+	int			 group_checked;	/* asked DescribeAutoScalingInstances */
 	int			 completed;	/* launch action settled */
 	char			*version;
 	char			*sha256;	/* expected digest from the tag */

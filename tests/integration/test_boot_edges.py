@@ -257,6 +257,63 @@ class BootEdges(BootCase):
         self.assertIn("group tag asg-agent:version", st["version_source"])
         self.assertIn("autoscaling:DescribeTags", self.tag_calls())
 
+    # -- 3c. [version] source = instance | imds: the instance's own tag, never the group's --
+    def instance_release(self, w, version="2.0.0"):
+        """Tag the instance itself (not its group) with another release."""
+        art = make_artifact({"v": f"{version}\n".encode()})
+        self.f.put_s3("releases", f"app/{version}.tar.gz", art)
+        self.f.client("ec2").create_tags(Resources=[w.instance_id], Tags=[
+            {"Key": "asg-agent:version", "Value": version},
+            {"Key": "asg-agent:sha256", "Value": sha256(art)}])
+        return art
+
+    def test_source_instance_reads_the_instance_tag(self):
+        w, _ = self.world()
+        art = self.instance_release(w)
+        a = self.start("[version]\nsource = instance\n")
+        st = self.assert_serving(a, w)
+        self.assertEqual((st["version"], st["sha256"]), ("2.0.0", sha256(art)))
+        self.assertEqual(st["version_source"], "instance tag asg-agent:version (EC2 DescribeTags)")
+        self.assertEqual(self.tag_calls(), {"ec2:DescribeTags"}, "the group's tag is not read")
+        self.assertIn("2.0.0, from instance tag", a.status().stdout)
+
+    def test_source_imds_reads_the_instance_tag_from_imds(self):
+        w, _ = self.world(instance_tags_in_imds=True)
+        art = self.instance_release(w)
+        a = self.start("[version]\nsource = imds\n")
+        st = self.assert_serving(a, w)
+        self.assertEqual((st["version"], st["sha256"]), ("2.0.0", sha256(art)))
+        self.assertEqual(st["version_source"], "instance tag asg-agent:version (IMDS)")
+        self.assertEqual(self.tag_calls(), set(), "no tag API is asked")
+
+    def test_source_imds_without_the_group_name_in_imds(self):
+        # If IMDS tags lack aws:autoscaling:groupName, the group (for CONTINUE) is asked for.
+        w, _ = self.world(instance_tags_in_imds=True)
+        self.f.tag_delay("aws:autoscaling:groupName", -1, scope="instance")
+        a = self.start("[version]\nsource = imds\n")
+        st = self.assert_serving(a, w)
+        self.assertEqual(st["group"], self.group)
+        self.assertEqual(self.tag_calls(), {"autoscaling:DescribeAutoScalingInstances"})
+
+    def test_source_imds_without_tags_in_imds_fails_closed(self):
+        # The version must not come from anywhere else; the hook still gets ABANDON.
+        w, _ = self.world()
+        a = self.start("[version]\nsource = imds\n")
+        st = self.assert_failed(a, w, "InstanceMetadataTags is off")
+        self.assertIsNone(st["version"])
+        self.assertEqual(self.s3_gets(), [])
+
+    def test_source_instance_never_falls_back_to_the_group(self):
+        # The group has a version, the instance's copy was removed: fail closed.
+        w, _ = self.world()
+        self.f.client("ec2").delete_tags(Resources=[w.instance_id],
+                                         Tags=[{"Key": "asg-agent:version"}])
+        a = self.start("[version]\nsource = instance\nwait = 3\n")
+        st = self.assert_failed(a, w, "asg-agent:version")
+        self.assertIsNone(st["version"])
+        self.assertNotIn("autoscaling:DescribeTags", self.tag_calls())
+        self.assertEqual(self.s3_gets(), [])
+
     # -- 4. CompleteLifecycleAction failing ------------------------------------------------
     def test_complete_lifecycle_action_failing(self):
         w, _ = self.world()
