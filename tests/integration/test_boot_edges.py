@@ -257,6 +257,16 @@ class BootEdges(BootCase):
         self.assertIn("group tag asg-agent:version", st["version_source"])
         self.assertIn("autoscaling:DescribeTags", self.tag_calls())
 
+    def test_max_rate_spaces_the_agents_requests(self):
+        # [aws] max_rate = 1: a bucket of 1 refilled once a second, S3 reads included.
+        w, _ = self.world()
+        a = self.start("[aws]\nmax_rate = 1\n")
+        self.assert_serving(a, w)
+        starts = [q["start"] for q in self.f.requests(target="aws")]
+        self.assertGreaterEqual(len(starts), 4, self.f.requests(target="aws"))
+        gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+        self.assertGreaterEqual(min(gaps), 0.9, gaps)
+
     # -- 3c. [version] source = instance | imds: the instance's own tag, never the group's --
     def instance_release(self, w, version="2.0.0"):
         """Tag the instance itself (not its group) with another release."""

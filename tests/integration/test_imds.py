@@ -83,6 +83,25 @@ class Imds(WorldCase):
         self.assertGreaterEqual(took, 1.5)
         self.assertLess(took, 6)
 
+    def test_endpoint_from_config_and_environment_wins(self):
+        env = self.f.agent_env()
+        real = env["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = ""  # empty counts as unset: the config decides
+        with TempDir() as d:
+            good = write(os.path.join(d, "good.conf"),
+                         f"[aws]\nimds_endpoint = {real}\nimds_timeout = 2\n")
+            dead = write(os.path.join(d, "dead.conf"),
+                         "[aws]\nimds_endpoint = http://127.0.0.1:9\nimds_timeout = 2\n")
+            r = run(["-c", good, "aws", "ec2", "DescribeTags"], env=env, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(self.imds_requests(), "the configured IMDS was asked")
+            r = run(["-c", dead, "aws", "ec2", "DescribeTags"], env=env, timeout=60)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("127.0.0.1:9", r.stderr)
+            r = run(["-c", dead, "aws", "ec2", "DescribeTags"],
+                    env=dict(env, AWS_EC2_METADATA_SERVICE_ENDPOINT=real), timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_metadata_disabled_by_environment(self):
         r, took = self.call(env={"AWS_EC2_METADATA_DISABLED": "true"})
         self.assertEqual(r.returncode, 1)
