@@ -815,6 +815,9 @@ boot_complete(struct boot *b, const char *result)
 
 	if (b->hook == NULL || b->completed)
 		return LIFECYCLE_DONE;
+	/* In a big scale-out this call can wait on throttling for a while: say so. */
+	state_setf(&b->st.lifecycle, "sending %s for launch hook %s", result, b->hook);
+	boot_save(b);
 	r = lifecycle_complete(&b->aws, b->group, b->hook, b->instance_id, result, &cause);
 	if (r == LIFECYCLE_DONE) {
 		state_setf(&b->st.lifecycle, "%s sent for launch hook %s", result, b->hook);

@@ -345,6 +345,23 @@ class BootEdges(BootCase):
                         a.status_json()["lifecycle"])
         self.assertIsNone(a.status_json()["error"])
 
+    def test_status_while_continue_is_throttled(self):
+        # A fleet's CONTINUEs queue on the shared Auto Scaling bucket: status says
+        # the app is healthy and the CONTINUE is on its way, not "waiting for health".
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction",
+                     for_seconds=4)
+        a = self.start()
+        self.assertTrue(self.wait_for(lambda: "sending CONTINUE" in
+                                      ((a.status_json() or {}).get("lifecycle") or ""), 20),
+                        a.log_text())
+        st = a.status_json()
+        self.assertEqual(st["health"], "healthy")
+        self.assertIn("sending CONTINUE for launch hook", a.status().stdout)
+        st = self.assert_serving(a, w)
+        self.assertIn("CONTINUE sent", st["lifecycle"])
+        self.assertGreater(st["api_calls"]["CompleteLifecycleAction"]["throttled"], 0)
+
     # -- 5. the sha256 tag late, or never ---------------------------------------------------
     def test_sha256_tag_after_3s(self):
         w, art = self.world()
