@@ -1,15 +1,17 @@
-/* app.c - the application: a systemd unit started over D-Bus, or a command the agent supervises. */
+/* app.c - the application: a systemd unit started with systemctl, or a command the agent supervises. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <systemd/sd-bus.h>
 
 #include "app.h"
 #include "util.h"
@@ -172,12 +174,92 @@ app_write_env(const char *state_dir, const char *version, const char *release_di
 	return ret;
 }
 
+/* close_range(2) is Linux 5.9; the number is the same on every architecture. */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+struct dirent64_raw {
+	uint64_t	d_ino;
+	int64_t		d_off;
+	unsigned short	d_reclen;
+	unsigned char	d_type;
+	char		d_name[];
+};
+
+/*
+ * Close every descriptor from lowfd up, in a forked child of a threaded
+ * process: only system calls, no malloc. Older kernels (Amazon Linux 2's
+ * 4.14) lack close_range, so the descriptors /proc lists are closed instead.
+ */
+static void
+close_from(int lowfd)
+{
+	char			 dbuf[1024];
+	struct dirent64_raw	*d;
+	struct rlimit		 rl;
+	long			 n, off, fd, max;
+	int			 dfd, closed;
+
+	if (syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0) == 0)
+		return;
+	if ((dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		do {
+			closed = 0;
+			lseek(dfd, 0, SEEK_SET);
+			while ((n = syscall(SYS_getdents64, dfd, dbuf, sizeof dbuf)) > 0) {
+				for (off = 0; off < n; off += d->d_reclen) {
+					d = (struct dirent64_raw *)(dbuf + off);
+					if (d->d_name[0] < '0' || d->d_name[0] > '9')
+						continue;
+					fd = strtol(d->d_name, NULL, 10);
+					if (fd >= lowfd && fd != dfd && close((int)fd) == 0)
+						closed = 1;
+				}
+			}
+		} while (closed);
+		close(dfd);
+		return;
+	}
+	max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+	    (long)rl.rlim_cur : 65536;
+	if (max > 65536)
+		max = 65536;
+	for (fd = lowfd; fd < max; fd++)
+		close((int)fd);
+}
+
+/*
+ * In a forked child: stdin from /dev/null, stdout and stderr to outfd and
+ * errfd when given, nothing else inherited (curl's kept-alive sockets and the
+ * health listener are not the child's), default signal dispositions.
+ */
+static void
+child_stdio(int outfd, int errfd)
+{
+	int	fd;
+
+	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
+		dup2(fd, 0);
+		if (fd > 2)
+			close(fd);
+	}
+	if (outfd != -1)
+		dup2(outfd, 1);
+	if (errfd != -1)
+		dup2(errfd, 2);
+	close_from(3);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+}
+
 /* Fork and exec argv in the release dir, in a process group of its own. */
 static pid_t
 spawn(struct app *app, char *const argv[], char **cause)
 {
 	pid_t	pid;
-	int	fd;
 
 	if ((pid = fork()) == -1) {
 		set_cause(cause, "fork: %s", strerror(errno));
@@ -187,17 +269,7 @@ spawn(struct app *app, char *const argv[], char **cause)
 		setpgid(0, 0);
 		if (chdir(app->release_dir) == -1)
 			_exit(126);
-		if ((fd = open("/dev/null", O_RDONLY)) != -1) {
-			dup2(fd, 0);
-			if (fd > 2)
-				close(fd);
-		}
-		/* curl's kept-alive sockets and the health listener are not the app's. */
-		close_range(3, ~0U, 0);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
+		child_stdio(-1, -1);
 		execvpe(argv[0], argv, app->envp);
 		_exit(127);
 	}
@@ -285,95 +357,118 @@ out:
 	return ret;
 }
 
-struct job_wait {
-	const char	*job;
-	char		*result;
-};
-
+/*
+ * Run `systemctl ARGS...`, which waits for the unit's job, and wait for it:
+ * the stop flag and the deadline cut the wait short, tick runs meanwhile.
+ * Its stdout lands in out (when not NULL), its stderr's first line in the cause.
+ */
 static int
-on_job_removed(sd_bus_message *m, void *arg, sd_bus_error *err)
+systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
+    double timeout, struct buf *out, char **cause)
 {
-	struct job_wait	*w = arg;
-	const char	*path, *unit, *result;
-	uint32_t	 id;
+	const char	*argv[6];
+	struct buf	 err = { NULL, 0, 0 };
+	struct pollfd	 pfd[2];
+	char		 chunk[512], *nl;
+	double		 deadline = mono_now() + timeout;
+	pid_t		 pid;
+	ssize_t		 n;
+	int		 opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
+	int		 i, status, open_fds = 2, ret = -1;
 
-	if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
-		return 0;
-	if (w->job != NULL && strcmp(path, w->job) == 0 && w->result == NULL)
-		w->result = xstrdup(result);
-	return 0;
-}
-
-/* StartUnit/StopUnit, then wait for the job's JobRemoved signal and its result. */
-static int
-unit_job(struct app *app, const char *method, const char *unit, double timeout, char **cause)
-{
-	sd_bus			*bus = NULL;
-	sd_bus_slot		*slot = NULL;
-	sd_bus_message		*reply = NULL;
-	sd_bus_error		 err = SD_BUS_ERROR_NULL;
-	struct job_wait		 w = { NULL, NULL };
-	const char		*job;
-	double			 deadline = mono_now() + timeout;
-	int			 r, ret = -1;
-
-	if ((r = sd_bus_open_system(&bus)) < 0) {
-		set_cause(cause, "cannot reach systemd over D-Bus: %s", strerror(-r));
+	argv[0] = "systemctl";
+	argv[1] = "--no-ask-password";
+	argv[2] = verb;
+	argv[3] = opt != NULL ? opt : unit;
+	argv[4] = opt != NULL ? unit : NULL;
+	argv[5] = NULL;
+	if (pipe2(opipe, O_CLOEXEC) == -1 || pipe2(epipe, O_CLOEXEC) == -1) {
+		set_cause(cause, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	if ((r = sd_bus_match_signal(bus, &slot, "org.freedesktop.systemd1",
-	    "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "JobRemoved",
-	    on_job_removed, &w)) < 0) {
-		set_cause(cause, "D-Bus match: %s", strerror(-r));
+	if ((pid = fork()) == -1) {
+		set_cause(cause, "fork: %s", strerror(errno));
 		goto out;
 	}
-	if (sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-	    "org.freedesktop.systemd1.Manager", "Subscribe", &err, NULL, "") < 0)
-		sd_bus_error_free(&err);	/* already subscribed is fine */
-	if ((r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-	    "org.freedesktop.systemd1.Manager", method, &err, &reply, "ss", unit,
-	    "replace")) < 0) {
-		set_cause(cause, "%s %s: %s", method, unit, err.message != NULL ? err.message :
-		    strerror(-r));
-		goto out;
+	if (pid == 0) {
+		setpgid(0, 0);
+		child_stdio(opipe[1], epipe[1]);
+		execvpe(argv[0], (char *const *)argv, app->envp);
+		_exit(127);
 	}
-	if ((r = sd_bus_message_read(reply, "o", &job)) < 0) {
-		set_cause(cause, "%s %s: bad reply", method, unit);
-		goto out;
-	}
-	w.job = job;
-	while (w.result == NULL) {
-		if (app->stop != NULL && *app->stop) {
-			set_cause(cause, "%s %s: stopped while waiting for the job", method, unit);
+	setpgid(pid, pid);
+	close(opipe[1]);
+	close(epipe[1]);
+	opipe[1] = epipe[1] = -1;
+	pfd[0].fd = opipe[0];
+	pfd[1].fd = epipe[0];
+	while (open_fds > 0) {
+		if ((app->stop != NULL && *app->stop) || mono_now() >= deadline) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+				;
+			if (app->stop != NULL && *app->stop)
+				set_cause(cause, "systemctl %s %s: stopped while waiting for the job",
+				    verb, unit);
+			else
+				set_cause(cause, "systemctl %s %s: job did not finish within %.0f s",
+				    verb, unit, timeout);
 			goto out;
 		}
 		if (app->tick != NULL)
 			app->tick(app->tick_arg);
-		if (mono_now() >= deadline) {
-			set_cause(cause, "%s %s: job did not finish within %.0f s", method, unit,
-			    timeout);
+		for (i = 0; i < 2; i++)
+			pfd[i].events = pfd[i].fd != -1 ? POLLIN : 0;
+		if (poll(pfd, 2, 100) == -1 && errno != EINTR) {
+			set_cause(cause, "poll: %s", strerror(errno));
 			goto out;
 		}
-		if ((r = sd_bus_process(bus, NULL)) < 0) {
-			set_cause(cause, "D-Bus: %s", strerror(-r));
-			goto out;
+		for (i = 0; i < 2; i++) {
+			if (pfd[i].fd == -1 || pfd[i].revents == 0)
+				continue;
+			if ((n = read(pfd[i].fd, chunk, sizeof chunk)) > 0) {
+				if (i == 0 && out != NULL && out->len < 65536)
+					buf_add(out, chunk, (size_t)n);
+				else if (i == 1 && err.len < 4096)
+					buf_add(&err, chunk, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				if (i == 0)
+					opipe[0] = -1;
+				else
+					epipe[0] = -1;
+				open_fds--;
+			}
 		}
-		if (r > 0)
-			continue;
-		sd_bus_wait(bus, 100000);
 	}
-	if (strcmp(w.result, "done") != 0) {
-		set_cause(cause, "%s %s: job result '%s' (see journalctl -u %s)", method, unit,
-		    w.result, unit);
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			set_cause(cause, "waitpid: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ret = 0;
 		goto out;
 	}
-	ret = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && err.len == 0) {
+		set_cause(cause, "systemctl could not be executed (not in PATH?)");
+		goto out;
+	}
+	if (err.data != NULL && (nl = strchr(err.data, '\n')) != NULL)
+		*nl = '\0';
+	set_cause(cause, "systemctl %s %s failed: %s (see journalctl -u %s)", verb, unit,
+	    err.len > 0 ? err.data : "no message", unit);
 out:
-	free(w.result);
-	sd_bus_message_unref(reply);
-	sd_bus_error_free(&err);
-	sd_bus_slot_unref(slot);
-	sd_bus_flush_close_unref(bus);
+	for (i = 0; i < 2; i++) {
+		if (opipe[i] != -1)
+			close(opipe[i]);
+		if (epipe[i] != -1)
+			close(epipe[i]);
+	}
+	buf_free(&err);
 	return ret;
 }
 
@@ -381,46 +476,36 @@ int
 app_start(struct app *app, double timeout, char **cause)
 {
 	if (app->unit != NULL)
-		return unit_job(app, "RestartUnit", app->unit, timeout, cause);
+		return systemctl(app, "restart", app->unit, NULL, timeout, NULL, cause);
 	app->exited = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
 	return 0;
 }
 
-/* A unit's ActiveState ("active", "failed", ...) over D-Bus, allocated. */
+/* A unit's ActiveState ("active", "failed", ...), allocated; `show` works on every systemd. */
 static int
-unit_state(const char *unit, char **state, char **cause)
+unit_state(struct app *app, char **state, char **cause)
 {
-	sd_bus		*bus = NULL;
-	sd_bus_message	*reply = NULL;
-	sd_bus_error	 err = SD_BUS_ERROR_NULL;
-	const char	*path;
-	int		 r, ret = -1;
+	struct buf	 out = { NULL, 0, 0 };
+	char		*p, *nl;
+	int		 ret = -1;
 
 	*state = NULL;
-	if ((r = sd_bus_open_system(&bus)) < 0) {
-		set_cause(cause, "cannot reach systemd over D-Bus: %s", strerror(-r));
+	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, &out, cause) != 0)
+		goto out;
+	p = out.data != NULL ? strstr(out.data, "ActiveState=") : NULL;
+	if (p == NULL) {
+		set_cause(cause, "unit %s: systemctl show printed no ActiveState", app->unit);
 		goto out;
 	}
-	if ((r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-	    "org.freedesktop.systemd1.Manager", "GetUnit", &err, &reply, "s", unit)) < 0 ||
-	    (r = sd_bus_message_read(reply, "o", &path)) < 0) {
-		set_cause(cause, "unit %s: %s", unit, err.message != NULL ? err.message :
-		    strerror(-r));
-		goto out;
-	}
-	if ((r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path,
-	    "org.freedesktop.systemd1.Unit", "ActiveState", &err, state)) < 0) {
-		set_cause(cause, "unit %s: %s", unit, err.message != NULL ? err.message :
-		    strerror(-r));
-		goto out;
-	}
+	p += strlen("ActiveState=");
+	if ((nl = strchr(p, '\n')) != NULL)
+		*nl = '\0';
+	*state = xstrdup(p);
 	ret = 0;
 out:
-	sd_bus_message_unref(reply);
-	sd_bus_error_free(&err);
-	sd_bus_flush_close_unref(bus);
+	buf_free(&out);
 	return ret;
 }
 
@@ -440,7 +525,7 @@ app_check(struct app *app, char **cause)
 	int	 ret = 0;
 
 	if (app->unit != NULL) {
-		if (unit_state(app->unit, &state, cause) != 0)
+		if (unit_state(app, &state, cause) != 0)
 			return -1;
 		/* "activating" and "reloading" are on their way; the probe decides. */
 		if (strcmp(state, "failed") == 0 || strcmp(state, "inactive") == 0 ||
@@ -499,7 +584,7 @@ app_stop(struct app *app, double timeout, char **cause)
 	int	timed_out;
 
 	if (app->unit != NULL)
-		return unit_job(app, "StopUnit", app->unit, timeout + 5, cause);
+		return systemctl(app, "stop", app->unit, NULL, timeout + 5, NULL, cause);
 	if (app->pid <= 0 || app->exited)
 		return 0;
 	if (app->adopted)

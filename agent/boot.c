@@ -11,8 +11,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "app.h"
 #include "artifact.h"
 #include "aws.h"
@@ -25,6 +23,7 @@
 #include "log.h"
 #include "release.h"
 #include "retry.h"
+#include "sdproto.h"
 #include "sigv4.h"
 #include "state.h"
 #include "tags.h"
@@ -155,6 +154,22 @@ boot_save(struct boot *b)
 	}
 }
 
+/* A message to systemd (sd_notify(3)); outside a notify service there is no one to tell. */
+static void
+sd_tell(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (sdproto_notify(msg) < 0)
+		log_debug("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"),
+		    strerror(errno));
+	free(msg);
+}
+
 void
 boot_notify(struct boot *b, const char *fmt, ...)
 {
@@ -164,7 +179,7 @@ boot_notify(struct boot *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	sd_notifyf(0, "STATUS=%s", msg);
+	sd_tell("STATUS=%s", msg);
 	log_info("%s", msg);
 	free(msg);
 }
@@ -225,7 +240,7 @@ boot_tick(void *arg)
 	int		 r;
 
 	if (now - b->last_extend > 10) {
-		sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
+		sd_tell("EXTEND_TIMEOUT_USEC=60000000");
 		b->last_extend = now;
 	}
 	if (b->hb_hook == NULL || now < b->next_heartbeat || b->group == NULL)
@@ -983,7 +998,7 @@ warm_wait(struct boot *b, char **cause)
 	boot_phase(b, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
 	    b->version);
 	/* Our start is done as far as systemd is concerned: no endless "activating". */
-	sd_notify(0, "READY=1");
+	sd_tell("READY=1");
 	while (!boot_stop) {
 		if (!b->completed)
 			boot_complete(b, "CONTINUE");
@@ -1016,7 +1031,7 @@ boot_run(struct config *cfg)
 	signals();
 	if (make_dirs(cfg->state_dir, &cause) != 0) {
 		log_error("%s", cause);
-		sd_notifyf(0, "STATUS=failed: %s", cause);
+		sd_tell("STATUS=failed: %s", cause);
 		goto out;
 	}
 	b.state_path = xasprintf("%s/state.json", cfg->state_dir);
@@ -1084,7 +1099,7 @@ boot_run(struct config *cfg)
 	b.st.phase = PHASE_SERVING;
 	state_step_begin(&b.st, "serving");
 	boot_save(&b);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %s (boot took %.3f s)", b.version,
+	sd_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", b.version,
 	    wall_now() - b.st.boot_start);
 	log_info("serving %s (boot took %.3f s)", b.version, wall_now() - b.st.boot_start);
 	ret = serve_run(&b);

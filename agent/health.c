@@ -1,7 +1,6 @@
 /* health.c - the load balancer's health endpoint (its own thread) and the app's health probe. */
 #include <sys/types.h>
 #include <sys/epoll.h>
-#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "queue.h"
 #include "http.h"
 #include "util.h"
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -14,6 +15,16 @@
 
 static CURL	*http_easy;	/* reused: keeps connections and DNS between calls */
 static CURLSH	*http_share;
+static char	*http_ca_file;	/* the CA bundle HTTPS is verified against, or NULL */
+static char	*http_ca_dir;
+
+/* Where distributions keep their CA bundle: a static OpenSSL knows none of them. */
+static const char *const http_ca_paths[] = {
+	"/etc/ssl/certs/ca-certificates.crt",	/* Debian, Ubuntu */
+	"/etc/pki/tls/certs/ca-bundle.crt",	/* Amazon Linux, RHEL, Fedora */
+	"/etc/ssl/ca-bundle.pem",		/* SUSE */
+	"/etc/ssl/cert.pem",			/* Alpine */
+};
 
 struct hdrs {
 	struct http_header	*v;
@@ -42,11 +53,39 @@ struct body_sink {
 	int		 too_big;
 };
 
+/* SSL_CERT_FILE (and SSL_CERT_DIR) as OpenSSL's tools read them, else the first bundle present. */
+static void
+ca_choose(void)
+{
+	const char	*env;
+	size_t		 i;
+
+	if ((env = getenv("SSL_CERT_DIR")) != NULL && *env != '\0')
+		http_ca_dir = xstrdup(env);
+	if ((env = getenv("SSL_CERT_FILE")) != NULL && *env != '\0') {
+		http_ca_file = xstrdup(env);
+		return;
+	}
+	for (i = 0; i < nitems(http_ca_paths); i++) {
+		if (access(http_ca_paths[i], R_OK) == 0) {
+			http_ca_file = xstrdup(http_ca_paths[i]);
+			return;
+		}
+	}
+}
+
+const char *
+http_ca_bundle(void)
+{
+	return http_ca_file;
+}
+
 int
 http_init(char **cause)
 {
 	CURLcode	rc;
 
+	ca_choose();
 	if ((rc = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK)
 		return set_cause(cause, "curl: %s", curl_easy_strerror(rc));
 	if ((http_share = curl_share_init()) == NULL)
@@ -67,6 +106,9 @@ http_cleanup(void)
 		curl_share_cleanup(http_share);
 	http_easy = NULL;
 	http_share = NULL;
+	free(http_ca_file);
+	free(http_ca_dir);
+	http_ca_file = http_ca_dir = NULL;
 	curl_global_cleanup();
 }
 
@@ -226,6 +268,10 @@ setup(CURL *easy, const struct http_request *req, struct hdrs *h, char *errbuf)
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, h);
 	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	if (http_ca_file != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, http_ca_file);
+	if (http_ca_dir != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAPATH, http_ca_dir);
 	/* We sign the path we send: curl must not squash "." or ".." in it. */
 	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
 	if (req->follow) {
@@ -261,8 +307,14 @@ setup(CURL *easy, const struct http_request *req, struct hdrs *h, char *errbuf)
 static int
 fail(CURLcode rc, const char *errbuf, const struct http_request *req, char **cause)
 {
-	set_cause(cause, "%s %s: %s", req->method, req->url,
-	    *errbuf != '\0' ? errbuf : curl_easy_strerror(rc));
+	const char	*why = *errbuf != '\0' ? errbuf : curl_easy_strerror(rc);
+
+	/* A certificate the bundle cannot vouch for: say which bundle, it is often the wrong one. */
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+		set_cause(cause, "%s %s: %s (CA bundle: %s; SSL_CERT_FILE names another)",
+		    req->method, req->url, why, http_ca_file != NULL ? http_ca_file : "none found");
+	else
+		set_cause(cause, "%s %s: %s", req->method, req->url, why);
 	return classify(rc);
 }
 

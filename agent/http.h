@@ -51,6 +51,8 @@ const char *http_header(const struct http_header *, size_t, const char *);
 long long http_date(const struct http_header *, size_t);
 int	 http_retryable(int);
 const char *http_library_version(void);
+/* The CA bundle HTTPS is verified against (SSL_CERT_FILE, else the distribution's), or NULL. */
+const char *http_ca_bundle(void);
 
 /* A response body read as it arrives, in constant memory. */
 struct http_stream;

@@ -1,19 +1,24 @@
-/* log.c - the agent's log: the journal (with fields) under systemd, stderr otherwise. */
+/*
+ * log.c - the agent's log: the journal (with fields) under systemd, "<N>"
+ * prefixed lines when the journal only has our stderr, a timestamped line on
+ * a terminal.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
-
-#include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "sdproto.h"
 #include "util.h"
 
 static const char	*log_ident = "asg-agent";
 static int		 log_level = LOGL_INFO;
 static int		 log_journal;
+static const char	*log_journal_path = SDPROTO_JOURNAL_SOCKET;
 
 static const struct {
 	const char	*name;
@@ -25,6 +30,20 @@ static const struct {
 	{ "debug", LOGL_DEBUG },
 };
 
+/* Whether $JOURNAL_STREAM names our stderr (it is inherited by children that redirect it). */
+static int
+stderr_is_journal(void)
+{
+	const char		*v = getenv("JOURNAL_STREAM");
+	struct stat		 sb;
+	unsigned long long	 dev, ino;
+
+	if (v == NULL || sscanf(v, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &sb) == -1)
+		return 0;
+	return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
 /* Log to the journal directly only when systemd connected our stderr to it. */
 void
 log_init(const char *ident, int level)
@@ -32,8 +51,32 @@ log_init(const char *ident, int level)
 	if (ident != NULL)
 		log_ident = ident;
 	log_level = level;
-	log_journal = getenv("JOURNAL_STREAM") != NULL &&
-	    getenv("ASG_AGENT_LOG_STDERR") == NULL;
+	log_journal = stderr_is_journal() && getenv("ASG_AGENT_LOG_STDERR") == NULL;
+}
+
+void
+log_set_journal_socket(const char *path)
+{
+	log_journal_path = path != NULL ? path : SDPROTO_JOURNAL_SOCKET;
+}
+
+/* One entry with fields; when journald's socket is not there, a "<N>" line it can still parse. */
+static void
+log_to_journal(int level, const char *msg)
+{
+	char		*fields[3];
+	size_t		 i;
+	int		 r;
+
+	fields[0] = xasprintf("MESSAGE=%s", msg);
+	fields[1] = xasprintf("PRIORITY=%d", level);
+	fields[2] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
+	r = sdproto_journal_send(log_journal_path, (const char *const *)fields,
+	    nitems(fields));
+	for (i = 0; i < nitems(fields); i++)
+		free(fields[i]);
+	if (r != SDPROTO_OK)
+		fprintf(stderr, "<%d>%s\n", level, msg);
 }
 
 void
@@ -86,10 +129,9 @@ log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (log_journal) {
-		sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
-		    "SYSLOG_IDENTIFIER=%s", log_ident, NULL);
-	} else {
+	if (log_journal)
+		log_to_journal(level, msg);
+	else {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof when, "%H:%M:%S", &tm);

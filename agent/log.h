@@ -11,6 +11,8 @@ enum log_level {
 
 void	log_init(const char *ident, int level);
 void	log_set_level(int);
+/* Where journal entries go (tests own one); NULL restores journald's socket. */
+void	log_set_journal_socket(const char *);
 int	log_get_level(void);
 /* Parse error|warn|info|debug; returns -1 when unknown. */
 int	log_level_parse(const char *);

@@ -121,6 +121,8 @@ cmd_help(struct globals *g, int argc, char **argv)
 static int
 cmd_version(struct globals *g, int argc, char **argv)
 {
+	char	*cause = NULL;
+
 	printf("asg-agent %s\n", PACKAGE_VERSION);
 	printf("  curl     %s\n", http_library_version());
 	printf("  openssl  %s\n", OpenSSL_version(OPENSSL_VERSION));
@@ -129,6 +131,18 @@ cmd_version(struct globals *g, int argc, char **argv)
 	printf("  zlib     %s\n", zlibVersion());
 	printf("  libarchive %s\n", archive_version_details());
 	printf("  inih     (r55+, no runtime version)\n");
+#ifdef ASG_BUNDLED
+	/* The static build says which Debian source package each library came from. */
+	printf("bundled, built from Debian's source packages:\n%s", ASG_BUNDLED);
+#endif
+	if (http_init(&cause) != 0) {
+		fprintf(stderr, "asg-agent: %s\n", cause);
+		free(cause);
+		return 1;
+	}
+	printf("CA bundle: %s\n", http_ca_bundle() != NULL ? http_ca_bundle() :
+	    "none found (set SSL_CERT_FILE)");
+	http_cleanup();
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* release.c - releases under state_dir/releases, the atomic current link, pruning. */
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include <ctype.h>
@@ -14,6 +15,11 @@
 #include "artifact.h"
 #include "release.h"
 #include "util.h"
+
+/* renameat2(2) has no libc wrapper in musl 1.2.3; the flag is Linux's. */
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE	(1 << 1)
+#endif
 
 /*
  * Layout under state_dir:
@@ -181,7 +187,8 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 		if (dir_sync(releases, cause) != 0)
 			goto out;
 		/* Swap in one step so releases/VERSION (and current) never dangles. */
-		if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		if (syscall(SYS_renameat2, AT_FDCWD, staging, AT_FDCWD, dir,
+		    RENAME_EXCHANGE) == 0) {
 			old = xstrdup(staging);
 		} else if (errno == EINVAL || errno == ENOSYS) {
 			old = xasprintf("%s.old", staging);

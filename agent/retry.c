@@ -1,6 +1,11 @@
 /* retry.c - capped exponential backoff with jitter, bounded by a deadline. */
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "retry.h"
 
@@ -31,10 +36,23 @@ retry_jitter(double base, double cap, int attempt, double u)
 	return u * retry_ceiling(base, cap, attempt);
 }
 
+/* Jitter must differ between instances booted from one image at one moment: the kernel's pool. */
 double
 retry_random(void)
 {
-	return (double)arc4random() / 4294967296.0;
+	uint32_t	v;
+	ssize_t		n;
+	struct timespec	ts;
+
+	do
+		n = getrandom(&v, sizeof v, GRND_NONBLOCK);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof v) {
+		/* Only before the pool is ready, early in boot: time and pid still differ. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (uint32_t)ts.tv_nsec * 2654435761u ^ (uint32_t)getpid() * 40503u;
+	}
+	return (double)v / 4294967296.0;
 }
 
 /*
