@@ -359,12 +359,13 @@ out:
 
 /*
  * Run `systemctl ARGS...`, which waits for the unit's job, and wait for it:
- * the stop flag and the deadline cut the wait short, tick runs meanwhile.
- * Its stdout lands in out (when not NULL), its stderr's first line in the cause.
+ * the deadline and, when given, the stop flag cut the wait short; tick runs
+ * meanwhile. Its stdout lands in out (when not NULL), its stderr's first line
+ * in the cause.
  */
 static int
 systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
-    double timeout, struct buf *out, char **cause)
+    double timeout, volatile int *stop, struct buf *out, char **cause)
 {
 	const char	*argv[6];
 	struct buf	 err = { NULL, 0, 0 };
@@ -403,12 +404,12 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 	pfd[0].fd = opipe[0];
 	pfd[1].fd = epipe[0];
 	while (open_fds > 0) {
-		if ((app->stop != NULL && *app->stop) || mono_now() >= deadline) {
+		if ((stop != NULL && *stop) || mono_now() >= deadline) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 				;
-			if (app->stop != NULL && *app->stop)
+			if (stop != NULL && *stop)
 				set_cause(cause, "systemctl %s %s: stopped while waiting for the job",
 				    verb, unit);
 			else
@@ -476,7 +477,7 @@ int
 app_start(struct app *app, double timeout, char **cause)
 {
 	if (app->unit != NULL)
-		return systemctl(app, "restart", app->unit, NULL, timeout, NULL, cause);
+		return systemctl(app, "restart", app->unit, NULL, timeout, app->stop, NULL, cause);
 	app->exited = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
@@ -492,7 +493,8 @@ unit_state(struct app *app, char **state, char **cause)
 	int		 ret = -1;
 
 	*state = NULL;
-	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, &out, cause) != 0)
+	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, app->stop, &out,
+	    cause) != 0)
 		goto out;
 	p = out.data != NULL ? strstr(out.data, "ActiveState=") : NULL;
 	if (p == NULL) {
@@ -584,7 +586,8 @@ app_stop(struct app *app, double timeout, char **cause)
 	int	timed_out;
 
 	if (app->unit != NULL)
-		return systemctl(app, "stop", app->unit, NULL, timeout + 5, NULL, cause);
+		/* Stopping is what a stop signal asks for: only the timeout cuts it short. */
+		return systemctl(app, "stop", app->unit, NULL, timeout + 5, NULL, NULL, cause);
 	if (app->pid <= 0 || app->exited)
 		return 0;
 	if (app->adopted)

@@ -304,17 +304,25 @@ setup(CURL *easy, const struct http_request *req, struct hdrs *h, char *errbuf)
 	return slist;
 }
 
-static int
-fail(CURLcode rc, const char *errbuf, const struct http_request *req, char **cause)
+/* Why a transfer failed; when the CA bundle could not vouch for the peer, which bundle. */
+static char *
+describe(CURLcode rc, const char *errbuf)
 {
 	const char	*why = *errbuf != '\0' ? errbuf : curl_easy_strerror(rc);
 
-	/* A certificate the bundle cannot vouch for: say which bundle, it is often the wrong one. */
 	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-		set_cause(cause, "%s %s: %s (CA bundle: %s; SSL_CERT_FILE names another)",
-		    req->method, req->url, why, http_ca_file != NULL ? http_ca_file : "none found");
-	else
-		set_cause(cause, "%s %s: %s", req->method, req->url, why);
+		return xasprintf("%s (CA bundle: %s; SSL_CERT_FILE names another)", why,
+		    http_ca_file != NULL ? http_ca_file : "none found");
+	return xstrdup(why);
+}
+
+static int
+fail(CURLcode rc, const char *errbuf, const struct http_request *req, char **cause)
+{
+	char	*why = describe(rc, errbuf);
+
+	set_cause(cause, "%s %s: %s", req->method, req->url, why);
+	free(why);
 	return classify(rc);
 }
 
@@ -417,6 +425,7 @@ stream_pump(struct http_stream *s, int headers_only, char **cause)
 {
 	CURLMsg		*msg;
 	CURLMcode	 mc;
+	char		*why;
 	int		 running, left;
 	long		 code;
 
@@ -441,8 +450,10 @@ stream_pump(struct http_stream *s, int headers_only, char **cause)
 			curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
 			if (msg->data.result != CURLE_OK) {
 				s->err = classify(msg->data.result);
-				return set_cause(cause, "%s", *s->errbuf != '\0' ?
-				    s->errbuf : curl_easy_strerror(msg->data.result));
+				why = describe(msg->data.result, s->errbuf);
+				set_cause(cause, "%s", why);
+				free(why);
+				return -1;
 			}
 		}
 		if (s->pending.len > s->off || s->done)
