@@ -1,15 +1,25 @@
 """Shipping: the systemd unit, man pages, bash completion and packaging files.
 
-Cheap static checks (a few seconds in all). Tools that are missing skip their
-test with the reason; building the .deb and .rpm is not done here
-(packaging/build-deb and packaging/build-rpm do it).
+Cheap static checks (a few seconds in all), then the .deb and .rpm built
+around the static binary (packaging/build-deb and packaging/build-rpm with
+--binary, a few seconds each: nothing is compiled): they depend on systemd
+(and /bin/sh) only, carry the binary byte for byte, static, with the same files
+as before, and lintian finds no error in the .deb.
+
+The binary packaged is ASG_STATIC_BINARY when it is set, else
+build-static/x86_64/asg-agent (packaging/build-static x86_64 makes it); an
+arm64/aarch64 pair is built too from ASG_STATIC_AARCH64 or
+build-static/aarch64/asg-agent when it is there. Without a binary, or without
+a tool, a test is skipped with the reason.
 """
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import unittest
 
@@ -368,6 +378,307 @@ class Packaging(unittest.TestCase):
         r = sh(["packer", "validate", "-syntax-only", tpl],
                env=dict(os.environ, CHECKPOINT_DISABLE="1"))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+# The packages around the static binary -------------------------------------
+
+STATIC_DEFAULT = os.path.join(SRCDIR, "build-static", "x86_64", "asg-agent")
+STATIC_AARCH64_DEFAULT = os.path.join(SRCDIR, "build-static", "aarch64", "asg-agent")
+# e_machine of the ELF header: (Debian architecture, RPM architecture, readelf's Machine).
+ELF_MACHINES = {62: ("amd64", "x86_64", "X86-64"), 183: ("arm64", "aarch64", "AArch64")}
+
+# What the packages installed before the static binary, which they keep: the
+# .deb's paths (dpkg-deb -c) and the .rpm's (rpm -qpl; Debian's rpm puts the
+# docs in asg-agent-VERSION and leaves the man pages uncompressed, Fedora's
+# does not: normalized). The .deb adds its lintian overrides.
+DEB_PATHS = """
+./ ./etc/ ./etc/asg-agent/ ./etc/asg-agent/agent.conf ./etc/asg-agent/agent.conf.example
+./lib/ ./lib/systemd/ ./lib/systemd/system/ ./lib/systemd/system/asg-agent.service
+./lib/systemd/system-preset/ ./lib/systemd/system-preset/80-asg-agent.preset
+./usr/ ./usr/bin/ ./usr/bin/asg-agent ./usr/lib/ ./usr/lib/tmpfiles.d/
+./usr/lib/tmpfiles.d/asg-agent.conf ./usr/share/ ./usr/share/bash-completion/
+./usr/share/bash-completion/completions/ ./usr/share/bash-completion/completions/asg-agent
+./usr/share/doc/ ./usr/share/doc/asg-agent/ ./usr/share/doc/asg-agent/README.md.gz
+./usr/share/doc/asg-agent/changelog.Debian.gz ./usr/share/doc/asg-agent/copyright
+./usr/share/doc/asg-agent/examples/ ./usr/share/doc/asg-agent/examples/README.md
+./usr/share/doc/asg-agent/examples/asg-agent.pkr.hcl
+./usr/share/doc/asg-agent/examples/asg-blue-green.yaml
+./usr/share/doc/asg-agent/examples/ci-rollout-policy.json
+./usr/share/doc/asg-agent/examples/example-app.service
+./usr/share/doc/asg-agent/examples/iam-policy.json
+./usr/share/lintian/ ./usr/share/lintian/overrides/ ./usr/share/lintian/overrides/asg-agent
+./usr/share/man/ ./usr/share/man/man5/ ./usr/share/man/man5/asg-agent.conf.5.gz
+./usr/share/man/man8/ ./usr/share/man/man8/asg-agent.8.gz
+./var/ ./var/lib/ ./var/lib/asg-agent/
+""".split()
+RPM_PATHS = """
+/etc/asg-agent /etc/asg-agent/agent.conf /etc/asg-agent/agent.conf.example
+/usr/bin/asg-agent /usr/lib/systemd/system-preset/80-asg-agent.preset
+/usr/lib/systemd/system/asg-agent.service /usr/lib/tmpfiles.d/asg-agent.conf
+/usr/share/bash-completion/completions/asg-agent /usr/share/doc/asg-agent
+/usr/share/doc/asg-agent/README.md /usr/share/doc/asg-agent/examples
+/usr/share/doc/asg-agent/examples/README.md /usr/share/doc/asg-agent/examples/asg-agent.pkr.hcl
+/usr/share/doc/asg-agent/examples/asg-blue-green.yaml
+/usr/share/doc/asg-agent/examples/ci-rollout-policy.json
+/usr/share/doc/asg-agent/examples/example-app.service
+/usr/share/doc/asg-agent/examples/iam-policy.json
+/usr/share/man/man5/asg-agent.conf.5 /usr/share/man/man8/asg-agent.8 /var/lib/asg-agent
+""".split()
+
+
+def elf_machine(path):
+    """ELF_MACHINES' entry for a binary, or None when it is not a known ELF."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return ELF_MACHINES.get(int.from_bytes(head[18:20], "little" if head[5] == 1 else "big"))
+
+
+def static_binary(aarch64=False):
+    """(path, None), or (None, why it is not there)."""
+    if aarch64:
+        path = os.environ.get("ASG_STATIC_AARCH64") or STATIC_AARCH64_DEFAULT
+        if not os.path.isfile(path):
+            return None, (f"no aarch64 static binary: ASG_STATIC_AARCH64 or {path} "
+                          "(packaging/build-static aarch64)")
+        return path, None
+    path = os.environ.get("ASG_STATIC_BINARY")
+    if path:
+        if not os.path.isfile(path):
+            return None, f"ASG_STATIC_BINARY={path} does not exist"
+        return path, None
+    if not os.path.isfile(STATIC_DEFAULT):
+        return None, ("no static binary: set ASG_STATIC_BINARY=/path, or make "
+                      f"{STATIC_DEFAULT} (packaging/build-static x86_64)")
+    return STATIC_DEFAULT, None
+
+
+def cpio_members(data):
+    """{name: (mode, bytes)} of a cpio archive in the "newc" format (rpm2cpio's)."""
+    out, off = {}, 0
+    while off + 110 <= len(data):
+        hdr = data[off:off + 110]
+        if hdr[:6] not in (b"070701", b"070702"):
+            raise ValueError(f"not a newc cpio header at {off}")
+        f = [int(hdr[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = f[1], f[6], f[11]
+        name = data[off + 110:off + 110 + namesize - 1].decode()
+        off = (off + 110 + namesize + 3) & ~3
+        if name == "TRAILER!!!":
+            break
+        out[name] = (mode, data[off:off + size])
+        off = (off + size + 3) & ~3
+    return out
+
+
+class StaticPackage:
+    """What both packages are checked for; a subclass builds one in setUpClass
+    and sets cls.binary (the input), cls.pkg, cls.packaged (/usr/bin/asg-agent's
+    bytes in the package) and cls.mode (its permissions)."""
+
+    aarch64 = False
+    skip = None
+    out = None
+
+    @classmethod
+    def find_binary(cls, tools):
+        """False, with cls.skip saying why, when the package cannot be built here."""
+        cls.skip = cls.out = None       # not StaticDeb's, in StaticDebArm64
+        for name, pkg in tools:
+            if tool(name) is None:
+                cls.skip = f"{name} is not installed ({pkg})"
+                return False
+        binary, why = static_binary(cls.aarch64)
+        machine = binary and elf_machine(binary)
+        if binary is None:
+            cls.skip = why
+        elif machine is None:
+            cls.skip = f"{binary} is not an x86_64 or aarch64 ELF binary"
+        elif cls.aarch64 and machine[1] != "aarch64":
+            cls.skip = f"{binary} is not an aarch64 binary"
+        if cls.skip:
+            return False
+        cls.binary, cls.machine = os.path.abspath(binary), machine
+        cls.out = tempfile.mkdtemp(prefix="asg-pkg-")
+        return True
+
+    def setUp(self):
+        if self.skip:
+            self.skipTest(self.skip)
+
+    @classmethod
+    def build(cls, script, arch):
+        r = sh([os.path.join(SRCDIR, "packaging", script), "--arch", arch,
+                "--binary", cls.binary, cls.out], timeout=300,
+               env=dict(os.environ, LC_ALL="C.UTF-8"))
+        if r.returncode != 0:
+            shutil.rmtree(cls.out, ignore_errors=True)
+            raise AssertionError(f"packaging/{script} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+        return r
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.out:
+            shutil.rmtree(cls.out, ignore_errors=True)
+
+    def test_binary_is_the_input_byte_for_byte(self):
+        with open(self.binary, "rb") as f:
+            self.assertTrue(self.packaged == f.read(),
+                            "/usr/bin/asg-agent in the package differs from " + self.binary)
+        self.assertEqual(self.mode & 0o7777, 0o755)
+
+    @unittest.skipUnless(tool("readelf"), "readelf is not installed (binutils)")
+    def test_packaged_binary_is_static(self):
+        with tempfile.NamedTemporaryFile(prefix="asg-agent-") as f:
+            f.write(self.packaged)
+            f.flush()
+            r = sh(["readelf", "-lhd", f.name])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(self.machine[2], r.stdout)
+        self.assertNotIn("INTERP", r.stdout, "a static binary has no program interpreter")
+        self.assertNotIn("(NEEDED)", r.stdout, "a static binary needs no shared library")
+
+
+class StaticDeb(StaticPackage, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not cls.find_binary((("dpkg-buildpackage", "dpkg-dev"), ("dh", "debhelper"))):
+            return
+        arch = cls.machine[0]
+        cls.log = cls.build("build-deb", arch).stdout
+        cls.pkg = os.path.join(cls.out, f"asg-agent_{cls.version()}_{arch}.deb")
+        tar = sh(["dpkg-deb", "--fsys-tarfile", cls.pkg], text=False).stdout
+        # As dpkg-deb -c lists them: "./usr/bin/asg-agent", "./usr/bin/".
+        cls.paths = [line.split()[5] for line in sh(["dpkg-deb", "-c", cls.pkg]).stdout.splitlines()]
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            member = t.getmember("./usr/bin/asg-agent")
+            cls.mode = member.mode
+            cls.packaged = t.extractfile(member).read()
+
+    @staticmethod
+    def version():
+        return re.match(r"asg-agent \(([^)]+)\)",
+                        read(os.path.join(SRCDIR, "packaging/debian/changelog"))).group(1)
+
+    def field(self, name):
+        r = sh(["dpkg-deb", "-f", self.pkg, name])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.strip()
+
+    def test_depends_only_systemd(self):
+        depends = self.field("Depends")
+        names = {re.split(r"[\s(:]", alt.strip())[0]
+                 for dep in depends.split(",") for alt in dep.split("|")}
+        # debhelper's ${misc:Depends} adds nothing for this package today.
+        self.assertEqual(names, {"systemd"}, depends)
+        for other in ("Pre-Depends", "Recommends"):
+            self.assertEqual(self.field(other), "", other)
+        self.assertIn(f"Depends: {depends}", self.log, "build-deb prints the Depends")
+        self.assertEqual(self.field("Architecture"), self.machine[0])
+
+    def test_same_files_as_before(self):
+        self.assertEqual(sorted(self.paths), sorted(DEB_PATHS))
+
+    def test_enabled_never_started(self):
+        scripts = tempfile.mkdtemp(prefix="asg-ctl-")
+        try:
+            self.assertEqual(sh(["dpkg-deb", "-e", self.pkg, scripts]).returncode, 0)
+            postinst = read(os.path.join(scripts, "postinst"))
+            self.assertIn("deb-systemd-helper enable 'asg-agent.service'", postinst)
+            self.assertNotIn("deb-systemd-invoke", postinst, "the package never starts the agent")
+            self.assertFalse(os.path.exists(os.path.join(scripts, "prerm")),
+                             "the package never stops the agent")
+            self.assertEqual(read(os.path.join(scripts, "conffiles")).split(),
+                             ["/etc/asg-agent/agent.conf", "/etc/asg-agent/agent.conf.example"])
+        finally:
+            shutil.rmtree(scripts, ignore_errors=True)
+
+    @unittest.skipUnless(tool("lintian"), "lintian is not installed")
+    def test_lintian_no_errors(self):
+        r = sh(["lintian", self.pkg], timeout=300)
+        errors = [line for line in r.stdout.splitlines() if line.startswith("E: ")]
+        self.assertEqual(errors, [], r.stdout)
+        for line in r.stdout.splitlines():
+            print(f"# lintian: {line}")
+
+
+class StaticRpm(StaticPackage, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not cls.find_binary((("rpmbuild", "rpm"), ("rpm2cpio", "rpm"))):
+            return
+        arch = cls.machine[1]
+        cls.log = cls.build("build-rpm", arch).stdout
+        rpms = [f for f in os.listdir(cls.out) if f.endswith(f".{arch}.rpm")]
+        if len(rpms) != 1:
+            shutil.rmtree(cls.out, ignore_errors=True)
+            raise AssertionError(f"not one .{arch}.rpm: {rpms}")
+        cls.pkg = os.path.join(cls.out, rpms[0])
+        members = cpio_members(sh(["rpm2cpio", cls.pkg], text=False).stdout)
+        cls.mode, cls.packaged = members["./usr/bin/asg-agent"]
+
+    def rpm(self, *args):
+        r = sh(["rpm", "-qp"] + list(args) + [self.pkg])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.splitlines()
+
+    def test_requires_only_systemd_and_sh(self):
+        evr = self.rpm("--qf", "%{VERSION}-%{RELEASE}")[0]
+        requires = self.rpm("-R")
+        # config(asg-agent) is rpm's own, for the %config files: the package provides it.
+        other = [r for r in requires if r not in ("systemd", "/bin/sh", f"config(asg-agent) = {evr}")
+                 and not r.startswith("rpmlib(")]
+        self.assertEqual(other, [], requires)
+        self.assertIn("systemd", requires)
+        self.assertIn(f"config(asg-agent) = {evr}", self.rpm("--provides"))
+        self.assertIn("Requires:", self.log, "build-rpm prints the Requires")
+        self.assertEqual(self.rpm("--qf", "%{ARCH}"), [self.machine[1]])
+
+    def test_same_files_as_before(self):
+        paths = []
+        for p in self.rpm("-l"):
+            if p.startswith("/usr/lib/.build-id"):
+                continue        # links to the binary's build id, when it has one
+            p = re.sub(r"^/usr/share/doc/asg-agent-[^/]+", "/usr/share/doc/asg-agent", p)
+            paths.append(re.sub(r"^(/usr/share/man/.*)\.gz$", r"\1", p))
+        self.assertEqual(sorted(paths), sorted(RPM_PATHS))
+        self.assertEqual(self.rpm("-c"), ["/etc/asg-agent/agent.conf",
+                                          "/etc/asg-agent/agent.conf.example"])
+
+    def test_enabled_never_started(self):
+        scripts = "\n".join(self.rpm("--scripts"))
+        self.assertIn("preset asg-agent.service", scripts)
+        self.assertNotRegex(scripts, r"\b(start|restart|try-restart)\b",
+                            "the package never starts or restarts the agent")
+
+
+class StaticDebArm64(StaticDeb):
+    aarch64 = True
+
+
+class StaticRpmAarch64(StaticRpm):
+    aarch64 = True
+
+
+class StaticPackagingFiles(unittest.TestCase):
+    """Nothing is compiled while packaging: no -dev package, no compiler."""
+
+    def test_debian_control(self):
+        control = read(os.path.join(SRCDIR, "packaging/debian/control"))
+        build_depends = re.search(r"(?ms)^Build-Depends:(.*?)^\S", control).group(1)
+        self.assertEqual([d.strip() for d in build_depends.split(",") if d.strip()],
+                         ["debhelper-compat (= 13)"])
+        self.assertRegex(control, r"(?m)^Depends: systemd, \$\{misc:Depends\}$")
+        self.assertNotIn("shlibs:Depends", control)
+        self.assertNotIn("libsystemd", control)
+
+    def test_rpm_spec(self):
+        spec = read(os.path.join(SRCDIR, "packaging/rpm/asg-agent.spec"))
+        self.assertEqual(re.findall(r"(?m)^BuildRequires:\s*(.+)$", spec), ["systemd-rpm-macros"])
+        self.assertNotRegex(spec, r"(?m)^%(configure|make_build|make_install|build)\b")
+        self.assertRegex(spec, r"(?m)^%global debug_package %\{nil\}$")
+        self.assertNotIn("libsystemd", spec)
 
 
 if __name__ == "__main__":
