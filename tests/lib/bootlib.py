@@ -151,20 +151,23 @@ def merge_ini(base, extra):
 class Agent:
     """`asg-agent run` in the background, with its log kept."""
 
-    def __init__(self, config, env, log_path):
+    def __init__(self, config, env, log_path, cmd=None):
+        """cmd: how to run the binary (a list; default [AGENT]), e.g. through
+        qemu-user or inside a chroot, where config is a path as it sees it."""
         self.config = config
         self.log_path = log_path
         self.log = open(log_path, "ab")
+        self.cmd = list(cmd or [AGENT])
         env = dict(env)
         env["ASG_AGENT_LOG_STDERR"] = "1"
         env.pop("NOTIFY_SOCKET", None)
         self.env = env
-        self.proc = subprocess.Popen([AGENT, "-c", config, "run"], env=env,
+        self.proc = subprocess.Popen(self.cmd + ["-c", config, "run"], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     def status(self, *args, timeout=30):
-        r = subprocess.run([AGENT, "-c", self.config, "status", *args], env=self.env,
+        r = subprocess.run(self.cmd + ["-c", self.config, "status", *args], env=self.env,
                            capture_output=True, text=True, timeout=timeout)
         return r
 
