@@ -86,7 +86,7 @@ static const struct opt opts[] = {
 	  "run an artifact with neither digest nor signature (never in production)", 0 },
 
 	{ "app", "unit", OPT_STRING, O(app_unit), 0, 0, "", NULL,
-	  "systemd unit started over D-Bus; or set command", 0 },
+	  "systemd unit started with systemctl; or set command", 0 },
 	{ "app", "command", OPT_STRING, O(app_command), 0, 0, "", NULL,
 	  "argv run by the agent in the release dir (no shell); or set unit", 0 },
 	{ "app", "pre_start", OPT_STRING, O(pre_start), 0, 0, "", NULL,

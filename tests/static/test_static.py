@@ -52,6 +52,11 @@ class Binaries(unittest.TestCase):
         self.assertIn(machine, readelf(path, "-h"))
         self.assertNotIn("INTERP", headers, "a static binary has no program interpreter")
         self.assertNotIn("(NEEDED)", headers, "a static binary needs no shared library")
+        # Configured for the packages: the default configuration is /etc's, not /usr/local's.
+        with open(path, "rb") as f:
+            image = f.read()
+        self.assertIn(b"/etc/asg-agent/agent.conf", image)
+        self.assertNotIn(b"/usr/local/etc", image)
         print(f"# {os.path.basename(os.path.dirname(path))}: {os.path.getsize(path)} bytes")
 
     def check_version(self, out):
