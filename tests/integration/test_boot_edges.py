@@ -65,16 +65,6 @@ class BootEdges(BootCase):
     prefix = "edge"
 
     # -- helpers ---------------------------------------------------------------------
-    def assert_serving(self, a, w):
-        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
-        st = a.status_json()
-        self.assertEqual(st["phase"], "serving")
-        self.assertIsNone(st["error"])
-        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
-        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"],
-                         self.f.lifecycle())
-        return st
-
     def marker(self, version):
         with open(os.path.join(self.state, "releases", f".{version}.complete")) as fh:
             return fh.read().strip()

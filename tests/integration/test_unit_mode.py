@@ -184,16 +184,6 @@ class UnitMode(BootCase):
         with open(os.path.join(self.sysd, name), "w") as fh:
             fh.write(text)
 
-    def assert_serving(self, a, w):
-        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
-        st = a.status_json()
-        self.assertEqual(st["phase"], "serving")
-        self.assertIsNone(st["error"])
-        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
-        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"],
-                         self.f.lifecycle())
-        return st
-
     RESTART = ["--no-ask-password", "restart", UNIT]
     SHOW = ["--no-ask-password", "show", "--property=ActiveState", UNIT]
     STOP = ["--no-ask-password", "stop", UNIT]

@@ -310,6 +310,17 @@ class BootCase(unittest.TestCase):
             time.sleep(step)
         return pred()
 
+    def assert_serving(self, a, w):
+        """The boot reached serving: status 0, no error, the endpoint 200, CONTINUE sent."""
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        st = a.status_json()
+        self.assertEqual(st["phase"], "serving")
+        self.assertIsNone(st["error"])
+        self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"],
+                         self.f.lifecycle())
+        return st
+
     def assert_failed(self, a, w, cause, fresh_state=True):
         """The boot failed closed: status failed with cause, exit 1, ABANDON sent,
         nothing half-installed, no app running."""
