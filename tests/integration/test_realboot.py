@@ -12,6 +12,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -80,7 +81,9 @@ class RealBoot(unittest.TestCase):
             debs = [d for d in glob.glob(os.path.join(out, "asg-agent_*.deb"))
                     if "dbgsym" not in d]
             self.assertEqual(len(debs), 1, os.listdir(out))
-            r = subprocess.run([os.path.join(SRCDIR, "packaging", "test-in-nspawn"), debs[0],
+            # This interpreter, not the script's #!: the one bootstrap chose has moto.
+            r = subprocess.run([sys.executable, os.path.join(SRCDIR, "packaging", "test-in-nspawn"),
+                                debs[0],
                                 "--mode", "unit", "--terminate"],
                                capture_output=True, text=True, timeout=600)
             for line in (r.stdout + r.stderr).splitlines()[-60:]:
