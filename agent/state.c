@@ -81,11 +81,19 @@ state_process_start(int pid)
 	char			 text[1024];
 	unsigned long long	 start = 0;
 	ssize_t			 n;
-	int			 fd, field;
+	int			 dfd, fd, field;
 
-	path = xasprintf("/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * Relative to /proc: an emulator that fakes the paths of /proc/self
+	 * (qemu-user) must not make our own record differ from what `status`,
+	 * another process, reads for the same pid.
+	 */
+	if ((dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return 0;
+	path = xasprintf("%d/stat", pid);
+	fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
 	free(path);
+	close(dfd);
 	if (fd == -1)
 		return 0;
 	n = read(fd, text, sizeof text - 1);
