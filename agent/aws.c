@@ -152,7 +152,7 @@ aws_resolve_region(struct aws *a, const char *configured, char **cause)
 	else if (configured != NULL && *configured != '\0')
 		r = xstrdup(configured);
 	else {
-		if (imds_get(a->imds, "meta-data/placement/region", &r, cause) != IMDS_OK) {
+		if (imds_get(a->imds, "meta-data/placement/region", &r, cause) != OUTCOME_OK) {
 			free(r);
 			return set_cause(cause, "cannot learn the region: %s",
 			    *cause != NULL ? *cause : "IMDS has no region");
@@ -465,6 +465,7 @@ call_retry_init(struct aws *a, struct retry *r)
 {
 	retry_init(r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
 	    mono_now() + a->api_timeout);
+	r->stop = a->stop;
 }
 
 /* A throttling answer: counted, and the rest of this call backs off harder. */
@@ -478,22 +479,17 @@ call_throttled(struct aws *a, struct aws_counter *ctr, struct retry *r)
 
 /* Wait before a call's next attempt; -1 (with the cause) when it must give up. */
 static int
-call_backoff(struct aws *a, struct retry *r, char **cause)
+call_backoff(struct aws *a, struct retry *r, enum outcome o, char **cause)
 {
-	double	delay;
-
-	if (a->stop != NULL && *a->stop)
-		return -1;
-	if ((delay = retry_next(r, mono_now())) < 0) {
-		/* Still throttled or 5xx: no answer the caller should treat as final. */
+	if (retry_pause(r, o, 1) == 0)
+		return 0;
+	/* Still throttled or 5xx: no answer the caller should treat as final. */
+	if (a->stop == NULL || !*a->stop)
 		set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
-		return -1;
-	}
-	sleep_for(delay, a->stop);
-	return 0;
+	return -1;
 }
 
-int
+enum outcome
 aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
     size_t n, struct aws_result *res, char **cause)
 {
@@ -503,7 +499,8 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	char			*endpoint = NULL, *url = NULL;
 	long long		 server_date;
 	double			 skew;
-	int			 err, ret = AWS_FAIL, skew_fixed = 0, creds_renewed = 0;
+	enum outcome		 ret = OUTCOME_RETRY, again;
+	int			 err, skew_fixed = 0, creds_renewed = 0;
 
 	memset(res, 0, sizeof *res);
 	if (a->region == NULL) {
@@ -526,9 +523,10 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 		if (err == -1)
 			goto out;	/* no credentials: retrying here will not help */
 		if (err == HTTP_OK && res->code == NULL) {
-			ret = AWS_OK;
+			ret = OUTCOME_OK;
 			goto out;
 		}
+		again = OUTCOME_RETRY;
 		if (err == HTTP_OK) {
 			skew = server_date > 0 ? (double)server_date - wall_now() : 0;
 			if (in_list(skew_codes, res->code) && !skew_fixed &&
@@ -543,24 +541,27 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 				creds_renewed = 1;
 				continue;
 			}
-			if (aws_is_throttle(res->code))
+			if (aws_is_throttle(res->code)) {
 				call_throttled(a, ctr, &r);
-			else if (!in_list(transient_codes, res->code) &&
+				again = OUTCOME_THROTTLED;
+			} else if (!in_list(transient_codes, res->code) &&
 			    res->status < 500) {
 				ctr->errors++;
 				set_cause(cause, "%s: %s", res->code, res->message);
-				ret = AWS_ERROR;
+				ret = OUTCOME_FATAL;
 				goto out;
 			}
 			set_cause(cause, "%s %s: %s: %s", services[svc].name, action,
 			    res->code, res->message);
 		} else if (!http_retryable(err))
 			goto out;
-		if (call_backoff(a, &r, cause) != 0)
+		if (call_backoff(a, &r, again, cause) != 0) {
+			ret = again;
 			goto out;
+		}
 	}
 out:
-	if (ret == AWS_FAIL && res->code == NULL)
+	if (outcome_retryable(ret) && res->code == NULL)
 		aws_result_free(res);
 	buf_free(&body);
 	free(endpoint);
@@ -618,7 +619,7 @@ out:
 	buf_free(&b);
 }
 
-int
+enum outcome
 aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
     struct http_stream **out, char **cause)
 {
@@ -631,7 +632,8 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 	struct buf		 path = { NULL, 0, 0 };
 	char			*endpoint = NULL, *url = NULL;
 	long			 status;
-	int			 err, ret = AWS_FAIL;
+	enum outcome		 ret = OUTCOME_RETRY, again;
+	int			 err;
 
 	*out = NULL;
 	memset(&res, 0, sizeof res);
@@ -673,15 +675,16 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		req.timeout = 30;
 		req.connect_timeout = 3;
 		err = http_stream_open(&req, &st, cause);
+		again = OUTCOME_RETRY;
 		if (err == HTTP_OK) {
 			status = http_stream_status(st);
 			if (status == 200 && from == 0) {
 				aws_adapt(a, 0);
-				ret = AWS_OK;
+				ret = OUTCOME_OK;
 				goto out;
 			}
 			if (status == 206 && from > 0) {
-				ret = AWS_OK;
+				ret = OUTCOME_OK;
 				goto out;
 			}
 			if (status >= 200 && status < 300) {
@@ -691,24 +694,27 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			}
 			s3_error(st, &res);
 			aws_adapt(a, aws_is_throttle(res.code));
-			if (aws_is_throttle(res.code))
+			if (aws_is_throttle(res.code)) {
 				call_throttled(a, ctr, &r);
-			else if (status < 500) {
+				again = OUTCOME_THROTTLED;
+			} else if (status < 500) {
 				ctr->errors++;
 				set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 				    res.message);
-				ret = AWS_ERROR;
+				ret = OUTCOME_FATAL;
 				goto out;
 			}
 			set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 			    res.message);
 		} else if (!http_retryable(err))
 			goto out;
-		if (call_backoff(a, &r, cause) != 0)
+		if (call_backoff(a, &r, again, cause) != 0) {
+			ret = again;
 			goto out;
+		}
 	}
 out:
-	if (ret == AWS_OK) {
+	if (ret == OUTCOME_OK) {
 		*out = st;
 		st = NULL;
 	}

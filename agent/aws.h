@@ -6,6 +6,7 @@
 
 #include "creds.h"
 #include "imds.h"
+#include "outcome.h"
 #include "xml.h"
 
 enum aws_service {
@@ -16,12 +17,15 @@ enum aws_service {
 	AWS_NSERVICES
 };
 
-/* aws_call's outcome: an answer (good or an AWS error), or no usable answer. */
-enum aws_status {
-	AWS_FAIL = -1,		/* transport failure or retries exhausted: see cause */
-	AWS_OK = 0,
-	AWS_ERROR = 1,		/* AWS answered with an error: code and message set */
-};
+/*
+ * aws_call and aws_s3_open return an enum outcome: OUTCOME_OK; OUTCOME_FATAL
+ * when AWS answered with an error (code and message set); OUTCOME_RETRY or
+ * OUTCOME_THROTTLED when there was no usable answer (network, 5xx, no
+ * credentials, still throttled after api_timeout: see cause). The older
+ * names, for the callers that still use them:
+ */
+#define AWS_OK		OUTCOME_OK
+#define AWS_ERROR	OUTCOME_FATAL
 
 #define AWS_MAX_ACTIONS	32
 
@@ -72,17 +76,17 @@ const char *aws_service_name(int);
 /* The endpoint for a service: per-service env, AWS_ENDPOINT_URL, config, then AWS's. */
 char	*aws_endpoint(const struct aws *, int);
 /* One Query API call, retried on throttling, 5xx and connection errors. */
-int	aws_call(struct aws *, int service, const char *action,
+enum outcome aws_call(struct aws *, int service, const char *action,
 	    const struct aws_param *, size_t, struct aws_result *, char **);
 void	aws_result_free(struct aws_result *);
 /* Split s3://BUCKET/KEY; -1 with a cause when malformed. */
 int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
 /*
  * Open an S3 object for streaming from byte offset from (a Range request when
- * > 0). Throttling and 5xx are retried; returns enum aws_status.
+ * > 0). Throttling and 5xx are retried.
  */
 struct http_stream;
-int	aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
+enum outcome aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
 	    struct http_stream **, char **);
 /*
  * How much slower than normal to poll: doubles with every throttling answer

@@ -1,6 +1,7 @@
 /* boot.c - `asg-agent run`: from a fresh instance to a serving app, or a clean ABANDON. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 volatile sig_atomic_t		boot_stop;
 volatile sig_atomic_t		boot_signals;
 volatile sig_atomic_t		boot_reload;
+volatile sig_atomic_t		boot_hurry;
 static volatile sig_atomic_t	boot_deadline_hit;
 
 static void
@@ -55,7 +57,8 @@ on_signal(int sig)
 		boot_deadline_hit = 1;
 		break;
 	default:
-		boot_signals++;
+		if (++boot_signals > 1)
+			boot_hurry = 1;
 		break;
 	}
 	boot_stop = 1;
@@ -237,7 +240,7 @@ boot_tick(void *arg)
 	struct boot	*b = arg;
 	char		*cause = NULL;
 	double		 now = mono_now();
-	int		 r;
+	enum outcome	 r;
 
 	if (now - b->last_extend > 10) {
 		sd_tell("EXTEND_TIMEOUT_USEC=60000000");
@@ -247,9 +250,9 @@ boot_tick(void *arg)
 		return;
 	b->next_heartbeat = now + b->hb_interval;
 	r = lifecycle_heartbeat(&b->aws, b->group, b->hb_hook, b->instance_id, &cause);
-	if (r == LIFECYCLE_ERROR || r == LIFECYCLE_RETRY)
+	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", b->hb_hook, cause);
-	else if (r == LIFECYCLE_NOT_PENDING) {
+	else if (r == OUTCOME_NOT_FOUND) {
 		log_info("lifecycle hook %s has no pending action: no more heartbeats",
 		    b->hb_hook);
 		b->hb_hook = NULL;
@@ -270,6 +273,21 @@ boot_wait(struct boot *b, double seconds)
 	}
 }
 
+/*
+ * The boot's own retry loops ask again at the tag polls' pace, until the
+ * boot is stopped (its deadline too) or the given deadline passes.
+ */
+static void
+boot_retry(struct boot *b, struct retry *r, double deadline, int tick)
+{
+	retry_init(r, BOOT_POLL_BASE, BOOT_POLL_CAP, deadline);
+	r->stop = (volatile int *)&boot_stop;
+	if (tick) {
+		r->tick = boot_tick;
+		r->tick_arg = b;
+	}
+}
+
 /* The instance id, the region, credentials, and whether we boot into a warm pool. */
 static int
 step_identity(struct boot *b, char **cause)
@@ -278,7 +296,7 @@ step_identity(struct boot *b, char **cause)
 	char			*nl, *target;
 
 	boot_phase(b, PHASE_WAITING_FOR_IMDS, "imds", "asking IMDS who we are");
-	if (imds_get(&b->imds, "meta-data/instance-id", &b->instance_id, cause) != IMDS_OK)
+	if (imds_get(&b->imds, "meta-data/instance-id", &b->instance_id, cause) != OUTCOME_OK)
 		return set_cause(cause, "instance id: %s", *cause != NULL ? *cause :
 		    "IMDS has no instance-id");
 	if ((nl = strpbrk(b->instance_id, "\r\n")) != NULL)
@@ -304,7 +322,9 @@ step_identity(struct boot *b, char **cause)
 static int
 step_hook(struct boot *b, char **cause)
 {
-	int	timeout = 0, r;
+	struct retry	r;
+	enum outcome	o;
+	int		timeout = 0;
 
 	if (b->hook_checked || b->group == NULL)
 		return 0;
@@ -312,12 +332,15 @@ step_hook(struct boot *b, char **cause)
 	if (*b->cfg->launch_hook != '\0')
 		b->hook = xstrdup(b->cfg->launch_hook);
 	else {
+		boot_retry(b, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
-		while ((r = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING,
-		    &b->hook, &timeout, cause)) != LIFECYCLE_DONE) {
-			if (r != LIFECYCLE_RETRY || boot_stop)
+		while ((o = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING,
+		    &b->hook, &timeout, cause)) != OUTCOME_OK) {
+			if (!outcome_retryable(o) || boot_stop)
 				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 			log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
+			if (retry_pause(&r, o, 1) != 0)
+				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 		}
 	}
 	if (b->hook != NULL) {
@@ -336,33 +359,40 @@ step_hook(struct boot *b, char **cause)
 static int
 step_group(struct boot *b, char **cause)
 {
-	char	*g = NULL;
-	int	 r;
+	struct retry	 r;
+	enum outcome	 o;
+	char		*g = NULL;
 
 	if (b->group != NULL || b->group_checked)
 		return 0;
 	b->group_checked = 1;
-	while ((r = tags_instance_group(&b->aws, b->instance_id, &g, NULL,
-	    cause)) == TAGS_RETRY && !boot_stop)
+	boot_retry(b, &r, HUGE_VAL, 1);
+	while (outcome_retryable(o = tags_instance_group(&b->aws, b->instance_id, &g, NULL,
+	    cause)) && !boot_stop) {
 		log_warn("DescribeAutoScalingInstances (will retry): %s", *cause);
-	if (r == TAGS_RETRY || r == TAGS_ERROR)
+		if (retry_pause(&r, o, 1) != 0)
+			break;
+	}
+	if (outcome_retryable(o) || o == OUTCOME_FATAL)
 		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
-	if (r == TAGS_OK) {
+	if (o == OUTCOME_OK) {
 		b->group = g;
 		state_set(&b->st.group, g);
 	}
 	return step_hook(b, cause);
 }
 
-/* Keep the worse of two tag results: a final error beats a retry beats success. */
-static int
-worse(int a, int b)
+/* The worse of two tag results: final error, then throttled, then retry, then success. */
+static enum outcome
+worse(enum outcome a, enum outcome b)
 {
-	if (a == TAGS_ERROR || b == TAGS_ERROR)
-		return TAGS_ERROR;
-	if (a == TAGS_RETRY || b == TAGS_RETRY)
-		return TAGS_RETRY;
-	return TAGS_OK;
+	if (a == OUTCOME_FATAL || b == OUTCOME_FATAL)
+		return OUTCOME_FATAL;
+	if (a == OUTCOME_THROTTLED || b == OUTCOME_THROTTLED)
+		return OUTCOME_THROTTLED;
+	if (a == OUTCOME_RETRY || b == OUTCOME_RETRY)
+		return OUTCOME_RETRY;
+	return OUTCOME_OK;
 }
 
 /*
@@ -387,15 +417,16 @@ launch_copy(const struct boot *b, const struct tags *t)
 /*
  * One round of looking for the group and the version tags, cheapest source
  * first. Fills b->group, b->version and b->sha256 as they become known.
- * Returns TAGS_OK (look at b->version), TAGS_RETRY or TAGS_ERROR.
+ * Returns OUTCOME_OK (look at b->version), a retryable outcome or OUTCOME_FATAL.
  */
-static int
+static enum outcome
 poll_tags(struct boot *b, int *imds_tags, char **cause)
 {
 	const char	*keys[4], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
-	int		 source = b->cfg->version_source, r, r2, n = 0, ret = TAGS_ERROR;
+	enum outcome	 r, r2, ret = OUTCOME_FATAL;
+	int		 source = b->cfg->version_source, n = 0;
 
 	keys[n++] = b->cfg->version_tag;
 	if (*b->cfg->sha256_tag != '\0')
@@ -407,9 +438,9 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	/* IMDS tags cost no API quota: always try them first while they answer. */
 	if (*imds_tags) {
 		r = tags_from_imds(&b->imds, keys, &t, cause);
-		if (r == TAGS_ERROR)
+		if (r == OUTCOME_FATAL)
 			goto out;
-		if (r == TAGS_UNAVAILABLE) {
+		if (r == OUTCOME_NOT_FOUND) {
 			*imds_tags = 0;
 			if (source == VERSION_SOURCE_IMDS) {
 				set_cause(cause, "[version] source = imds, but this instance "
@@ -432,7 +463,7 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	    (source == VERSION_SOURCE_INSTANCE || b->group == NULL)) {
 		tags_free(&t);
 		r = tags_from_instance(&b->aws, b->instance_id, keys, &t, &err);
-		if (r == TAGS_OK) {
+		if (r == OUTCOME_OK) {
 			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
 				b->group = xstrdup(v);
 			if (source == VERSION_SOURCE_INSTANCE) {
@@ -450,14 +481,14 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 		/* For the group name alone, DescribeAutoScalingInstances may still answer. */
 		if (b->group == NULL) {
 			r2 = tags_instance_group(&b->aws, b->instance_id, &g, NULL, cause);
-			if (r2 == TAGS_OK)
+			if (r2 == OUTCOME_OK)
 				b->group = g;
-			else if (r != TAGS_OK && r2 != TAGS_UNAVAILABLE) {
+			else if (r != OUTCOME_OK && r2 != OUTCOME_NOT_FOUND) {
 				ret = worse(r, r2);
 				set_cause(cause, "EC2 DescribeTags: %s; "
 				    "DescribeAutoScalingInstances: %s", err, *cause);
 				goto out;
-			} else if (r2 != TAGS_UNAVAILABLE) {
+			} else if (r2 != OUTCOME_NOT_FOUND) {
 				ret = r2;
 				goto out;
 			}
@@ -465,11 +496,11 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 	}
 	if (source == VERSION_SOURCE_GROUP && src_name == NULL) {
 		if (b->group == NULL) {
-			ret = TAGS_OK;	/* not in a group yet: poll again */
+			ret = OUTCOME_OK;	/* not in a group yet: poll again */
 			goto out;
 		}
 		tags_free(&t);
-		if ((r = tags_from_group(&b->aws, b->group, keys, &t, cause)) != TAGS_OK) {
+		if ((r = tags_from_group(&b->aws, b->group, keys, &t, cause)) != OUTCOME_OK) {
 			ret = r;
 			goto out;
 		}
@@ -487,7 +518,7 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 		    (v = tags_get(&t, b->cfg->sha256_tag)) != NULL && *v != '\0')
 			b->sha256 = xstrdup(v);
 	}
-	ret = TAGS_OK;
+	ret = OUTCOME_OK;
 out:
 	tags_free(&t);
 	free(err);
@@ -507,7 +538,8 @@ step_version(struct boot *b, char **cause)
 {
 	struct retry	 r;
 	double		 delay, deadline;
-	int		 imds_tags = 1, res;
+	enum outcome	 res;
+	int		 imds_tags = 1;
 	char		*err = NULL, *safe;
 
 	boot_phase(b, PHASE_WAITING_FOR_TAG, "version-tag", "waiting for tag %s",
@@ -523,12 +555,12 @@ step_version(struct boot *b, char **cause)
 				goto fail;
 			boot_save(b);
 		}
-		if (res == TAGS_ERROR) {
+		if (res == OUTCOME_FATAL) {
 			/* Auth and validation errors will not fix themselves. */
 			set_cause(cause, "reading tags: %s", err);
 			goto fail;
 		}
-		if (res == TAGS_RETRY)
+		if (outcome_retryable(res))
 			log_warn("reading tags (will retry): %s", err);
 		if (b->version != NULL && verifiable(b))
 			break;
@@ -536,7 +568,9 @@ step_version(struct boot *b, char **cause)
 			set_cause(cause, "stopped while waiting for tag %s", b->cfg->version_tag);
 			goto fail;
 		}
-		if ((delay = retry_next(&r, mono_now())) < 0 || mono_now() + delay >= deadline) {
+		/* Throttled answers stretch the polling for the whole fleet's sake. */
+		if ((delay = retry_pause_for(&r, res, aws_slowdown(&b->aws), mono_now())) < 0 ||
+		    mono_now() + delay >= deadline) {
 			if (b->version != NULL)
 				set_cause(cause, "tag %s is %s but it has no %s tag after %d s and "
 				    "no public_key is configured: nothing to verify it with",
@@ -546,14 +580,10 @@ step_version(struct boot *b, char **cause)
 				set_cause(cause, "tag %s did not appear within %d s (%s)%s%s; "
 				    "refusing to guess a version", b->cfg->version_tag,
 				    b->cfg->version_wait, b->group != NULL ? b->group :
-				    "group unknown", res == TAGS_RETRY ? ": " : "",
-				    res == TAGS_RETRY ? err : "");
+				    "group unknown", outcome_retryable(res) ? ": " : "",
+				    outcome_retryable(res) ? err : "");
 			goto fail;
 		}
-		/* Throttled answers stretch the polling for the whole fleet's sake. */
-		delay *= aws_slowdown(&b->aws);
-		if (mono_now() + delay > deadline)
-			delay = deadline - mono_now();
 		boot_wait(b, delay);
 	}
 	free(err);
@@ -822,23 +852,23 @@ out:
 	return ret;
 }
 
-int
+enum outcome
 boot_complete(struct boot *b, const char *result)
 {
-	char	*cause = NULL;
-	int	 r;
+	char		*cause = NULL;
+	enum outcome	 r;
 
 	if (b->hook == NULL || b->completed)
-		return LIFECYCLE_DONE;
+		return OUTCOME_OK;
 	/* In a big scale-out this call can wait on throttling for a while: say so. */
 	state_setf(&b->st.lifecycle, "sending %s for launch hook %s", result, b->hook);
 	boot_save(b);
 	r = lifecycle_complete(&b->aws, b->group, b->hook, b->instance_id, result, &cause);
-	if (r == LIFECYCLE_DONE) {
+	if (r == OUTCOME_OK) {
 		state_setf(&b->st.lifecycle, "%s sent for launch hook %s", result, b->hook);
 		log_info("lifecycle: %s sent for hook %s", result, b->hook);
 		b->completed = 1;
-	} else if (r == LIFECYCLE_NOT_PENDING) {
+	} else if (r == OUTCOME_NOT_FOUND) {
 		state_setf(&b->st.lifecycle, "launch hook %s already completed (no %s needed)",
 		    b->hook, result);
 		log_info("lifecycle: hook %s has no pending action", b->hook);
@@ -858,8 +888,9 @@ boot_complete(struct boot *b, const char *result)
 static int
 fail(struct boot *b, const char *cause)
 {
-	double	 until;
-	char	*err = NULL;
+	struct retry	 r;
+	enum outcome	 o;
+	char		*err = NULL;
 
 	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
@@ -872,14 +903,15 @@ fail(struct boot *b, const char *cause)
 	 * failing together shares one Auto Scaling bucket: keep asking rather
 	 * than leave the instance to the hook's timeout.
 	 */
-	until = mono_now() + BOOT_ABANDON_RETRY;
+	boot_retry(b, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
 	if (boot_signals == 0 && b->st.phase == PHASE_WAITING_FOR_TAG &&
 	    step_group(b, &err) != 0)
 		log_warn("cannot ABANDON: %s", err);
-	if (boot_signals == 0)
-		while (boot_complete(b, "ABANDON") == LIFECYCLE_RETRY && !boot_stop &&
-		    mono_now() < until)
-			boot_save(b);
+	while (boot_signals == 0 && outcome_retryable(o = boot_complete(b, "ABANDON"))) {
+		boot_save(b);
+		if (retry_pause(&r, o, 1) != 0)
+			break;
+	}
 	state_step_end(&b->st);
 	b->st.phase = PHASE_FAILED;
 	boot_notify(b, "failed: %s", cause);
@@ -1156,7 +1188,7 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 		if (*cfg->sha256_tag != '\0')
 			keys[n++] = cfg->sha256_tag;
 		keys[n] = NULL;
-		if (tags_from_group(&b.aws, group, keys, &t, cause) != TAGS_OK) {
+		if (tags_from_group(&b.aws, group, keys, &t, cause) != OUTCOME_OK) {
 			set_cause(cause, "reading the tags of group %s: %s", group, *cause);
 			goto out;
 		}

@@ -45,6 +45,7 @@ struct boot {
 extern volatile sig_atomic_t	boot_stop;	/* SIGTERM/SIGINT, or the deadline */
 extern volatile sig_atomic_t	boot_signals;	/* how many stop signals so far */
 extern volatile sig_atomic_t	boot_reload;	/* SIGHUP */
+extern volatile sig_atomic_t	boot_hurry;	/* a second stop signal: cut waits short */
 
 /* Expand {version} {group} {region} {instance_id} {url}; values are percent-encoded when encode. */
 char	*boot_expand(const char *, const char *const vars[][2], int encode, char **);
@@ -72,9 +73,9 @@ void	boot_wait(struct boot *, double);
 void	boot_stop_app(struct boot *, const char *what);
 /*
  * CompleteLifecycleAction for the launch hook; sets b->completed when
- * settled. Returns the lifecycle_result (LIFECYCLE_DONE with no hook).
+ * settled. Returns lifecycle_complete's outcome (OUTCOME_OK with no hook).
  */
-int	boot_complete(struct boot *, const char *result);
+enum outcome boot_complete(struct boot *, const char *result);
 
 /* serve.c: the running life after the boot; returns the exit code. */
 int	serve_run(struct boot *);

@@ -149,16 +149,17 @@ from_imds(struct creds_provider *p, char **cause)
 {
 	struct creds	 c;
 	char		*list = NULL, *text = NULL, *path = NULL, *nl;
-	int		 r, ret = -1;
+	enum outcome	 r;
+	int		 ret = -1;
 
 	if (p->role == NULL) {
 		r = imds_get(p->imds, "meta-data/iam/security-credentials/", &list, cause);
-		if (r == IMDS_NOTFOUND) {
+		if (r == OUTCOME_NOT_FOUND) {
 			set_cause(cause, "no credentials: no AWS_ACCESS_KEY_ID and the "
 			    "instance has no IAM role");
 			goto out;
 		}
-		if (r != IMDS_OK)
+		if (r != OUTCOME_OK)
 			goto out;
 		if ((nl = strchr(list, '\n')) != NULL)
 			*nl = '\0';
@@ -169,8 +170,8 @@ from_imds(struct creds_provider *p, char **cause)
 		p->role = xstrdup(list);
 	}
 	path = xasprintf("meta-data/iam/security-credentials/%s", p->role);
-	if ((r = imds_get(p->imds, path, &text, cause)) != IMDS_OK) {
-		if (r == IMDS_NOTFOUND)
+	if ((r = imds_get(p->imds, path, &text, cause)) != OUTCOME_OK) {
+		if (r == OUTCOME_NOT_FOUND)
 			set_cause(cause, "IMDS has no credentials for role %s", p->role);
 		goto out;
 	}

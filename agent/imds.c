@@ -13,13 +13,6 @@
 #define IMDS_TOKEN_MARGIN	120	/* refresh this long before the token ends */
 #define IMDS_MAX_ANSWER		(1 << 20)
 
-/* One attempt's outcome: retry, give up, or done. */
-enum attempt {
-	ATTEMPT_DONE,
-	ATTEMPT_RETRY,
-	ATTEMPT_FAIL,
-};
-
 void
 imds_init(struct imds *m, const char *endpoint, double timeout)
 {
@@ -57,7 +50,7 @@ drop_token(struct imds *m)
 	m->token = NULL;
 }
 
-static enum attempt
+static enum outcome
 fetch_token(struct imds *m, char **cause)
 {
 	struct http_response	 resp;
@@ -67,7 +60,7 @@ fetch_token(struct imds *m, char **cause)
 	};
 	const char		*ttl;
 	char			*url;
-	enum attempt		 ret = ATTEMPT_RETRY;
+	enum outcome		 ret = OUTCOME_RETRY;
 	int			 err;
 	long			 secs;
 
@@ -81,17 +74,17 @@ fetch_token(struct imds *m, char **cause)
 	req.max_body = 4096;
 	m->requests++;
 	if ((err = http_do(&req, &resp, cause)) != HTTP_OK) {
-		ret = http_retryable(err) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		ret = http_retryable(err) ? OUTCOME_RETRY : OUTCOME_FATAL;
 		goto out;
 	}
 	if (resp.status == 403) {
 		set_cause(cause, "IMDS is disabled for this instance (403 on token request)");
-		ret = ATTEMPT_FAIL;
+		ret = OUTCOME_FATAL;
 		goto out;
 	}
 	if (resp.status == 400 || resp.status == 405) {
 		set_cause(cause, "IMDS refused the token request (HTTP %ld)", resp.status);
-		ret = ATTEMPT_FAIL;
+		ret = OUTCOME_FATAL;
 		goto out;
 	}
 	if (resp.status != 200 || resp.body.len == 0) {
@@ -106,7 +99,7 @@ fetch_token(struct imds *m, char **cause)
 	m->token = buf_take(&resp.body);
 	m->token_expiry = mono_now() + (double)secs -
 	    (secs > 2 * IMDS_TOKEN_MARGIN ? IMDS_TOKEN_MARGIN : secs / 2.0);
-	ret = ATTEMPT_DONE;
+	ret = OUTCOME_OK;
 out:
 	if (resp.body.data != NULL)
 		explicit_bzero(resp.body.data, resp.body.len);
@@ -115,21 +108,21 @@ out:
 	return ret;
 }
 
-static enum attempt
+static enum outcome
 try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 {
 	struct http_response	 resp;
 	struct http_request	 req;
 	const char		*hdrs[2];
 	char			*url = NULL, *tokhdr = NULL;
-	enum attempt		 ret = ATTEMPT_RETRY;
+	enum outcome		 ret = OUTCOME_RETRY;
 	int			 err;
 
 	memset(&resp, 0, sizeof resp);
 	if (m->token == NULL || mono_now() >= m->token_expiry) {
-		if ((ret = fetch_token(m, cause)) != ATTEMPT_DONE)
+		if ((ret = fetch_token(m, cause)) != OUTCOME_OK)
 			goto out;
-		ret = ATTEMPT_RETRY;
+		ret = OUTCOME_RETRY;
 	}
 	url = xasprintf("%s/latest/%s", m->endpoint, path);
 	tokhdr = xasprintf("X-aws-ec2-metadata-token: %s", m->token);
@@ -144,17 +137,17 @@ try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 	req.max_body = IMDS_MAX_ANSWER;
 	m->requests++;
 	if ((err = http_do(&req, &resp, cause)) != HTTP_OK) {
-		ret = http_retryable(err) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		ret = http_retryable(err) ? OUTCOME_RETRY : OUTCOME_FATAL;
 		goto out;
 	}
 	*status = (int)resp.status;
 	switch (resp.status) {
 	case 200:
 		*out = buf_take(&resp.body);
-		ret = ATTEMPT_DONE;
+		ret = OUTCOME_OK;
 		break;
 	case 404:
-		ret = ATTEMPT_DONE;
+		ret = OUTCOME_OK;
 		break;
 	case 401:
 		/* Expired or revoked token: a new one on the next attempt. */
@@ -163,11 +156,11 @@ try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 		break;
 	case 403:
 		set_cause(cause, "IMDS is disabled for this instance (403 on %s)", path);
-		ret = ATTEMPT_FAIL;
+		ret = OUTCOME_FATAL;
 		break;
 	default:
 		set_cause(cause, "IMDS %s: HTTP %ld", path, resp.status);
-		ret = resp.status >= 500 || resp.status == 429 ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+		ret = resp.status >= 500 || resp.status == 429 ? OUTCOME_RETRY : OUTCOME_FATAL;
 		break;
 	}
 out:
@@ -177,37 +170,40 @@ out:
 	return ret;
 }
 
-int
+enum outcome
 imds_get(struct imds *m, const char *path, char **out, char **cause)
 {
 	struct retry	r;
-	enum attempt	a;
-	double		delay;
+	enum outcome	a;
 	int		status = 0, token_retried = 0;
 
 	*out = NULL;
-	if (m->disabled)
-		return set_cause(cause, "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
+	if (m->disabled) {
+		set_cause(cause, "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
+		return OUTCOME_FATAL;
+	}
 	retry_init(&r, 0.05, 2.0, mono_now() + m->timeout);
+	r.stop = m->stop;
 	for (;;) {
 		status = 0;
 		a = try_get(m, path, out, &status, cause);
-		if (a == ATTEMPT_DONE)
-			return status == 404 ? IMDS_NOTFOUND : IMDS_OK;
-		if (a == ATTEMPT_FAIL)
-			return IMDS_ERROR;
+		if (a == OUTCOME_OK)
+			return status == 404 ? OUTCOME_NOT_FOUND : OUTCOME_OK;
+		if (a == OUTCOME_FATAL)
+			return OUTCOME_FATAL;
 		/* A refused token is retried at once, a single time. */
 		if (status == 401 && !token_retried) {
 			token_retried = 1;
 			continue;
 		}
-		if (m->stop != NULL && *m->stop)
-			return set_cause(cause, "%s (stopped)", *cause);
-		if ((delay = retry_next(&r, mono_now())) < 0) {
-			set_cause(cause, "%s (gave up after %.0f s)", *cause, m->timeout);
-			return IMDS_ERROR;
+		if (retry_pause(&r, a, 1) != 0) {
+			if (m->stop != NULL && *m->stop)
+				set_cause(cause, "%s (stopped)", *cause);
+			else
+				set_cause(cause, "%s (gave up after %.0f s)", *cause,
+				    m->timeout);
+			return OUTCOME_FATAL;
 		}
 		m->retries++;
-		sleep_for(delay, m->stop);
 	}
 }

@@ -2,11 +2,7 @@
 #ifndef ASG_IMDS_H
 #define ASG_IMDS_H
 
-enum imds_result {
-	IMDS_ERROR = -1,
-	IMDS_OK = 0,
-	IMDS_NOTFOUND = 1,	/* 404: an answer, e.g. tags in IMDS are off */
-};
+#include "outcome.h"
 
 struct imds {
 	char		*endpoint;
@@ -22,7 +18,11 @@ struct imds {
 /* Endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, else the one given, else 169.254.169.254. */
 void	imds_init(struct imds *, const char *endpoint, double timeout);
 void	imds_free(struct imds *);
-/* GET latest/PATH into *out; retried until the timeout. Returns enum imds_result. */
-int	imds_get(struct imds *, const char *path, char **out, char **cause);
+/*
+ * GET latest/PATH into *out, retried until the timeout: OUTCOME_OK,
+ * OUTCOME_NOT_FOUND (404: an answer, e.g. tags in IMDS are off), or
+ * OUTCOME_FATAL (disabled, refused, or no answer within the timeout).
+ */
+enum outcome imds_get(struct imds *, const char *path, char **out, char **cause);
 
 #endif

@@ -7,7 +7,7 @@
 #include "util.h"
 #include "xml.h"
 
-int
+enum outcome
 lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
     char **hook, int *heartbeat_timeout, char **cause)
 {
@@ -15,15 +15,12 @@ lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
 	struct aws_result	 res;
 	struct xml_node		*m;
 	const char		*t, *name;
-	int			 r, ret = LIFECYCLE_ERROR;
+	enum outcome		 ret;
 
 	*hook = NULL;
-	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
-	    cause)) != AWS_OK) {
-		if (r == AWS_FAIL)
-			ret = LIFECYCLE_RETRY;
+	if ((ret = aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
+	    cause)) != OUTCOME_OK)
 		goto out;
-	}
 	for (m = xml_child(xml_find(res.xml, "LifecycleHooks"), "member"); m != NULL;
 	    m = xml_next(m)) {
 		t = xml_child_text(m, "LifecycleTransition");
@@ -36,7 +33,6 @@ lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
 			break;
 		}
 	}
-	ret = LIFECYCLE_DONE;
 out:
 	aws_result_free(&res);
 	return ret;
@@ -50,18 +46,16 @@ not_pending(const struct aws_result *res)
 	    res->message != NULL && strstr(res->message, "No active Lifecycle Action") != NULL;
 }
 
-/* What an aws_call outcome means for a lifecycle action. */
-static int
-outcome(int r, const struct aws_result *res)
+/* What an aws_call outcome means for a lifecycle action: an error may say "none pending". */
+static enum outcome
+action_outcome(enum outcome r, const struct aws_result *res)
 {
-	if (r == AWS_OK)
-		return LIFECYCLE_DONE;
-	if (r == AWS_FAIL)
-		return LIFECYCLE_RETRY;
-	return not_pending(res) ? LIFECYCLE_NOT_PENDING : LIFECYCLE_ERROR;
+	if (r == OUTCOME_FATAL && not_pending(res))
+		return OUTCOME_NOT_FOUND;
+	return r;
 }
 
-int
+enum outcome
 lifecycle_complete(struct aws *a, const char *group, const char *hook,
     const char *instance_id, const char *result, char **cause)
 {
@@ -72,15 +66,15 @@ lifecycle_complete(struct aws *a, const char *group, const char *hook,
 		{ "LifecycleActionResult", result },
 	};
 	struct aws_result	res;
-	int			ret;
+	enum outcome		ret;
 
-	ret = outcome(aws_call(a, AWS_AUTOSCALING, "CompleteLifecycleAction", p, nitems(p),
-	    &res, cause), &res);
+	ret = action_outcome(aws_call(a, AWS_AUTOSCALING, "CompleteLifecycleAction", p,
+	    nitems(p), &res, cause), &res);
 	aws_result_free(&res);
 	return ret;
 }
 
-int
+enum outcome
 lifecycle_heartbeat(struct aws *a, const char *group, const char *hook,
     const char *instance_id, char **cause)
 {
@@ -90,15 +84,15 @@ lifecycle_heartbeat(struct aws *a, const char *group, const char *hook,
 		{ "InstanceId", instance_id },
 	};
 	struct aws_result	res;
-	int			ret;
+	enum outcome		ret;
 
-	ret = outcome(aws_call(a, AWS_AUTOSCALING, "RecordLifecycleActionHeartbeat", p,
+	ret = action_outcome(aws_call(a, AWS_AUTOSCALING, "RecordLifecycleActionHeartbeat", p,
 	    nitems(p), &res, cause), &res);
 	aws_result_free(&res);
 	return ret;
 }
 
-int
+enum outcome
 lifecycle_set_unhealthy(struct aws *a, const char *instance_id, char **cause)
 {
 	struct aws_param	p[] = {
@@ -107,10 +101,9 @@ lifecycle_set_unhealthy(struct aws *a, const char *instance_id, char **cause)
 		{ "ShouldRespectGracePeriod", "false" },
 	};
 	struct aws_result	res;
-	int			ret;
+	enum outcome		ret;
 
-	ret = aws_call(a, AWS_AUTOSCALING, "SetInstanceHealth", p, nitems(p), &res, cause) ==
-	    AWS_OK ? 0 : -1;
+	ret = aws_call(a, AWS_AUTOSCALING, "SetInstanceHealth", p, nitems(p), &res, cause);
 	aws_result_free(&res);
 	return ret;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "retry.h"
+#include "util.h"
 
 void
 retry_init(struct retry *r, double base, double cap, double deadline)
@@ -17,6 +18,9 @@ retry_init(struct retry *r, double base, double cap, double deadline)
 	r->floor = 0;
 	r->deadline = deadline;
 	r->attempt = 0;
+	r->stop = NULL;
+	r->tick = NULL;
+	r->tick_arg = NULL;
 }
 
 double
@@ -84,4 +88,44 @@ retry_next(struct retry *r, double now)
 	if (now + d > r->deadline)
 		d = r->deadline - now;
 	return d;
+}
+
+double
+retry_pause_for(struct retry *r, enum outcome o, double slowdown, double now)
+{
+	double	d;
+
+	if (o == OUTCOME_THROTTLED)
+		retry_throttled(r, 2 * r->base);
+	if ((d = retry_next(r, now)) < 0)
+		return -1;
+	d *= slowdown > 1 ? slowdown : 1;
+	/* Full jitter may draw next to nothing: a failing call is never asked again at once. */
+	if (d < RETRY_MIN_PAUSE)
+		d = RETRY_MIN_PAUSE;
+	if (now + d > r->deadline)
+		d = r->deadline - now;
+	return d;
+}
+
+static int
+stopped(const struct retry *r)
+{
+	return r->stop != NULL && *r->stop;
+}
+
+int
+retry_pause(struct retry *r, enum outcome o, double slowdown)
+{
+	double	end, left;
+
+	if (stopped(r) || (left = retry_pause_for(r, o, slowdown, mono_now())) < 0)
+		return -1;
+	end = mono_now() + left;
+	while (!stopped(r) && (left = end - mono_now()) > 0) {
+		sleep_for(r->tick != NULL && left > RETRY_TICK ? RETRY_TICK : left, r->stop);
+		if (r->tick != NULL)
+			r->tick(r->tick_arg);
+	}
+	return stopped(r) ? -1 : 0;
 }

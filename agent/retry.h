@@ -2,12 +2,20 @@
 #ifndef ASG_RETRY_H
 #define ASG_RETRY_H
 
+#include "outcome.h"
+
+#define RETRY_MIN_PAUSE	0.01	/* seconds: no retry loop spins, whatever the jitter */
+#define RETRY_TICK	0.25	/* seconds between ticks while pausing */
+
 struct retry {
 	double	base;		/* first ceiling, seconds */
 	double	cap;		/* largest ceiling, seconds */
 	double	floor;		/* delays lie in [floor, 1] x ceiling: 0 is full jitter */
 	double	deadline;	/* mono_now() value after which no retry starts */
 	int	attempt;	/* retries so far */
+	volatile int	*stop;		/* set: pauses end, nothing more is tried */
+	void	(*tick)(void *);	/* called every RETRY_TICK s of a pause, or NULL */
+	void	*tick_arg;
 };
 
 void	retry_init(struct retry *, double base, double cap, double deadline);
@@ -26,6 +34,19 @@ void	retry_throttled(struct retry *, double base);
  * first. A retry that would overrun is shortened to land on the deadline.
  */
 double	retry_next(struct retry *, double now);
+/*
+ * The pause before asking again after outcome o: retry_next's delay (after
+ * OUTCOME_THROTTLED with at least twice the base and equal jitter, as
+ * retry_throttled), times slowdown (>= 1), at least RETRY_MIN_PAUSE, and
+ * shortened to land on the deadline. -1 when the deadline has passed.
+ */
+double	retry_pause_for(struct retry *, enum outcome o, double slowdown, double now);
+/*
+ * Sleep that pause, calling tick as it passes: what every retry loop does
+ * before asking again, so that an immediate failure never spins. 0 when the
+ * next attempt may start; -1 when the deadline has passed or *stop is set.
+ */
+int	retry_pause(struct retry *, enum outcome o, double slowdown);
 /* A uniform double in [0, 1). */
 double	retry_random(void);
 

@@ -123,10 +123,7 @@ static int
 call(struct aws *a, int svc, const char *action, const struct aws_param *p, size_t n,
     struct aws_result *res, char **cause)
 {
-	int	r;
-
-	r = aws_call(a, svc, action, p, n, res, cause);
-	if (r != AWS_OK)
+	if (aws_call(a, svc, action, p, n, res, cause) != OUTCOME_OK)
 		return set_cause(cause, "%s: %s", action, *cause);
 	return 0;
 }

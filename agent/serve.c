@@ -1,4 +1,5 @@
 /* serve.c - the running life: lifecycle watch, continuous health, standby, drain, reload. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +11,13 @@
 #include "imds.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "retry.h"
 #include "state.h"
 #include "util.h"
 
 #define SERVE_COMPLETE_RETRY	5.0	/* seconds between CONTINUE retries */
+#define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
+#define SERVE_RETRY_CAP		2.0
 #define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
 
 struct serve {
@@ -36,7 +40,7 @@ serve_target_state(struct boot *b)
 	if (b->st.phase == PHASE_SERVING || b->st.phase == PHASE_WARMED)
 		b->imds.timeout = 3;
 	if (imds_get(&b->imds, "meta-data/autoscaling/target-lifecycle-state", &s,
-	    &cause) != IMDS_OK) {
+	    &cause) != OUTCOME_OK) {
 		log_debug("target lifecycle state: %s", cause != NULL ? cause : "not found");
 		free(s);
 		s = NULL;
@@ -109,7 +113,7 @@ probe(struct serve *s)
 	    mono_now() - s->unhealthy_since >= b->cfg->unhealthy_grace) {
 		free(err);
 		err = NULL;
-		if (lifecycle_set_unhealthy(&b->aws, b->instance_id, &err) == 0) {
+		if (lifecycle_set_unhealthy(&b->aws, b->instance_id, &err) == OUTCOME_OK) {
 			log_error("app did not recover within %d s: SetInstanceHealth Unhealthy "
 			    "sent, the group will replace this instance", b->cfg->unhealthy_grace);
 			s->replaced = 1;
@@ -122,6 +126,14 @@ out:
 	free(err);
 }
 
+/* While stopping, retries go on until a second stop signal (or no deadline at all). */
+static void
+serve_retry(struct retry *r, double deadline)
+{
+	retry_init(r, SERVE_RETRY_BASE, SERVE_RETRY_CAP, deadline);
+	r->stop = (volatile int *)&boot_hurry;
+}
+
 /*
  * Complete the terminate hook, retrying while AWS has not registered the
  * action yet, and for as long as it gives no answer (a scale-in of hundreds
@@ -131,29 +143,34 @@ out:
 static void
 complete_terminate(struct boot *b, const char *hook)
 {
-	char	*cause = NULL;
-	double	 until = mono_now() + SERVE_NOT_PENDING_WAIT;
-	int	 r;
+	struct retry	 rt;
+	char		*cause = NULL;
+	double		 until = mono_now() + SERVE_NOT_PENDING_WAIT;
+	enum outcome	 r;
 
+	/* The hook's own timeout is the backstop: no deadline here. */
+	serve_retry(&rt, HUGE_VAL);
 	for (;;) {
 		r = lifecycle_complete(&b->aws, b->group, hook, b->instance_id, "CONTINUE",
 		    &cause);
-		if (r == LIFECYCLE_DONE) {
+		if (r == OUTCOME_OK) {
 			state_setf(&b->st.lifecycle, "CONTINUE sent for terminate hook %s", hook);
 			log_info("lifecycle: CONTINUE sent for terminate hook %s", hook);
 			break;
 		}
-		if (r == LIFECYCLE_ERROR || boot_signals > 1 ||
-		    (r == LIFECYCLE_NOT_PENDING && mono_now() >= until)) {
+		if (r == OUTCOME_FATAL || boot_signals > 1 ||
+		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
 			state_setf(&b->st.lifecycle, "terminate hook %s not completed: %s", hook,
-			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
+			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
 			log_warn("terminate hook %s not completed: %s", hook,
-			    r == LIFECYCLE_NOT_PENDING ? "no active lifecycle action" : cause);
+			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
 			break;
 		}
-		if (r == LIFECYCLE_RETRY)
+		if (outcome_retryable(r))
 			log_warn("terminate hook %s (will retry): %s", hook, cause);
-		sleep_for(r == LIFECYCLE_NOT_PENDING ? 1.0 : 2.0, NULL);
+		/* Not pending yet: AWS has not registered the action; ask again soon. */
+		if (retry_pause(&rt, r, 1) != 0)
+			break;
 	}
 	free(cause);
 }
@@ -162,20 +179,25 @@ complete_terminate(struct boot *b, const char *hook)
  * The terminate hook's name: configured, or asked for; with persist, asked
  * again for as long as AWS gives no answer (until a second stop signal).
  */
-static int
+static enum outcome
 terminate_hook(struct boot *b, int persist, char **hook, int *timeout)
 {
-	char	*err = NULL;
-	int	 r;
+	struct retry	 rt;
+	char		*err = NULL;
+	enum outcome	 r;
 
 	if (*b->cfg->terminate_hook != '\0') {
 		*hook = xstrdup(b->cfg->terminate_hook);
-		return LIFECYCLE_DONE;
+		return OUTCOME_OK;
 	}
-	while ((r = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_TERMINATING, hook,
-	    timeout, &err)) == LIFECYCLE_RETRY && persist && boot_signals < 2)
+	serve_retry(&rt, HUGE_VAL);
+	while (outcome_retryable(r = lifecycle_find_hook(&b->aws, b->group,
+	    LIFECYCLE_TERMINATING, hook, timeout, &err)) && persist && boot_signals < 2) {
 		log_warn("DescribeLifecycleHooks (will retry): %s", err);
-	if (r != LIFECYCLE_DONE)
+		if (retry_pause(&rt, r, 1) != 0)
+			break;
+	}
+	if (r != OUTCOME_OK)
 		log_warn("DescribeLifecycleHooks: %s", err);
 	free(err);
 	return r;
@@ -191,7 +213,8 @@ drain(struct serve *s, int terminating, const char *why)
 	struct boot	*b = s->b;
 	char		*hook = NULL;
 	double		 end;
-	int		 timeout = 0, found = LIFECYCLE_DONE;
+	enum outcome	 found = OUTCOME_OK;
+	int		 timeout = 0;
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
@@ -211,7 +234,7 @@ drain(struct serve *s, int terminating, const char *why)
 	boot_stop_app(b, "app");
 	b->hb_hook = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
-	if (found == LIFECYCLE_RETRY)
+	if (outcome_retryable(found))
 		terminate_hook(b, 1, &hook, &timeout);
 	if (hook != NULL)
 		complete_terminate(b, hook);

@@ -48,20 +48,19 @@ tags_add(struct tags *t, const char *key, const char *value)
 	t->n++;
 }
 
-int
+enum outcome
 tags_from_imds(struct imds *m, const char *const *keys, struct tags *t, char **cause)
 {
-	char	*list = NULL, *value = NULL, *path = NULL, *line, *save = NULL;
-	size_t	 i;
-	int	 r, ret = TAGS_ERROR;
+	char		*list = NULL, *value = NULL, *path = NULL, *line, *save = NULL;
+	size_t		 i;
+	enum outcome	 r, ret = OUTCOME_FATAL;
 
 	memset(t, 0, sizeof *t);
-	if ((r = imds_get(m, "meta-data/tags/instance", &list, cause)) == IMDS_NOTFOUND) {
-		ret = TAGS_UNAVAILABLE;
+	if ((r = imds_get(m, "meta-data/tags/instance", &list, cause)) != OUTCOME_OK) {
+		/* IMDS itself retried what it could: what is left is an answer. */
+		ret = r == OUTCOME_NOT_FOUND ? OUTCOME_NOT_FOUND : OUTCOME_FATAL;
 		goto out;
 	}
-	if (r != IMDS_OK)
-		goto out;
 	for (line = strtok_r(list, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		for (i = 0; keys[i] != NULL; i++) {
@@ -72,18 +71,18 @@ tags_from_imds(struct imds *m, const char *const *keys, struct tags *t, char **c
 			free(value);
 			value = NULL;
 			/* A tag removed between the two reads is simply not there. */
-			if ((r = imds_get(m, path, &value, cause)) == IMDS_ERROR)
+			if ((r = imds_get(m, path, &value, cause)) == OUTCOME_FATAL)
 				goto out;
-			if (r == IMDS_OK)
+			if (r == OUTCOME_OK)
 				tags_add(t, line, value);
 		}
 	}
-	ret = TAGS_OK;
+	ret = OUTCOME_OK;
 out:
 	free(list);
 	free(value);
 	free(path);
-	if (ret == TAGS_ERROR)
+	if (ret == OUTCOME_FATAL)
 		tags_free(t);
 	return ret;
 }
@@ -138,7 +137,7 @@ key_filter(struct aws_param *p, size_t n, char names[][48], const char *const *k
  * EC2 and Auto Scaling DescribeTags differ only in their filter names and
  * answer shapes: one resource filter, one key filter with the wanted keys.
  */
-static int
+static enum outcome
 describe_tags(struct aws *a, int svc, const char *const names[4], const char *resource,
     const char *const *keys, struct tags *t, char **cause)
 {
@@ -146,7 +145,7 @@ describe_tags(struct aws *a, int svc, const char *const names[4], const char *re
 	struct aws_result	res;
 	char			buf[TAGS_MAX_KEYS][48];
 	size_t			n = 0;
-	int			r, ret = TAGS_ERROR;
+	enum outcome		ret;
 
 	memset(t, 0, sizeof *t);
 	p[n++] = (struct aws_param){ names[0], names[1] };
@@ -154,21 +153,18 @@ describe_tags(struct aws *a, int svc, const char *const names[4], const char *re
 	p[n++] = (struct aws_param){ names[3], "key" };
 	n = key_filter(p, n, buf, keys, svc == AWS_EC2 ? "Filter.2.Value." :
 	    "Filters.member.2.Values.member.");
-	if ((r = aws_call(a, svc, "DescribeTags", p, n, &res, cause)) != AWS_OK) {
-		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
+	if ((ret = aws_call(a, svc, "DescribeTags", p, n, &res, cause)) != OUTCOME_OK)
 		goto out;
-	}
 	if (svc == AWS_EC2)
 		tags_parse_ec2(res.xml, t);
 	else
 		tags_parse_autoscaling(res.xml, t);
-	ret = TAGS_OK;
 out:
 	aws_result_free(&res);
 	return ret;
 }
 
-int
+enum outcome
 tags_from_instance(struct aws *a, const char *instance_id, const char *const *keys,
     struct tags *t, char **cause)
 {
@@ -179,7 +175,7 @@ tags_from_instance(struct aws *a, const char *instance_id, const char *const *ke
 	return describe_tags(a, AWS_EC2, names, instance_id, keys, t, cause);
 }
 
-int
+enum outcome
 tags_from_group(struct aws *a, const char *group, const char *const *keys,
     struct tags *t, char **cause)
 {
@@ -191,7 +187,7 @@ tags_from_group(struct aws *a, const char *group, const char *const *keys,
 	return describe_tags(a, AWS_AUTOSCALING, names, group, keys, t, cause);
 }
 
-int
+enum outcome
 tags_instance_group(struct aws *a, const char *instance_id, char **group,
     char **lifecycle_state, char **cause)
 {
@@ -199,25 +195,22 @@ tags_instance_group(struct aws *a, const char *instance_id, char **group,
 	struct aws_result	 res;
 	struct xml_node		*m;
 	const char		*g, *s;
-	int			 r, ret = TAGS_ERROR;
+	enum outcome		 ret;
 
 	*group = NULL;
 	if (lifecycle_state != NULL)
 		*lifecycle_state = NULL;
-	if ((r = aws_call(a, AWS_AUTOSCALING, "DescribeAutoScalingInstances", p, nitems(p),
-	    &res, cause)) != AWS_OK) {
-		ret = r == AWS_FAIL ? TAGS_RETRY : TAGS_ERROR;
+	if ((ret = aws_call(a, AWS_AUTOSCALING, "DescribeAutoScalingInstances", p, nitems(p),
+	    &res, cause)) != OUTCOME_OK)
 		goto out;
-	}
 	m = xml_child(xml_find(res.xml, "AutoScalingInstances"), "member");
 	if (m == NULL || (g = xml_child_text(m, "AutoScalingGroupName")) == NULL) {
-		ret = TAGS_UNAVAILABLE;
+		ret = OUTCOME_NOT_FOUND;
 		goto out;
 	}
 	*group = xstrdup(g);
 	if (lifecycle_state != NULL && (s = xml_child_text(m, "LifecycleState")) != NULL)
 		*lifecycle_state = xstrdup(s);
-	ret = TAGS_OK;
 out:
 	aws_result_free(&res);
 	return ret;

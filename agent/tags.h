@@ -4,17 +4,19 @@
 
 #include <stddef.h>
 
+#include "outcome.h"
+
 struct aws;
 struct imds;
 
 #define TAG_GROUP_NAME	"aws:autoscaling:groupName"
 
-enum tags_result {
-	TAGS_ERROR = -1,
-	TAGS_OK = 0,
-	TAGS_UNAVAILABLE = 1,	/* IMDS tags off, or the instance not in a group yet */
-	TAGS_RETRY = 2,		/* no usable answer (throttled, 5xx, unreachable): try later */
-};
+/*
+ * The readers return an enum outcome: OUTCOME_NOT_FOUND when IMDS tags are
+ * off, or the instance is not in a group yet; OUTCOME_RETRY or
+ * OUTCOME_THROTTLED when there was no usable answer; OUTCOME_FATAL for a
+ * final error (denied, IMDS gave up).
+ */
 
 struct tag {
 	char	*key;
@@ -29,16 +31,16 @@ struct tags {
 void	tags_free(struct tags *);
 const char *tags_get(const struct tags *, const char *);
 void	tags_add(struct tags *, const char *, const char *);
-/* Tags with the given keys (NULL-terminated) from IMDS; TAGS_UNAVAILABLE when IMDS tags are off. */
-int	tags_from_imds(struct imds *, const char *const *keys, struct tags *, char **);
+/* Tags with the given keys (NULL-terminated) from IMDS. */
+enum outcome tags_from_imds(struct imds *, const char *const *keys, struct tags *, char **);
 /* The instance's tags with the given keys, from EC2 DescribeTags. */
-int	tags_from_instance(struct aws *, const char *instance_id, const char *const *keys,
+enum outcome tags_from_instance(struct aws *, const char *instance_id, const char *const *keys,
 	    struct tags *, char **);
 /* The group's own tags with the given keys, from Auto Scaling DescribeTags. */
-int	tags_from_group(struct aws *, const char *group, const char *const *keys,
+enum outcome tags_from_group(struct aws *, const char *group, const char *const *keys,
 	    struct tags *, char **);
 /* The instance's group and lifecycle state from DescribeAutoScalingInstances. */
-int	tags_instance_group(struct aws *, const char *instance_id, char **group,
+enum outcome tags_instance_group(struct aws *, const char *instance_id, char **group,
 	    char **lifecycle_state, char **);
 /* Parsers, exported for the unit tests: EC2 and Auto Scaling DescribeTags answers. */
 struct xml_node;

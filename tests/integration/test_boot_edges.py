@@ -171,6 +171,55 @@ class BootEdges(BootCase):
                                 "ABANDON went through once the throttling ended")
         self.assertIn("lifecycle ABANDON", a.log_text())
 
+    # -- 3a. credentials gone after the identity step: every retry loop pauses -----------
+    def creds_gone_after_identity(self, a, seconds):
+        """Once a's identity step is done, IMDS answers 404 for the role's credentials
+        for seconds. The credentials served expire at once, so every API call asks
+        IMDS again; the first IMDS tags request is held 1.5 s so the 404 is in place
+        before the first API call."""
+        self.assertTrue(self.wait_for(lambda: (a.status_json() or {}).get("instance_id"),
+                                      20, step=0.05), a.log_text())
+        self.f.fault(target="imds", kind="status", status=404,
+                     path="iam/security-credentials/", for_seconds=seconds)
+
+    def retry_lines(self, a):
+        return [l for l in a.log_text().splitlines() if "will retry" in l]
+
+    def start_without_credentials(self, seconds, extra=""):
+        self.f.rotate_credentials(expires_in=0)
+        self.addCleanup(self.f.rotate_credentials, 3600)
+        self.f.fault(target="imds", kind="delay", seconds=1.5, path="tags/instance$",
+                     count=1)
+        a = self.start(extra)
+        self.creds_gone_after_identity(a, seconds)
+        return a
+
+    def test_no_credentials_while_finding_the_hook(self):
+        # The group comes from IMDS tags, which need no credentials; every
+        # DescribeLifecycleHooks then fails at once, and must not spin.
+        w, _ = self.world(sha="00" * 32, instance_tags_in_imds=True)
+        a = self.start_without_credentials(8)
+        st = self.assert_failed(a, w, "sha256")
+        lines = self.retry_lines(a)
+        print(f"# {len(lines)} 'will retry' lines in 8 s without credentials", flush=True)
+        self.assertTrue(any("DescribeLifecycleHooks (will retry)" in l for l in lines),
+                        a.log_text())
+        self.assertLess(len(lines), 30, f"{len(lines)} lines:\n" + "\n".join(lines[:50]))
+        self.assertIsNotNone(st["error"])
+
+    def test_no_credentials_while_finding_the_group_to_abandon(self):
+        # No IMDS tags: the version tag never comes (no credentials to read it),
+        # the boot fails closed and looks for the group to ABANDON, at a pace.
+        w, _ = self.world()
+        a = self.start_without_credentials(9, "[version]\nwait = 3\n")
+        st = self.assert_failed(a, w, "did not appear within 3 s")
+        lines = self.retry_lines(a)
+        print(f"# {len(lines)} 'will retry' lines in 9 s without credentials", flush=True)
+        self.assertTrue(any("DescribeAutoScalingInstances (will retry)" in l for l in lines),
+                        a.log_text())
+        self.assertLess(len(lines), 30, f"{len(lines)} lines:\n" + "\n".join(lines[:50]))
+        self.assertIn("asg-agent:version", st["error"])
+
     # -- 3b. the group's tags as copied to the instance at launch (IMDS) --------------------
     def tag_calls(self):
         return {f"{q['service']}:{q['action']}" for q in self.f.requests(target="aws")

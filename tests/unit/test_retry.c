@@ -1,10 +1,115 @@
-/* test_retry.c - backoff ceilings, full jitter bounds, deadlines. */
+/* test_retry.c - backoff ceilings, full jitter bounds, deadlines, the retry loops' pause. */
 #include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
 
 #include "aws.h"
 #include "retry.h"
 #include "tap.h"
 #include "util.h"
+
+static volatile int	stop_flag;
+static int		ticks;
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void
+count_tick(void *arg)
+{
+	(void)arg;
+	ticks++;
+}
+
+/* retry_pause_for and retry_pause: what every retry loop waits before asking again. */
+static void
+test_pause(void)
+{
+	struct retry		r;
+	struct sigaction	sa;
+	struct itimerval	it;
+	double			d, t0, lo = 1e9, hi = 0;
+	int			i, inside = 1;
+
+	/* After a failure the pause is never 0 (full jitter may draw 0), nor above the cap. */
+	retry_init(&r, 0.25, 2, 1e9);
+	for (i = 0; i < 5000; i++) {
+		r.attempt = i % 8;
+		d = retry_pause_for(&r, OUTCOME_RETRY, 1, 0);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+	}
+	tap_ok(lo >= RETRY_MIN_PAUSE, "a pause after a failure is at least %.3f s (least %.6f)",
+	    RETRY_MIN_PAUSE, lo);
+	tap_ok(hi <= 2 + 1e-9, "a pause is at most the cap 2 s (most %.3f)", hi);
+	retry_init(&r, 0.25, 2, 1e9);
+	for (i = 0; i < 5000; i++) {
+		r.attempt = i % 8;
+		d = retry_pause_for(&r, OUTCOME_RETRY, 4, 0);
+		if (d < RETRY_MIN_PAUSE || d > 8 + 1e-9)
+			inside = 0;
+	}
+	tap_ok(inside, "a slowdown of 4 stretches the cap to 8 s, no further");
+
+	/* Throttled: at least twice the base, never below half the ceiling. */
+	retry_init(&r, 0.25, 2, 1e9);
+	d = retry_pause_for(&r, OUTCOME_THROTTLED, 1, 0);
+	tap_ok(r.base == 0.5 && r.floor == 0.5, "throttled: base %.2f (want 0.5), floor %.2f "
+	    "(want 0.5)", r.base, r.floor);
+	tap_ok(d >= 0.25 - 1e-9 && d <= 0.5 + 1e-9, "throttled pause %.3f lies in [0.25, 0.5]",
+	    d);
+
+	/* The deadline: a pause lands on it, none starts after it. */
+	retry_init(&r, 100, 100, 10);
+	d = retry_pause_for(&r, OUTCOME_RETRY, 32, 9.995);
+	tap_ok(d > 0 && fabs(9.995 + d - 10) < 1e-9,
+	    "a pause ends on the deadline (%.6f, want 0.005)", d);
+	tap_ok(retry_pause_for(&r, OUTCOME_RETRY, 1, 10) < 0, "no pause (-1) at the deadline");
+	r.deadline = mono_now() - 1;
+	tap_ok(retry_pause(&r, OUTCOME_RETRY, 1) == -1,
+	    "retry_pause: -1 once the deadline passed");
+
+	/* It sleeps, ticking, as long as the pause. */
+	retry_init(&r, 0.4, 0.4, 1e9);
+	r.floor = 1;		/* no jitter: exactly the ceiling */
+	r.tick = count_tick;
+	ticks = 0;
+	t0 = mono_now();
+	i = retry_pause(&r, OUTCOME_RETRY, 1);
+	d = mono_now() - t0;
+	tap_ok(i == 0 && d >= 0.4 - 1e-3 && d < 1.0, "retry_pause slept %.3f s (want 0.4), "
+	    "returned %d (want 0)", d, i);
+	tap_ok(ticks >= 2, "the tick ran during the pause (%d times, want >= 2)", ticks);
+
+	/* The stop flag: set before, no pause at all; set during, the pause ends early. */
+	retry_init(&r, 5, 5, 1e9);
+	r.floor = 1;
+	stop_flag = 1;
+	r.stop = &stop_flag;
+	t0 = mono_now();
+	i = retry_pause(&r, OUTCOME_RETRY, 1);
+	d = mono_now() - t0;
+	tap_ok(i == -1 && d < 0.1, "stopped before: returned %d (want -1) after %.3f s", i, d);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_usec = 200000;
+	stop_flag = 0;
+	t0 = mono_now();
+	setitimer(ITIMER_REAL, &it, NULL);
+	i = retry_pause(&r, OUTCOME_RETRY, 1);
+	d = mono_now() - t0;
+	tap_ok(i == -1 && d >= 0.15 && d < 1.0, "stopped at 0.2 s into a 5 s pause: returned %d "
+	    "(want -1) after %.3f s", i, d);
+	signal(SIGALRM, SIG_DFL);
+}
 
 int
 main(void)
@@ -67,6 +172,8 @@ main(void)
 			inside = 0;
 	}
 	tap_ok(inside, "throttled delays lie in [ceiling/2, ceiling]");
+
+	test_pause();
 
 	/* The fleet-friendly parts of the AWS client: adaptive slowdown and a rate ceiling. */
 	{
