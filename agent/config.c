@@ -23,6 +23,7 @@ enum opt_type {
 	OPT_LEVEL,
 };
 
+/* Rows name their fields (like tmux's options-table.c): unused ones are zero. */
 struct opt {
 	const char	*section;
 	const char	*key;
@@ -40,91 +41,340 @@ static const char *const version_sources[] = { "group", "instance", "imds", NULL
 
 #define O(f) offsetof(struct config, f)
 static const struct opt opts[] = {
-	{ "agent", "log_level", OPT_LEVEL, O(log_level), 0, 0, "info", NULL,
-	  "error, warn, info or debug", 1 },
-	{ "agent", "state_dir", OPT_STRING, O(state_dir), 0, 0, "/var/lib/asg-agent", NULL,
-	  "releases, current, state.json and release.env live here", 0 },
-	{ "agent", "deadline", OPT_INT, O(deadline), 10, 86400, "600", NULL,
-	  "seconds the whole boot path may take before it fails closed", 0 },
+	{ .section = "agent",
+	  .key = "log_level",
+	  .type = OPT_LEVEL,
+	  .offset = O(log_level),
+	  .def = "info",
+	  .help = "error, warn, info or debug",
+	  .reload = 1
+	},
+	{ .section = "agent",
+	  .key = "state_dir",
+	  .type = OPT_STRING,
+	  .offset = O(state_dir),
+	  .def = "/var/lib/asg-agent",
+	  .help = "releases, current, state.json and release.env live here"
+	},
+	{ .section = "agent",
+	  .key = "deadline",
+	  .type = OPT_INT,
+	  .offset = O(deadline),
+	  .min = 10,
+	  .max = 86400,
+	  .def = "600",
+	  .help = "seconds the whole boot path may take before it fails closed"
+	},
 
-	{ "aws", "region", OPT_STRING, O(region), 0, 0, "", NULL,
-	  "region; empty: AWS_REGION, AWS_DEFAULT_REGION, then IMDS", 0 },
-	{ "aws", "imds_endpoint", OPT_STRING, O(imds_endpoint), 0, 0, "http://169.254.169.254", NULL,
-	  "IMDS base URL; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides it", 0 },
-	{ "aws", "endpoint_url", OPT_STRING, O(endpoint_url), 0, 0, "", NULL,
-	  "one endpoint for every AWS service; the AWS_ENDPOINT_URL* variables override it", 0 },
-	{ "aws", "imds_timeout", OPT_INT, O(imds_timeout), 1, 3600, "120", NULL,
-	  "seconds to keep retrying while IMDS is not up yet", 0 },
-	{ "aws", "api_timeout", OPT_INT, O(api_timeout), 1, 3600, "60", NULL,
-	  "seconds one AWS API call may spend retrying throttling and 5xx answers", 0 },
-	{ "aws", "max_rate", OPT_INT, O(max_rate), 0, 1000, "10", NULL,
-	  "AWS requests per second this agent sends at most (0: no limit)", 0 },
+	{ .section = "aws",
+	  .key = "region",
+	  .type = OPT_STRING,
+	  .offset = O(region),
+	  .def = "",
+	  .help = "region; empty: AWS_REGION, AWS_DEFAULT_REGION, then IMDS"
+	},
+	{ .section = "aws",
+	  .key = "imds_endpoint",
+	  .type = OPT_STRING,
+	  .offset = O(imds_endpoint),
+	  .def = "http://169.254.169.254",
+	  .help = "IMDS base URL; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides it"
+	},
+	{ .section = "aws",
+	  .key = "endpoint_url",
+	  .type = OPT_STRING,
+	  .offset = O(endpoint_url),
+	  .def = "",
+	  .help = "one endpoint for every AWS service; the AWS_ENDPOINT_URL* variables "
+		  "override it"
+	},
+	{ .section = "aws",
+	  .key = "imds_timeout",
+	  .type = OPT_INT,
+	  .offset = O(imds_timeout),
+	  .min = 1,
+	  .max = 3600,
+	  .def = "120",
+	  .help = "seconds to keep retrying while IMDS is not up yet"
+	},
+	{ .section = "aws",
+	  .key = "api_timeout",
+	  .type = OPT_INT,
+	  .offset = O(api_timeout),
+	  .min = 1,
+	  .max = 3600,
+	  .def = "60",
+	  .help = "seconds one AWS API call may spend retrying throttling and 5xx answers"
+	},
+	{ .section = "aws",
+	  .key = "max_rate",
+	  .type = OPT_INT,
+	  .offset = O(max_rate),
+	  .min = 0,
+	  .max = 1000,
+	  .def = "10",
+	  .help = "AWS requests per second this agent sends at most (0: no limit)"
+	},
 
-	{ "version", "tag", OPT_STRING, O(version_tag), 0, 0, "asg-agent:version", NULL,
-	  "tag whose value names the version to run", 0 },
-	{ "version", "source", OPT_ENUM, O(version_source), 0, 0, "group", version_sources,
-	  "group (the ASG's own tag), instance (the instance's copy) or imds (IMDS tags only)", 0 },
-	{ "version", "launch_copy", OPT_BOOL, O(version_launch_copy), 0, 1, "yes", NULL,
-	  "source = group: on an instance's first boot, use the copy of the group's tags it got "
-	  "at launch when IMDS or EC2 shows it; no: always ask Auto Scaling", 0 },
-	{ "version", "wait", OPT_INT, O(version_wait), 1, 86400, "300", NULL,
-	  "seconds to wait for the tag to appear before failing closed", 0 },
+	{ .section = "version",
+	  .key = "tag",
+	  .type = OPT_STRING,
+	  .offset = O(version_tag),
+	  .def = "asg-agent:version",
+	  .help = "tag whose value names the version to run"
+	},
+	{ .section = "version",
+	  .key = "source",
+	  .type = OPT_ENUM,
+	  .offset = O(version_source),
+	  .def = "group",
+	  .choices = version_sources,
+	  .help = "group (the ASG's own tag), instance (the instance's copy) or imds "
+		  "(IMDS tags only)"
+	},
+	{ .section = "version",
+	  .key = "launch_copy",
+	  .type = OPT_BOOL,
+	  .offset = O(version_launch_copy),
+	  .max = 1,
+	  .def = "yes",
+	  .help = "source = group: on an instance's first boot, use the copy of the "
+		  "group's tags it got at launch when IMDS or EC2 shows it; no: always "
+		  "ask Auto Scaling"
+	},
+	{ .section = "version",
+	  .key = "wait",
+	  .type = OPT_INT,
+	  .offset = O(version_wait),
+	  .min = 1,
+	  .max = 86400,
+	  .def = "300",
+	  .help = "seconds to wait for the tag to appear before failing closed"
+	},
 
-	{ "artifact", "url", OPT_STRING, O(artifact_url), 0, 0, "", NULL,
-	  "s3://BUCKET/KEY or https:// URL; takes {version} {group} {region} {instance_id}", 0 },
-	{ "artifact", "sha256_tag", OPT_STRING, O(sha256_tag), 0, 0, "asg-agent:sha256", NULL,
-	  "tag holding the artifact's SHA-256 (hex); empty to not use one", 0 },
-	{ "artifact", "public_key", OPT_STRING, O(public_key), 0, 0, "", NULL,
-	  "PEM public key that signs artifacts (ECDSA P-256 or RSA); empty: no signature", 0 },
-	{ "artifact", "signature_url", OPT_STRING, O(signature_url), 0, 0, "{url}.sig", NULL,
-	  "where the detached signature is; {url} is the artifact URL", 0 },
-	{ "artifact", "keep", OPT_INT, O(keep), 1, 100, "3", NULL,
-	  "releases kept in state_dir/releases", 0 },
-	{ "artifact", "max_size", OPT_SIZE, O(max_size), 1024, 1LL << 50, "4G", NULL,
-	  "largest unpacked release (bytes; K, M, G, T suffixes)", 0 },
-	{ "artifact", "allow_unverified", OPT_BOOL, O(allow_unverified), 0, 1, "no", NULL,
-	  "run an artifact with neither digest nor signature (never in production)", 0 },
+	{ .section = "artifact",
+	  .key = "url",
+	  .type = OPT_STRING,
+	  .offset = O(artifact_url),
+	  .def = "",
+	  .help = "s3://BUCKET/KEY or https:// URL; takes {version} {group} {region} "
+		  "{instance_id}"
+	},
+	{ .section = "artifact",
+	  .key = "sha256_tag",
+	  .type = OPT_STRING,
+	  .offset = O(sha256_tag),
+	  .def = "asg-agent:sha256",
+	  .help = "tag holding the artifact's SHA-256 (hex); empty to not use one"
+	},
+	{ .section = "artifact",
+	  .key = "public_key",
+	  .type = OPT_STRING,
+	  .offset = O(public_key),
+	  .def = "",
+	  .help = "PEM public key that signs artifacts (ECDSA P-256 or RSA); empty: no signature"
+	},
+	{ .section = "artifact",
+	  .key = "signature_url",
+	  .type = OPT_STRING,
+	  .offset = O(signature_url),
+	  .def = "{url}.sig",
+	  .help = "where the detached signature is; {url} is the artifact URL"
+	},
+	{ .section = "artifact",
+	  .key = "keep",
+	  .type = OPT_INT,
+	  .offset = O(keep),
+	  .min = 1,
+	  .max = 100,
+	  .def = "3",
+	  .help = "releases kept in state_dir/releases"
+	},
+	{ .section = "artifact",
+	  .key = "max_size",
+	  .type = OPT_SIZE,
+	  .offset = O(max_size),
+	  .min = 1024,
+	  .max = 1LL << 50,
+	  .def = "4G",
+	  .help = "largest unpacked release (bytes; K, M, G, T suffixes)"
+	},
+	{ .section = "artifact",
+	  .key = "allow_unverified",
+	  .type = OPT_BOOL,
+	  .offset = O(allow_unverified),
+	  .max = 1,
+	  .def = "no",
+	  .help = "run an artifact with neither digest nor signature (never in production)"
+	},
 
-	{ "app", "unit", OPT_STRING, O(app_unit), 0, 0, "", NULL,
-	  "systemd unit started with systemctl; or set command", 0 },
-	{ "app", "command", OPT_STRING, O(app_command), 0, 0, "", NULL,
-	  "argv run by the agent in the release dir (no shell); or set unit", 0 },
-	{ "app", "pre_start", OPT_STRING, O(pre_start), 0, 0, "", NULL,
-	  "program inside the release run before the app starts", 0 },
-	{ "app", "pre_start_timeout", OPT_INT, O(pre_start_timeout), 1, 3600, "120", NULL,
-	  "seconds pre_start may run", 0 },
-	{ "app", "health_url", OPT_STRING, O(health_url), 0, 0, "http://127.0.0.1:8080/health", NULL,
-	  "the app's local health check; 2xx is healthy", 0 },
-	{ "app", "health_timeout", OPT_INT, O(health_timeout), 1, 86400, "300", NULL,
-	  "seconds the app may take to turn healthy", 1 },
-	{ "app", "stop_timeout", OPT_INT, O(stop_timeout), 1, 3600, "30", NULL,
-	  "seconds between SIGTERM and SIGKILL when stopping a command", 1 },
-	{ "app", "health_interval", OPT_INT, O(health_interval), 1, 300, "5", NULL,
-	  "seconds between health probes once serving", 1 },
-	{ "app", "unhealthy_after", OPT_INT, O(unhealthy_after), 1, 100, "3", NULL,
-	  "failed probes in a row before the health endpoint turns 503", 1 },
-	{ "app", "unhealthy_grace", OPT_INT, O(unhealthy_grace), 0, 86400, "60", NULL,
-	  "seconds an unhealthy app may take to recover before the instance is replaced", 1 },
-	{ "app", "replace_unhealthy", OPT_BOOL, O(replace_unhealthy), 0, 1, "yes", NULL,
-	  "call SetInstanceHealth Unhealthy after the grace, so the ASG replaces us", 1 },
-	{ "app", "warm_start", OPT_BOOL, O(warm_start), 0, 1, "no", NULL,
-	  "in a warm pool, also start the app once (then stop it) before the hook completes", 0 },
+	{ .section = "app",
+	  .key = "unit",
+	  .type = OPT_STRING,
+	  .offset = O(app_unit),
+	  .def = "",
+	  .help = "systemd unit started with systemctl; or set command"
+	},
+	{ .section = "app",
+	  .key = "command",
+	  .type = OPT_STRING,
+	  .offset = O(app_command),
+	  .def = "",
+	  .help = "argv run by the agent in the release dir (no shell); or set unit"
+	},
+	{ .section = "app",
+	  .key = "pre_start",
+	  .type = OPT_STRING,
+	  .offset = O(pre_start),
+	  .def = "",
+	  .help = "program inside the release run before the app starts"
+	},
+	{ .section = "app",
+	  .key = "pre_start_timeout",
+	  .type = OPT_INT,
+	  .offset = O(pre_start_timeout),
+	  .min = 1,
+	  .max = 3600,
+	  .def = "120",
+	  .help = "seconds pre_start may run"
+	},
+	{ .section = "app",
+	  .key = "health_url",
+	  .type = OPT_STRING,
+	  .offset = O(health_url),
+	  .def = "http://127.0.0.1:8080/health",
+	  .help = "the app's local health check; 2xx is healthy"
+	},
+	{ .section = "app",
+	  .key = "health_timeout",
+	  .type = OPT_INT,
+	  .offset = O(health_timeout),
+	  .min = 1,
+	  .max = 86400,
+	  .def = "300",
+	  .help = "seconds the app may take to turn healthy",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "stop_timeout",
+	  .type = OPT_INT,
+	  .offset = O(stop_timeout),
+	  .min = 1,
+	  .max = 3600,
+	  .def = "30",
+	  .help = "seconds between SIGTERM and SIGKILL when stopping a command",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "health_interval",
+	  .type = OPT_INT,
+	  .offset = O(health_interval),
+	  .min = 1,
+	  .max = 300,
+	  .def = "5",
+	  .help = "seconds between health probes once serving",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "unhealthy_after",
+	  .type = OPT_INT,
+	  .offset = O(unhealthy_after),
+	  .min = 1,
+	  .max = 100,
+	  .def = "3",
+	  .help = "failed probes in a row before the health endpoint turns 503",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "unhealthy_grace",
+	  .type = OPT_INT,
+	  .offset = O(unhealthy_grace),
+	  .min = 0,
+	  .max = 86400,
+	  .def = "60",
+	  .help = "seconds an unhealthy app may take to recover before the instance is replaced",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "replace_unhealthy",
+	  .type = OPT_BOOL,
+	  .offset = O(replace_unhealthy),
+	  .max = 1,
+	  .def = "yes",
+	  .help = "call SetInstanceHealth Unhealthy after the grace, so the ASG replaces us",
+	  .reload = 1
+	},
+	{ .section = "app",
+	  .key = "warm_start",
+	  .type = OPT_BOOL,
+	  .offset = O(warm_start),
+	  .max = 1,
+	  .def = "no",
+	  .help = "in a warm pool, also start the app once (then stop it) before the "
+		  "hook completes"
+	},
 
-	{ "health", "listen", OPT_STRING, O(health_listen), 0, 0, "0.0.0.0:8081", NULL,
-	  "address:port of the load balancer's health endpoint; empty to disable", 0 },
-	{ "health", "path", OPT_STRING, O(health_path), 0, 0, "/healthz", NULL,
-	  "path of the health endpoint", 0 },
+	{ .section = "health",
+	  .key = "listen",
+	  .type = OPT_STRING,
+	  .offset = O(health_listen),
+	  .def = "0.0.0.0:8081",
+	  .help = "address:port of the load balancer's health endpoint; empty to disable"
+	},
+	{ .section = "health",
+	  .key = "path",
+	  .type = OPT_STRING,
+	  .offset = O(health_path),
+	  .def = "/healthz",
+	  .help = "path of the health endpoint"
+	},
 
-	{ "lifecycle", "launch_hook", OPT_STRING, O(launch_hook), 0, 0, "", NULL,
-	  "launch lifecycle hook name; empty: found with DescribeLifecycleHooks", 0 },
-	{ "lifecycle", "terminate_hook", OPT_STRING, O(terminate_hook), 0, 0, "", NULL,
-	  "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks", 1 },
-	{ "lifecycle", "heartbeat", OPT_INT, O(heartbeat), 5, 7200, "60", NULL,
-	  "seconds between RecordLifecycleActionHeartbeat calls during a long boot or drain", 1 },
-	{ "lifecycle", "poll", OPT_INT, O(poll), 1, 60, "2", NULL,
-	  "seconds between reads of the target lifecycle state from IMDS once serving", 1 },
-	{ "lifecycle", "drain", OPT_INT, O(drain), 0, 3600, "30", NULL,
-	  "seconds between the health endpoint turning 503 and the app being stopped", 1 },
+	{ .section = "lifecycle",
+	  .key = "launch_hook",
+	  .type = OPT_STRING,
+	  .offset = O(launch_hook),
+	  .def = "",
+	  .help = "launch lifecycle hook name; empty: found with DescribeLifecycleHooks"
+	},
+	{ .section = "lifecycle",
+	  .key = "terminate_hook",
+	  .type = OPT_STRING,
+	  .offset = O(terminate_hook),
+	  .def = "",
+	  .help = "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks",
+	  .reload = 1
+	},
+	{ .section = "lifecycle",
+	  .key = "heartbeat",
+	  .type = OPT_INT,
+	  .offset = O(heartbeat),
+	  .min = 5,
+	  .max = 7200,
+	  .def = "60",
+	  .help = "seconds between RecordLifecycleActionHeartbeat calls during a long "
+		  "boot or drain",
+	  .reload = 1
+	},
+	{ .section = "lifecycle",
+	  .key = "poll",
+	  .type = OPT_INT,
+	  .offset = O(poll),
+	  .min = 1,
+	  .max = 60,
+	  .def = "2",
+	  .help = "seconds between reads of the target lifecycle state from IMDS once serving",
+	  .reload = 1
+	},
+	{ .section = "lifecycle",
+	  .key = "drain",
+	  .type = OPT_INT,
+	  .offset = O(drain),
+	  .min = 0,
+	  .max = 3600,
+	  .def = "30",
+	  .help = "seconds between the health endpoint turning 503 and the app being stopped",
+	  .reload = 1
+	},
 };
 #undef O
 
@@ -416,6 +666,188 @@ config_write_example(FILE *f)
 			fprintf(f, "\n[%s]\n", section);
 		}
 		fprintf(f, "# %s\n#%s = %s\n", opts[i].help, opts[i].key, opts[i].def);
+	}
+}
+
+/* Width of a text line of the man page, before escaping. */
+#define MAN_WIDTH	78
+
+/* Roff text: backslashes and hyphens escaped, a leading request character defused. */
+static void
+man_text(FILE *f, const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len > 0 && (s[0] == '.' || s[0] == '\''))
+		fputs("\\&", f);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\\')
+			fputs("\\e", f);
+		else if (s[i] == '-')
+			fputs("\\-", f);
+		else
+			fputc(s[i], f);
+	}
+}
+
+static void
+man_line(FILE *f, const char *s, size_t len)
+{
+	man_text(f, s, len);
+	fputc('\n', f);
+}
+
+/* Fill text into lines of at most MAN_WIDTH, broken at spaces (a longer word stands alone). */
+static void
+man_fill(FILE *f, const char *text)
+{
+	const char	*line = text, *end, *next, *word_end;
+
+	for (;;) {
+		line += strspn(line, " ");
+		if (*line == '\0')
+			return;
+		end = line + strcspn(line, " ");
+		for (;;) {
+			next = end + strspn(end, " ");
+			if (*next == '\0')
+				break;
+			word_end = next + strcspn(next, " ");
+			if (word_end - line > MAN_WIDTH)
+				break;
+			end = word_end;
+		}
+		man_line(f, line, (size_t)(end - line));
+		line = end;
+	}
+}
+
+/* A size as the file may write it: the largest suffix that divides it exactly. */
+static void
+size_text(struct buf *b, long long n)
+{
+	static const char	units[] = "TGMK";
+	int			i, shift;
+
+	for (i = 0; units[i] != '\0'; i++) {
+		shift = 40 - 10 * i;
+		if (n >= 1LL << shift && n % (1LL << shift) == 0) {
+			buf_addf(b, "%lld%c", n >> shift, units[i]);
+			return;
+		}
+	}
+	buf_addf(b, "%lld", n);
+}
+
+/* The choices of an enum joined by sep. */
+static void
+choices_text(struct buf *b, const struct opt *o, const char *sep)
+{
+	size_t	i;
+
+	for (i = 0; o->choices[i] != NULL; i++)
+		buf_addf(b, "%s%s", i > 0 ? sep : "", o->choices[i]);
+}
+
+/* What an entry's heading shows after "key = ": the kind of value. */
+static void
+opt_value_text(struct buf *b, const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_STRING: buf_adds(b, "string"); return;
+	case OPT_INT: buf_adds(b, "n"); return;
+	case OPT_SIZE: buf_adds(b, "size"); return;
+	case OPT_BOOL: buf_adds(b, "yes|no"); return;
+	case OPT_ENUM: choices_text(b, o, "|"); return;
+	case OPT_LEVEL: buf_adds(b, "error|warn|info|debug"); return;
+	}
+	fatal("bad option type");
+}
+
+/* An entry's "Type:" line, with the range or the choices. */
+static void
+opt_type_text(struct buf *b, const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_STRING:
+		buf_adds(b, "Type: string.");
+		return;
+	case OPT_INT:
+		buf_addf(b, "Type: integer, %lld to %lld.", o->min, o->max);
+		return;
+	case OPT_SIZE:
+		buf_adds(b, "Type: size, ");
+		size_text(b, o->min);
+		buf_adds(b, " to ");
+		size_text(b, o->max);
+		buf_adds(b, ".");
+		return;
+	case OPT_BOOL:
+		buf_adds(b, "Type: boolean.");
+		return;
+	case OPT_ENUM:
+		buf_adds(b, "Type: one of ");
+		choices_text(b, o, ", ");
+		buf_adds(b, ".");
+		return;
+	case OPT_LEVEL:
+		buf_adds(b, "Type: one of error, warn, info, debug.");
+		return;
+	}
+	fatal("bad option type");
+}
+
+/* One option's entry: heading, help, type, default and when it applies. */
+static void
+man_entry(FILE *f, const struct opt *o)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	char		*help;
+
+	opt_value_text(&b, o);
+	fprintf(f, ".TP\n.BI %s \" = \" ", o->key);
+	man_line(f, b.data, b.len);
+	help = xasprintf("%s.", o->help);
+	man_fill(f, help);
+	free(help);
+	fputs(".br\n", f);
+	buf_reset(&b);
+	opt_type_text(&b, o);
+	man_line(f, b.data, b.len);
+	buf_free(&b);
+	if (*o->def == '\0')
+		fputs("Default: empty.\n", f);
+	else {
+		fputs("Default: \\fB", f);
+		man_text(f, o->def, strlen(o->def));
+		fputs("\\fR.\n", f);
+	}
+	fputs(o->reload ? "Reloaded by SIGHUP.\n" : "Read at start only.\n", f);
+}
+
+void
+config_write_man(FILE *f)
+{
+	const char	*section = NULL;
+	size_t		 i;
+
+	for (i = 0; i < nitems(opts); i++) {
+		if (section == NULL || strcmp(section, opts[i].section) != 0) {
+			section = opts[i].section;
+			fprintf(f, ".SS [%s]\n", section);
+		}
+		man_entry(f, &opts[i]);
+	}
+}
+
+void
+config_write_man_reload(FILE *f)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(opts); i++) {
+		if (opts[i].reload)
+			fprintf(f, ".IP \\(bu 2\n[%s] %s\n", opts[i].section, opts[i].key);
 	}
 }
 

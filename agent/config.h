@@ -87,5 +87,11 @@ void	config_reload(struct config *, const struct config *next, struct buf *appli
 	    struct buf *ignored);
 /* Write a commented example file holding every option with its default. */
 void	config_write_example(FILE *);
+/*
+ * The option reference of asg-agent.conf(5) in roff: one entry per option under
+ * .SS [section], and the list of the options SIGHUP applies.
+ */
+void	config_write_man(FILE *);
+void	config_write_man_reload(FILE *);
 
 #endif

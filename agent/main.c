@@ -34,6 +34,7 @@ struct cmd {
 	int		(*fn)(struct globals *, int, char **);
 	const char	*usage;
 	const char	*summary;
+	int		 hidden;	/* for the build, not users: not listed by help */
 };
 
 static int	cmd_help(struct globals *, int, char **);
@@ -45,28 +46,63 @@ static int	cmd_status(struct globals *, int, char **);
 static int	cmd_fetch(struct globals *, int, char **);
 static int	cmd_prefetch(struct globals *, int, char **);
 static int	cmd_rollout(struct globals *, int, char **);
+static int	cmd_config_reference(struct globals *, int, char **);
 
 static const struct cmd cmds[] = {
-	{ "help", cmd_help, "[COMMAND]", "show commands, or one command's usage" },
-	{ "version", cmd_version, "", "print the version and the linked libraries' versions" },
-	{ "check-config", cmd_check_config, "[-c FILE]",
-	  "check the configuration; print every problem as FILE:LINE: message" },
-	{ "run", cmd_run, "",
-	  "boot: version tag, verified release, app healthy, lifecycle hook completed" },
-	{ "status", cmd_status, "[--json] [--wait [--timeout S]]",
-	  "phase, version, boot timeline (exit 0 serving, 1 failed, 2 booting, 3 stopped, 4 warmed)" },
-	{ "fetch", cmd_fetch,
-	  "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
-	  "(-o FILE | -x DIR)",
-	  "download and verify an artifact (and unpack it with -x)" },
-	{ "prefetch", cmd_prefetch, "(--version V [--sha256 HEX] | --group NAME)",
-	  "bake time: fetch, verify and install a release without starting anything" },
-	{ "rollout", cmd_rollout,
-	  "start --live GROUP --idle GROUP --version V [--sha256 HEX] | status | finish | "
-	  "rollback  [--timeout S] [--json]",
-	  "the blue/green switch between two groups, one step per command (for CI)" },
-	{ "aws", cmd_aws, "SERVICE ACTION [Name=Value ...]",
-	  "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2)" },
+	{ .name = "help",
+	  .fn = cmd_help,
+	  .usage = "[COMMAND]",
+	  .summary = "show commands, or one command's usage"
+	},
+	{ .name = "version",
+	  .fn = cmd_version,
+	  .usage = "",
+	  .summary = "print the version, the libraries' versions (and Debian sources) and the CA bundle"
+	},
+	{ .name = "check-config",
+	  .fn = cmd_check_config,
+	  .usage = "[-c FILE]",
+	  .summary = "check the configuration; print every problem as FILE:LINE: message"
+	},
+	{ .name = "run",
+	  .fn = cmd_run,
+	  .usage = "",
+	  .summary = "boot: version tag, verified release, app healthy, lifecycle hook completed"
+	},
+	{ .name = "status",
+	  .fn = cmd_status,
+	  .usage = "[--json] [--wait [--timeout S]]",
+	  .summary = "phase, version, boot timeline (exit 0 serving, 1 failed, 2 booting, "
+		     "3 stopped, 4 warmed)"
+	},
+	{ .name = "fetch",
+	  .fn = cmd_fetch,
+	  .usage = "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
+		   "(-o FILE | -x DIR)",
+	  .summary = "download and verify an artifact (and unpack it with -x)"
+	},
+	{ .name = "prefetch",
+	  .fn = cmd_prefetch,
+	  .usage = "(--version V [--sha256 HEX] | --group NAME)",
+	  .summary = "bake time: fetch, verify and install a release without starting anything"
+	},
+	{ .name = "rollout",
+	  .fn = cmd_rollout,
+	  .usage = "start --live GROUP --idle GROUP --version V [--sha256 HEX] | status | "
+		   "finish | rollback  [--timeout S] [--json]",
+	  .summary = "the blue/green switch between two groups, one step per command (for CI)"
+	},
+	{ .name = "aws",
+	  .fn = cmd_aws,
+	  .usage = "SERVICE ACTION [Name=Value ...]",
+	  .summary = "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2)"
+	},
+	{ .name = "config-reference",
+	  .fn = cmd_config_reference,
+	  .usage = "--format example|man|man-reload",
+	  .summary = "print agent.conf.example, or the option reference of asg-agent.conf(5)",
+	  .hidden = 1
+	},
 };
 
 static const struct cmd *
@@ -87,8 +123,10 @@ usage(FILE *f)
 	size_t	i;
 
 	fprintf(f, "usage: asg-agent [-c FILE] [-v] COMMAND [ARGS]\n\ncommands:\n");
-	for (i = 0; i < nitems(cmds); i++)
-		fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
+	for (i = 0; i < nitems(cmds); i++) {
+		if (!cmds[i].hidden)
+			fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
+	}
 	fprintf(f, "\n  -c FILE   configuration file (default %s)\n"
 	    "  -v        verbose: log at debug level\n"
 	    "\n'asg-agent COMMAND --help' shows a command's usage.\n", CONFIG_DEFAULT_PATH);
@@ -587,6 +625,52 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 	config_free(&cfg);
 	free(cause);
 	return ret;
+}
+
+/*
+ * The reference texts made from the option table: make update-conf-reference
+ * writes them into agent.conf.example and asg-agent.conf(5), tests compare them.
+ */
+static int
+cmd_config_reference(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct {
+		const char	*name;
+		void		(*fn)(FILE *);
+	} formats[] = {
+		{ "example", config_write_example },
+		{ "man", config_write_man },
+		{ "man-reload", config_write_man_reload },
+	};
+	const char	*format = NULL;
+	size_t		 i;
+	int		 ch;
+
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': format = optarg; break;
+		default: return 2;
+		}
+	}
+	for (i = 0; format != NULL && i < nitems(formats); i++) {
+		if (strcmp(format, formats[i].name) == 0)
+			break;
+	}
+	if (optind != argc || format == NULL || i == nitems(formats)) {
+		cmd_usage(cmd_find("config-reference"), stderr);
+		return 2;
+	}
+	formats[i].fn(stdout);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "asg-agent: config-reference: write error\n");
+		return 1;
+	}
+	return 0;
 }
 
 int

@@ -1,8 +1,11 @@
-"""The command line: help from the table, version, check-config's FILE:LINE messages."""
+"""The command line: help from the table, version, check-config's FILE:LINE messages,
+and the hidden config-reference the build makes the reference files with."""
 import os
+import re
+import subprocess
 import unittest
 
-from agentlib import SRCDIR, TempDir, run, write
+from agentlib import AGENT, SRCDIR, TempDir, run, write
 
 
 class Help(unittest.TestCase):
@@ -91,6 +94,60 @@ class CheckConfig(unittest.TestCase):
         r = run(["check-config", "-c", "/nonexistent/asg.conf"])
         self.assertEqual(r.returncode, 1)
         self.assertIn("/nonexistent/asg.conf: No such file", r.stderr)
+
+
+class ConfigReference(unittest.TestCase):
+    """agent.conf.example and asg-agent.conf(5)'s option reference, printed from the table."""
+
+    def reference(self, fmt):
+        r = run(["config-reference", "--format", fmt])
+        self.assertEqual((r.returncode, r.stderr), (0, ""), fmt)
+        return r.stdout
+
+    def test_hidden_from_help(self):
+        self.assertNotIn("config-reference", run(["help"]).stdout)
+        r = run(["help", "config-reference"])
+        self.assertEqual((r.returncode, r.stdout.splitlines()[0]),
+                         (0, "usage: asg-agent config-reference --format example|man|man-reload"))
+
+    def test_example_is_the_shipped_file(self):
+        # No configuration is read: a missing -c file does not matter.
+        r = run(["config-reference", "--format", "example"], config="/nonexistent/agent.conf")
+        with open(os.path.join(SRCDIR, "agent.conf.example"), encoding="utf-8") as f:
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, f.read(), ""))
+
+    def test_man_has_every_option_of_the_example(self):
+        example = re.findall(r"(?m)^#(\w+) = ", self.reference("example"))
+        man = self.reference("man")
+        self.assertEqual(re.findall(r'(?m)^\.BI (\w+) " = "', man), example)
+        self.assertEqual(man.count(".SS ["), self.reference("example").count("\n["))
+
+    def test_reload_list_is_the_reloaded_entries(self):
+        man = self.reference("man")
+        entries, section = [], None
+        for block in man.split(".TP\n"):
+            m = re.search(r"(?m)^\.SS \[(\w+)\]$", block)
+            key = re.match(r"\.BI (\w+) ", block)
+            if key and "Reloaded by SIGHUP." in block:
+                entries.append(f"[{section}] {key.group(1)}")
+            section = m.group(1) if m else section
+        listed = re.findall(r"(?m)^\.IP \\\(bu 2\n(.*)$", self.reference("man-reload"))
+        self.assertEqual(listed, entries)
+        self.assertGreater(len(listed), 5)
+
+    def test_usage_errors(self):
+        for args in ([], ["--format", "html"], ["--format", "man", "extra"]):
+            with self.subTest(args=args):
+                r = run(["config-reference"] + args)
+                self.assertEqual((r.returncode, r.stdout), (2, ""))
+                self.assertIn("usage: asg-agent config-reference --format", r.stderr)
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "no /dev/full")
+    def test_write_error(self):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([AGENT, "config-reference", "--format", "man"], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stderr), (1, "asg-agent: config-reference: write error\n"))
 
 
 class AwsUsage(unittest.TestCase):

@@ -194,14 +194,29 @@ test_missing(void)
 	config_free(&cfg);
 }
 
-/* The shipped example must be exactly what the table says. */
+/* What one of the config_write_* functions prints. */
+static char *
+written(void (*fn)(FILE *))
+{
+	char	*mem = NULL;
+	size_t	 memlen = 0;
+	FILE	*m;
+
+	if ((m = open_memstream(&mem, &memlen)) == NULL)
+		fatal("open_memstream");
+	fn(m);
+	fclose(m);
+	return mem;
+}
+
+/* The shipped example must be exactly what the table says (asg-agent config-reference). */
 static void
 test_example(void)
 {
 	const char	*srcdir = getenv("ASG_SRCDIR");
-	char		*path, *mem = NULL, *file = NULL;
-	size_t		 memlen = 0, n;
-	FILE		*f, *m;
+	char		*path, *mem, *file = NULL;
+	size_t		 n;
+	FILE		*f;
 	struct buf	 b = { NULL, 0, 0 };
 	char		 chunk[4096];
 
@@ -215,13 +230,71 @@ test_example(void)
 		buf_add(&b, chunk, n);
 	fclose(f);
 	file = buf_take(&b);
-	m = open_memstream(&mem, &memlen);
-	config_write_example(m);
-	fclose(m);
-	tap_ok(strcmp(file, mem) == 0, "agent.conf.example matches the option table");
+	mem = written(config_write_example);
+	tap_str(file, mem, "agent.conf.example matches the option table "
+	    "(else: make update-conf-reference)");
 	free(file);
 	free(mem);
 	free(path);
+}
+
+/* One option's entry in the man page's reference, from its .TP to the next. */
+static char *
+man_entry_of(const char *man, const char *key)
+{
+	char		*head = xasprintf(".TP\n.BI %s \" = \" ", key);
+	const char	*start = strstr(man, head), *end;
+
+	free(head);
+	if (start == NULL)
+		return xstrdup("(no entry)");
+	end = strstr(start + 1, "\n.TP\n");
+	return end == NULL ? xstrdup(start) : xstrndup(start, (size_t)(end - start) + 1);
+}
+
+/* The roff the binary prints for asg-agent.conf(5): escaping, filling, types, defaults. */
+static void
+test_man(void)
+{
+	char		*man = written(config_write_man), *reload = written(config_write_man_reload);
+	char		*got;
+	const char	*want;
+
+	want = ".SS [agent]\n.TP\n.BI log_level";
+	got = xstrndup(man, strlen(want));
+	tap_str(got, want, "the reference starts with [agent] log_level");
+	free(got);
+	got = man_entry_of(man, "state_dir");
+	tap_str(got, ".TP\n.BI state_dir \" = \" string\n"
+	    "releases, current, state.json and release.env live here.\n.br\n"
+	    "Type: string.\nDefault: \\fB/var/lib/asg\\-agent\\fR.\nRead at start only.\n",
+	    "a string: its default in bold with the hyphen escaped");
+	free(got);
+	got = man_entry_of(man, "max_size");
+	tap_str(got, ".TP\n.BI max_size \" = \" size\n"
+	    "largest unpacked release (bytes; K, M, G, T suffixes).\n.br\n"
+	    "Type: size, 1K to 1024T.\nDefault: \\fB4G\\fR.\nRead at start only.\n",
+	    "a size: its range with suffixes");
+	free(got);
+	got = man_entry_of(man, "launch_copy");
+	tap_str(got, ".TP\n.BI launch_copy \" = \" yes|no\n"
+	    "source = group: on an instance's first boot, use the copy of the group's tags\n"
+	    "it got at launch when IMDS or EC2 shows it; no: always ask Auto Scaling.\n"
+	    ".br\nType: boolean.\nDefault: \\fByes\\fR.\nRead at start only.\n",
+	    "the help filled to 78 columns");
+	free(got);
+	got = man_entry_of(man, "terminate_hook");
+	tap_str(got, ".TP\n.BI terminate_hook \" = \" string\n"
+	    "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks.\n"
+	    ".br\nType: string.\nDefault: empty.\nReloaded by SIGHUP.\n",
+	    "an empty default, reloaded by SIGHUP");
+	free(got);
+	want = ".IP \\(bu 2\n[agent] log_level\n.IP \\(bu 2\n[app] health_timeout\n";
+	got = xstrndup(reload, strlen(want));
+	tap_str(got, want, "the SIGHUP list starts with log_level and health_timeout");
+	free(got);
+	free(man);
+	free(reload);
 }
 
 int
@@ -233,5 +306,6 @@ main(void)
 	test_long_lines();
 	test_missing();
 	test_example();
+	test_man();
 	return tap_done();
 }
