@@ -135,6 +135,19 @@ boot_check_config(const struct config *cfg, char **cause)
 	return 0;
 }
 
+/* The journal's fields follow the state: phase, running step, version, instance, group. */
+static void
+log_fields(const struct state *st)
+{
+	const struct state_step	*s = st->nsteps > 0 ? &st->steps[st->nsteps - 1] : NULL;
+
+	log_set_field(LOGF_PHASE, state_phase_name(st->phase));
+	log_set_field(LOGF_STEP, s != NULL && s->seconds < 0 ? s->name : NULL);
+	log_set_field(LOGF_VERSION, st->version);
+	log_set_field(LOGF_INSTANCE, st->instance_id);
+	log_set_field(LOGF_GROUP, st->group);
+}
+
 /* Write the state file; failures to save are logged, not fatal. */
 void
 boot_save(struct boot *b)
@@ -142,6 +155,7 @@ boot_save(struct boot *b)
 	char	*cause = NULL;
 	size_t	 i;
 
+	log_fields(&b->st);
 	if (b->state_path == NULL)
 		return;
 	for (i = 0; i < b->aws.ncounters && (int)i < STATE_MAX_COUNTERS; i++) {
@@ -200,6 +214,7 @@ boot_phase(struct boot *b, int ph, const char *step, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	log_fields(&b->st);
 	boot_notify(b, "%s: %s", state_phase_name(ph), msg);
 	free(msg);
 	boot_save(b);
@@ -892,6 +907,8 @@ fail(struct boot *b, const char *cause)
 	enum outcome	 o;
 	char		*err = NULL;
 
+	/* Logged once, as what it is: `journalctl ASG_AGENT_PHASE=failed` finds it. */
+	log_set_field(LOGF_PHASE, state_phase_name(PHASE_FAILED));
 	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
 	if (b->health != NULL)
 		health_set(b->health, 0, "failed");
@@ -914,7 +931,7 @@ fail(struct boot *b, const char *cause)
 	}
 	state_step_end(&b->st);
 	b->st.phase = PHASE_FAILED;
-	boot_notify(b, "failed: %s", cause);
+	sd_tell("STATUS=failed: %s", cause);
 	boot_save(b);
 	free(err);
 	return 1;

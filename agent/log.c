@@ -20,6 +20,17 @@ static int		 log_level = LOGL_INFO;
 static int		 log_journal;
 static const char	*log_journal_path = SDPROTO_JOURNAL_SOCKET;
 
+static char		*log_fields[LOGF_COUNT];
+
+/* Journal field names: `journalctl ASG_AGENT_PHASE=failed` finds failed boots. */
+static const char *const log_field_names[LOGF_COUNT] = {
+	[LOGF_PHASE] = "ASG_AGENT_PHASE",
+	[LOGF_STEP] = "ASG_AGENT_STEP",
+	[LOGF_VERSION] = "ASG_AGENT_VERSION",
+	[LOGF_INSTANCE] = "ASG_AGENT_INSTANCE",
+	[LOGF_GROUP] = "ASG_AGENT_GROUP",
+};
+
 static const struct {
 	const char	*name;
 	int		 level;
@@ -60,20 +71,32 @@ log_set_journal_socket(const char *path)
 	log_journal_path = path != NULL ? path : SDPROTO_JOURNAL_SOCKET;
 }
 
+void
+log_set_field(enum log_field f, const char *value)
+{
+	if ((int)f < 0 || f >= LOGF_COUNT)
+		return;
+	free(log_fields[f]);
+	log_fields[f] = value != NULL && *value != '\0' ? xstrdup(value) : NULL;
+}
+
 /* One entry with fields; when journald's socket is not there, a "<N>" line it can still parse. */
 static void
 log_to_journal(int level, const char *msg)
 {
-	char		*fields[3];
-	size_t		 i;
+	char		*fields[3 + LOGF_COUNT];
+	size_t		 i, n = 0;
 	int		 r;
 
-	fields[0] = xasprintf("MESSAGE=%s", msg);
-	fields[1] = xasprintf("PRIORITY=%d", level);
-	fields[2] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
-	r = sdproto_journal_send(log_journal_path, (const char *const *)fields,
-	    nitems(fields));
-	for (i = 0; i < nitems(fields); i++)
+	fields[n++] = xasprintf("MESSAGE=%s", msg);
+	fields[n++] = xasprintf("PRIORITY=%d", level);
+	fields[n++] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
+	for (i = 0; i < LOGF_COUNT; i++) {
+		if (log_fields[i] != NULL)
+			fields[n++] = xasprintf("%s=%s", log_field_names[i], log_fields[i]);
+	}
+	r = sdproto_journal_send(log_journal_path, (const char *const *)fields, n);
+	for (i = 0; i < n; i++)
 		free(fields[i]);
 	if (r != SDPROTO_OK)
 		fprintf(stderr, "<%d>%s\n", level, msg);

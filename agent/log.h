@@ -9,7 +9,19 @@ enum log_level {
 	LOGL_DEBUG = 7,
 };
 
+/* What the boot is at: every journal entry carries these once set (ASG_AGENT_PHASE=...). */
+enum log_field {
+	LOGF_PHASE,
+	LOGF_STEP,
+	LOGF_VERSION,
+	LOGF_INSTANCE,
+	LOGF_GROUP,
+	LOGF_COUNT
+};
+
 void	log_init(const char *ident, int level);
+/* Set (or, with NULL or "", clear) a field the journal entries from now on carry. */
+void	log_set_field(enum log_field, const char *);
 void	log_set_level(int);
 /* Where journal entries go (tests own one); NULL restores journald's socket. */
 void	log_set_journal_socket(const char *);

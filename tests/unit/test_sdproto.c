@@ -175,6 +175,24 @@ test_journal(void)
 	tap_str(got, "MESSAGE=drain 30 s\nPRIORITY=4\nSYSLOG_IDENTIFIER=test-ident\n",
 	    "log_warn under systemd: one journal entry with priority and identifier");
 
+	/* The boot's fields ride along once set, so journalctl ASG_AGENT_PHASE=failed finds them. */
+	log_set_field(LOGF_PHASE, "failed");
+	log_set_field(LOGF_VERSION, "1.4.2");
+	log_set_field(LOGF_GROUP, "web-blue");
+	log_error("boot failed in %s", "fetching");
+	got = receive(fd, &len);
+	tap_str(got, "MESSAGE=boot failed in fetching\nPRIORITY=3\nSYSLOG_IDENTIFIER=test-ident\n"
+	    "ASG_AGENT_PHASE=failed\nASG_AGENT_VERSION=1.4.2\nASG_AGENT_GROUP=web-blue\n",
+	    "set fields are sent with every entry, as ASG_AGENT_*");
+	log_set_field(LOGF_VERSION, NULL);
+	log_set_field(LOGF_GROUP, "");
+	log_set_field(LOGF_COUNT, "ignored");
+	log_info("phase only");
+	got = receive(fd, &len);
+	tap_str(got, "MESSAGE=phase only\nPRIORITY=6\nSYSLOG_IDENTIFIER=test-ident\n"
+	    "ASG_AGENT_PHASE=failed\n", "cleared fields are gone; an unknown one is ignored");
+	log_set_field(LOGF_PHASE, NULL);
+
 	/* No journal socket: "<N>" lines on the stream, which journald parses too. */
 	snprintf(path, sizeof path, "%s/no-journal", tmpdir);
 	log_set_journal_socket(path);
