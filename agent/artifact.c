@@ -24,6 +24,7 @@
 #include "artifact.h"
 #include "aws.h"
 #include "http.h"
+#include "log.h"
 #include "util.h"
 
 #define READ_SIZE	(128 * 1024)	/* one pull from the source */
@@ -83,6 +84,7 @@ struct sigcheck {
 struct download {
 	struct aws		*aws;
 	const char		*url;
+	char			*log_url;	/* url without what may be secret */
 	char			*bucket;	/* s3:// only */
 	char			*key;
 	double			 timeout;
@@ -1201,6 +1203,56 @@ parse_content_range(const char *s, long long *start, long long *total)
 	return 0;
 }
 
+/*
+ * A URL as the log may show it: a presigned query carries a signature and
+ * userinfo a password, so both are withheld.
+ */
+static char *
+url_for_log(const char *url)
+{
+	const char	*host, *at, *rest;
+	size_t		 restlen;
+
+	host = strstr(url, "://");
+	host = host != NULL ? host + 3 : url;
+	at = memchr(host, '@', strcspn(host, "/?#"));
+	rest = at != NULL ? at + 1 : host;
+	restlen = strcspn(rest, "?#");
+	return xasprintf("%.*s%s%.*s%s", (int)(host - url), url,
+	    at != NULL ? "(user withheld)@" : "", (int)restlen, rest,
+	    rest[restlen] != '\0' ? "?(query withheld)" : "");
+}
+
+/* Why a transfer broke, in words safe to log (the cause holds the URL). */
+static const char *
+break_reason(int err, ssize_t n)
+{
+	if (n == 0)
+		return "the connection closed before the end";
+	switch (err) {
+	case HTTP_ECONNECT:
+		return "cannot connect";
+	case HTTP_ETIMEOUT:
+		return "timed out";
+	case HTTP_EIO:
+		return "connection reset or truncated";
+	default:
+		return "transfer error";
+	}
+}
+
+/* One debug line per plain GET of the artifact: its answer or why there was none. */
+static void
+log_get(const struct download *d, int err, long status)
+{
+	if (err != HTTP_OK)
+		log_debug("artifact: GET %s from byte %lld: %s", d->log_url, d->offset,
+		    break_reason(err, -1));
+	else
+		log_debug("artifact: GET %s from byte %lld: HTTP %ld", d->log_url, d->offset,
+		    status);
+}
+
 /* Open the artifact at d->offset; *retry says whether trying again could help. */
 static int
 dl_open(struct download *d, int *retry, char **cause)
@@ -1227,10 +1279,12 @@ dl_open(struct download *d, int *retry, char **cause)
 		req.range_from = d->offset;
 		req.follow = 1;
 		if ((err = http_stream_open(&req, &d->st, cause)) != HTTP_OK) {
+			log_get(d, err, 0);
 			*retry = http_retryable(err);
 			return -1;
 		}
 		status = http_stream_status(d->st);
+		log_get(d, err, status);
 		if (status != (d->offset > 0 ? 206 : 200)) {
 			*retry = status >= 500 || status == 429;
 			if (d->offset > 0 && status == 200) {
@@ -1269,6 +1323,9 @@ dl_open(struct download *d, int *retry, char **cause)
 	}
 	if (d->etag == NULL && etag != NULL)
 		d->etag = xstrdup(etag);
+	if (d->offset > 0)
+		log_debug("artifact: %s resumed at byte %lld of %lld", d->log_url, d->offset,
+		    d->total);
 	return 0;
 fail:
 	http_stream_close(d->st);
@@ -1281,6 +1338,7 @@ static ssize_t
 dl_read(void *arg, void *p, size_t len, char **cause)
 {
 	struct download	*d = arg;
+	const char	*why;
 	ssize_t		 n;
 	double		 delay;
 	int		 err, retry;
@@ -1312,6 +1370,7 @@ dl_read(void *arg, void *p, size_t len, char **cause)
 		d->st = NULL;
 		if (!http_retryable(err))
 			return -1;
+		why = break_reason(err, n);
 		retry = 1;
 		while (d->st == NULL) {
 			if (!retry || d->resumes >= MAX_RESUMES) {
@@ -1319,12 +1378,17 @@ dl_read(void *arg, void *p, size_t len, char **cause)
 				return -1;
 			}
 			delay = 0.25 * (double)(1 << d->resumes);
-			sleep_for(delay > 2 ? 2 : delay, d->stop);
+			delay = delay > 2 ? 2 : delay;
+			log_debug("artifact: %s: resume %d of %d from byte %lld of %lld in "
+			    "%.2f s: %s", d->log_url, d->resumes + 1, MAX_RESUMES, d->offset,
+			    d->total, delay, why);
+			sleep_for(delay, d->stop);
 			if (d->stop != NULL && *d->stop)
 				return set_cause(cause, "stopped");
 			d->resumes++;
 			if (dl_open(d, &retry, cause) != 0)
 				d->st = NULL;
+			why = "the last resume failed";
 		}
 	}
 }
@@ -1333,6 +1397,7 @@ static void
 dl_free(struct download *d)
 {
 	http_stream_close(d->st);
+	free(d->log_url);
 	free(d->bucket);
 	free(d->key);
 	free(d->etag);
@@ -1396,6 +1461,16 @@ out:
 	return ret;
 }
 
+/* The detached signature is in: from where (query withheld) and how big. */
+static void
+log_signature(const char *url, size_t len)
+{
+	char	*u = url_for_log(url);
+
+	log_debug("artifact: signature %s fetched: %zu bytes", u, len);
+	free(u);
+}
+
 /* Load the public key and fetch the signature, ready to verify as bytes stream. */
 static int
 sig_init(struct sigcheck *sc, struct aws *aws, const struct artifact_spec *spec,
@@ -1430,6 +1505,7 @@ sig_init(struct sigcheck *sc, struct aws *aws, const struct artifact_spec *spec,
 		set_cause(cause, "signature file %s is empty", spec->signature_url);
 		goto out;
 	}
+	log_signature(spec->signature_url, sc->sig.len);
 	if ((sc->ctx = EVP_MD_CTX_new()) == NULL)
 		fatal("out of memory");
 	if (EVP_DigestVerifyInit(sc->ctx, NULL, EVP_sha256(), NULL, sc->key) != 1) {
@@ -1471,6 +1547,7 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	}
 	d->aws = aws;
 	d->url = spec->url;
+	d->log_url = url_for_log(spec->url);
 	d->timeout = spec->stall_timeout > 0 ? spec->stall_timeout : DEF_STALL;
 	d->stop = spec->stop;
 	d->tick = spec->tick;
@@ -1482,12 +1559,25 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	} else if (strncmp(spec->url, "https://", 8) != 0 &&
 	    strncmp(spec->url, "http://", 7) != 0)
 		return set_cause(cause, "%s: not an s3://, https:// or http:// URL", spec->url);
+	log_debug("artifact: download of %s starts (%s, %s)", d->log_url,
+	    spec->sha256 != NULL ? "sha256 pinned" : "no sha256 pinned",
+	    spec->public_key != NULL ? "signature to check" : "no signature");
 	if (dl_open(d, &retry, cause) != 0)
 		return -1;
 	if (feed_init(&src->feed, dl_read, d, spec->stop, cause) != 0)
 		return -1;
 	src->feed.vctx = src->sc.ctx;
 	return 0;
+}
+
+/* The end of a good download: size, digest and resumes in one line. */
+static void
+log_done(const struct source *src, const struct artifact_result *res)
+{
+	log_debug("artifact: %s done: %lld bytes, %d resume(s), sha256 %s (%s), signature %s",
+	    src->dl.log_url, res->bytes, src->dl.resumes, res->sha256,
+	    res->digest_ok ? "digest ok" : "no digest to compare",
+	    res->signature_ok ? "verified" : "not checked");
 }
 
 static void
@@ -1518,6 +1608,8 @@ artifact_fetch(struct aws *aws, const struct artifact_spec *spec, const char *de
 	if (source_open(&src, aws, spec, cause) != 0)
 		goto out;
 	ret = unpack_run(&src.feed, spec, &src.sc, dest, res, cause);
+	if (ret == 0)
+		log_done(&src, res);
 out:
 	res->resumes = src.dl.resumes;
 	source_close(&src);
@@ -1581,6 +1673,7 @@ artifact_fetch_file(struct aws *aws, const struct artifact_spec *spec, const cha
 	}
 	res->unpacked = res->bytes;
 	ret = 0;
+	log_done(&src, res);
 out:
 	res->bytes = src.feed.bytes;
 	res->resumes = src.dl.resumes;

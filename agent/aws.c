@@ -6,6 +6,7 @@
 
 #include "aws.h"
 #include "http.h"
+#include "log.h"
 #include "retry.h"
 #include "sigv4.h"
 #include "util.h"
@@ -459,6 +460,30 @@ out:
 	return err;
 }
 
+/*
+ * One debug line per attempt of a call (what names it), so -v follows a call
+ * through its retries. The code, not AWS's message: some messages echo the
+ * signed request.
+ */
+static void
+log_attempt(const struct aws *a, const char *what, int n, int err, long status,
+    const char *code, char *const *cause)
+{
+	const char	*why = *cause != NULL ? *cause : "unknown error";
+
+	if (err == -1)
+		log_debug("aws: %s attempt %d: not sent: %s", what, n, why);
+	else if (err != HTTP_OK)
+		log_debug("aws: %s attempt %d: transport error: %s", what, n, why);
+	else if (code == NULL)
+		log_debug("aws: %s attempt %d: HTTP %ld", what, n, status);
+	else if (aws_is_throttle(code))
+		log_debug("aws: %s attempt %d: HTTP %ld %s: throttled, slowdown now %gx",
+		    what, n, status, code, aws_slowdown(a));
+	else
+		log_debug("aws: %s attempt %d: HTTP %ld %s", what, n, status, code);
+}
+
 /* A call's retry schedule: from the base, stretched by the slowdown, for api_timeout. */
 static void
 call_retry_init(struct aws *a, struct retry *r)
@@ -496,11 +521,11 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	struct aws_counter	*ctr;
 	struct retry		 r;
 	struct buf		 body = { NULL, 0, 0 };
-	char			*endpoint = NULL, *url = NULL;
+	char			*endpoint = NULL, *url = NULL, *what = NULL;
 	long long		 server_date;
 	double			 skew;
 	enum outcome		 ret = OUTCOME_RETRY, again;
-	int			 err, skew_fixed = 0, creds_renewed = 0;
+	int			 err, tries = 0, skew_fixed = 0, creds_renewed = 0;
 
 	memset(res, 0, sizeof *res);
 	if (a->region == NULL) {
@@ -509,6 +534,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	}
 	endpoint = aws_endpoint(a, svc);
 	url = xasprintf("%s/", endpoint);
+	what = xasprintf("%s %s", services[svc].name, action);
 	form_body(&body, svc, action, p, n);
 	ctr = counter(a, action);
 	call_retry_init(a, &r);
@@ -520,6 +546,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 		err = attempt(a, svc, url, body.data, res, &server_date, cause);
 		if (err == HTTP_OK)
 			aws_adapt(a, aws_is_throttle(res->code));
+		log_attempt(a, what, ++tries, err, res->status, res->code, cause);
 		if (err == -1)
 			goto out;	/* no credentials: retrying here will not help */
 		if (err == HTTP_OK && res->code == NULL) {
@@ -534,9 +561,13 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 				/* Our clock is off: sign with the server's time from now on. */
 				a->clock_offset = skew;
 				skew_fixed = 1;
+				log_debug("aws: %s: clock off by %.0f s: signing with the "
+				    "server's time, retrying at once", what, skew);
 				continue;
 			}
 			if (in_list(expired_codes, res->code) && !creds_renewed) {
+				log_debug("aws: %s: credentials expired (%s): refreshing "
+				    "them, retrying at once", what, res->code);
 				creds_invalidate(a->creds);
 				creds_renewed = 1;
 				continue;
@@ -566,6 +597,7 @@ out:
 	buf_free(&body);
 	free(endpoint);
 	free(url);
+	free(what);
 	return ret;
 }
 
@@ -630,10 +662,10 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 	struct aws_result	 res;
 	struct retry		 r;
 	struct buf		 path = { NULL, 0, 0 };
-	char			*endpoint = NULL, *url = NULL;
+	char			*endpoint = NULL, *url = NULL, *what = NULL;
 	long			 status;
 	enum outcome		 ret = OUTCOME_RETRY, again;
-	int			 err;
+	int			 err, tries = 0;
 
 	*out = NULL;
 	memset(&res, 0, sizeof res);
@@ -656,6 +688,8 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		url = full;
 	}
 	ctr = counter(a, "s3:GetObject");
+	what = from > 0 ? xasprintf("s3 GetObject s3://%s/%s from byte %lld", bucket, key,
+	    from) : xasprintf("s3 GetObject s3://%s/%s", bucket, key);
 	call_retry_init(a, &r);
 	for (;;) {
 		aws_result_free(&res);
@@ -665,8 +699,10 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		aws_rate_wait(a);
 		ctr->calls++;
 		if (sign_request(a, AWS_S3, "GET", url, path.data, NULL, NULL, &sreq,
-		    cause) != 0)
+		    cause) != 0) {
+			log_attempt(a, what, ++tries, -1, 0, NULL, cause);
 			goto out;
+		}
 		memset(&req, 0, sizeof req);
 		req.method = "GET";
 		req.url = url;
@@ -676,8 +712,14 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		req.connect_timeout = 3;
 		err = http_stream_open(&req, &st, cause);
 		again = OUTCOME_RETRY;
-		if (err == HTTP_OK) {
+		if (err != HTTP_OK) {
+			log_attempt(a, what, ++tries, err, 0, NULL, cause);
+			if (!http_retryable(err))
+				goto out;
+		} else {
 			status = http_stream_status(st);
+			if (status >= 200 && status < 300)
+				log_attempt(a, what, ++tries, err, status, NULL, cause);
 			if (status == 200 && from == 0) {
 				aws_adapt(a, 0);
 				ret = OUTCOME_OK;
@@ -694,6 +736,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			}
 			s3_error(st, &res);
 			aws_adapt(a, aws_is_throttle(res.code));
+			log_attempt(a, what, ++tries, err, status, res.code, cause);
 			if (aws_is_throttle(res.code)) {
 				call_throttled(a, ctr, &r);
 				again = OUTCOME_THROTTLED;
@@ -706,8 +749,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 			}
 			set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 			    res.message);
-		} else if (!http_retryable(err))
-			goto out;
+		}
 		if (call_backoff(a, &r, again, cause) != 0) {
 			ret = again;
 			goto out;
@@ -724,5 +766,6 @@ out:
 	buf_free(&path);
 	free(endpoint);
 	free(url);
+	free(what);
 	return ret;
 }

@@ -1,4 +1,5 @@
 /* creds.c - the credential chain: environment, else the instance role through IMDS. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -6,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "creds.h"
+#include "log.h"
 #include "util.h"
 
 void
@@ -41,6 +43,20 @@ void
 creds_invalidate(struct creds_provider *p)
 {
 	creds_clear(&p->cur);
+}
+
+/* An expiration as the log shows it, ISO 8601 UTC; 0 means none. */
+static void
+expiration_text(double when, char *out, size_t len)
+{
+	struct tm	tm;
+	time_t		t = (time_t)when;
+
+	if (when <= 0 || gmtime_r(&t, &tm) == NULL) {
+		snprintf(out, len, "never");
+		return;
+	}
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 double
@@ -141,7 +157,24 @@ from_env(struct creds_provider *p)
 	p->cur.session_token = tok != NULL && *tok != '\0' ? xstrdup(tok) : NULL;
 	free(p->source);
 	p->source = xstrdup("environment");
+	log_debug("creds: using AWS_ACCESS_KEY_ID from the environment (%s session token)",
+	    p->cur.session_token != NULL ? "with a" : "no");
 	return 0;
+}
+
+/* One line per fetch from IMDS: which role, until when; never the keys. */
+static void
+log_refreshed(const struct creds_provider *p)
+{
+	char	when[32];
+
+	expiration_text(p->cur.expiration, when, sizeof when);
+	if (p->cur.expiration > 0)
+		log_debug("creds: role %s credentials fetched (fetch %lu): expire %s, in %.0f s",
+		    p->role, p->refreshes, when, p->cur.expiration - wall_now());
+	else
+		log_debug("creds: role %s credentials fetched (fetch %lu): no expiration",
+		    p->role, p->refreshes);
 }
 
 static int
@@ -168,6 +201,7 @@ from_imds(struct creds_provider *p, char **cause)
 			goto out;
 		}
 		p->role = xstrdup(list);
+		log_debug("creds: instance role is %s", p->role);
 	}
 	path = xasprintf("meta-data/iam/security-credentials/%s", p->role);
 	if ((r = imds_get(p->imds, path, &text, cause)) != OUTCOME_OK) {
@@ -182,12 +216,28 @@ from_imds(struct creds_provider *p, char **cause)
 	free(p->source);
 	p->source = xasprintf("instance role %s", p->role);
 	p->refreshes++;
+	log_refreshed(p);
 	ret = 0;
 out:
 	free(list);
 	freezero_str(text);
 	free(path);
 	return ret;
+}
+
+/* Why the role's credentials are fetched now: none yet, or close to their expiration. */
+static void
+log_refreshing(const struct creds_provider *p)
+{
+	char	when[32];
+
+	if (p->cur.access_key_id == NULL) {
+		log_debug("creds: fetching instance role credentials from IMDS (none cached)");
+		return;
+	}
+	expiration_text(p->cur.expiration, when, sizeof when);
+	log_debug("creds: refreshing role %s credentials: they expire %s, within %d s",
+	    p->role != NULL ? p->role : "?", when, CREDS_REFRESH_MARGIN);
 }
 
 int
@@ -205,9 +255,13 @@ creds_get(struct creds_provider *p, const struct creds **out, char **cause)
 		*out = &p->cur;
 		return 0;
 	}
+	log_refreshing(p);
 	if (from_imds(p, cause) != 0) {
 		/* Still valid, if close to expiry: use them rather than fail. */
 		if (p->cur.access_key_id != NULL && now < p->cur.expiration) {
+			log_debug("creds: refresh failed (%s): the current ones stay in use, "
+			    "%.0f s left", *cause != NULL ? *cause : "unknown error",
+			    p->cur.expiration - now);
 			*out = &p->cur;
 			return 0;
 		}

@@ -5,6 +5,7 @@
 
 #include "http.h"
 #include "imds.h"
+#include "log.h"
 #include "retry.h"
 #include "util.h"
 
@@ -50,8 +51,17 @@ drop_token(struct imds *m)
 	m->token = NULL;
 }
 
+/* Why a token is fetched now, for the debug line (never the token itself). */
+static const char *
+token_reason(const struct imds *m)
+{
+	if (m->token != NULL)
+		return "refresh: the token is about to expire";
+	return m->requests == 0 ? "first request" : "none held: refused or not fetched yet";
+}
+
 static enum outcome
-fetch_token(struct imds *m, char **cause)
+fetch_token(struct imds *m, const char *why, char **cause)
 {
 	struct http_response	 resp;
 	struct http_request	 req;
@@ -99,8 +109,13 @@ fetch_token(struct imds *m, char **cause)
 	m->token = buf_take(&resp.body);
 	m->token_expiry = mono_now() + (double)secs -
 	    (secs > 2 * IMDS_TOKEN_MARGIN ? IMDS_TOKEN_MARGIN : secs / 2.0);
+	log_debug("imds: session token fetched (%s): TTL %ld s, refreshed in %.0f s", why,
+	    secs, m->token_expiry - mono_now());
 	ret = OUTCOME_OK;
 out:
+	if (ret != OUTCOME_OK)
+		log_debug("imds: session token request failed (%s): %s", why,
+		    *cause != NULL ? *cause : "unknown error");
 	if (resp.body.data != NULL)
 		explicit_bzero(resp.body.data, resp.body.len);
 	http_response_free(&resp);
@@ -120,7 +135,7 @@ try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 
 	memset(&resp, 0, sizeof resp);
 	if (m->token == NULL || mono_now() >= m->token_expiry) {
-		if ((ret = fetch_token(m, cause)) != OUTCOME_OK)
+		if ((ret = fetch_token(m, token_reason(m), cause)) != OUTCOME_OK)
 			goto out;
 		ret = OUTCOME_RETRY;
 	}
@@ -193,9 +208,13 @@ imds_get(struct imds *m, const char *path, char **out, char **cause)
 			return OUTCOME_FATAL;
 		/* A refused token is retried at once, a single time. */
 		if (status == 401 && !token_retried) {
+			log_debug("imds: GET %s: token refused (401): fetching a new one, "
+			    "retrying at once", path);
 			token_retried = 1;
 			continue;
 		}
+		log_debug("imds: no answer for %s (%s): will retry", path,
+		    *cause != NULL ? *cause : "unknown error");
 		if (retry_pause(&r, a, 1) != 0) {
 			if (m->stop != NULL && *m->stop)
 				set_cause(cause, "%s (stopped)", *cause);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "retry.h"
 #include "util.h"
 
@@ -114,13 +115,28 @@ stopped(const struct retry *r)
 	return r->stop != NULL && *r->stop;
 }
 
+/* What the log calls the outcome a pause follows. */
+static const char *
+pause_reason(enum outcome o)
+{
+	return o == OUTCOME_THROTTLED ? "throttled" : "no usable answer";
+}
+
 int
 retry_pause(struct retry *r, enum outcome o, double slowdown)
 {
 	double	end, left;
 
-	if (stopped(r) || (left = retry_pause_for(r, o, slowdown, mono_now())) < 0)
+	if (stopped(r))
 		return -1;
+	if ((left = retry_pause_for(r, o, slowdown, mono_now())) < 0) {
+		log_debug("retry: deadline passed after %d retries (%s): giving up",
+		    r->attempt, pause_reason(o));
+		return -1;
+	}
+	/* The operator sees each back-off as it is chosen, before the wait. */
+	log_debug("retry: back-off %.2f s before retry %d (%s)", left, r->attempt,
+	    pause_reason(o));
 	end = mono_now() + left;
 	while (!stopped(r) && (left = end - mono_now()) > 0) {
 		sleep_for(r->tick != NULL && left > RETRY_TICK ? RETRY_TICK : left, r->stop);

@@ -3,6 +3,7 @@ URL templates, what the app inherits), real binary, fake AWS with signature chec
 import http.server
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -503,6 +504,55 @@ class BootEdges(BootCase):
             self.assertNotIn(creds["Token"], v)
         self.assertEqual(seen["env"].get("ASG_AGENT_VERSION"), "1.0.0")
         self.assertEqual(seen["env"].get("ASG_AGENT_INSTANCE_ID"), w.instance_id)
+
+    # -- 10. the debug log: every attempt, throttle, back-off, token and resume ------------------
+    def test_debug_log_follows_attempts_throttles_tokens_and_resumes(self):
+        # 2 MiB gzip cannot shrink, cut after half: far more than the agent's stream
+        # buffers (256 KiB), so the cut comes after bytes delivered and the resume is a Range.
+        art = make_artifact({"blob.bin": os.urandom(2 << 20)})
+        w, _ = self.world(art=art)
+        self.f.fault(kind="throttle", service="autoscaling", count=2)
+        self.f.fault(kind="truncate", service="s3", action="GetObject", count=1)
+        a = self.start()    # the test config logs at debug
+        self.assert_serving(a, w)
+        log = a.log_text()
+        # Each AWS attempt, the two throttling answers and the success of the same call.
+        m = re.search(r"debug: aws: autoscaling (\w+) attempt 1: HTTP 400 Throttling: "
+                      r"throttled, slowdown now \d+x\n", log)
+        self.assertIsNotNone(m, log)
+        call = m.group(1)
+        self.assertRegex(log, rf"debug: aws: autoscaling {call} attempt 2: HTTP 400 Throttling: "
+                         r"throttled, slowdown now \d+x\n")
+        self.assertRegex(log, rf"debug: aws: autoscaling {call} attempt 3: HTTP 200\n")
+        for n in (1, 2):
+            self.assertRegex(log, rf"debug: retry: back-off \d+\.\d\d s before retry {n} "
+                             r"\(throttled\)\n")
+        # The IMDS session token (its TTL, not itself) and the role's credentials.
+        self.assertRegex(log, r"debug: imds: session token fetched \(first request\): "
+                         r"TTL 21600 s, refreshed in \d+ s\n")
+        self.assertRegex(log, r"debug: creds: role [\w+=,.@-]+ credentials fetched \(fetch 1\): "
+                         r"expire \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, in \d+ s\n")
+        # The download: start, the cut, the Range resume, and the verified end.
+        url = "s3://releases/app/1.0.0.tar.gz"
+        self.assertIn(f"debug: artifact: download of {url} starts (sha256 pinned, "
+                      "no signature)\n", log)
+        self.assertRegex(log, rf"debug: aws: s3 GetObject {url} attempt 1: HTTP 200\n")
+        m = re.search(rf"debug: artifact: {url}: resume 1 of 5 from byte (\d+) of (\d+) "
+                      r"in 0\.25 s: [^\n]+\n", log)
+        self.assertIsNotNone(m, log)
+        cut, total = int(m.group(1)), int(m.group(2))
+        self.assertEqual(total, len(art))
+        self.assertLess(cut, total)
+        self.assertRegex(log, rf"debug: aws: s3 GetObject {url} from byte {cut} attempt 1: "
+                         r"HTTP 206\n")
+        self.assertIn(f"debug: artifact: {url} resumed at byte {cut} of {total}\n", log)
+        self.assertIn(f"debug: artifact: {url} done: {len(art)} bytes, 1 resume(s), "
+                      f"sha256 {sha256(art)} (digest ok), signature not checked\n", log)
+        # And nothing that signs or authenticates a request.
+        creds = self.f.imds_credentials()
+        for secret in (creds["SecretAccessKey"], creds["Token"], "Authorization",
+                       "Signature=", "X-Amz-Security-Token", "metadata-token:"):
+            self.assertNotIn(secret, log)
 
 
 class CheckConfig(unittest.TestCase):
