@@ -290,6 +290,19 @@ describe_status(int status)
 	return xstrdup("stopped");
 }
 
+/* SIGKILL a child and its process group, and reap it; returns its wait status. */
+static int
+kill_and_reap(pid_t pid)
+{
+	int	status = 0;
+
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return status;
+}
+
 /* Wait for pid until timeout; SIGKILL its group at the deadline. Returns the wait status. */
 static int
 wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *timed_out)
@@ -306,11 +319,7 @@ wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *ti
 			return -1;
 		if (mono_now() >= deadline || (stop != NULL && *stop)) {
 			*timed_out = 1;
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
-			return status;
+			return kill_and_reap(pid);
 		}
 		if (app != NULL && app->tick != NULL)
 			app->tick(app->tick_arg);
@@ -405,10 +414,7 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 	pfd[1].fd = epipe[0];
 	while (open_fds > 0) {
 		if ((stop != NULL && *stop) || mono_now() >= deadline) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
+			kill_and_reap(pid);
 			if (stop != NULL && *stop)
 				set_cause(cause, "systemctl %s %s: stopped while waiting for the job",
 				    verb, unit);
