@@ -1,30 +1,23 @@
-/* boot.c - `asg-agent run`: from a fresh instance to a serving app, or a clean ABANDON. */
+/* boot.c - the boot path: from a fresh instance to a healthy app, or a clean ABANDON. */
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
-#include "app.h"
+#include "agent.h"
 #include "artifact.h"
-#include "aws.h"
 #include "boot.h"
 #include "config.h"
-#include "creds.h"
 #include "health.h"
-#include "imds.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "policy.h"
 #include "release.h"
 #include "retry.h"
-#include "sdproto.h"
 #include "sigv4.h"
 #include "state.h"
 #include "tags.h"
@@ -36,33 +29,8 @@
 #define BOOT_PROBE_INTERVAL	0.10	/* app health probes: local, no jitter needed */
 #define BOOT_PROBE_EAGER	0.025	/* until the first answer, in the first seconds */
 #define BOOT_PROBE_EAGER_FOR	2.0
-#define BOOT_EARLY_BEAT		120	/* hooks this short get a heartbeat at once */
 #define BOOT_HEALTHY_IN_A_ROW	2
 #define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
-
-volatile sig_atomic_t		boot_stop;
-volatile sig_atomic_t		boot_signals;
-volatile sig_atomic_t		boot_reload;
-volatile sig_atomic_t		boot_hurry;
-static volatile sig_atomic_t	boot_deadline_hit;
-
-static void
-on_signal(int sig)
-{
-	switch (sig) {
-	case SIGHUP:
-		boot_reload = 1;
-		return;
-	case SIGALRM:
-		boot_deadline_hit = 1;
-		break;
-	default:
-		if (++boot_signals > 1)
-			boot_hurry = 1;
-		break;
-	}
-	boot_stop = 1;
-}
 
 char *
 boot_expand(const char *tmpl, const char *const vars[][2], int encode, char **cause)
@@ -135,234 +103,76 @@ boot_check_config(const struct config *cfg, char **cause)
 	return 0;
 }
 
-/* The journal's fields follow the state: phase, running step, version, instance, group. */
-static void
-log_fields(const struct state *st)
-{
-	const struct state_step	*s = st->nsteps > 0 ? &st->steps[st->nsteps - 1] : NULL;
-
-	log_set_field(LOGF_PHASE, state_phase_name(st->phase));
-	log_set_field(LOGF_STEP, s != NULL && s->seconds < 0 ? s->name : NULL);
-	log_set_field(LOGF_VERSION, st->version);
-	log_set_field(LOGF_INSTANCE, st->instance_id);
-	log_set_field(LOGF_GROUP, st->group);
-}
-
-/* Write the state file; failures to save are logged, not fatal. */
-void
-boot_save(struct boot *b)
-{
-	char	*cause = NULL;
-	size_t	 i;
-
-	log_fields(&b->st);
-	if (b->state_path == NULL)
-		return;
-	for (i = 0; i < b->aws.ncounters && (int)i < STATE_MAX_COUNTERS; i++) {
-		state_set(&b->st.counters[i].action, b->aws.counters[i].action);
-		b->st.counters[i].calls = b->aws.counters[i].calls;
-		b->st.counters[i].throttled = b->aws.counters[i].throttled;
-	}
-	b->st.ncounters = (int)i;
-	b->st.updated = wall_now();
-	if (state_save(&b->st, b->state_path, &cause) != 0) {
-		log_warn("cannot save state: %s", cause);
-		free(cause);
-	}
-}
-
-/* A message to systemd (sd_notify(3)); outside a notify service there is no one to tell. */
-static void
-sd_tell(const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*msg;
-
-	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	if (sdproto_notify(msg) < 0)
-		log_debug("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"),
-		    strerror(errno));
-	free(msg);
-}
-
-void
-boot_notify(struct boot *b, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*msg;
-
-	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	sd_tell("STATUS=%s", msg);
-	log_info("%s", msg);
-	free(msg);
-}
-
-/* Enter a phase: a timeline step, a STATUS= line, and the state file. */
-void
-boot_phase(struct boot *b, int ph, const char *step, const char *fmt, ...)
-{
-	va_list	 ap;
-	char	*msg;
-
-	b->st.phase = ph;
-	if (step != NULL)
-		state_step_begin(&b->st, step);
-	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	log_fields(&b->st);
-	boot_notify(b, "%s: %s", state_phase_name(ph), msg);
-	free(msg);
-	boot_save(b);
-}
-
-/*
- * Heartbeats for hook, as often as its HeartbeatTimeout needs (a third of
- * it, at most [lifecycle] heartbeat), the first one now.
- */
-void
-boot_heartbeats(struct boot *b, const char *hook, int hook_timeout)
-{
-	double	interval = b->cfg->heartbeat;
-
-	if (hook_timeout > 0 && hook_timeout / 3.0 < interval)
-		interval = hook_timeout / 3.0;
-	b->hb_hook = hook;
-	b->hb_interval = interval;
-	/*
-	 * The hook's clock started at launch, before we ran: a short timeout
-	 * gets a heartbeat now; a long one the first after an interval, which
-	 * spares the API (and a fleet's shared quota) a call on every fast boot.
-	 */
-	if (hook_timeout > 0 && hook_timeout <= BOOT_EARLY_BEAT) {
-		b->next_heartbeat = 0;
-		boot_tick(b);
-	} else
-		b->next_heartbeat = mono_now() + interval;
-}
-
-/*
- * Called from every wait and as download bytes arrive: heartbeats for a long
- * boot or drain, and systemd's start timeout pushed out while we progress.
- */
-void
-boot_tick(void *arg)
-{
-	struct boot	*b = arg;
-	char		*cause = NULL;
-	double		 now = mono_now();
-	enum outcome	 r;
-
-	if (now - b->last_extend > 10) {
-		sd_tell("EXTEND_TIMEOUT_USEC=60000000");
-		b->last_extend = now;
-	}
-	if (b->hb_hook == NULL || now < b->next_heartbeat || b->group == NULL)
-		return;
-	b->next_heartbeat = now + b->hb_interval;
-	r = lifecycle_heartbeat(&b->aws, b->group, b->hb_hook, b->instance_id, &cause);
-	if (r == OUTCOME_FATAL || outcome_retryable(r))
-		log_warn("lifecycle heartbeat for %s: %s", b->hb_hook, cause);
-	else if (r == OUTCOME_NOT_FOUND) {
-		log_info("lifecycle hook %s has no pending action: no more heartbeats",
-		    b->hb_hook);
-		b->hb_hook = NULL;
-	} else
-		log_debug("lifecycle heartbeat sent for hook %s", b->hb_hook);
-	free(cause);
-}
-
-/* Sleep in small slices so heartbeats and signals are never late. */
-void
-boot_wait(struct boot *b, double seconds)
-{
-	double	end = mono_now() + seconds, left;
-
-	while (!boot_stop && (left = end - mono_now()) > 0) {
-		sleep_for(left < 0.25 ? left : 0.25, (volatile int *)&boot_stop);
-		boot_tick(b);
-	}
-}
-
 /*
  * The boot's own retry loops ask again at the tag polls' pace, until the
  * boot is stopped (its deadline too) or the given deadline passes.
  */
 static void
-boot_retry(struct boot *b, struct retry *r, double deadline, int tick)
+boot_retry(struct agent *a, struct retry *r, double deadline, int tick)
 {
-	retry_init(r, BOOT_POLL_BASE, BOOT_POLL_CAP, deadline);
-	r->stop = (volatile int *)&boot_stop;
-	if (tick) {
-		r->tick = boot_tick;
-		r->tick_arg = b;
-	}
+	agent_retry(a, r, BOOT_POLL_BASE, BOOT_POLL_CAP, deadline, 0, tick);
 }
 
 /* The instance id, the region, credentials, and whether we boot into a warm pool. */
 static int
-step_identity(struct boot *b, char **cause)
+step_identity(struct agent *a, char **cause)
 {
 	const struct creds	*c;
 	char			*nl, *target;
 
-	boot_phase(b, PHASE_WAITING_FOR_IMDS, "imds", "asking IMDS who we are");
-	if (imds_get(&b->imds, "meta-data/instance-id", &b->instance_id, cause) != OUTCOME_OK)
+	agent_phase(a, PHASE_WAITING_FOR_IMDS, "imds", "asking IMDS who we are");
+	if (imds_get(&a->client.imds, "meta-data/instance-id", &a->instance_id, cause) != OUTCOME_OK)
 		return set_cause(cause, "instance id: %s", *cause != NULL ? *cause :
 		    "IMDS has no instance-id");
-	if ((nl = strpbrk(b->instance_id, "\r\n")) != NULL)
+	if ((nl = strpbrk(a->instance_id, "\r\n")) != NULL)
 		*nl = '\0';
-	state_set(&b->st.instance_id, b->instance_id);
-	if (aws_resolve_region(&b->aws, b->cfg->region, cause) != 0)
+	state_set(&a->st.instance_id, a->instance_id);
+	if (client_region(&a->client, a->cfg, cause) != 0)
 		return -1;
-	state_set(&b->st.region, b->aws.region);
-	if (creds_get(&b->creds, &c, cause) != 0)
+	state_set(&a->st.region, a->client.aws.region);
+	if (creds_get(&a->client.creds, &c, cause) != 0)
 		return set_cause(cause, "credentials: %s", *cause);
-	if ((target = serve_target_state(b)) != NULL) {
-		state_set(&b->st.target_state, target);
-		b->warm = strncmp(target, "Warmed:", 7) == 0;
+	if ((target = agent_target_state(a)) != NULL) {
+		state_set(&a->st.target_state, target);
+		a->warm = strncmp(target, "Warmed:", 7) == 0;
 		free(target);
 	}
-	state_step_detail(&b->st, "%s, %s, credentials from %s%s", b->instance_id,
-	    b->aws.region, b->creds.source, b->warm ? ", warm pool" : "");
-	boot_save(b);
+	state_step_detail(&a->st, "%s, %s, credentials from %s%s", a->instance_id,
+	    a->client.aws.region, a->client.creds.source, a->warm ? ", warm pool" : "");
+	agent_save(a);
 	return 0;
 }
 
 /* Find the launch hook as soon as the group is known: heartbeats, and ABANDON if the tag never comes. */
 static int
-step_hook(struct boot *b, char **cause)
+step_hook(struct agent *a, char **cause)
 {
 	struct retry	r;
 	enum outcome	o;
 	int		timeout = 0;
 
-	if (b->hook_checked || b->group == NULL)
+	if (a->hook_checked || a->group == NULL)
 		return 0;
-	b->hook_checked = 1;
-	if (*b->cfg->launch_hook != '\0')
-		b->hook = xstrdup(b->cfg->launch_hook);
+	a->hook_checked = 1;
+	if (*a->cfg->launch_hook != '\0')
+		a->hook = xstrdup(a->cfg->launch_hook);
 	else {
-		boot_retry(b, &r, HUGE_VAL, 1);
+		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
-		while ((o = lifecycle_find_hook(&b->aws, b->group, LIFECYCLE_LAUNCHING,
-		    &b->hook, &timeout, cause)) != OUTCOME_OK) {
-			if (!outcome_retryable(o) || boot_stop)
+		while ((o = lifecycle_find_hook(&a->client.aws, a->group, LIFECYCLE_LAUNCHING,
+		    &a->hook, &timeout, cause)) != OUTCOME_OK) {
+			if (!outcome_retryable(o) || a->halt.stop)
 				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 			log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
 			if (retry_pause(&r, o, 1) != 0)
 				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 		}
 	}
-	if (b->hook != NULL) {
-		state_setf(&b->st.lifecycle, "launch hook %s pending", b->hook);
-		boot_heartbeats(b, b->hook, timeout);
+	if (a->hook != NULL) {
+		state_setf(&a->st.lifecycle, "launch hook %s pending", a->hook);
+		agent_heartbeats(a, a->hook, timeout);
 	} else
-		state_set(&b->st.lifecycle, "no launch hook on the group");
+		state_set(&a->st.lifecycle, "no launch hook on the group");
 	return 0;
 }
 
@@ -372,18 +182,18 @@ step_hook(struct boot *b, char **cause)
  * group has no hook to complete.
  */
 static int
-step_group(struct boot *b, char **cause)
+step_group(struct agent *a, char **cause)
 {
 	struct retry	 r;
 	enum outcome	 o;
 	char		*g = NULL;
 
-	if (b->group != NULL || b->group_checked)
+	if (a->group != NULL || a->group_checked)
 		return 0;
-	b->group_checked = 1;
-	boot_retry(b, &r, HUGE_VAL, 1);
-	while (outcome_retryable(o = tags_instance_group(&b->aws, b->instance_id, &g, NULL,
-	    cause)) && !boot_stop) {
+	a->group_checked = 1;
+	boot_retry(a, &r, HUGE_VAL, 1);
+	while (outcome_retryable(o = tags_instance_group(&a->client.aws, a->instance_id, &g, NULL,
+	    cause)) && !a->halt.stop) {
 		log_warn("DescribeAutoScalingInstances (will retry): %s", *cause);
 		if (retry_pause(&r, o, 1) != 0)
 			break;
@@ -391,68 +201,43 @@ step_group(struct boot *b, char **cause)
 	if (outcome_retryable(o) || o == OUTCOME_FATAL)
 		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
 	if (o == OUTCOME_OK) {
-		b->group = g;
-		state_set(&b->st.group, g);
+		a->group = g;
+		state_set(&a->st.group, g);
 	}
-	return step_hook(b, cause);
+	return step_hook(a, cause);
 }
 
-/* The worse of two tag results: final error, then throttled, then retry, then success. */
-static enum outcome
-worse(enum outcome a, enum outcome b)
-{
-	if (a == OUTCOME_FATAL || b == OUTCOME_FATAL)
-		return OUTCOME_FATAL;
-	if (a == OUTCOME_THROTTLED || b == OUTCOME_THROTTLED)
-		return OUTCOME_THROTTLED;
-	if (a == OUTCOME_RETRY || b == OUTCOME_RETRY)
-		return OUTCOME_RETRY;
-	return OUTCOME_OK;
-}
-
-/*
- * Whether the instance's tags (from IMDS or EC2) hold a usable launch-time
- * copy of the group's version tag: the version, and the digest too when one
- * is configured, so that the two never come from different places.
- */
+/* Whether the instance's tags hold a fresh launch-time copy of the group's. */
 static int
-launch_copy(const struct boot *b, const struct tags *t)
+fresh_copy(const struct agent *a, const struct tags *t)
 {
-	const char	*v;
-
-	if (!b->cfg->version_launch_copy || !b->launch_fresh || b->group == NULL)
-		return 0;
-	if ((v = tags_get(t, b->cfg->version_tag)) == NULL || *v == '\0')
-		return 0;
-	if (*b->cfg->sha256_tag == '\0')
-		return 1;
-	return (v = tags_get(t, b->cfg->sha256_tag)) != NULL && *v != '\0';
+	return policy_launch_copy(a->cfg, a->launch_fresh, a->group != NULL, t);
 }
 
 /*
  * One round of looking for the group and the version tags, cheapest source
- * first. Fills b->group, b->version and b->sha256 as they become known.
- * Returns OUTCOME_OK (look at b->version), a retryable outcome or OUTCOME_FATAL.
+ * first. Fills a->group, a->version and a->sha256 as they become known.
+ * Returns OUTCOME_OK (look at a->version), a retryable outcome or OUTCOME_FATAL.
  */
 static enum outcome
-poll_tags(struct boot *b, int *imds_tags, char **cause)
+poll_tags(struct agent *a, int *imds_tags, char **cause)
 {
 	const char	*keys[4], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
 	enum outcome	 r, r2, ret = OUTCOME_FATAL;
-	int		 source = b->cfg->version_source, n = 0;
+	int		 source = a->cfg->version_source, n = 0;
 
-	keys[n++] = b->cfg->version_tag;
-	if (*b->cfg->sha256_tag != '\0')
-		keys[n++] = b->cfg->sha256_tag;
+	keys[n++] = a->cfg->version_tag;
+	if (*a->cfg->sha256_tag != '\0')
+		keys[n++] = a->cfg->sha256_tag;
 	keys[n++] = TAG_GROUP_NAME;
 	keys[n] = NULL;
 	memset(&t, 0, sizeof t);
 
 	/* IMDS tags cost no API quota: always try them first while they answer. */
 	if (*imds_tags) {
-		r = tags_from_imds(&b->imds, keys, &t, cause);
+		r = tags_from_imds(&a->client.imds, keys, &t, cause);
 		if (r == OUTCOME_FATAL)
 			goto out;
 		if (r == OUTCOME_NOT_FOUND) {
@@ -463,43 +248,33 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 				goto out;
 			}
 		} else {
-			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
-				b->group = xstrdup(v);
-			if (source != VERSION_SOURCE_GROUP) {
-				src_name = "instance tag";
-				src_via = " (IMDS)";
-			} else if (launch_copy(b, &t)) {
-				src_name = "group tag";
-				src_via = " as copied at launch (IMDS)";
-			}
+			if (a->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
+				a->group = xstrdup(v);
+			policy_version_source(a->cfg, TAGS_FROM_IMDS, fresh_copy(a, &t),
+			    &src_name, &src_via);
 		}
 	}
 	if (src_name == NULL && source != VERSION_SOURCE_IMDS &&
-	    (source == VERSION_SOURCE_INSTANCE || b->group == NULL)) {
+	    (source == VERSION_SOURCE_INSTANCE || a->group == NULL)) {
 		tags_free(&t);
-		r = tags_from_instance(&b->aws, b->instance_id, keys, &t, &err);
+		r = tags_from_instance(&a->client.aws, a->instance_id, keys, &t, &err);
 		if (r == OUTCOME_OK) {
-			if (b->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
-				b->group = xstrdup(v);
-			if (source == VERSION_SOURCE_INSTANCE) {
-				src_name = "instance tag";
-				src_via = " (EC2 DescribeTags)";
-			} else if (launch_copy(b, &t)) {
-				src_name = "group tag";
-				src_via = " as copied at launch (EC2 DescribeTags)";
-			}
+			if (a->group == NULL && (v = tags_get(&t, TAG_GROUP_NAME)) != NULL)
+				a->group = xstrdup(v);
+			policy_version_source(a->cfg, TAGS_FROM_EC2, fresh_copy(a, &t),
+			    &src_name, &src_via);
 		} else if (source == VERSION_SOURCE_INSTANCE) {
 			ret = r;
 			set_cause(cause, "EC2 DescribeTags: %s", err);
 			goto out;
 		}
 		/* For the group name alone, DescribeAutoScalingInstances may still answer. */
-		if (b->group == NULL) {
-			r2 = tags_instance_group(&b->aws, b->instance_id, &g, NULL, cause);
+		if (a->group == NULL) {
+			r2 = tags_instance_group(&a->client.aws, a->instance_id, &g, NULL, cause);
 			if (r2 == OUTCOME_OK)
-				b->group = g;
+				a->group = g;
 			else if (r != OUTCOME_OK && r2 != OUTCOME_NOT_FOUND) {
-				ret = worse(r, r2);
+				ret = outcome_worse(r, r2);
 				set_cause(cause, "EC2 DescribeTags: %s; "
 				    "DescribeAutoScalingInstances: %s", err, *cause);
 				goto out;
@@ -510,28 +285,28 @@ poll_tags(struct boot *b, int *imds_tags, char **cause)
 		}
 	}
 	if (source == VERSION_SOURCE_GROUP && src_name == NULL) {
-		if (b->group == NULL) {
+		if (a->group == NULL) {
 			ret = OUTCOME_OK;	/* not in a group yet: poll again */
 			goto out;
 		}
 		tags_free(&t);
-		if ((r = tags_from_group(&b->aws, b->group, keys, &t, cause)) != OUTCOME_OK) {
+		if ((r = tags_from_group(&a->client.aws, a->group, keys, &t, cause)) != OUTCOME_OK) {
 			ret = r;
 			goto out;
 		}
-		src_name = "group tag";
+		policy_version_source(a->cfg, TAGS_FROM_GROUP, 0, &src_name, &src_via);
 	}
-	if (src_name != NULL && (v = tags_get(&t, b->cfg->version_tag)) != NULL &&
+	if (src_name != NULL && (v = tags_get(&t, a->cfg->version_tag)) != NULL &&
 	    *v != '\0') {
-		free(b->version);
-		b->version = xstrdup(v);
-		state_setf(&b->st.version_source, "%s %s%s", src_name,
-		    b->cfg->version_tag, src_via);
-		free(b->sha256);
-		b->sha256 = NULL;
-		if (*b->cfg->sha256_tag != '\0' &&
-		    (v = tags_get(&t, b->cfg->sha256_tag)) != NULL && *v != '\0')
-			b->sha256 = xstrdup(v);
+		free(a->version);
+		a->version = xstrdup(v);
+		state_setf(&a->st.version_source, "%s %s%s", src_name,
+		    a->cfg->version_tag, src_via);
+		free(a->sha256);
+		a->sha256 = NULL;
+		if (*a->cfg->sha256_tag != '\0' &&
+		    (v = tags_get(&t, a->cfg->sha256_tag)) != NULL && *v != '\0')
+			a->sha256 = xstrdup(v);
 	}
 	ret = OUTCOME_OK;
 out:
@@ -540,16 +315,9 @@ out:
 	return ret;
 }
 
-/* Whether the version found so far can be verified with what is configured. */
-static int
-verifiable(const struct boot *b)
-{
-	return b->sha256 != NULL || *b->cfg->public_key != '\0' || b->cfg->allow_unverified;
-}
-
 /* Poll until the version tag really appears (with its digest); never guess. */
 static int
-step_version(struct boot *b, char **cause)
+step_version(struct agent *a, char **cause)
 {
 	struct retry	 r;
 	double		 delay, deadline;
@@ -557,18 +325,18 @@ step_version(struct boot *b, char **cause)
 	int		 imds_tags = 1;
 	char		*err = NULL, *safe;
 
-	boot_phase(b, PHASE_WAITING_FOR_TAG, "version-tag", "waiting for tag %s",
-	    b->cfg->version_tag);
-	deadline = mono_now() + b->cfg->version_wait;
+	agent_phase(a, PHASE_WAITING_FOR_TAG, "version-tag", "waiting for tag %s",
+	    a->cfg->version_tag);
+	deadline = mono_now() + a->cfg->version_wait;
 	retry_init(&r, BOOT_POLL_BASE, BOOT_POLL_CAP, deadline);
 	for (;;) {
-		state_step_poll(&b->st);
-		res = poll_tags(b, &imds_tags, &err);
-		if (b->group != NULL && b->st.group == NULL) {
-			state_set(&b->st.group, b->group);
-			if (step_hook(b, cause) != 0)
+		state_step_poll(&a->st);
+		res = poll_tags(a, &imds_tags, &err);
+		if (a->group != NULL && a->st.group == NULL) {
+			state_set(&a->st.group, a->group);
+			if (step_hook(a, cause) != 0)
 				goto fail;
-			boot_save(b);
+			agent_save(a);
 		}
 		if (res == OUTCOME_FATAL) {
 			/* Auth and validation errors will not fix themselves. */
@@ -577,41 +345,41 @@ step_version(struct boot *b, char **cause)
 		}
 		if (outcome_retryable(res))
 			log_warn("reading tags (will retry): %s", err);
-		if (b->version != NULL && verifiable(b))
+		if (a->version != NULL && policy_verifiable(a->cfg, a->sha256))
 			break;
-		if (boot_stop) {
-			set_cause(cause, "stopped while waiting for tag %s", b->cfg->version_tag);
+		if (a->halt.stop) {
+			set_cause(cause, "stopped while waiting for tag %s", a->cfg->version_tag);
 			goto fail;
 		}
 		/* Throttled answers stretch the polling for the whole fleet's sake. */
-		if ((delay = retry_pause_for(&r, res, aws_slowdown(&b->aws), mono_now())) < 0 ||
+		if ((delay = retry_pause_for(&r, res, aws_slowdown(&a->client.aws), mono_now())) < 0 ||
 		    mono_now() + delay >= deadline) {
-			if (b->version != NULL)
+			if (a->version != NULL)
 				set_cause(cause, "tag %s is %s but it has no %s tag after %d s and "
 				    "no public_key is configured: nothing to verify it with",
-				    b->cfg->version_tag, b->version, b->cfg->sha256_tag,
-				    b->cfg->version_wait);
+				    a->cfg->version_tag, a->version, a->cfg->sha256_tag,
+				    a->cfg->version_wait);
 			else
 				set_cause(cause, "tag %s did not appear within %d s (%s)%s%s; "
-				    "refusing to guess a version", b->cfg->version_tag,
-				    b->cfg->version_wait, b->group != NULL ? b->group :
+				    "refusing to guess a version", a->cfg->version_tag,
+				    a->cfg->version_wait, a->group != NULL ? a->group :
 				    "group unknown", outcome_retryable(res) ? ": " : "",
 				    outcome_retryable(res) ? err : "");
 			goto fail;
 		}
-		boot_wait(b, delay);
+		agent_wait(a, delay);
 	}
 	free(err);
-	if (!release_version_ok(b->version)) {
-		safe = str_vis(b->version);
+	if (!release_version_ok(a->version)) {
+		safe = str_vis(a->version);
 		set_cause(cause, "tag %s has an unusable version '%s' (allowed: letters, "
-		    "digits, . _ + -)", b->cfg->version_tag, safe);
+		    "digits, . _ + -)", a->cfg->version_tag, safe);
 		free(safe);
 		return -1;
 	}
-	state_set(&b->st.version, b->version);
-	state_step_detail(&b->st, "%s from %s", b->version, b->st.version_source);
-	boot_save(b);
+	state_set(&a->st.version, a->version);
+	state_step_detail(&a->st, "%s from %s", a->version, a->st.version_source);
+	agent_save(a);
 	return 0;
 fail:
 	free(err);
@@ -620,44 +388,32 @@ fail:
 
 /* Expand the artifact and signature URLs for this boot. */
 static int
-artifact_urls(struct boot *b, char **url, char **sig_url, char **cause)
+artifact_urls(struct agent *a, char **url, char **sig_url, char **cause)
 {
 	const char	*vars[][2] = {
-		{ "version", b->version }, { "group", b->group },
-		{ "region", b->aws.region }, { "instance_id", b->instance_id },
+		{ "version", a->version }, { "group", a->group },
+		{ "region", a->client.aws.region }, { "instance_id", a->instance_id },
 		{ "url", NULL }, { NULL, NULL }
 	};
 	int		 encode;
 
 	*sig_url = NULL;
 	/* S3 keys are encoded when signed; URLs get their values encoded here. */
-	encode = strncmp(b->cfg->artifact_url, "s3://", 5) != 0;
-	if ((*url = boot_expand(b->cfg->artifact_url, vars, encode, cause)) == NULL)
+	encode = strncmp(a->cfg->artifact_url, "s3://", 5) != 0;
+	if ((*url = boot_expand(a->cfg->artifact_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] url %s", *cause);
-	if (*b->cfg->public_key == '\0')
+	if (*a->cfg->public_key == '\0')
 		return 0;
 	vars[4][1] = *url;
-	encode = strncmp(b->cfg->signature_url, "s3://", 5) != 0;
-	if ((*sig_url = boot_expand(b->cfg->signature_url, vars, encode, cause)) == NULL)
+	encode = strncmp(a->cfg->signature_url, "s3://", 5) != 0;
+	if ((*sig_url = boot_expand(a->cfg->signature_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] signature_url %s", *cause);
 	return 0;
 }
 
-/* Whether an installed release may be used as it is, without a download. */
-static int
-reusable(const struct boot *b, const char *have)
-{
-	if (have == NULL)	/* installed unverified */
-		return b->cfg->allow_unverified;
-	if (b->sha256 != NULL)
-		return strcasecmp(have, b->sha256) == 0;
-	/* Verified by signature when installed; the same key still applies. */
-	return *b->cfg->public_key != '\0' || b->cfg->allow_unverified;
-}
-
 /* Fetch and install the release, unless a verified copy is already here. */
 static int
-step_release(struct boot *b, char **cause)
+step_release(struct agent *a, char **cause)
 {
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
@@ -665,44 +421,44 @@ step_release(struct boot *b, char **cause)
 	int			 ret = -1;
 
 	memset(&res, 0, sizeof res);
-	if (artifact_urls(b, &url, &sig_url, cause) != 0)
+	if (artifact_urls(a, &url, &sig_url, cause) != 0)
 		goto out;
-	state_set(&b->st.artifact, url);
-	if (release_present(b->cfg->state_dir, b->version, &have) == 1 && reusable(b, have)) {
-		b->st.downloaded = 0;
-		state_set(&b->st.sha256, have);
-		state_set(&b->st.verification, have != NULL ? "verified when installed" :
+	state_set(&a->st.artifact, url);
+	if (release_present(a->cfg->state_dir, a->version, &have) == 1 && policy_reusable(a->cfg, have, a->sha256)) {
+		a->st.downloaded = 0;
+		state_set(&a->st.sha256, have);
+		state_set(&a->st.verification, have != NULL ? "verified when installed" :
 		    "UNVERIFIED (installed earlier, allow_unverified = yes)");
-		boot_phase(b, PHASE_INSTALLING, "install", "release %s is already installed",
-		    b->version);
+		agent_phase(a, PHASE_INSTALLING, "install", "release %s is already installed",
+		    a->version);
 		ret = 0;
 		goto out;
 	}
-	boot_phase(b, PHASE_FETCHING, "fetch", "fetching %s", url);
-	if (release_staging(b->cfg->state_dir, b->version, &staging, cause) != 0)
+	agent_phase(a, PHASE_FETCHING, "fetch", "fetching %s", url);
+	if (release_staging(a->cfg->state_dir, a->version, &staging, cause) != 0)
 		goto out;
 	memset(&spec, 0, sizeof spec);
 	spec.url = url;
-	spec.sha256 = b->sha256;
+	spec.sha256 = a->sha256;
 	spec.signature_url = sig_url;
-	spec.public_key = *b->cfg->public_key != '\0' ? b->cfg->public_key : NULL;
-	spec.max_size = b->cfg->max_size;
-	spec.stop = (volatile int *)&boot_stop;
-	spec.tick = boot_tick;
-	spec.tick_arg = b;
-	if (artifact_fetch(&b->aws, &spec, staging, &res, cause) != 0)
+	spec.public_key = *a->cfg->public_key != '\0' ? a->cfg->public_key : NULL;
+	spec.max_size = a->cfg->max_size;
+	spec.stop = (volatile int *)&a->halt.stop;
+	spec.tick = agent_tick;
+	spec.tick_arg = a;
+	if (artifact_fetch(&a->client.aws, &spec, staging, &res, cause) != 0)
 		goto out;
-	state_step_detail(&b->st, "%lld bytes (%s), %lld unpacked in %ld entries%s",
+	state_step_detail(&a->st, "%lld bytes (%s), %lld unpacked in %ld entries%s",
 	    res.bytes, res.format != NULL ? res.format : "?", res.unpacked, res.entries,
 	    res.resumes > 0 ? ", resumed" : "");
-	b->st.downloaded = 1;
-	state_set(&b->st.sha256, res.sha256);
-	state_setf(&b->st.verification, "%s%s%s",
+	a->st.downloaded = 1;
+	state_set(&a->st.sha256, res.sha256);
+	state_setf(&a->st.verification, "%s%s%s",
 	    res.digest_ok ? "sha256 tag" : "",
 	    res.digest_ok && res.signature_ok ? " + " : "",
 	    res.signature_ok ? "signature" : (res.digest_ok ? "" : "UNVERIFIED"));
-	boot_phase(b, PHASE_INSTALLING, "install", "installing %s", b->version);
-	if (release_commit(b->cfg->state_dir, b->version, staging,
+	agent_phase(a, PHASE_INSTALLING, "install", "installing %s", a->version);
+	if (release_commit(a->cfg->state_dir, a->version, staging,
 	    res.digest_ok || res.signature_ok ? res.sha256 : NULL, cause) != 0)
 		goto out;
 	ret = 0;
@@ -718,15 +474,15 @@ out:
 }
 
 static int
-step_activate(struct boot *b, char **cause)
+step_activate(struct agent *a, char **cause)
 {
 	char	*err = NULL;
 
-	if (release_activate(b->cfg->state_dir, b->version, cause) != 0)
+	if (release_activate(a->cfg->state_dir, a->version, cause) != 0)
 		return -1;
-	free(b->st.release_dir);
-	b->st.release_dir = release_dir(b->cfg->state_dir, b->version);
-	if (release_prune(b->cfg->state_dir, b->cfg->keep, &err) != 0) {
+	free(a->st.release_dir);
+	a->st.release_dir = release_dir(a->cfg->state_dir, a->version);
+	if (release_prune(a->cfg->state_dir, a->cfg->keep, &err) != 0) {
 		log_warn("pruning old releases: %s", err);
 		free(err);
 	}
@@ -738,82 +494,82 @@ step_activate(struct boot *b, char **cause)
  * for this very version still running and healthy? Then keep it.
  */
 static int
-try_adopt(struct boot *b, const struct state *old)
+try_adopt(struct agent *a, const struct state *old)
 {
 	char	*err = NULL;
 	int	 ok;
 
-	if (old == NULL || old->version == NULL || strcmp(old->version, b->version) != 0 ||
+	if (old == NULL || old->version == NULL || strcmp(old->version, a->version) != 0 ||
 	    (old->phase != PHASE_SERVING && old->phase != PHASE_WAITING_FOR_HEALTH))
 		return 0;
-	if (b->app.unit == NULL && !state_process_alive(old, old->app_pid, old->app_pid_start))
+	if (a->app.unit == NULL && !state_process_alive(old, old->app_pid, old->app_pid_start))
 		return 0;
-	if (b->app.unit != NULL && app_check(&b->app, &err) != 0) {
+	if (a->app.unit != NULL && app_check(&a->app, &err) != 0) {
 		free(err);
 		return 0;
 	}
-	ok = health_probe(b->cfg->health_url, 2.0, &err) == 1;
+	ok = health_probe(a->cfg->health_url, 2.0, &err) == 1;
 	free(err);
 	if (!ok)
 		return 0;
-	if (b->app.unit == NULL) {
-		app_adopt(&b->app, old->app_pid);
-		b->st.app_pid = old->app_pid;
-		b->st.app_pid_start = old->app_pid_start;
+	if (a->app.unit == NULL) {
+		app_adopt(&a->app, old->app_pid);
+		a->st.app_pid = old->app_pid;
+		a->st.app_pid_start = old->app_pid_start;
 	}
 	return 1;
 }
 
 static int
-step_start(struct boot *b, const struct state *old, char **cause)
+step_start(struct agent *a, const struct state *old, char **cause)
 {
 	char	*current, *desc, *err = NULL;
 	int	 ret = -1;
 
-	current = xasprintf("%s/current", b->cfg->state_dir);
-	boot_phase(b, PHASE_STARTING, "start", "starting %s",
-	    *b->cfg->app_unit != '\0' ? b->cfg->app_unit : b->cfg->app_command);
-	if (app_write_env(b->cfg->state_dir, b->version, current, b->instance_id, cause) != 0)
+	current = xasprintf("%s/current", a->cfg->state_dir);
+	agent_phase(a, PHASE_STARTING, "start", "starting %s",
+	    *a->cfg->app_unit != '\0' ? a->cfg->app_unit : a->cfg->app_command);
+	if (app_write_env(a->cfg->state_dir, a->version, current, a->instance_id, cause) != 0)
 		goto out;
-	if (!b->app_ready) {
-		if (app_init(&b->app, b->cfg->app_unit, b->cfg->app_command, current,
-		    b->version, b->instance_id, cause) != 0)
+	if (!a->app_ready) {
+		if (app_init(&a->app, a->cfg->app_unit, a->cfg->app_command, current,
+		    a->version, a->instance_id, cause) != 0)
 			goto out;
-		b->app.stop = (volatile int *)&boot_stop;
-		b->app.tick = boot_tick;
-		b->app.tick_arg = b;
-		b->app_ready = 1;
+		a->app.stop = (volatile int *)&a->halt.stop;
+		a->app.tick = agent_tick;
+		a->app.tick_arg = a;
+		a->app_ready = 1;
 	}
-	if (try_adopt(b, old)) {
-		b->app_started = 1;
-		desc = app_describe(&b->app);
-		state_setf(&b->st.app, "%s, kept running from before the agent restarted", desc);
-		state_step_detail(&b->st, "app already running and healthy: kept");
+	if (try_adopt(a, old)) {
+		a->app_started = 1;
+		desc = app_describe(&a->app);
+		state_setf(&a->st.app, "%s, kept running from before the agent restarted", desc);
+		state_step_detail(&a->st, "app already running and healthy: kept");
 		free(desc);
 		ret = 0;
 		goto out;
 	}
 	/* Something answering already would make the health check lie. */
-	if (b->app.unit == NULL && health_probe(b->cfg->health_url, 1.0, &err) == 1) {
+	if (a->app.unit == NULL && health_probe(a->cfg->health_url, 1.0, &err) == 1) {
 		set_cause(cause, "something already answers %s before the app was started",
-		    b->cfg->health_url);
+		    a->cfg->health_url);
 		goto out;
 	}
-	if (*b->cfg->pre_start != '\0') {
-		state_step_detail(&b->st, "pre_start %s", b->cfg->pre_start);
-		if (app_pre_start(&b->app, b->cfg->pre_start, b->cfg->pre_start_timeout,
-		    (volatile int *)&boot_stop, cause) != 0)
+	if (*a->cfg->pre_start != '\0') {
+		state_step_detail(&a->st, "pre_start %s", a->cfg->pre_start);
+		if (app_pre_start(&a->app, a->cfg->pre_start, a->cfg->pre_start_timeout,
+		    (volatile int *)&a->halt.stop, cause) != 0)
 			goto out;
 	}
-	if (app_start(&b->app, BOOT_START_TIMEOUT, cause) != 0)
+	if (app_start(&a->app, BOOT_START_TIMEOUT, cause) != 0)
 		goto out;
-	b->app_started = 1;
-	if (b->app.unit == NULL) {
-		b->st.app_pid = (int)b->app.pid;
-		b->st.app_pid_start = state_process_start((int)b->app.pid);
+	a->app_started = 1;
+	if (a->app.unit == NULL) {
+		a->st.app_pid = (int)a->app.pid;
+		a->st.app_pid_start = state_process_start((int)a->app.pid);
 	}
-	desc = app_describe(&b->app);
-	state_set(&b->st.app, desc);
+	desc = app_describe(&a->app);
+	state_set(&a->st.app, desc);
 	free(desc);
 	ret = 0;
 out:
@@ -824,31 +580,31 @@ out:
 
 /* Probe the app until it answers healthy twice in a row. */
 static int
-step_health(struct boot *b, char **cause)
+step_health(struct agent *a, char **cause)
 {
-	double	 start = mono_now(), deadline = start + b->cfg->health_timeout;
+	double	 start = mono_now(), deadline = start + a->cfg->health_timeout;
 	char	*err = NULL;
 	int	 good = 0, ret = -1;
 
-	boot_phase(b, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s",
-	    b->cfg->health_url);
+	agent_phase(a, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s",
+	    a->cfg->health_url);
 	for (;;) {
-		if (app_check(&b->app, &err) != 0) {
+		if (app_check(&a->app, &err) != 0) {
 			set_cause(cause, "%s before it turned healthy", err);
 			goto out;
 		}
-		state_step_poll(&b->st);
-		if (health_probe(b->cfg->health_url, 2.0, &err) == 1) {
+		state_step_poll(&a->st);
+		if (health_probe(a->cfg->health_url, 2.0, &err) == 1) {
 			if (++good >= BOOT_HEALTHY_IN_A_ROW)
 				break;
 		} else
 			good = 0;
-		if (boot_stop) {
+		if (a->halt.stop) {
 			set_cause(cause, "stopped while waiting for the app to turn healthy");
 			goto out;
 		}
 		if (mono_now() >= deadline) {
-			set_cause(cause, "app not healthy within %d s: %s", b->cfg->health_timeout,
+			set_cause(cause, "app not healthy within %d s: %s", a->cfg->health_timeout,
 			    err != NULL ? err : "no answer");
 			goto out;
 		}
@@ -856,52 +612,20 @@ step_health(struct boot *b, char **cause)
 		 * A just-started app is asked often until it first answers; the
 		 * second, confirming probe always comes a full interval later.
 		 */
-		boot_wait(b, good == 0 && mono_now() - start < BOOT_PROBE_EAGER_FOR ?
+		agent_wait(a, good == 0 && mono_now() - start < BOOT_PROBE_EAGER_FOR ?
 		    BOOT_PROBE_EAGER : BOOT_PROBE_INTERVAL);
 	}
-	state_set(&b->st.health, "healthy");
-	b->st.last_probe_ok = wall_now();
+	state_set(&a->st.health, "healthy");
+	a->st.last_probe_ok = wall_now();
 	ret = 0;
 out:
 	free(err);
 	return ret;
 }
 
-enum outcome
-boot_complete(struct boot *b, const char *result)
-{
-	char		*cause = NULL;
-	enum outcome	 r;
-
-	if (b->hook == NULL || b->completed)
-		return OUTCOME_OK;
-	/* In a big scale-out this call can wait on throttling for a while: say so. */
-	state_setf(&b->st.lifecycle, "sending %s for launch hook %s", result, b->hook);
-	boot_save(b);
-	r = lifecycle_complete(&b->aws, b->group, b->hook, b->instance_id, result, &cause);
-	if (r == OUTCOME_OK) {
-		state_setf(&b->st.lifecycle, "%s sent for launch hook %s", result, b->hook);
-		log_info("lifecycle: %s sent for hook %s", result, b->hook);
-		b->completed = 1;
-	} else if (r == OUTCOME_NOT_FOUND) {
-		state_setf(&b->st.lifecycle, "launch hook %s already completed (no %s needed)",
-		    b->hook, result);
-		log_info("lifecycle: hook %s has no pending action", b->hook);
-		b->completed = 1;
-	} else {
-		state_setf(&b->st.lifecycle, "%s for launch hook %s FAILED (retrying): %s",
-		    result, b->hook, cause);
-		log_error("lifecycle %s: %s", result, cause);
-	}
-	if (b->completed && b->hb_hook == b->hook)
-		b->hb_hook = NULL;
-	free(cause);
-	return r;
-}
-
 /* Fail closed: 503, stop the app, ABANDON so the ASG replaces us now. */
-static int
-fail(struct boot *b, const char *cause)
+static void
+fail(struct agent *a, const char *cause)
 {
 	struct retry	 r;
 	enum outcome	 o;
@@ -909,47 +633,31 @@ fail(struct boot *b, const char *cause)
 
 	/* Logged once, as what it is: `journalctl ASG_AGENT_PHASE=failed` finds it. */
 	log_set_field(LOGF_PHASE, state_phase_name(PHASE_FAILED));
-	log_error("boot failed in %s: %s", state_phase_name(b->st.phase), cause);
-	if (b->health != NULL)
-		health_set(b->health, 0, "failed");
-	state_set(&b->st.error, cause);
-	state_set(&b->st.health, "unhealthy: boot failed");
-	boot_stop_app(b, "app");
+	log_error("boot failed in %s: %s", state_phase_name(a->st.phase), cause);
+	if (a->health != NULL)
+		health_set(a->health, 0, "failed");
+	state_set(&a->st.error, cause);
+	state_set(&a->st.health, "unhealthy: boot failed");
+	agent_stop_app(a, "app");
 	/*
 	 * A stop signal is the instance going away, not a bad release. A fleet
 	 * failing together shares one Auto Scaling bucket: keep asking rather
 	 * than leave the instance to the hook's timeout.
 	 */
-	boot_retry(b, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
-	if (boot_signals == 0 && b->st.phase == PHASE_WAITING_FOR_TAG &&
-	    step_group(b, &err) != 0)
+	boot_retry(a, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
+	if (a->halt.signals == 0 && a->st.phase == PHASE_WAITING_FOR_TAG &&
+	    step_group(a, &err) != 0)
 		log_warn("cannot ABANDON: %s", err);
-	while (boot_signals == 0 && outcome_retryable(o = boot_complete(b, "ABANDON"))) {
-		boot_save(b);
+	while (a->halt.signals == 0 && outcome_retryable(o = agent_complete(a, "ABANDON"))) {
+		agent_save(a);
 		if (retry_pause(&r, o, 1) != 0)
 			break;
 	}
-	state_step_end(&b->st);
-	b->st.phase = PHASE_FAILED;
-	sd_tell("STATUS=failed: %s", cause);
-	boot_save(b);
+	state_step_end(&a->st);
+	a->st.phase = PHASE_FAILED;
+	agent_tell("STATUS=failed: %s", cause);
+	agent_save(a);
 	free(err);
-	return 1;
-}
-
-static void
-signals(void)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGALRM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 /* mkdir -p: the state dir may sit on a fresh volume. */
@@ -980,53 +688,17 @@ out:
 	return ret;
 }
 
-static void
-deadline_timer(int seconds)
-{
-	struct itimerval	it;
-
-	memset(&it, 0, sizeof it);
-	it.it_value.tv_sec = seconds;
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
-/* IMDS, the credential chain and the API client, all giving up when we are stopped. */
-static void
-clients(struct boot *b)
-{
-	imds_init(&b->imds, b->cfg->imds_endpoint, b->cfg->imds_timeout);
-	b->imds.stop = (volatile int *)&boot_stop;
-	creds_init(&b->creds, &b->imds);
-	aws_init(&b->aws, &b->imds, &b->creds, NULL, b->cfg->endpoint_url, b->cfg->api_timeout);
-	b->aws.stop = (volatile int *)&boot_stop;
-	b->aws.max_rate = b->cfg->max_rate;
-}
-
-void
-boot_stop_app(struct boot *b, const char *what)
-{
-	char	*err = NULL;
-
-	if (!b->app_started)
-		return;
-	if (app_stop(&b->app, b->cfg->stop_timeout, &err) != 0)
-		log_warn("stopping the %s: %s", what, err);
-	free(err);
-	b->app_started = 0;
-	b->st.app_pid = 0;
-}
-
 /* The boot path from the version tag on; run again when a warm instance leaves its pool. */
 static int
-boot_path(struct boot *b, const struct state *old, char **cause)
+boot_path(struct agent *a, const struct state *old, char **cause)
 {
-	if (step_version(b, cause) != 0 || step_group(b, cause) != 0 ||
-	    step_hook(b, cause) != 0 ||
-	    step_release(b, cause) != 0 || step_activate(b, cause) != 0)
+	if (step_version(a, cause) != 0 || step_group(a, cause) != 0 ||
+	    step_hook(a, cause) != 0 ||
+	    step_release(a, cause) != 0 || step_activate(a, cause) != 0)
 		return -1;
-	if (b->warm && !b->cfg->warm_start)
+	if (a->warm && !a->cfg->warm_start)
 		return 0;
-	if (step_start(b, old, cause) != 0 || step_health(b, cause) != 0)
+	if (step_start(a, old, cause) != 0 || step_health(a, cause) != 0)
 		return -1;
 	return 0;
 }
@@ -1037,24 +709,24 @@ boot_path(struct boot *b, const struct state *old, char **cause)
  * instance leaves the pool.
  */
 static int
-warm_wait(struct boot *b, char **cause)
+warm_wait(struct agent *a, char **cause)
 {
 	char	*target;
 
-	boot_stop_app(b, "warm-start app");
-	deadline_timer(0);
-	boot_complete(b, "CONTINUE");
-	boot_phase(b, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
-	    b->version);
+	agent_stop_app(a, "warm-start app");
+	agent_deadline(0);
+	agent_complete(a, "CONTINUE");
+	agent_phase(a, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
+	    a->version);
 	/* Our start is done as far as systemd is concerned: no endless "activating". */
-	sd_tell("READY=1");
-	while (!boot_stop) {
-		if (!b->completed)
-			boot_complete(b, "CONTINUE");
-		boot_wait(b, b->cfg->poll);
-		if ((target = serve_target_state(b)) == NULL)
+	agent_tell("READY=1");
+	while (!a->halt.stop) {
+		if (!a->completed)
+			agent_complete(a, "CONTINUE");
+		agent_wait(a, a->cfg->poll);
+		if ((target = agent_target_state(a)) == NULL)
 			continue;
-		state_set(&b->st.target_state, target);
+		state_set(&a->st.target_state, target);
 		if (strncmp(target, "Warmed:", 7) != 0) {
 			log_info("left the warm pool (target state %s)", target);
 			free(target);
@@ -1065,45 +737,43 @@ warm_wait(struct boot *b, char **cause)
 	return set_cause(cause, "stopped in the warm pool");
 }
 
-int
-boot_run(struct config *cfg)
+enum boot_end
+boot_run(struct agent *a)
 {
-	struct boot	 b;
+	struct config	*cfg = a->cfg;
 	struct state	 old, *oldp = NULL;
 	char		*cause = NULL;
-	int		 ret = 1, r;
+	enum boot_end	 ret = BOOT_FAILED;
+	int		 r;
 
-	memset(&b, 0, sizeof b);
 	memset(&old, 0, sizeof old);
-	b.cfg = cfg;
-	state_init(&b.st);
-	signals();
+	agent_signals(a);
 	if (make_dirs(cfg->state_dir, &cause) != 0) {
 		log_error("%s", cause);
-		sd_tell("STATUS=failed: %s", cause);
+		agent_tell("STATUS=failed: %s", cause);
 		goto out;
 	}
-	b.state_path = xasprintf("%s/state.json", cfg->state_dir);
-	if (state_load(&old, b.state_path, NULL) == 0)
+	a->state_path = xasprintf("%s/state.json", cfg->state_dir);
+	if (state_load(&old, a->state_path, NULL) == 0)
 		oldp = &old;
 	if (boot_check_config(cfg, &cause) != 0) {
 		/* Replace any state of an earlier run, so status tells the truth. */
-		ret = fail(&b, cause);
+		fail(a, cause);
 		goto out;
 	}
-	clients(&b);
-	boot_save(&b);	/* a status from an earlier run must not be mistaken for ours */
+	agent_clients(a);
+	agent_save(a);	/* a status from an earlier run must not be mistaken for ours */
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
-	deadline_timer(cfg->deadline);
+	agent_deadline(cfg->deadline);
 	if (*cfg->health_listen != '\0') {
-		if (health_start(cfg->health_listen, cfg->health_path, &b.health, &cause) != 0) {
-			ret = fail(&b, cause);
+		if (health_start(cfg->health_listen, cfg->health_path, &a->health, &cause) != 0) {
+			fail(a, cause);
 			goto out;
 		}
-		health_set(b.health, 0, "booting");
+		health_set(a->health, 0, "booting");
 	}
-	state_set(&b.st.health, "booting (503)");
-	if (step_identity(&b, &cause) != 0)
+	state_set(&a->st.health, "booting (503)");
+	if (step_identity(a, &cause) != 0)
 		goto failed;
 	/*
 	 * Tags copied at launch are as current as the group's own only on the
@@ -1111,71 +781,56 @@ boot_run(struct config *cfg)
 	 * may be days old. A state file from another instance (baked into the
 	 * AMI) does not count.
 	 */
-	b.launch_fresh = oldp == NULL || oldp->instance_id == NULL ||
-	    strcmp(oldp->instance_id, b.instance_id) != 0;
+	a->launch_fresh = policy_launch_fresh(oldp != NULL ? oldp->instance_id : NULL,
+	    a->instance_id);
 	for (;;) {
-		if (boot_path(&b, oldp, &cause) != 0)
+		if (boot_path(a, oldp, &cause) != 0)
 			goto failed;
-		if (!b.warm)
+		if (!a->warm)
 			break;
-		if ((r = warm_wait(&b, &cause)) != 1) {
+		if ((r = warm_wait(a, &cause)) != 1) {
 			/* Stopped in the pool (the instance stops or hibernates): fine. */
-			state_step_end(&b.st);
-			boot_save(&b);
-			ret = 0;
+			state_step_end(&a->st);
+			agent_save(a);
+			ret = BOOT_STOPPED;
 			goto out;
 		}
 		/* Out of the pool: the launch hook fires again; boot from the installed release. */
-		b.warm = 0;
-		b.launch_fresh = 0;
-		b.completed = 0;
-		b.hook_checked = 0;
-		b.group_checked = 0;
-		free(b.hook);
-		b.hook = NULL;
-		free(b.version);
-		free(b.sha256);
-		b.version = b.sha256 = NULL;
-		state_set(&b.st.group, NULL);
-		deadline_timer(cfg->deadline);
+		a->warm = 0;
+		a->launch_fresh = 0;
+		a->completed = 0;
+		a->hook_checked = 0;
+		a->group_checked = 0;
+		free(a->hook);
+		a->hook = NULL;
+		free(a->version);
+		free(a->sha256);
+		a->version = a->sha256 = NULL;
+		state_set(&a->st.group, NULL);
+		agent_deadline(cfg->deadline);
 	}
 	/* Healthy: stop the deadline, tell the load balancer and the ASG. */
-	deadline_timer(0);
-	if (b.health != NULL)
-		health_set(b.health, 1, NULL);
-	boot_complete(&b, "CONTINUE");
-	state_step_end(&b.st);
-	b.st.phase = PHASE_SERVING;
-	state_step_begin(&b.st, "serving");
-	boot_save(&b);
-	sd_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", b.version,
-	    wall_now() - b.st.boot_start);
-	log_info("serving %s (boot took %.3f s)", b.version, wall_now() - b.st.boot_start);
-	ret = serve_run(&b);
+	agent_deadline(0);
+	if (a->health != NULL)
+		health_set(a->health, 1, NULL);
+	agent_complete(a, "CONTINUE");
+	state_step_end(&a->st);
+	a->st.phase = PHASE_SERVING;
+	state_step_begin(&a->st, "serving");
+	agent_save(a);
+	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version,
+	    wall_now() - a->st.boot_start);
+	log_info("serving %s (boot took %.3f s)", a->version, wall_now() - a->st.boot_start);
+	ret = BOOT_SERVE;
 	goto out;
 failed:
-	if (boot_deadline_hit)
+	if (a->halt.deadline)
 		set_cause(&cause, "boot deadline of %d s passed (%s)", cfg->deadline,
 		    cause != NULL ? cause : "no cause");
-	ret = fail(&b, cause != NULL ? cause : "unknown failure");
+	fail(a, cause != NULL ? cause : "unknown failure");
 out:
-	deadline_timer(0);
-	if (b.app_started)
-		app_stop(&b.app, cfg->stop_timeout, NULL);
-	if (b.app_ready)
-		app_free(&b.app);
-	health_stop(b.health);
-	aws_free(&b.aws);
-	creds_free(&b.creds);
-	imds_free(&b.imds);
-	state_free(&b.st);
+	agent_deadline(0);
 	state_free(&old);
-	free(b.state_path);
-	free(b.instance_id);
-	free(b.group);
-	free(b.hook);
-	free(b.version);
-	free(b.sha256);
 	free(cause);
 	return ret;
 }
@@ -1184,28 +839,26 @@ int
 boot_prefetch(struct config *cfg, const char *version, const char *sha256,
     const char *group, char **cause)
 {
-	struct boot	 b;
+	struct agent	 a;
 	struct tags	 t;
 	const char	*keys[3], *v;
 	int		 n = 0, ret = -1;
 
-	memset(&b, 0, sizeof b);
+	agent_init(&a, cfg);	/* never saved: the boot's state file is not ours */
 	memset(&t, 0, sizeof t);
-	b.cfg = cfg;
-	state_init(&b.st);	/* never saved: the boot's state file is not ours */
-	signals();
+	agent_signals(&a);
 	if (make_dirs(cfg->state_dir, cause) != 0)
 		goto out;
-	clients(&b);
-	if (aws_resolve_region(&b.aws, cfg->region, cause) != 0)
+	agent_clients(&a);
+	if (client_region(&a.client, cfg, cause) != 0)
 		goto out;
 	if (group != NULL) {
-		b.group = xstrdup(group);
+		a.group = xstrdup(group);
 		keys[n++] = cfg->version_tag;
 		if (*cfg->sha256_tag != '\0')
 			keys[n++] = cfg->sha256_tag;
 		keys[n] = NULL;
-		if (tags_from_group(&b.aws, group, keys, &t, cause) != OUTCOME_OK) {
+		if (tags_from_group(&a.client.aws, group, keys, &t, cause) != OUTCOME_OK) {
 			set_cause(cause, "reading the tags of group %s: %s", group, *cause);
 			goto out;
 		}
@@ -1213,36 +866,30 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 			set_cause(cause, "group %s has no tag %s", group, cfg->version_tag);
 			goto out;
 		}
-		b.version = xstrdup(v);
+		a.version = xstrdup(v);
 		if (*cfg->sha256_tag != '\0' && (v = tags_get(&t, cfg->sha256_tag)) != NULL &&
 		    *v != '\0')
-			b.sha256 = xstrdup(v);
+			a.sha256 = xstrdup(v);
 	} else {
-		b.version = xstrdup(version);
-		b.sha256 = sha256 != NULL ? xstrdup(sha256) : NULL;
+		a.version = xstrdup(version);
+		a.sha256 = sha256 != NULL ? xstrdup(sha256) : NULL;
 	}
-	if (!release_version_ok(b.version)) {
-		set_cause(cause, "unusable version '%s'", b.version);
+	if (!release_version_ok(a.version)) {
+		set_cause(cause, "unusable version '%s'", a.version);
 		goto out;
 	}
-	if (!verifiable(&b)) {
+	if (!policy_verifiable(cfg, a.sha256)) {
 		set_cause(cause, "nothing to verify %s with: give --sha256, tag the group "
-		    "with %s, or configure [artifact] public_key", b.version, cfg->sha256_tag);
+		    "with %s, or configure [artifact] public_key", a.version, cfg->sha256_tag);
 		goto out;
 	}
-	if (step_release(&b, cause) != 0 || step_activate(&b, cause) != 0)
+	if (step_release(&a, cause) != 0 || step_activate(&a, cause) != 0)
 		goto out;
-	log_info("prefetched %s into %s (%s)", b.version, b.st.release_dir,
-	    b.st.downloaded ? b.st.verification : "already installed");
+	log_info("prefetched %s into %s (%s)", a.version, a.st.release_dir,
+	    a.st.downloaded ? a.st.verification : "already installed");
 	ret = 0;
 out:
 	tags_free(&t);
-	aws_free(&b.aws);
-	creds_free(&b.creds);
-	imds_free(&b.imds);
-	state_free(&b.st);
-	free(b.group);
-	free(b.version);
-	free(b.sha256);
+	agent_free(&a);
 	return ret;
 }

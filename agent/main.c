@@ -10,15 +10,18 @@
 #include <openssl/crypto.h>
 #include <zlib.h>
 
+#include "agent.h"
 #include "artifact.h"
 #include "aws.h"
 #include "boot.h"
+#include "client.h"
 #include "config.h"
 #include "creds.h"
 #include "http.h"
 #include "imds.h"
 #include "log.h"
 #include "rollout.h"
+#include "serve.h"
 #include "state.h"
 #include "status.h"
 #include "util.h"
@@ -202,40 +205,30 @@ load_config(struct globals *g, struct config *cfg)
 	return 0;
 }
 
-/* The AWS side of a command: IMDS, the credential chain and the API client. */
-struct client {
-	struct imds		imds;
-	struct creds_provider	creds;
-	struct aws		aws;
-	int			http;
-};
+/* Whether this command set up libcurl: client_close undoes only what client_open did. */
+static int	http_ready;
 
-/* Set them up from the configuration; the region is resolved when need_region. */
+/* A command's AWS side: libcurl, then the one client constructor; the region when need_region. */
 static int
 client_open(struct client *c, const struct config *cfg, int need_region, char **cause)
 {
 	memset(c, 0, sizeof *c);
 	if (http_init(cause) != 0)
 		return -1;
-	c->http = 1;
-	imds_init(&c->imds, cfg->imds_endpoint, cfg->imds_timeout);
-	creds_init(&c->creds, &c->imds);
-	aws_init(&c->aws, &c->imds, &c->creds, NULL, cfg->endpoint_url, cfg->api_timeout);
-	c->aws.max_rate = cfg->max_rate;
+	http_ready = 1;
+	client_init(c, cfg, NULL);
 	if (need_region)
-		return aws_resolve_region(&c->aws, cfg->region, cause);
+		return client_region(c, cfg, cause);
 	return 0;
 }
 
 static void
 client_close(struct client *c)
 {
-	aws_free(&c->aws);
-	creds_free(&c->creds);
-	imds_free(&c->imds);
-	if (c->http)
+	client_free(c);
+	if (http_ready)
 		http_cleanup();
-	c->http = 0;
+	http_ready = 0;
 }
 
 static int
@@ -337,6 +330,7 @@ out:
 static int
 cmd_run(struct globals *g, int argc, char **argv)
 {
+	struct agent	 a;
 	struct config	 cfg;
 	char		*cause = NULL;
 	int		 ret;
@@ -353,7 +347,19 @@ cmd_run(struct globals *g, int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	ret = boot_run(&cfg);
+	agent_init(&a, &cfg);
+	switch (boot_run(&a)) {
+	case BOOT_SERVE:
+		ret = serve_run(&a);
+		break;
+	case BOOT_STOPPED:
+		ret = 0;
+		break;
+	default:
+		ret = 1;
+		break;
+	}
+	agent_free(&a);
 	http_cleanup();
 	config_free(&cfg);
 	return ret;

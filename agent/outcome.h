@@ -26,4 +26,17 @@ outcome_retryable(enum outcome o)
 	return o == OUTCOME_RETRY || o == OUTCOME_THROTTLED;
 }
 
+/* The worse of two: a final answer, then throttled, then no answer, then anything else. */
+static inline enum outcome
+outcome_worse(enum outcome a, enum outcome b)
+{
+	if (a == OUTCOME_FATAL || b == OUTCOME_FATAL)
+		return OUTCOME_FATAL;
+	if (a == OUTCOME_THROTTLED || b == OUTCOME_THROTTLED)
+		return OUTCOME_THROTTLED;
+	if (a == OUTCOME_RETRY || b == OUTCOME_RETRY)
+		return OUTCOME_RETRY;
+	return OUTCOME_OK;
+}
+
 #endif

@@ -4,14 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "boot.h"
+#include "agent.h"
 #include "config.h"
 #include "health.h"
-#include "imds.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "retry.h"
+#include "serve.h"
 #include "state.h"
 #include "util.h"
 
@@ -21,7 +20,7 @@
 #define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
 
 struct serve {
-	struct boot	*b;
+	struct agent	*a;
 	int		 standby;
 	int		 draining;
 	double		 unhealthy_since;	/* mono; 0: healthy */
@@ -30,32 +29,11 @@ struct serve {
 	char		*last_target;
 };
 
-char *
-serve_target_state(struct boot *b)
-{
-	char	*s = NULL, *cause = NULL;
-	double	 saved = b->imds.timeout;
-
-	/* While serving, a slow IMDS must not hold up the loop for long. */
-	if (b->st.phase == PHASE_SERVING || b->st.phase == PHASE_WARMED)
-		b->imds.timeout = 3;
-	if (imds_get(&b->imds, "meta-data/autoscaling/target-lifecycle-state", &s,
-	    &cause) != OUTCOME_OK) {
-		log_debug("target lifecycle state: %s", cause != NULL ? cause : "not found");
-		free(s);
-		s = NULL;
-	} else
-		s[strcspn(s, "\r\n")] = '\0';
-	b->imds.timeout = saved;
-	free(cause);
-	return s;
-}
-
 /* The endpoint's answer follows from standby, draining and the app's health. */
 static void
 update_endpoint(struct serve *s)
 {
-	struct boot	*b = s->b;
+	struct agent	*a = s->a;
 	const char	*reason = NULL;
 
 	if (s->draining)
@@ -64,74 +42,73 @@ update_endpoint(struct serve *s)
 		reason = "standby";
 	else if (s->unhealthy_since > 0)
 		reason = "app unhealthy";
-	health_set(b->health, reason == NULL, reason);
+	health_set(a->health, reason == NULL, reason);
 	if (reason == NULL)
-		state_set(&b->st.health, "healthy");
+		state_set(&a->st.health, "healthy");
 	else if (s->unhealthy_since > 0 && s->last_failure != NULL)
-		state_setf(&b->st.health, "%s (503): %s%s", reason, s->last_failure,
+		state_setf(&a->st.health, "%s (503): %s%s", reason, s->last_failure,
 		    s->replaced ? "; SetInstanceHealth Unhealthy sent" : "");
 	else
-		state_setf(&b->st.health, "%s (503)", reason);
+		state_setf(&a->st.health, "%s (503)", reason);
 }
 
 /* One continuous-health probe: 503 after unhealthy_after failures, replacement after the grace. */
 static void
 probe(struct serve *s)
 {
-	struct boot	*b = s->b;
+	struct agent	*a = s->a;
 	char		*err = NULL;
 	int		 ok, was = s->unhealthy_since > 0;
 	double		 t;
 
-	t = b->cfg->health_interval < 2 ? b->cfg->health_interval : 2;
-	ok = app_check(&b->app, &err) == 0 && health_probe(b->cfg->health_url, t, &err) == 1;
-	b->st.probes++;
+	t = a->cfg->health_interval < 2 ? a->cfg->health_interval : 2;
+	ok = app_check(&a->app, &err) == 0 && health_probe(a->cfg->health_url, t, &err) == 1;
+	a->st.probes++;
 	if (ok) {
-		b->st.failing = 0;
-		b->st.last_probe_ok = wall_now();
+		a->st.failing = 0;
+		a->st.last_probe_ok = wall_now();
 		if (was) {
 			log_info("app healthy again");
 			s->unhealthy_since = 0;
 			s->replaced = 0;
 			update_endpoint(s);
-			boot_save(b);
+			agent_save(a);
 		}
 		goto out;
 	}
-	b->st.probe_failures++;
-	b->st.failing++;
+	a->st.probe_failures++;
+	a->st.failing++;
 	free(s->last_failure);
 	s->last_failure = str_vis(err != NULL ? err : "no answer");
-	log_warn("app health probe failed (%lu in a row): %s", b->st.failing, s->last_failure);
-	if (!was && b->st.failing >= (unsigned long)b->cfg->unhealthy_after) {
+	log_warn("app health probe failed (%lu in a row): %s", a->st.failing, s->last_failure);
+	if (!was && a->st.failing >= (unsigned long)a->cfg->unhealthy_after) {
 		s->unhealthy_since = mono_now();
 		log_error("app unhealthy after %lu failed probes: the endpoint answers 503",
-		    b->st.failing);
+		    a->st.failing);
 		update_endpoint(s);
 	}
-	if (s->unhealthy_since > 0 && !s->replaced && b->cfg->replace_unhealthy &&
-	    mono_now() - s->unhealthy_since >= b->cfg->unhealthy_grace) {
+	if (s->unhealthy_since > 0 && !s->replaced && a->cfg->replace_unhealthy &&
+	    mono_now() - s->unhealthy_since >= a->cfg->unhealthy_grace) {
 		free(err);
 		err = NULL;
-		if (lifecycle_set_unhealthy(&b->aws, b->instance_id, &err) == OUTCOME_OK) {
+		if (lifecycle_set_unhealthy(&a->client.aws, a->instance_id, &err) == OUTCOME_OK) {
 			log_error("app did not recover within %d s: SetInstanceHealth Unhealthy "
-			    "sent, the group will replace this instance", b->cfg->unhealthy_grace);
+			    "sent, the group will replace this instance", a->cfg->unhealthy_grace);
 			s->replaced = 1;
 			update_endpoint(s);
 		} else
 			log_error("SetInstanceHealth: %s", err);
 	}
-	boot_save(b);
+	agent_save(a);
 out:
 	free(err);
 }
 
 /* While stopping, retries go on until a second stop signal (or no deadline at all). */
 static void
-serve_retry(struct retry *r, double deadline)
+serve_retry(struct agent *a, struct retry *r, double deadline)
 {
-	retry_init(r, SERVE_RETRY_BASE, SERVE_RETRY_CAP, deadline);
-	r->stop = (volatile int *)&boot_hurry;
+	agent_retry(a, r, SERVE_RETRY_BASE, SERVE_RETRY_CAP, deadline, 1, 0);
 }
 
 /*
@@ -141,7 +118,7 @@ serve_retry(struct retry *r, double deadline)
  * the backstop).
  */
 static void
-complete_terminate(struct boot *b, const char *hook)
+complete_terminate(struct agent *a, const char *hook)
 {
 	struct retry	 rt;
 	char		*cause = NULL;
@@ -149,18 +126,18 @@ complete_terminate(struct boot *b, const char *hook)
 	enum outcome	 r;
 
 	/* The hook's own timeout is the backstop: no deadline here. */
-	serve_retry(&rt, HUGE_VAL);
+	serve_retry(a, &rt, HUGE_VAL);
 	for (;;) {
-		r = lifecycle_complete(&b->aws, b->group, hook, b->instance_id, "CONTINUE",
+		r = lifecycle_complete(&a->client.aws, a->group, hook, a->instance_id, "CONTINUE",
 		    &cause);
 		if (r == OUTCOME_OK) {
-			state_setf(&b->st.lifecycle, "CONTINUE sent for terminate hook %s", hook);
+			state_setf(&a->st.lifecycle, "CONTINUE sent for terminate hook %s", hook);
 			log_info("lifecycle: CONTINUE sent for terminate hook %s", hook);
 			break;
 		}
-		if (r == OUTCOME_FATAL || boot_signals > 1 ||
+		if (r == OUTCOME_FATAL || a->halt.signals > 1 ||
 		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
-			state_setf(&b->st.lifecycle, "terminate hook %s not completed: %s", hook,
+			state_setf(&a->st.lifecycle, "terminate hook %s not completed: %s", hook,
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
 			log_warn("terminate hook %s not completed: %s", hook,
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
@@ -180,19 +157,19 @@ complete_terminate(struct boot *b, const char *hook)
  * again for as long as AWS gives no answer (until a second stop signal).
  */
 static enum outcome
-terminate_hook(struct boot *b, int persist, char **hook, int *timeout)
+terminate_hook(struct agent *a, int persist, char **hook, int *timeout)
 {
 	struct retry	 rt;
 	char		*err = NULL;
 	enum outcome	 r;
 
-	if (*b->cfg->terminate_hook != '\0') {
-		*hook = xstrdup(b->cfg->terminate_hook);
+	if (*a->cfg->terminate_hook != '\0') {
+		*hook = xstrdup(a->cfg->terminate_hook);
 		return OUTCOME_OK;
 	}
-	serve_retry(&rt, HUGE_VAL);
-	while (outcome_retryable(r = lifecycle_find_hook(&b->aws, b->group,
-	    LIFECYCLE_TERMINATING, hook, timeout, &err)) && persist && boot_signals < 2) {
+	serve_retry(a, &rt, HUGE_VAL);
+	while (outcome_retryable(r = lifecycle_find_hook(&a->client.aws, a->group,
+	    LIFECYCLE_TERMINATING, hook, timeout, &err)) && persist && a->halt.signals < 2) {
 		log_warn("DescribeLifecycleHooks (will retry): %s", err);
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
@@ -210,7 +187,7 @@ terminate_hook(struct boot *b, int persist, char **hook, int *timeout)
 static int
 drain(struct serve *s, int terminating, const char *why)
 {
-	struct boot	*b = s->b;
+	struct agent	*a = s->a;
 	char		*hook = NULL;
 	double		 end;
 	enum outcome	 found = OUTCOME_OK;
@@ -218,32 +195,32 @@ drain(struct serve *s, int terminating, const char *why)
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
-	b->st.drain_until = wall_now() + b->cfg->drain;
-	boot_phase(b, PHASE_DRAINING, "drain", "%s: draining for %d s", why, b->cfg->drain);
-	if (terminating && b->group != NULL) {
-		found = terminate_hook(b, 0, &hook, &timeout);
+	a->st.drain_until = wall_now() + a->cfg->drain;
+	agent_phase(a, PHASE_DRAINING, "drain", "%s: draining for %d s", why, a->cfg->drain);
+	if (terminating && a->group != NULL) {
+		found = terminate_hook(a, 0, &hook, &timeout);
 		if (hook != NULL)
-			boot_heartbeats(b, hook, timeout);
+			agent_heartbeats(a, hook, timeout);
 	}
-	end = mono_now() + b->cfg->drain;
+	end = mono_now() + a->cfg->drain;
 	/* A second stop signal cuts the drain short. */
-	while (mono_now() < end && boot_signals < 2) {
+	while (mono_now() < end && a->halt.signals < 2) {
 		sleep_for(0.25, NULL);
-		boot_tick(b);
+		agent_tick(a);
 	}
-	boot_stop_app(b, "app");
-	b->hb_hook = NULL;
+	agent_stop_app(a, "app");
+	a->hb_hook = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
 	if (outcome_retryable(found))
-		terminate_hook(b, 1, &hook, &timeout);
+		terminate_hook(a, 1, &hook, &timeout);
 	if (hook != NULL)
-		complete_terminate(b, hook);
+		complete_terminate(a, hook);
 	else if (terminating)
-		state_set(&b->st.lifecycle, "no terminate hook on the group");
-	b->st.drain_until = 0;
-	boot_phase(b, PHASE_STOPPED, "stopped", "app stopped after draining");
-	state_step_end(&b->st);
-	boot_save(b);
+		state_set(&a->st.lifecycle, "no terminate hook on the group");
+	a->st.drain_until = 0;
+	agent_phase(a, PHASE_STOPPED, "stopped", "app stopped after draining");
+	state_step_end(&a->st);
+	agent_save(a);
 	free(hook);
 	return 0;
 }
@@ -252,20 +229,20 @@ drain(struct serve *s, int terminating, const char *why)
 static void
 reload(struct serve *s)
 {
-	struct boot	*b = s->b;
+	struct agent	*a = s->a;
 	struct config	 next;
 	struct buf	 applied = { NULL, 0, 0 }, ignored = { NULL, 0, 0 };
 	char		*errors = NULL;
 
-	boot_reload = 0;
-	if (config_load(&next, b->cfg->path, 0, &errors) != 0) {
+	a->halt.reload = 0;
+	if (config_load(&next, a->cfg->path, 0, &errors) != 0) {
 		log_error("reload: keeping the running configuration: %s", errors);
 		free(errors);
 		config_free(&next);
 		return;
 	}
-	config_reload(b->cfg, &next, &applied, &ignored);
-	log_set_level(b->cfg->log_level);
+	config_reload(a->cfg, &next, &applied, &ignored);
+	log_set_level(a->cfg->log_level);
 	if (applied.len > 0)
 		log_info("reload: applied %s", applied.data);
 	if (ignored.len > 0)
@@ -281,33 +258,33 @@ reload(struct serve *s)
 static int
 on_target(struct serve *s, const char *target)
 {
-	struct boot	*b = s->b;
+	struct agent	*a = s->a;
 
 	if (s->last_target == NULL || strcmp(s->last_target, target) != 0) {
 		log_info("target lifecycle state: %s", target);
 		free(s->last_target);
 		s->last_target = xstrdup(target);
-		state_set(&b->st.target_state, target);
-		boot_save(b);
+		state_set(&a->st.target_state, target);
+		agent_save(a);
 	}
 	if (strcmp(target, "Terminated") == 0)
 		return 1;
 	if (strcmp(target, "Standby") == 0 && !s->standby) {
 		s->standby = 1;
 		update_endpoint(s);
-		boot_notify(b, "serving: standby, health endpoint 503, app kept running");
-		boot_save(b);
+		agent_notify(a, "serving: standby, health endpoint 503, app kept running");
+		agent_save(a);
 	} else if (strcmp(target, "InService") == 0 && s->standby) {
 		s->standby = 0;
 		update_endpoint(s);
-		boot_notify(b, "serving: back in service");
-		boot_save(b);
+		agent_notify(a, "serving: back in service");
+		agent_save(a);
 	}
 	return 0;
 }
 
 int
-serve_run(struct boot *b)
+serve_run(struct agent *a)
 {
 	struct serve	 s;
 	char		*target;
@@ -315,24 +292,24 @@ serve_run(struct boot *b)
 	int		 ret, terminating;
 
 	memset(&s, 0, sizeof s);
-	s.b = b;
+	s.a = a;
 	now = mono_now();
 	next_poll = now;
-	next_probe = now + b->cfg->health_interval;
+	next_probe = now + a->cfg->health_interval;
 	next_complete = now + SERVE_COMPLETE_RETRY;
-	while (!boot_stop) {
-		if (boot_reload)
+	while (!a->halt.stop) {
+		if (a->halt.reload)
 			reload(&s);
 		now = mono_now();
 		/* A CONTINUE that failed is retried: the hook must not time out on a healthy app. */
-		if (b->hook != NULL && !b->completed && now >= next_complete) {
-			boot_complete(b, "CONTINUE");
-			boot_save(b);
+		if (a->hook != NULL && !a->completed && now >= next_complete) {
+			agent_complete(a, "CONTINUE");
+			agent_save(a);
 			next_complete = now + SERVE_COMPLETE_RETRY;
 		}
 		if (now >= next_poll) {
-			next_poll = now + b->cfg->poll;
-			if ((target = serve_target_state(b)) != NULL) {
+			next_poll = now + a->cfg->poll;
+			if ((target = agent_target_state(a)) != NULL) {
 				terminating = on_target(&s, target);
 				free(target);
 				if (terminating) {
@@ -342,15 +319,15 @@ serve_run(struct boot *b)
 			}
 		}
 		if (now >= next_probe) {
-			next_probe = now + b->cfg->health_interval;
+			next_probe = now + a->cfg->health_interval;
 			probe(&s);
 		}
-		boot_tick(b);
-		sleep_for(0.1, (volatile int *)&boot_stop);
+		agent_tick(a);
+		sleep_for(0.1, (volatile int *)&a->halt.stop);
 	}
 	/* Stopped by systemd: complete the terminate hook only if one is pending. */
 	terminating = 0;
-	if ((target = serve_target_state(b)) != NULL) {
+	if ((target = agent_target_state(a)) != NULL) {
 		terminating = strcmp(target, "Terminated") == 0;
 		free(target);
 	}

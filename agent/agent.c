@@ -1,0 +1,341 @@
+/* agent.c - the run context of `asg-agent run` and the services its parts share. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "agent.h"
+#include "config.h"
+#include "health.h"
+#include "imds.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "retry.h"
+#include "sdproto.h"
+#include "util.h"
+
+#define AGENT_EARLY_BEAT	120	/* hooks this short get a heartbeat at once */
+#define AGENT_WAIT_SLICE	0.25	/* seconds between ticks while waiting */
+
+/* Where the handlers write: one run context per process. */
+static struct halt	*signal_halt;
+
+static void
+on_signal(int sig)
+{
+	struct halt	*h = signal_halt;
+
+	if (h == NULL)
+		return;
+	switch (sig) {
+	case SIGHUP:
+		h->reload = 1;
+		return;
+	case SIGALRM:
+		h->deadline = 1;
+		break;
+	default:
+		if (++h->signals > 1)
+			h->hurry = 1;
+		break;
+	}
+	h->stop = 1;
+}
+
+void
+agent_init(struct agent *a, struct config *cfg)
+{
+	memset(a, 0, sizeof *a);
+	a->cfg = cfg;
+	state_init(&a->st);
+}
+
+void
+agent_free(struct agent *a)
+{
+	if (a == NULL)
+		return;
+	agent_deadline(0);
+	if (a->app_started)
+		app_stop(&a->app, a->cfg->stop_timeout, NULL);
+	if (a->app_ready)
+		app_free(&a->app);
+	health_stop(a->health);
+	if (a->client_ready)
+		client_free(&a->client);
+	state_free(&a->st);
+	free(a->state_path);
+	free(a->instance_id);
+	free(a->group);
+	free(a->hook);
+	free(a->version);
+	free(a->sha256);
+	if (signal_halt == &a->halt)
+		signal_halt = NULL;
+}
+
+void
+agent_signals(struct agent *a)
+{
+	struct sigaction	sa;
+
+	signal_halt = &a->halt;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void
+agent_deadline(int seconds)
+{
+	struct itimerval	it;
+
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_sec = seconds;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+void
+agent_clients(struct agent *a)
+{
+	client_init(&a->client, a->cfg, &a->halt);
+	a->client_ready = 1;
+}
+
+/* The journal's fields follow the state: phase, running step, version, instance, group. */
+static void
+log_fields(const struct state *st)
+{
+	const struct state_step	*s = st->nsteps > 0 ? &st->steps[st->nsteps - 1] : NULL;
+
+	log_set_field(LOGF_PHASE, state_phase_name(st->phase));
+	log_set_field(LOGF_STEP, s != NULL && s->seconds < 0 ? s->name : NULL);
+	log_set_field(LOGF_VERSION, st->version);
+	log_set_field(LOGF_INSTANCE, st->instance_id);
+	log_set_field(LOGF_GROUP, st->group);
+}
+
+void
+agent_save(struct agent *a)
+{
+	const struct aws	*aws = &a->client.aws;
+	char			*cause = NULL;
+	size_t			 i;
+
+	log_fields(&a->st);
+	if (a->state_path == NULL)
+		return;
+	for (i = 0; a->client_ready && i < aws->ncounters && (int)i < STATE_MAX_COUNTERS;
+	    i++) {
+		state_set(&a->st.counters[i].action, aws->counters[i].action);
+		a->st.counters[i].calls = aws->counters[i].calls;
+		a->st.counters[i].throttled = aws->counters[i].throttled;
+	}
+	a->st.ncounters = (int)i;
+	a->st.updated = wall_now();
+	if (state_save(&a->st, a->state_path, &cause) != 0) {
+		log_warn("cannot save state: %s", cause);
+		free(cause);
+	}
+}
+
+void
+agent_tell(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (sdproto_notify(msg) < 0)
+		log_debug("cannot notify systemd (%s): %s", getenv("NOTIFY_SOCKET"),
+		    strerror(errno));
+	free(msg);
+}
+
+void
+agent_notify(struct agent *a, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	(void)a;
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	agent_tell("STATUS=%s", msg);
+	log_info("%s", msg);
+	free(msg);
+}
+
+void
+agent_phase(struct agent *a, int ph, const char *step, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	a->st.phase = ph;
+	if (step != NULL)
+		state_step_begin(&a->st, step);
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	log_fields(&a->st);
+	agent_notify(a, "%s: %s", state_phase_name(ph), msg);
+	free(msg);
+	agent_save(a);
+}
+
+/*
+ * Heartbeats for hook, as often as its HeartbeatTimeout needs (a third of
+ * it, at most [lifecycle] heartbeat), the first one now.
+ */
+void
+agent_heartbeats(struct agent *a, const char *hook, int hook_timeout)
+{
+	double	interval = a->cfg->heartbeat;
+
+	if (hook_timeout > 0 && hook_timeout / 3.0 < interval)
+		interval = hook_timeout / 3.0;
+	a->hb_hook = hook;
+	a->hb_interval = interval;
+	/*
+	 * The hook's clock started at launch, before we ran: a short timeout
+	 * gets a heartbeat now; a long one the first after an interval, which
+	 * spares the API (and a fleet's shared quota) a call on every fast boot.
+	 */
+	if (hook_timeout > 0 && hook_timeout <= AGENT_EARLY_BEAT) {
+		a->next_heartbeat = 0;
+		agent_tick(a);
+	} else
+		a->next_heartbeat = mono_now() + interval;
+}
+
+void
+agent_tick(void *arg)
+{
+	struct agent	*a = arg;
+	char		*cause = NULL;
+	double		 now = mono_now();
+	enum outcome	 r;
+
+	if (now - a->last_extend > 10) {
+		agent_tell("EXTEND_TIMEOUT_USEC=60000000");
+		a->last_extend = now;
+	}
+	if (a->hb_hook == NULL || now < a->next_heartbeat || a->group == NULL)
+		return;
+	a->next_heartbeat = now + a->hb_interval;
+	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
+	if (r == OUTCOME_FATAL || outcome_retryable(r))
+		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
+	else if (r == OUTCOME_NOT_FOUND) {
+		log_info("lifecycle hook %s has no pending action: no more heartbeats",
+		    a->hb_hook);
+		a->hb_hook = NULL;
+	} else
+		log_debug("lifecycle heartbeat sent for hook %s", a->hb_hook);
+	free(cause);
+}
+
+void
+agent_wait(struct agent *a, double seconds)
+{
+	double	end = mono_now() + seconds, left;
+
+	while (!a->halt.stop && (left = end - mono_now()) > 0) {
+		sleep_for(left < AGENT_WAIT_SLICE ? left : AGENT_WAIT_SLICE,
+		    (volatile int *)&a->halt.stop);
+		agent_tick(a);
+	}
+}
+
+void
+agent_retry(struct agent *a, struct retry *r, double base, double cap, double deadline,
+    int patient, int tick)
+{
+	retry_init(r, base, cap, deadline);
+	r->stop = patient ? (volatile int *)&a->halt.hurry : (volatile int *)&a->halt.stop;
+	if (tick) {
+		r->tick = agent_tick;
+		r->tick_arg = a;
+	}
+}
+
+void
+agent_stop_app(struct agent *a, const char *what)
+{
+	char	*err = NULL;
+
+	if (!a->app_started)
+		return;
+	if (app_stop(&a->app, a->cfg->stop_timeout, &err) != 0)
+		log_warn("stopping the %s: %s", what, err);
+	free(err);
+	a->app_started = 0;
+	a->st.app_pid = 0;
+}
+
+enum outcome
+agent_complete(struct agent *a, const char *result)
+{
+	char		*cause = NULL;
+	enum outcome	 r;
+
+	if (a->hook == NULL || a->completed)
+		return OUTCOME_OK;
+	/* In a big scale-out this call can wait on throttling for a while: say so. */
+	state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);
+	agent_save(a);
+	r = lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
+	    &cause);
+	if (r == OUTCOME_OK) {
+		state_setf(&a->st.lifecycle, "%s sent for launch hook %s", result, a->hook);
+		log_info("lifecycle: %s sent for hook %s", result, a->hook);
+		a->completed = 1;
+	} else if (r == OUTCOME_NOT_FOUND) {
+		state_setf(&a->st.lifecycle, "launch hook %s already completed (no %s needed)",
+		    a->hook, result);
+		log_info("lifecycle: hook %s has no pending action", a->hook);
+		a->completed = 1;
+	} else {
+		state_setf(&a->st.lifecycle, "%s for launch hook %s FAILED (retrying): %s",
+		    result, a->hook, cause);
+		log_error("lifecycle %s: %s", result, cause);
+	}
+	if (a->completed && a->hb_hook == a->hook)
+		a->hb_hook = NULL;
+	free(cause);
+	return r;
+}
+
+char *
+agent_target_state(struct agent *a)
+{
+	struct imds	*imds = &a->client.imds;
+	char		*s = NULL, *cause = NULL;
+	double		 saved = imds->timeout;
+
+	/* While serving, a slow IMDS must not hold up the loop for long. */
+	if (a->st.phase == PHASE_SERVING || a->st.phase == PHASE_WARMED)
+		imds->timeout = 3;
+	if (imds_get(imds, "meta-data/autoscaling/target-lifecycle-state", &s,
+	    &cause) != OUTCOME_OK) {
+		log_debug("target lifecycle state: %s", cause != NULL ? cause : "not found");
+		free(s);
+		s = NULL;
+	} else
+		s[strcspn(s, "\r\n")] = '\0';
+	imds->timeout = saved;
+	free(cause);
+	return s;
+}

@@ -1,0 +1,85 @@
+/* agent.h - the run context of `asg-agent run` and the services its parts share. */
+#ifndef ASG_AGENT_H
+#define ASG_AGENT_H
+
+#include "app.h"
+#include "client.h"
+#include "halt.h"
+#include "outcome.h"
+#include "state.h"
+
+struct config;
+struct health_server;
+struct retry;
+
+/*
+ * What `run` knows, from the first IMDS call to the end of the drain: shared
+ * by the boot path (boot.c), the warm-pool wait (boot.c) and the running life
+ * (serve.c), which call the services below and never each other.
+ */
+struct agent {
+	struct config		*cfg;
+	struct halt		 halt;		/* set by the signal handlers */
+	struct state		 st;
+	char			*state_path;	/* NULL: never saved (prefetch) */
+	struct client		 client;
+	int			 client_ready;
+	struct health_server	*health;
+	struct app		 app;
+	int			 app_ready;	/* app_init succeeded */
+	int			 app_started;
+	char			*instance_id;
+	char			*group;
+	char			*hook;		/* launch hook, or NULL */
+	int			 hook_checked;
+	int			 group_checked;	/* asked DescribeAutoScalingInstances */
+	int			 completed;	/* launch action settled */
+	char			*version;
+	char			*sha256;	/* expected digest from the tag */
+	int			 warm;		/* booting into a warm pool */
+	int			 launch_fresh;	/* first boot of this instance: its launch-time tags are current */
+	const char		*hb_hook;	/* hook owed heartbeats, or NULL */
+	double			 hb_interval;
+	double			 next_heartbeat;
+	double			 last_extend;
+};
+
+void	agent_init(struct agent *, struct config *);
+/* Stop the app if still ours, stop the endpoint, free everything; accepts NULL. */
+void	agent_free(struct agent *);
+/* Route SIGTERM, SIGINT, SIGALRM and SIGHUP into a->halt; ignore SIGPIPE. */
+void	agent_signals(struct agent *);
+/* Arm (or with 0, disarm) the deadline: SIGALRM then stops whatever waits. */
+void	agent_deadline(int seconds);
+/* IMDS, credentials and the API client, all giving up when we are stopped. */
+void	agent_clients(struct agent *);
+
+/* Write the state file (failures logged, not fatal) and the journal fields. */
+void	agent_save(struct agent *);
+/* A message to systemd (sd_notify(3)); outside a notify service, nobody to tell. */
+void	agent_tell(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* A STATUS= line that is also logged. */
+void	agent_notify(struct agent *, const char *, ...) __attribute__((format(printf, 2, 3)));
+/* Enter a phase: a timeline step, a STATUS= line, and the state file. */
+void	agent_phase(struct agent *, int, const char *step, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+/* Heartbeats for hook, as often as its timeout needs; a short one gets one now. */
+void	agent_heartbeats(struct agent *, const char *hook, int hook_timeout);
+/* Called from every wait and as bytes arrive: heartbeats, systemd's start timeout. */
+void	agent_tick(void *);
+/* Sleep in small slices so heartbeats and signals are never late. */
+void	agent_wait(struct agent *, double);
+/* A retry that pauses at the given pace and ends on stop (or, patient, on hurry). */
+void	agent_retry(struct agent *, struct retry *, double base, double cap,
+	    double deadline, int patient, int tick);
+/* Stop the app if we started (or adopted) it; what names it in the log. */
+void	agent_stop_app(struct agent *, const char *what);
+/*
+ * CompleteLifecycleAction for the launch hook; sets a->completed when
+ * settled. Returns lifecycle_complete's outcome (OUTCOME_OK with no hook).
+ */
+enum outcome agent_complete(struct agent *, const char *result);
+/* Read IMDS's target lifecycle state (allocated), or NULL. */
+char	*agent_target_state(struct agent *);
+
+#endif
