@@ -5,13 +5,13 @@
 #include <time.h>
 
 #include "aws.h"
+#include "awserr.h"
 #include "http.h"
 #include "log.h"
 #include "retry.h"
 #include "sigv4.h"
 #include "util.h"
 
-#define AWS_SKEW_LIMIT	300	/* AWS rejects requests this far off */
 #define AWS_RETRY_BASE	0.1	/* first retry ceiling, seconds, times the slowdown */
 #define AWS_RETRY_CAP	4.0	/* largest retry ceiling, seconds */
 #define AWS_THROTTLE_BASE 0.5	/* least ceiling once throttled, times the slowdown */
@@ -30,44 +30,10 @@ static const struct {
 	[AWS_S3] = { "s3", "s3", "AWS_ENDPOINT_URL_S3", NULL },
 };
 
-static const char *const throttle_codes[] = {
-	"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-	"RequestLimitExceeded", "SlowDown", "TooManyRequestsException",
-	"RequestThrottledException", "ProvisionedThroughputExceededException",
-	"EC2ThrottledException", "PriorRequestNotComplete", "BandwidthLimitExceeded",
-	NULL
-};
-
-static const char *const transient_codes[] = {
-	"ResourceContention", "InternalError", "InternalFailure", "ServiceUnavailable",
-	"RequestTimeout", "RequestTimeoutException", "Unavailable", NULL
-};
-
-static const char *const expired_codes[] = {
-	"ExpiredToken", "ExpiredTokenException", "RequestExpired", NULL
-};
-
-static const char *const skew_codes[] = {
-	"RequestTimeTooSkewed", "RequestExpired", "InvalidSignatureException",
-	"SignatureDoesNotMatch", "AuthFailure", "RequestInTheFuture", NULL
-};
-
-static int
-in_list(const char *const *list, const char *code)
-{
-	if (code == NULL)
-		return 0;
-	for (; *list != NULL; list++) {
-		if (strcmp(*list, code) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 int
 aws_is_throttle(const char *code)
 {
-	return in_list(throttle_codes, code);
+	return awserr_is_throttle(code);
 }
 
 void
@@ -314,7 +280,7 @@ form_body(struct buf *b, int svc, const char *action, const struct aws_param *p,
 static void
 withhold_message(struct aws_result *res)
 {
-	if (!in_list(skew_codes, res->code) && strcmp(res->code, "IncompleteSignature") != 0)
+	if (!awserr_echoes_request(res->code))
 		return;
 	freezero_str(res->message);
 	res->message = xasprintf("request signature rejected (request id %s; AWS's "
@@ -414,32 +380,48 @@ out:
 	return ret;
 }
 
+/* A signed request's common part; timeout in seconds, for the whole request or a stall. */
+static void
+request_init(struct http_request *req, const char *method, const char *url,
+    const struct signed_req *sreq, double timeout)
+{
+	memset(req, 0, sizeof *req);
+	req->method = method;
+	req->url = url;
+	req->headers = sreq->hdrs;
+	req->timeout = timeout;
+	req->connect_timeout = 3;
+}
+
 #define FORM_TYPE "application/x-www-form-urlencoded; charset=utf-8"
+
+/* The server's clock minus ours, from its Date (seconds since the epoch, or -1): 0 if unknown. */
+static double
+clock_skew(long long server_date)
+{
+	return server_date > 0 ? (double)server_date - wall_now() : 0;
+}
 
 /* Sign and send one Query attempt; fills the result, returns the http_do error. */
 static int
 attempt(struct aws *a, int svc, const char *url, const char *body,
-    struct aws_result *res, long long *server_date, char **cause)
+    struct aws_result *res, double *skew, char **cause)
 {
 	struct signed_req	 sreq;
 	struct http_request	 req;
 	struct http_response	 resp;
 	int			 err = HTTP_EOTHER;
 
+	*skew = 0;
 	memset(&resp, 0, sizeof resp);
 	if (sign_request(a, svc, "POST", url, "/", body, FORM_TYPE, &sreq, cause) != 0)
-		return -1;
-	memset(&req, 0, sizeof req);
-	req.method = "POST";
-	req.url = url;
-	req.headers = sreq.hdrs;
+		return AWSERR_NOT_SENT;
+	request_init(&req, "POST", url, &sreq, 20);
 	req.body = body;
 	req.body_len = strlen(body);
-	req.timeout = 20;
-	req.connect_timeout = 3;
 	if ((err = http_do(&req, &resp, cause)) != HTTP_OK)
 		goto out;
-	*server_date = http_date(resp.headers, resp.nheaders);
+	*skew = clock_skew(http_date(resp.headers, resp.nheaders));
 	res->status = resp.status;
 	res->body = buf_take(&resp.body);
 	if (xml_parse(res->body, strlen(res->body), &res->xml, NULL) != 0)
@@ -460,72 +442,158 @@ out:
 	return err;
 }
 
-/*
- * One debug line per attempt of a call (what names it), so -v follows a call
- * through its retries. The code, not AWS's message: some messages echo the
- * signed request.
- */
-static void
-log_attempt(const struct aws *a, const char *what, int n, int err, long status,
-    const char *code, char *const *cause)
-{
-	const char	*why = *cause != NULL ? *cause : "unknown error";
-
-	if (err == -1)
-		log_debug("aws: %s attempt %d: not sent: %s", what, n, why);
-	else if (err != HTTP_OK)
-		log_debug("aws: %s attempt %d: transport error: %s", what, n, why);
-	else if (code == NULL)
-		log_debug("aws: %s attempt %d: HTTP %ld", what, n, status);
-	else if (aws_is_throttle(code))
-		log_debug("aws: %s attempt %d: HTTP %ld %s: throttled, slowdown now %gx",
-		    what, n, status, code, aws_slowdown(a));
-	else
-		log_debug("aws: %s attempt %d: HTTP %ld %s", what, n, status, code);
-}
+/* One call through its attempts: what the Query and the S3 loops share. */
+struct call {
+	const char		*what;		/* names the call in -v logs */
+	struct aws_counter	*ctr;
+	struct retry		 r;
+	int			 tries;
+	int			 tried;		/* AWSERR_TRIED_*: fixes done in this call */
+};
 
 /* A call's retry schedule: from the base, stretched by the slowdown, for api_timeout. */
 static void
-call_retry_init(struct aws *a, struct retry *r)
+call_init(struct aws *a, struct call *c, const char *what, const char *action)
 {
-	retry_init(r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
+	memset(c, 0, sizeof *c);
+	c->what = what;
+	c->ctr = counter(a, action);
+	retry_init(&c->r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
 	    mono_now() + a->api_timeout);
-	r->stop = a->stop;
+	c->r.stop = a->stop;
 }
 
-/* A throttling answer: counted, and the rest of this call backs off harder. */
+/* Before each attempt: the rate ceiling, and the count. */
 static void
-call_throttled(struct aws *a, struct aws_counter *ctr, struct retry *r)
+call_pace(struct aws *a, struct call *c)
 {
-	ctr->throttled++;
-	/* A shared bucket is empty: later retries of this call wait longer. */
-	retry_throttled(r, AWS_THROTTLE_BASE * aws_slowdown(a));
+	aws_rate_wait(a);
+	c->ctr->calls++;
 }
 
-/* Wait before a call's next attempt; -1 (with the cause) when it must give up. */
-static int
-call_backoff(struct aws *a, struct retry *r, enum outcome o, char **cause)
+/*
+ * One debug line per attempt of a call, so -v follows a call through its
+ * retries. The code, not AWS's message: some messages echo the signed request.
+ */
+static void
+log_attempt(const struct aws *a, const struct call *c, int err, long status,
+    const char *code, enum awserr_decision d, char *const *cause)
 {
-	if (retry_pause(r, o, 1) == 0)
+	const char	*why = *cause != NULL ? *cause : "unknown error";
+
+	if (err == AWSERR_NOT_SENT)
+		log_debug("aws: %s attempt %d: not sent: %s", c->what, c->tries, why);
+	else if (err != HTTP_OK)
+		log_debug("aws: %s attempt %d: transport error: %s", c->what, c->tries, why);
+	else if (code == NULL)
+		log_debug("aws: %s attempt %d: HTTP %ld", c->what, c->tries, status);
+	else if (d == AWSERR_THROTTLED)
+		log_debug("aws: %s attempt %d: HTTP %ld %s: throttled, slowdown now %gx",
+		    c->what, c->tries, status, code, aws_slowdown(a));
+	else
+		log_debug("aws: %s attempt %d: HTTP %ld %s", c->what, c->tries, status, code);
+}
+
+/*
+ * Classify one attempt (err is its transport result) and do at once what the
+ * decision needs: sign with the server's time, drop the credentials, count
+ * the throttling or the error.
+ */
+static enum awserr_decision
+call_decide(struct aws *a, struct call *c, int err, long status, const char *code,
+    double skew, char **cause)
+{
+	struct awserr_answer	ans;
+	enum awserr_decision	d;
+
+	ans = (struct awserr_answer){ err, status, code, skew, c->tried };
+	d = awserr_classify(&ans);
+	if (err == HTTP_OK)
+		aws_adapt(a, d == AWSERR_THROTTLED);
+	c->tries++;
+	log_attempt(a, c, err, status, code, d, cause);
+	switch (d) {
+	case AWSERR_FIX_CLOCK:
+		/* Our clock is off: sign with the server's time from now on. */
+		a->clock_offset = skew;
+		c->tried |= AWSERR_TRIED_CLOCK;
+		log_debug("aws: %s: clock off by %.0f s: signing with the server's time, "
+		    "retrying at once", c->what, skew);
+		break;
+	case AWSERR_REFRESH_CREDS:
+		log_debug("aws: %s: credentials expired (%s): refreshing them, retrying at once",
+		    c->what, code);
+		creds_invalidate(a->creds);
+		c->tried |= AWSERR_TRIED_CREDS;
+		break;
+	case AWSERR_THROTTLED:
+		c->ctr->throttled++;
+		/* A shared bucket is empty: later retries of this call wait longer. */
+		retry_throttled(&c->r, AWS_THROTTLE_BASE * aws_slowdown(a));
+		break;
+	case AWSERR_FATAL:
+		c->ctr->errors++;
+		break;
+	default:
+		break;
+	}
+	return d;
+}
+
+/* Whether the call ends, or pauses, on the AWS error it got: that error is the cause then. */
+static int
+error_is_cause(enum awserr_decision d)
+{
+	return d == AWSERR_RETRY || d == AWSERR_THROTTLED || d == AWSERR_FATAL;
+}
+
+/*
+ * Go on after a decision: 0 to make the next attempt (at once after a fix,
+ * else after the pause), 1 when the call ends with *ret (and the cause).
+ */
+static int
+call_next(struct aws *a, struct call *c, enum awserr_decision d, enum outcome *ret,
+    char **cause)
+{
+	switch (d) {
+	case AWSERR_FIX_CLOCK:
+	case AWSERR_REFRESH_CREDS:
+		return 0;	/* each fix is tried once per call: no loop without a pause */
+	case AWSERR_OK:
+		*ret = OUTCOME_OK;
+		return 1;
+	case AWSERR_FATAL:
+		*ret = OUTCOME_FATAL;
+		return 1;
+	case AWSERR_THROTTLED:
+		*ret = OUTCOME_THROTTLED;
+		break;
+	case AWSERR_RETRY:
+		*ret = OUTCOME_RETRY;
+		break;
+	case AWSERR_GIVE_UP:
+		*ret = OUTCOME_RETRY;
+		return 1;
+	}
+	if (retry_pause(&c->r, *ret, 1) == 0)
 		return 0;
 	/* Still throttled or 5xx: no answer the caller should treat as final. */
 	if (a->stop == NULL || !*a->stop)
 		set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
-	return -1;
+	return 1;
 }
 
 enum outcome
 aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
     size_t n, struct aws_result *res, char **cause)
 {
-	struct aws_counter	*ctr;
-	struct retry		 r;
+	struct call		 c;
 	struct buf		 body = { NULL, 0, 0 };
 	char			*endpoint = NULL, *url = NULL, *what = NULL;
-	long long		 server_date;
 	double			 skew;
-	enum outcome		 ret = OUTCOME_RETRY, again;
-	int			 err, tries = 0, skew_fixed = 0, creds_renewed = 0;
+	enum awserr_decision	 d;
+	enum outcome		 ret = OUTCOME_RETRY;
+	int			 err;
 
 	memset(res, 0, sizeof *res);
 	if (a->region == NULL) {
@@ -536,60 +604,19 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	url = xasprintf("%s/", endpoint);
 	what = xasprintf("%s %s", services[svc].name, action);
 	form_body(&body, svc, action, p, n);
-	ctr = counter(a, action);
-	call_retry_init(a, &r);
+	call_init(a, &c, what, action);
 	for (;;) {
 		aws_result_free(res);
-		server_date = -1;
-		aws_rate_wait(a);
-		ctr->calls++;
-		err = attempt(a, svc, url, body.data, res, &server_date, cause);
-		if (err == HTTP_OK)
-			aws_adapt(a, aws_is_throttle(res->code));
-		log_attempt(a, what, ++tries, err, res->status, res->code, cause);
-		if (err == -1)
-			goto out;	/* no credentials: retrying here will not help */
-		if (err == HTTP_OK && res->code == NULL) {
-			ret = OUTCOME_OK;
-			goto out;
-		}
-		again = OUTCOME_RETRY;
-		if (err == HTTP_OK) {
-			skew = server_date > 0 ? (double)server_date - wall_now() : 0;
-			if (in_list(skew_codes, res->code) && !skew_fixed &&
-			    (skew > AWS_SKEW_LIMIT || skew < -AWS_SKEW_LIMIT)) {
-				/* Our clock is off: sign with the server's time from now on. */
-				a->clock_offset = skew;
-				skew_fixed = 1;
-				log_debug("aws: %s: clock off by %.0f s: signing with the "
-				    "server's time, retrying at once", what, skew);
-				continue;
-			}
-			if (in_list(expired_codes, res->code) && !creds_renewed) {
-				log_debug("aws: %s: credentials expired (%s): refreshing "
-				    "them, retrying at once", what, res->code);
-				creds_invalidate(a->creds);
-				creds_renewed = 1;
-				continue;
-			}
-			if (aws_is_throttle(res->code)) {
-				call_throttled(a, ctr, &r);
-				again = OUTCOME_THROTTLED;
-			} else if (!in_list(transient_codes, res->code) &&
-			    res->status < 500) {
-				ctr->errors++;
-				set_cause(cause, "%s: %s", res->code, res->message);
-				ret = OUTCOME_FATAL;
-				goto out;
-			}
+		call_pace(a, &c);
+		err = attempt(a, svc, url, body.data, res, &skew, cause);
+		d = call_decide(a, &c, err, res->status, res->code, skew, cause);
+		if (res->code != NULL && d == AWSERR_FATAL)
+			set_cause(cause, "%s: %s", res->code, res->message);
+		else if (res->code != NULL && error_is_cause(d))
 			set_cause(cause, "%s %s: %s: %s", services[svc].name, action,
 			    res->code, res->message);
-		} else if (!http_retryable(err))
+		if (call_next(a, &c, d, &ret, cause) != 0)
 			goto out;
-		if (call_backoff(a, &r, again, cause) != 0) {
-			ret = again;
-			goto out;
-		}
 	}
 out:
 	if (outcome_retryable(ret) && res->code == NULL)
@@ -628,7 +655,10 @@ endpoint_overridden(const struct aws *a, int svc)
 	    a->endpoint_url != NULL;
 }
 
-/* Read a (small) error body off a failed stream and turn it into code and message. */
+/*
+ * Read a (small) error body off a failed stream and turn it into code and
+ * message. The body is wiped: S3's ExpiredToken echoes the session token.
+ */
 static void
 s3_error(struct http_stream *st, struct aws_result *res)
 {
@@ -638,6 +668,7 @@ s3_error(struct http_stream *st, struct aws_result *res)
 
 	while (b.len < 65536 && (n = http_stream_read(st, chunk, sizeof chunk, NULL)) > 0)
 		buf_add(&b, chunk, (size_t)n);
+	explicit_bzero(chunk, sizeof chunk);
 	res->status = http_stream_status(st);
 	if (b.len > 0 && xml_parse(b.data, b.len, &res->xml, NULL) == 0 &&
 	    aws_parse_error(res->xml, &res->code, &res->message, &res->request_id) == 0) {
@@ -648,112 +679,114 @@ s3_error(struct http_stream *st, struct aws_result *res)
 	    "AccessDenied" : "HTTPError");
 	res->message = xasprintf("HTTP %ld", res->status);
 out:
+	if (b.data != NULL)
+		explicit_bzero(b.data, b.len);
 	buf_free(&b);
+}
+
+/* The stream's Date header as seconds since the epoch, or -1. */
+static long long
+stream_date(const struct http_stream *st)
+{
+	struct http_header	h;
+
+	if ((h.value = (char *)http_stream_header(st, "Date")) == NULL)
+		return -1;
+	h.name = (char *)"Date";
+	return http_date(&h, 1);
+}
+
+/*
+ * Sign and open one S3 GET; returns the transport result. On an answer the
+ * result has its status (and code and message unless it is a 2xx), and skew
+ * the server's clock against ours.
+ */
+static int
+s3_attempt(struct aws *a, const char *url, const char *path, long long from,
+    struct http_stream **st, struct aws_result *res, double *skew, char **cause)
+{
+	struct signed_req	 sreq;
+	struct http_request	 req;
+	int			 err;
+
+	*skew = 0;
+	if (sign_request(a, AWS_S3, "GET", url, path, NULL, NULL, &sreq, cause) != 0)
+		return AWSERR_NOT_SENT;
+	request_init(&req, "GET", url, &sreq, 30);
+	req.range_from = from;
+	err = http_stream_open(&req, st, cause);
+	signed_req_free(&sreq);
+	if (err != HTTP_OK)
+		return err;
+	*skew = clock_skew(stream_date(*st));
+	res->status = http_stream_status(*st);
+	if (res->status < 200 || res->status > 299)
+		s3_error(*st, res);
+	return err;
+}
+
+/* The object's URL and its path (what is signed): path-style with a custom endpoint. */
+static char *
+s3_url(const struct aws *a, const char *bucket, const char *key, struct buf *path)
+{
+	char	*base, *url;
+
+	if (endpoint_overridden(a, AWS_S3) || strchr(bucket, '.') != NULL) {
+		base = aws_endpoint(a, AWS_S3);
+		buf_addc(path, '/');
+		sigv4_uri_encode(path, bucket, strlen(bucket), 0);
+	} else {
+		/* Virtual-hosted style: https://BUCKET.s3.REGION.amazonaws.com/KEY */
+		base = xasprintf("https://%s.s3.%s.amazonaws.com", bucket, a->region);
+	}
+	buf_addc(path, '/');
+	sigv4_uri_encode(path, key, strlen(key), 1);
+	url = xasprintf("%s%s", base, path->data);
+	free(base);
+	return url;
 }
 
 enum outcome
 aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
     struct http_stream **out, char **cause)
 {
-	struct aws_counter	*ctr;
-	struct signed_req	 sreq;
-	struct http_request	 req;
+	struct call		 c;
 	struct http_stream	*st = NULL;
 	struct aws_result	 res;
-	struct retry		 r;
 	struct buf		 path = { NULL, 0, 0 };
-	char			*endpoint = NULL, *url = NULL, *what = NULL;
-	long			 status;
-	enum outcome		 ret = OUTCOME_RETRY, again;
-	int			 err, tries = 0;
+	char			*url, *what;
+	double			 skew;
+	enum awserr_decision	 d;
+	enum outcome		 ret = OUTCOME_RETRY;
+	int			 err;
 
 	*out = NULL;
 	memset(&res, 0, sizeof res);
-	memset(&sreq, 0, sizeof sreq);
-	endpoint = aws_endpoint(a, AWS_S3);
-	if (endpoint_overridden(a, AWS_S3) || strchr(bucket, '.') != NULL) {
-		buf_addc(&path, '/');
-		sigv4_uri_encode(&path, bucket, strlen(bucket), 0);
-		url = xstrdup(endpoint);
-	} else {
-		/* Virtual-hosted style: https://BUCKET.s3.REGION.amazonaws.com/KEY */
-		url = xasprintf("https://%s.s3.%s.amazonaws.com", bucket, a->region);
-	}
-	buf_addc(&path, '/');
-	sigv4_uri_encode(&path, key, strlen(key), 1);
-	{
-		char	*full = xasprintf("%s%s", url, path.data);
-
-		free(url);
-		url = full;
-	}
-	ctr = counter(a, "s3:GetObject");
+	url = s3_url(a, bucket, key, &path);
 	what = from > 0 ? xasprintf("s3 GetObject s3://%s/%s from byte %lld", bucket, key,
 	    from) : xasprintf("s3 GetObject s3://%s/%s", bucket, key);
-	call_retry_init(a, &r);
+	call_init(a, &c, what, "s3:GetObject");
 	for (;;) {
 		aws_result_free(&res);
-		signed_req_free(&sreq);
 		http_stream_close(st);
 		st = NULL;
-		aws_rate_wait(a);
-		ctr->calls++;
-		if (sign_request(a, AWS_S3, "GET", url, path.data, NULL, NULL, &sreq,
-		    cause) != 0) {
-			log_attempt(a, what, ++tries, -1, 0, NULL, cause);
+		call_pace(a, &c);
+		err = s3_attempt(a, url, path.data, from, &st, &res, &skew, cause);
+		d = call_decide(a, &c, err, res.status, res.code, skew, cause);
+		if (d == AWSERR_OK) {
+			/* A Range request needs 206, a whole object 200. */
+			if ((res.status == 200 && from == 0) || (res.status == 206 && from > 0))
+				ret = OUTCOME_OK;
+			else
+				set_cause(cause, "s3://%s/%s: HTTP %ld to a request from byte %lld",
+				    bucket, key, res.status, from);
 			goto out;
 		}
-		memset(&req, 0, sizeof req);
-		req.method = "GET";
-		req.url = url;
-		req.headers = sreq.hdrs;
-		req.range_from = from;
-		req.timeout = 30;
-		req.connect_timeout = 3;
-		err = http_stream_open(&req, &st, cause);
-		again = OUTCOME_RETRY;
-		if (err != HTTP_OK) {
-			log_attempt(a, what, ++tries, err, 0, NULL, cause);
-			if (!http_retryable(err))
-				goto out;
-		} else {
-			status = http_stream_status(st);
-			if (status >= 200 && status < 300)
-				log_attempt(a, what, ++tries, err, status, NULL, cause);
-			if (status == 200 && from == 0) {
-				aws_adapt(a, 0);
-				ret = OUTCOME_OK;
-				goto out;
-			}
-			if (status == 206 && from > 0) {
-				ret = OUTCOME_OK;
-				goto out;
-			}
-			if (status >= 200 && status < 300) {
-				set_cause(cause, "s3://%s/%s: HTTP %ld to a request from byte %lld",
-				    bucket, key, status, from);
-				goto out;
-			}
-			s3_error(st, &res);
-			aws_adapt(a, aws_is_throttle(res.code));
-			log_attempt(a, what, ++tries, err, status, res.code, cause);
-			if (aws_is_throttle(res.code)) {
-				call_throttled(a, ctr, &r);
-				again = OUTCOME_THROTTLED;
-			} else if (status < 500) {
-				ctr->errors++;
-				set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
-				    res.message);
-				ret = OUTCOME_FATAL;
-				goto out;
-			}
+		if (res.code != NULL && error_is_cause(d))
 			set_cause(cause, "s3://%s/%s: %s: %s", bucket, key, res.code,
 			    res.message);
-		}
-		if (call_backoff(a, &r, again, cause) != 0) {
-			ret = again;
+		if (call_next(a, &c, d, &ret, cause) != 0)
 			goto out;
-		}
 	}
 out:
 	if (ret == OUTCOME_OK) {
@@ -761,10 +794,8 @@ out:
 		st = NULL;
 	}
 	http_stream_close(st);
-	signed_req_free(&sreq);
 	aws_result_free(&res);
 	buf_free(&path);
-	free(endpoint);
 	free(url);
 	free(what);
 	return ret;

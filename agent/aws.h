@@ -75,7 +75,11 @@ int	aws_service_parse(const char *);
 const char *aws_service_name(int);
 /* The endpoint for a service: per-service env, AWS_ENDPOINT_URL, config, then AWS's. */
 char	*aws_endpoint(const struct aws *, int);
-/* One Query API call, retried on throttling, 5xx and connection errors. */
+/*
+ * One Query API call. Its answers go through awserr_classify: throttling,
+ * 5xx, transient codes and connection errors are retried until api_timeout;
+ * a skewed clock or expired credentials are fixed and retried at once, once.
+ */
 enum outcome aws_call(struct aws *, int service, const char *action,
 	    const struct aws_param *, size_t, struct aws_result *, char **);
 void	aws_result_free(struct aws_result *);
@@ -83,7 +87,7 @@ void	aws_result_free(struct aws_result *);
 int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
 /*
  * Open an S3 object for streaming from byte offset from (a Range request when
- * > 0). Throttling and 5xx are retried.
+ * > 0). Errors are classified and retried as for aws_call.
  */
 struct http_stream;
 enum outcome aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,

@@ -920,6 +920,7 @@ KNOWN_CODES = {
     "RequestExpired": (400, "Request has expired."),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
     "ExpiredToken": (400, "The security token included in the request is expired"),
+    "TokenRefreshRequired": (400, "The provided token must be refreshed."),
     "AuthFailure": (401, "AWS was not able to validate the provided access credentials"),
     "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you provided."),
     "AccessDenied": (403, "Access Denied"),
@@ -935,8 +936,25 @@ QUERY_NS = {
 REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def error_response(service: str | None, spec: dict, rid: str) -> tuple[int, str, bytes]:
-    """(status, content-type, body) for a status/throttle fault."""
+def s3_error_details(code: str | None, headers, skew: float) -> str:
+    """The elements S3 adds after Message for some codes (as real answers
+    quoted in public bug reports show; AWS's documentation lists only the
+    codes): RequestTimeTooSkewed names both times and the allowed skew;
+    ExpiredToken and TokenRefreshRequired echo the session token as Token-0,
+    so tests can check that the agent never prints an error body."""
+    if code == "RequestTimeTooSkewed":
+        return (f"<RequestTime>{xml_escape(headers.get('X-Amz-Date') or '')}</RequestTime>"
+                f"<ServerTime>{utc_iso(time.time() + skew)}</ServerTime>"
+                "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>")
+    if code in ("ExpiredToken", "TokenRefreshRequired"):
+        return f"<Token-0>{xml_escape(headers.get('X-Amz-Security-Token') or '')}</Token-0>"
+    return ""
+
+
+def error_response(service: str | None, spec: dict, rid: str,
+                   s3_details: str = "") -> tuple[int, str, bytes]:
+    """(status, content-type, body) for a status/throttle fault; s3_details
+    go into an S3-shaped body after Message."""
     code = spec.get("code")
     if spec.get("kind") == "throttle" and not code:
         code = THROTTLE_BY_SERVICE.get(service or "", "Throttling")
@@ -961,7 +979,7 @@ def error_response(service: str | None, spec: dict, rid: str) -> tuple[int, str,
     if shape == "s3":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{xml_escape(code)}</Code><Message>{msg}</Message>"
+            f"<Error><Code>{xml_escape(code)}</Code><Message>{msg}</Message>{s3_details}"
             f"<RequestId>{rid}</RequestId><HostId>{base64.b64encode(os.urandom(48)).decode()}</HostId></Error>"
         )
         return status, "application/xml", body.encode()
@@ -1142,7 +1160,9 @@ class ProxyHandler(TrackingHandler):
             action = s3_action(method, path)
 
         rules = FAULTS.take("aws", service, action, method, path)
+        # amz_date: the time the request was signed with (clock-skew tests).
         entry = dict(target="aws", service=service, action=action, method=method, path=path,
+                     amz_date=self.headers.get("X-Amz-Date"),
                      start=time.time(), seq=REQUESTS.arrived(), upstream_bytes=0, bytes=0)
         INFLIGHT[id(entry)] = entry
         def total(kind, stage=None):
@@ -1225,7 +1245,9 @@ class ProxyHandler(TrackingHandler):
 
     def _send_error(self, service, rule, skew, entry):
         rid = str(uuid.uuid4())
-        status, ctype, body = error_response(service, rule.spec, rid)
+        code = rule.spec.get("code")
+        details = s3_error_details(code, self.headers, skew) if service == "s3" else ""
+        status, ctype, body = error_response(service, rule.spec, rid, details)
         entry["status"] = status
         hdr = "x-amz-request-id" if service == "s3" else "x-amzn-RequestId"
         self.send_simple(status, body, ctype, {hdr: rid}, skew, head=(self.command == "HEAD"))

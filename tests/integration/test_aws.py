@@ -1,4 +1,7 @@
-"""`asg-agent aws`: signed Query calls against moto with signature and IAM checks on."""
+"""`asg-agent aws` and `fetch`: signed Query calls and S3 reads against moto with signature
+and IAM checks on, through faults one classifier of AWS errors must handle."""
+import calendar
+import hashlib
 import os
 import time
 import unittest
@@ -120,6 +123,83 @@ class Aws(WorldCase):
         r, _ = self.aws("autoscaling", "DescribeAutoScalingGroups")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.api_requests("DescribeAutoScalingGroups")), 2)
+
+    # S3 GetObject through `fetch -v`: the same classifier as the Query calls.
+    BUCKET = "aws-blue-bakes"
+
+    def s3_fetch(self, key):
+        """Store an object, fetch it with -v; (result, whether the copy matches)."""
+        data = os.urandom(64 * 1024)
+        self.f.put_s3(self.BUCKET, key, data)
+        with TempDir() as d:
+            out = os.path.join(d, "obj")
+            r = run(["-c", self.conf, "-v", "fetch", f"s3://{self.BUCKET}/{key}", "--sha256",
+                     hashlib.sha256(data).hexdigest(), "-o", out],
+                    env=self.f.agent_env(), timeout=60)
+            same = False
+            if os.path.exists(out):
+                with open(out, "rb") as fh:
+                    same = fh.read() == data
+        return r, same
+
+    def get_objects(self, key):
+        return [q for q in self.f.requests(target="aws", service="s3", action="GetObject")
+                if q["path"].endswith("/" + key)]
+
+    def credential_fetches(self):
+        role = "/latest/meta-data/iam/security-credentials/asg-agent-instance"
+        return [q for q in self.f.requests(target="imds") if q.get("path") == role]
+
+    def test_s3_clock_skew_is_corrected_from_the_date_header(self):
+        # S3's RequestTimeTooSkewed: 403, the server's time in Date and in the body.
+        self.f.fault("aws", kind="date_skew", seconds=3600, service="s3", count=1)
+        self.f.fault("aws", kind="status", code="RequestTimeTooSkewed", service="s3",
+                     action="GetObject", count=1)
+        r, same = self.s3_fetch("skew/app.bin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(same, "the fetched copy differs from the object")
+        self.assertRegex(r.stderr, r"s3 GetObject s3://aws-blue-bakes/skew/app.bin: clock off "
+                         r"by (3599|3600|3601) s: signing with the server's time")
+        gets = self.get_objects("skew/app.bin")
+        self.assertEqual(len(gets), 2, gets)
+        signed = [calendar.timegm(time.strptime(q["amz_date"], "%Y%m%dT%H%M%SZ")) for q in gets]
+        ahead = signed[1] - signed[0]
+        self.assertTrue(3590 <= ahead <= 3610,
+                        f"the retry was signed {ahead} s after the first, want about 3600")
+
+    def expired_token_is_refreshed(self, code):
+        self.f.fault("aws", kind="status", code=code, service="s3", action="GetObject", count=1)
+        key = f"expired/{code}.bin"
+        r, same = self.s3_fetch(key)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(same, "the fetched copy differs from the object")
+        self.assertIn(f"credentials expired ({code}): refreshing them, retrying at once",
+                      r.stderr)
+        self.assertEqual(len(self.get_objects(key)), 2)
+        self.assertEqual(len(self.credential_fetches()), 2,
+                         "want the role's credentials fetched again after the error")
+        # S3 echoes the session token in this error body: it must go nowhere.
+        self.assertNotIn(self.f.imds_credentials()["Token"], r.stdout + r.stderr)
+
+    def test_s3_expired_token_refreshes_credentials(self):
+        self.expired_token_is_refreshed("ExpiredToken")
+
+    def test_s3_token_refresh_required_refreshes_credentials(self):
+        self.expired_token_is_refreshed("TokenRefreshRequired")
+
+    def test_s3_second_expired_token_in_one_call_is_final(self):
+        self.f.fault("aws", kind="status", code="ExpiredToken", service="s3",
+                     action="GetObject", count=2)
+        t0 = time.monotonic()
+        r, same = self.s3_fetch("expired/twice.bin")
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertFalse(same)
+        self.assertIn("ExpiredToken", r.stderr)
+        self.assertEqual(len(self.get_objects("expired/twice.bin")), 2,
+                         "one refresh per call, then the answer is final")
+        self.assertLess(took, 5, "a final answer is not retried until api_timeout")
+        self.assertNotIn(self.f.imds_credentials()["Token"], r.stdout + r.stderr)
 
     def test_secrets_never_printed(self):
         creds = self.f.imds_credentials()
