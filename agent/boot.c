@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "appprobe.h"
 #include "artifact.h"
 #include "aws.h"
 #include "boot.h"
@@ -752,7 +753,7 @@ try_adopt(struct boot *b, const struct state *old)
 		free(err);
 		return 0;
 	}
-	ok = health_probe(b->cfg->health_url, 2.0, &err) == 1;
+	ok = appprobe_healthy(b->cfg->health_url, 2.0, &err) == 1;
 	free(err);
 	if (!ok)
 		return 0;
@@ -794,7 +795,7 @@ step_start(struct boot *b, const struct state *old, char **cause)
 		goto out;
 	}
 	/* Something answering already would make the health check lie. */
-	if (b->app.unit == NULL && health_probe(b->cfg->health_url, 1.0, &err) == 1) {
+	if (b->app.unit == NULL && appprobe_healthy(b->cfg->health_url, 1.0, &err) == 1) {
 		set_cause(cause, "something already answers %s before the app was started",
 		    b->cfg->health_url);
 		goto out;
@@ -838,7 +839,7 @@ step_health(struct boot *b, char **cause)
 			goto out;
 		}
 		state_step_poll(&b->st);
-		if (health_probe(b->cfg->health_url, 2.0, &err) == 1) {
+		if (appprobe_healthy(b->cfg->health_url, 2.0, &err) == 1) {
 			if (++good >= BOOT_HEALTHY_IN_A_ROW)
 				break;
 		} else

@@ -1,4 +1,4 @@
-/* health.c - the load balancer's health endpoint (its own thread) and the app's health probe. */
+/* health.c - the load balancer's health endpoint: listener, connection queues, its own thread. */
 #include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -23,7 +23,6 @@
 #include "health.h"
 #include "httpreq.h"
 #include "queue.h"
-#include "http.h"
 #include "util.h"
 
 #define HEALTH_MAX_REASON	256	/* bytes of the 503 body kept */
@@ -39,8 +38,6 @@
 #define HEALTH_ACCEPT_PAUSE	0.1	/* seconds, when out of descriptors with none to evict */
 #define HEALTH_EVENTS		64
 #define HEALTH_DRAIN_READS	16
-#define HEALTH_PROBE_MAX_BODY	(1 << 20)
-#define HEALTH_PROBE_EXCERPT	120
 #define HEALTH_DEFAULT_REASON	"starting"
 #define HEALTH_UNSET_REASON	"unavailable"
 
@@ -866,47 +863,4 @@ health_stop(struct health_server *srv)
 	free(srv->addr);
 	free(srv->path);
 	free(srv);
-}
-
-/* Runs http_do, so only on the thread that owns the HTTP client (after http_init). */
-int
-health_probe(const char *url, double timeout, char **cause)
-{
-	struct http_request	 req;
-	struct http_response	 resp;
-	char			 excerpt[HEALTH_PROBE_EXCERPT + 1];
-	size_t			 i;
-	unsigned char		 ch;
-	int			 ret = 0;
-
-	memset(&req, 0, sizeof req);
-	memset(&resp, 0, sizeof resp);
-	req.method = "GET";
-	req.url = url;
-	req.timeout = timeout > 0 ? timeout : 0;
-	req.connect_timeout = req.timeout;
-	req.max_body = HEALTH_PROBE_MAX_BODY;
-	if (http_do(&req, &resp, cause) != HTTP_OK)
-		goto out;
-	if (resp.status >= 200 && resp.status <= 299) {
-		ret = 1;
-		goto out;
-	}
-	/* The first line of the body often says why. */
-	for (i = 0; i < resp.body.len && i < HEALTH_PROBE_EXCERPT; i++) {
-		ch = (unsigned char)resp.body.data[i];
-		if (ch == '\r' || ch == '\n')
-			break;
-		excerpt[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-	}
-	while (i > 0 && excerpt[i - 1] == ' ')
-		i--;
-	excerpt[i] = '\0';
-	if (*excerpt != '\0')
-		set_cause(cause, "HTTP %ld: %s", resp.status, excerpt);
-	else
-		set_cause(cause, "HTTP %ld", resp.status);
-out:
-	http_response_free(&resp);
-	return ret;
 }

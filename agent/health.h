@@ -1,4 +1,4 @@
-/* health.h - the load balancer's health endpoint (its own thread) and the app's health probe. */
+/* health.h - the load balancer's health endpoint, answered from a thread of its own. */
 #ifndef ASG_HEALTH_H
 #define ASG_HEALTH_H
 
@@ -19,11 +19,5 @@ int	health_port(const struct health_server *);
 /* Counters for the status view. */
 unsigned long health_requests(const struct health_server *);
 void	health_stop(struct health_server *);
-
-/*
- * Probe the app once: GET url within timeout seconds. Returns 1 when it
- * answered 2xx, 0 otherwise with the reason in *cause.
- */
-int	health_probe(const char *url, double timeout, char **cause);
 
 #endif

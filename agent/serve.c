@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "appprobe.h"
 #include "boot.h"
 #include "config.h"
 #include "health.h"
@@ -84,7 +85,7 @@ probe(struct serve *s)
 	double		 t;
 
 	t = b->cfg->health_interval < 2 ? b->cfg->health_interval : 2;
-	ok = app_check(&b->app, &err) == 0 && health_probe(b->cfg->health_url, t, &err) == 1;
+	ok = app_check(&b->app, &err) == 0 && appprobe_healthy(b->cfg->health_url, t, &err) == 1;
 	b->st.probes++;
 	if (ok) {
 		b->st.failing = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appprobe.h"
 #include "health.h"
 #include "http.h"
 #include "util.h"
@@ -380,7 +381,7 @@ pipeline_send(void *arg)
 	return NULL;
 }
 
-/* The app's side for health_probe: answers 200, then 500, one connection each. */
+/* The app's side for appprobe_healthy: answers 200, then 500, one connection each. */
 static void *
 tiny_server(void *arg)
 {
@@ -594,8 +595,8 @@ test_probe(int port)
 		return;
 	}
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", tport);
-	tap_ok(health_probe(url, 2, &cause) == 1 && cause == NULL, "probe: 200 is healthy");
-	rc = health_probe(url, 2, &cause);
+	tap_ok(appprobe_healthy(url, 2, &cause) == 1 && cause == NULL, "probe: 200 is healthy");
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && strncmp(cause, "HTTP 500", 8) == 0,
 	    "probe: 500 is not, with a cause (%s)", cause ? cause : "none");
 	free(cause);
@@ -607,7 +608,7 @@ test_probe(int port)
 	if (fd != -1)
 		close(fd);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", closed_port);
-	rc = health_probe(url, 2, &cause);
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && *cause != '\0',
 	    "probe: a closed port is not healthy (%s)", cause ? cause : "none");
 	free(cause);
@@ -615,7 +616,7 @@ test_probe(int port)
 
 	/* Our own endpoint, through the agent's HTTP client. */
 	snprintf(url, sizeof url, "http://127.0.0.1:%d" PATH, port);
-	rc = health_probe(url, 2, &cause);
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && strcmp(cause, "HTTP 503: probing") == 0,
 	    "probe: our own 503 gives its reason (%s)", cause ? cause : "none");
 	free(cause);
