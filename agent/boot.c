@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "appprobe.h"
 #include "artifact.h"
 #include "boot.h"
 #include "config.h"
@@ -508,7 +509,7 @@ try_adopt(struct agent *a, const struct state *old)
 		free(err);
 		return 0;
 	}
-	ok = health_probe(a->cfg->health_url, 2.0, &err) == 1;
+	ok = appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1;
 	free(err);
 	if (!ok)
 		return 0;
@@ -550,7 +551,7 @@ step_start(struct agent *a, const struct state *old, char **cause)
 		goto out;
 	}
 	/* Something answering already would make the health check lie. */
-	if (a->app.unit == NULL && health_probe(a->cfg->health_url, 1.0, &err) == 1) {
+	if (a->app.unit == NULL && appprobe_healthy(a->cfg->health_url, 1.0, &err) == 1) {
 		set_cause(cause, "something already answers %s before the app was started",
 		    a->cfg->health_url);
 		goto out;
@@ -594,7 +595,7 @@ step_health(struct agent *a, char **cause)
 			goto out;
 		}
 		state_step_poll(&a->st);
-		if (health_probe(a->cfg->health_url, 2.0, &err) == 1) {
+		if (appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1) {
 			if (++good >= BOOT_HEALTHY_IN_A_ROW)
 				break;
 		} else

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "appprobe.h"
 #include "config.h"
 #include "health.h"
 #include "lifecycle.h"
@@ -62,7 +63,7 @@ probe(struct serve *s)
 	double		 t;
 
 	t = a->cfg->health_interval < 2 ? a->cfg->health_interval : 2;
-	ok = app_check(&a->app, &err) == 0 && health_probe(a->cfg->health_url, t, &err) == 1;
+	ok = app_check(&a->app, &err) == 0 && appprobe_healthy(a->cfg->health_url, t, &err) == 1;
 	a->st.probes++;
 	if (ok) {
 		a->st.failing = 0;

@@ -1,14 +1,9 @@
 /*
- * fuzz_health.c - the health endpoint's request parser, health_parse_request.
- *
- * NOTE: health_parse_request is the proposed export of the parser that is
- * static inside agent/health.c (see health_parse_request.patch beside this
- * file). Until agent/health.h declares it, tests/fuzz/run builds this target
- * against a copy of health.c with the patch applied, or skips it.
+ * fuzz_health.c - the health endpoint's request parser, httpreq_parse (agent/httpreq.c).
  *
  * Input: the bytes a client sends on one connection. They are delivered the
  * way conn_read/conn_process see them: appended in chunks (at most
- * HEALTH_MAX_REQUEST unanswered bytes), leading blank lines skipped, the
+ * HTTPREQ_MAX_HEAD unanswered bytes), leading blank lines skipped, the
  * parser called after each chunk with the saved scan position, each complete
  * request consumed, until one asks for the connection to close.
  * The first input byte picks the chunk size (1 + byte % 64; 0 means all at once).
@@ -21,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health.h"
+#include "httpreq.h"
 #include "util.h"
 
 #include "fuzz.h"
@@ -30,14 +25,14 @@
 #define MAX_ANSWERS	256
 
 struct answers {
-	struct health_request	rq[MAX_ANSWERS];
+	struct httpreq		rq[MAX_ANSWERS];
 	size_t			used[MAX_ANSWERS];
 	size_t			n;
 	size_t			left;	/* bytes never answered */
 };
 
 static void
-check_request(const struct health_request *rq, const char *in, size_t used)
+check_request(const struct httpreq *rq, const char *in, size_t used)
 {
 	switch (rq->status) {
 	case 200:
@@ -67,20 +62,20 @@ check_request(const struct health_request *rq, const char *in, size_t used)
 static void
 serve(const uint8_t *data, size_t len, size_t step, struct answers *a)
 {
-	struct health_request	 rq;
+	struct httpreq		 rq;
 	char			*in;
 	size_t			 inlen = 0, off = 0, scan = 0, n, skip, used;
 	int			 closing = 0;
 
 	memset(a, 0, sizeof *a);
-	in = xmalloc(HEALTH_MAX_REQUEST);
+	in = xmalloc(HTTPREQ_MAX_HEAD);
 	while (!closing && (off < len || inlen > 0)) {
-		/* conn_read: at most HEALTH_MAX_REQUEST bytes held. */
+		/* conn_read: at most HTTPREQ_MAX_HEAD bytes held. */
 		n = len - off;
 		if (step != 0 && n > step)
 			n = step;
-		if (n > HEALTH_MAX_REQUEST - inlen)
-			n = HEALTH_MAX_REQUEST - inlen;
+		if (n > HTTPREQ_MAX_HEAD - inlen)
+			n = HTTPREQ_MAX_HEAD - inlen;
 		memcpy(in + inlen, data + off, n);
 		inlen += n;
 		off += n;
@@ -96,9 +91,9 @@ serve(const uint8_t *data, size_t len, size_t step, struct answers *a)
 			if (inlen == 0)
 				break;
 			memset(&rq, 0xa5, sizeof rq);
-			used = health_parse_request(PATH, in, inlen, &scan, &rq);
+			used = httpreq_parse(PATH, in, inlen, &scan, &rq);
 			if (used == 0) {
-				FUZZ_CHECK(inlen < HEALTH_MAX_REQUEST, "full buffer left unanswered");
+				FUZZ_CHECK(inlen < HTTPREQ_MAX_HEAD, "full buffer left unanswered");
 				FUZZ_CHECK(scan <= inlen, "scan %zu past %zu", scan, inlen);
 				break;
 			}
@@ -141,10 +136,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	serve(data, len, 0, whole);
 	serve(data, len, step, chunked);
 	/*
-	 * Requests over HEALTH_MAX_REQUEST depend on how bytes arrive (431 when
+	 * Requests over HTTPREQ_MAX_HEAD depend on how bytes arrive (431 when
 	 * the buffer fills); below that, chunking must not change any answer.
 	 */
-	if (len < HEALTH_MAX_REQUEST) {
+	if (len < HTTPREQ_MAX_HEAD) {
 		FUZZ_CHECK(whole->n == chunked->n, "%zu answers at once, %zu in chunks of %zu",
 		    whole->n, chunked->n, step);
 		for (i = 0; i < whole->n && i < MAX_ANSWERS; i++) {

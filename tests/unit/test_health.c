@@ -1,4 +1,4 @@
-/* test_health.c - the health endpoint over raw sockets (answers, framing, abuse); the app probe. */
+/* test_health.c - the request parser alone; the endpoint over raw sockets (answers, framing, abuse); the app probe. */
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -18,8 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appprobe.h"
 #include "health.h"
 #include "http.h"
+#include "httpreq.h"
 #include "util.h"
 #include "tap.h"
 
@@ -380,7 +382,7 @@ pipeline_send(void *arg)
 	return NULL;
 }
 
-/* The app's side for health_probe: answers 200, then 500, one connection each. */
+/* The app's side for appprobe_healthy: answers 200, then 500, one connection each. */
 static void *
 tiny_server(void *arg)
 {
@@ -429,6 +431,213 @@ listen_any(int *port)
 	}
 	*port = ntohs(sin.sin_port);
 	return fd;
+}
+
+/* One request to the parser alone: what it should give, and how many bytes it should use. */
+struct parse_case {
+	const char	*name;
+	const char	*in;
+	int		 status;
+	int		 head;
+	int		 http10;
+	int		 close;
+	long		 used;	/* -1: all of in; 0: incomplete; else this many bytes */
+};
+
+#define REQ(line, hdrs)	line "\r\n" hdrs "\r\n"
+#define GET11(hdrs)	REQ("GET " PATH " HTTP/1.1", hdrs)
+#define OK11		GET11("")
+
+static const struct parse_case parse_cases[] = {
+	{ "GET of the path: 200, kept open", OK11, 200, 0, 0, 0, -1 },
+	{ "HEAD of the path: 200 without a body", REQ("HEAD " PATH " HTTP/1.1", ""),
+	  200, 1, 0, 0, -1 },
+	{ "bare LF line ends", "GET " PATH " HTTP/1.1\nHost: t\n\n", 200, 0, 0, 0, -1 },
+	{ "CRLF header ended by a bare LF", "GET " PATH " HTTP/1.1\r\nHost: t\r\n\nrest",
+	  200, 0, 0, 0, (long)sizeof("GET " PATH " HTTP/1.1\r\nHost: t\r\n\n") - 1 },
+	{ "a pipelined request after the head is not used", OK11 "GET ",
+	  200, 0, 0, 0, (long)sizeof(OK11) - 1 },
+	{ "no blank line yet: incomplete", "GET " PATH " HTTP/1.1\r\nHost: t\r\n",
+	  0, 0, 0, 0, 0 },
+	{ "a TLS hello: 400 on its first bytes", "\x16\x03\x01", 400, 0, 0, 1, -1 },
+	{ "a space first: 400 at once", " GET " PATH, 400, 0, 0, 1, -1 },
+	{ "a 32-byte method is a method (405)",
+	  REQ("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF " PATH " HTTP/1.1", ""), 405, 0, 0, 0, -1 },
+	{ "a 33-byte method: 400 unread",
+	  "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG " PATH " HTTP/1.1\r\n\r\n", 400, 0, 0, 1, -1 },
+	{ "methods are case-sensitive: get is 405", REQ("get " PATH " HTTP/1.1", ""),
+	  405, 0, 0, 0, -1 },
+	{ "POST: 405", REQ("POST " PATH " HTTP/1.1", ""), 405, 0, 0, 0, -1 },
+	{ "another path: 404", REQ("GET /other HTTP/1.1", ""), 404, 0, 0, 0, -1 },
+	{ "a prefix of the path: 404", REQ("GET /health HTTP/1.1", ""), 404, 0, 0, 0, -1 },
+	{ "query and fragment are ignored", REQ("GET " PATH "?a=1#f HTTP/1.1", ""),
+	  200, 0, 0, 0, -1 },
+	{ "absolute form with a port", REQ("GET http://10.0.0.1:8081" PATH " HTTP/1.1", ""),
+	  200, 0, 0, 0, -1 },
+	{ "absolute form, scheme in capitals", REQ("GET HTTPS://h" PATH " HTTP/1.1", ""),
+	  200, 0, 0, 0, -1 },
+	{ "absolute form without a path is '/': 404", REQ("GET http://h HTTP/1.1", ""),
+	  404, 0, 0, 0, -1 },
+	{ "asterisk form: 400", REQ("OPTIONS * HTTP/1.1", ""), 400, 0, 0, 1, -1 },
+	{ "a control byte in the target: 400", REQ("GET /heal\x01thz HTTP/1.1", ""),
+	  400, 0, 0, 1, -1 },
+	{ "DEL in the target: 400", REQ("GET " PATH "\x7f HTTP/1.1", ""), 400, 0, 0, 1, -1 },
+	{ "two spaces after the method: 400", REQ("GET  " PATH " HTTP/1.1", ""),
+	  400, 0, 0, 1, -1 },
+	{ "no version: 400", REQ("GET " PATH, ""), 400, 0, 0, 1, -1 },
+	{ "a space after the version: 400", REQ("GET " PATH " HTTP/1.1 ", ""),
+	  400, 0, 0, 1, -1 },
+	{ "lower-case http/1.1: 400", REQ("GET " PATH " http/1.1", ""), 400, 0, 0, 1, -1 },
+	{ "HTTP/1.x: 400", REQ("GET " PATH " HTTP/1.x", ""), 400, 0, 0, 1, -1 },
+	{ "HTTP/2.0: 505 and close", REQ("GET " PATH " HTTP/2.0", ""), 505, 0, 0, 1, -1 },
+	{ "HTTP/0.9: 505 and close", REQ("GET " PATH " HTTP/0.9", ""), 505, 0, 0, 1, -1 },
+	{ "HTTP/1.0 closes by default", REQ("GET " PATH " HTTP/1.0", ""), 200, 0, 1, 1, -1 },
+	{ "HTTP/1.0 with keep-alive in a token list stays open",
+	  REQ("GET " PATH " HTTP/1.0", "Connection: foo, Keep-Alive\r\n"), 200, 0, 1, 0, -1 },
+	{ "Connection: close among other tokens",
+	  GET11("Connection: upgrade ,\tCLOSE\r\n"), 200, 0, 0, 1, -1 },
+	{ "Connection: closed is not close",
+	  GET11("Connection: closed\r\n"), 200, 0, 0, 0, -1 },
+	{ "Content-Length: 0 keeps the connection",
+	  GET11("Content-Length: 0\r\n"), 200, 0, 0, 0, -1 },
+	{ "a body (unread) closes after the answer",
+	  GET11("Content-Length: 5\r\n"), 200, 0, 0, 1, -1 },
+	{ "the same Content-Length twice is one",
+	  GET11("Content-Length: 5\r\ncontent-length: 5\r\n"),
+	  200, 0, 0, 1, -1 },
+	{ "two different Content-Lengths: 400",
+	  GET11("Content-Length: 3\r\nContent-Length: 4\r\n"),
+	  400, 0, 0, 1, -1 },
+	{ "a Content-Length that is no number: 400",
+	  GET11("Content-Length: 1e3\r\n"), 400, 0, 0, 1, -1 },
+	{ "an empty Content-Length: 400",
+	  GET11("Content-Length:  \r\n"), 400, 0, 0, 1, -1 },
+	{ "a 15-digit Content-Length is a length",
+	  GET11("Content-Length: 999999999999999\r\n"), 200, 0, 0, 1, -1 },
+	{ "a 16-digit Content-Length: 400",
+	  GET11("Content-Length: 1000000000000000\r\n"), 400, 0, 0, 1, -1 },
+	{ "Transfer-Encoding closes after the answer",
+	  GET11("Transfer-Encoding: chunked\r\n"), 200, 0, 0, 1, -1 },
+	{ "a header without a colon: 400", GET11("No colon\r\n"),
+	  400, 0, 0, 1, -1 },
+	{ "an empty header name: 400", GET11(": x\r\n"),
+	  400, 0, 0, 1, -1 },
+	{ "a space before the colon: 400", GET11("Host : t\r\n"),
+	  400, 0, 0, 1, -1 },
+	{ "a control byte in a value: 400", GET11("X: a\x01z\r\n"),
+	  400, 0, 0, 1, -1 },
+	{ "a tab inside a value is allowed", GET11("X: a\tz\r\n"),
+	  200, 0, 0, 0, -1 },
+	{ "a bad request line uses only its head",
+	  "GET " PATH "\r\n\r\nGET " PATH " HTTP/1.1\r\n\r\n", 400, 0, 0, 1,
+	  (long)sizeof("GET " PATH "\r\n\r\n") - 1 },
+};
+
+static int
+check_parse(const char *name, const char *in, size_t len, const struct parse_case *want)
+{
+	struct httpreq	rq, untouched;
+	size_t		scan = 0, used, want_used;
+	int		ok;
+
+	want_used = want->used < 0 ? len : (size_t)want->used;
+	memset(&untouched, 0x5a, sizeof untouched);
+	rq = untouched;
+	used = httpreq_parse(PATH, in, len, &scan, &rq);
+	if (want->used == 0) {
+		ok = used == 0 && memcmp(&rq, &untouched, sizeof rq) == 0 && scan <= len;
+		tap_ok(ok, "httpreq: %s", name);
+		if (!ok)
+			tap_diag("  got: used %zu, status %d, scan %zu; want: used 0, rq "
+			    "untouched, scan <= %zu", used, rq.status, scan, len);
+		return ok;
+	}
+	ok = used == want_used && rq.status == want->status && rq.head == want->head &&
+	    rq.http10 == want->http10 && rq.close == want->close;
+	tap_ok(ok, "httpreq: %s", name);
+	if (!ok)
+		tap_diag("  got: used %zu status %d head %d http10 %d close %d; "
+		    "want: used %zu status %d head %d http10 %d close %d", used, rq.status,
+		    rq.head, rq.http10, rq.close, want_used, want->status, want->head,
+		    want->http10, want->close);
+	return ok;
+}
+
+/* The request delivered one byte at a time, as a slow client sends it, with *scan kept. */
+static void
+test_parse_bytewise(void)
+{
+	static const char	 in[] = "GET " PATH " HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct httpreq		 rq;
+	size_t			 len = sizeof in - 1, n, scan = 0, used = 0, early = 0;
+	int			 scan_ok = 1;
+
+	for (n = 1; n <= len; n++) {
+		used = httpreq_parse(PATH, in, n, &scan, &rq);
+		if (scan > n)
+			scan_ok = 0;
+		if (used != 0 && n < len)
+			early = n;
+		if (used != 0)
+			break;
+	}
+	tap_ok(early == 0 && used == len && rq.status == 200 && scan_ok,
+	    "httpreq: byte by byte, complete only at its last byte (got used %zu at %zu of "
+	    "%zu bytes, status %d; want %zu at %zu, 200)", used, n, len, rq.status, len, len);
+}
+
+/* The size limit: a head that fills HTTPREQ_MAX_HEAD fits; one byte short of its end does not. */
+static void
+test_parse_limit(void)
+{
+	static const char	 line[] = "GET " PATH " HTTP/1.1\r\nX-Pad: ";
+	struct parse_case	 want;
+	char			*in;
+	size_t			 pad;
+
+	in = xmalloc(HTTPREQ_MAX_HEAD);
+	pad = HTTPREQ_MAX_HEAD - (sizeof line - 1) - 4;
+	memcpy(in, line, sizeof line - 1);
+	memset(in + sizeof line - 1, 'a', pad);
+	memcpy(in + HTTPREQ_MAX_HEAD - 4, "\r\n\r\n", 4);
+
+	memset(&want, 0, sizeof want);
+	want.status = 200;
+	want.used = -1;
+	check_parse("a head of exactly HTTPREQ_MAX_HEAD bytes is answered", in,
+	    HTTPREQ_MAX_HEAD, &want);
+
+	in[HTTPREQ_MAX_HEAD - 1] = 'a';
+	in[HTTPREQ_MAX_HEAD - 2] = 'a';
+	want.used = 0;
+	check_parse("HTTPREQ_MAX_HEAD - 1 bytes without an end: still incomplete", in,
+	    HTTPREQ_MAX_HEAD - 1, &want);
+	want.status = 431;
+	want.close = 1;
+	want.used = -1;
+	check_parse("HTTPREQ_MAX_HEAD bytes without an end: 431, all used", in,
+	    HTTPREQ_MAX_HEAD, &want);
+	free(in);
+}
+
+static void
+test_parse(void)
+{
+	static const char	 nul[] = "G\0T " PATH " HTTP/1.1\r\n\r\n";
+	struct parse_case	 want;
+	size_t			 i;
+
+	for (i = 0; i < nitems(parse_cases); i++) {
+		check_parse(parse_cases[i].name, parse_cases[i].in, strlen(parse_cases[i].in),
+		    &parse_cases[i]);
+	}
+	memset(&want, 0, sizeof want);
+	want.status = 400;
+	want.close = 1;
+	want.used = -1;
+	check_parse("a NUL in the method: 400 unread", nul, sizeof nul - 1, &want);
+	test_parse_bytewise();
+	test_parse_limit();
 }
 
 /* In a child with few descriptors: a full table evicts the oldest client; a probe still gets in. */
@@ -594,8 +803,8 @@ test_probe(int port)
 		return;
 	}
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", tport);
-	tap_ok(health_probe(url, 2, &cause) == 1 && cause == NULL, "probe: 200 is healthy");
-	rc = health_probe(url, 2, &cause);
+	tap_ok(appprobe_healthy(url, 2, &cause) == 1 && cause == NULL, "probe: 200 is healthy");
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && strncmp(cause, "HTTP 500", 8) == 0,
 	    "probe: 500 is not, with a cause (%s)", cause ? cause : "none");
 	free(cause);
@@ -607,7 +816,7 @@ test_probe(int port)
 	if (fd != -1)
 		close(fd);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/health", closed_port);
-	rc = health_probe(url, 2, &cause);
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && *cause != '\0',
 	    "probe: a closed port is not healthy (%s)", cause ? cause : "none");
 	free(cause);
@@ -615,7 +824,7 @@ test_probe(int port)
 
 	/* Our own endpoint, through the agent's HTTP client. */
 	snprintf(url, sizeof url, "http://127.0.0.1:%d" PATH, port);
-	rc = health_probe(url, 2, &cause);
+	rc = appprobe_healthy(url, 2, &cause);
 	tap_ok(rc == 0 && cause != NULL && strcmp(cause, "HTTP 503: probing") == 0,
 	    "probe: our own 503 gives its reason (%s)", cause ? cause : "none");
 	free(cause);
@@ -646,6 +855,7 @@ main(void)
 	if (slow_mode)
 		tap_diag("under valgrind: latency bounds are 10x looser");
 
+	test_parse();
 	test_eviction();
 
 	/* Sanity before anything: NULL is a stopped endpoint. */
