@@ -50,7 +50,7 @@ int	artifact_fetch_file(struct aws *, const struct artifact_spec *, const char *
 int	artifact_unpack(artifact_read_fn, void *, const struct artifact_spec *,
 	    const char *dest, struct artifact_result *, char **);
 void	artifact_result_free(struct artifact_result *);
-/* Remove a directory tree (staging dirs); 0 also when it did not exist. */
+/* fs_rmtree (fs.h), for the callers not yet moved to it. */
 int	artifact_rmtree(const char *, char **);
 
 #endif
