@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "reader.h"
+
 struct aws;
 
 struct artifact_spec {
@@ -32,7 +34,7 @@ struct artifact_result {
 };
 
 /* Bytes of an artifact as they arrive: >0 read, 0 at the end, -1 with a cause. */
-typedef ssize_t (*artifact_read_fn)(void *, void *, size_t, char **);
+typedef reader_fn artifact_read_fn;
 
 /*
  * Download spec->url, hash (and signature-check) the bytes as they stream,
