@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "reader.h"
+
 struct aws;
 
 struct artifact_spec {
@@ -32,7 +34,7 @@ struct artifact_result {
 };
 
 /* Bytes of an artifact as they arrive: >0 read, 0 at the end, -1 with a cause. */
-typedef ssize_t (*artifact_read_fn)(void *, void *, size_t, char **);
+typedef reader_fn artifact_read_fn;
 
 /*
  * Download spec->url, hash (and signature-check) the bytes as they stream,
@@ -50,7 +52,7 @@ int	artifact_fetch_file(struct aws *, const struct artifact_spec *, const char *
 int	artifact_unpack(artifact_read_fn, void *, const struct artifact_spec *,
 	    const char *dest, struct artifact_result *, char **);
 void	artifact_result_free(struct artifact_result *);
-/* Remove a directory tree (staging dirs); 0 also when it did not exist. */
+/* fs_rmtree (fs.h), for the callers not yet moved to it. */
 int	artifact_rmtree(const char *, char **);
 
 #endif

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "artifact.h"
+#include "fs.h"
 #include "release.h"
 #include "util.h"
 
@@ -226,7 +226,7 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 out:
 	/* The old tree is a leftover either way; should this fail, prune retries. */
 	if (old != NULL)
-		(void)artifact_rmtree(old, NULL);
+		(void)fs_rmtree(old, NULL);
 	free(content);
 	free(old);
 	free(marker);
@@ -391,7 +391,7 @@ remove_release(const char *state_dir, const char *version, char **cause)
 		set_cause(cause, "unlink %s: %s", marker, strerror(errno));
 		goto out;
 	}
-	if (artifact_rmtree(dir, cause) != 0)
+	if (fs_rmtree(dir, cause) != 0)
 		goto out;
 	ret = 0;
 out:
@@ -448,7 +448,7 @@ clear_dir(const char *dir, const char *prefix, char **cause)
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
-		if (artifact_rmtree(path, &why) != 0 && ret == 0) {
+		if (fs_rmtree(path, &why) != 0 && ret == 0) {
 			ret = set_cause(cause, "%s", why);
 		}
 		free(path);

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "artifact.h"
+#include "fs.h"
 #include "http.h"
 #include "util.h"
 #include "tap.h"
@@ -363,7 +364,7 @@ test_good(const char *name, const char *format, size_t chunk)
 	tap_ok(stat(p, &a) == 0 && a.st_mtime == 1000000000,
 	    "directory mtime kept after writing into it");
 	free(p);
-	r = artifact_rmtree(dest, NULL);
+	r = fs_rmtree(dest, NULL);
 	tap_ok(r == 0 && !exists(dest), "rmtree removes it");
 	artifact_result_free(&res);
 	free(sha);
@@ -564,7 +565,7 @@ test_limits(void)
 	tap_ok(r == 0 &&
 	    res.entries == 50, "exactly max_entries is fine");
 	artifact_result_free(&res);
-	artifact_rmtree(dest, NULL);
+	fs_rmtree(dest, NULL);
 	free(dest);
 
 	memset(&spec, 0, sizeof spec);
@@ -638,7 +639,7 @@ test_broken(void)
 	    strcmp(res.format, "tar.gz") == 0 && file_is(dest, "top", "top\n"),
 	    "a tar split over two gzip members unpacks: %s", r == 0 ? "ok" : cause);
 	artifact_result_free(&res);
-	artifact_rmtree(dest, NULL);
+	fs_rmtree(dest, NULL);
 	free(dest);
 
 	p = path("junk.tar");
@@ -649,7 +650,7 @@ test_broken(void)
 	tap_ok(r == 0 && res.bytes == (long long)len,
 	    "bytes after a plain tar's end are read and allowed: %s", r == 0 ? "ok" : cause);
 	artifact_result_free(&res);
-	artifact_rmtree(dest, NULL);
+	fs_rmtree(dest, NULL);
 	free(dest);
 
 	/* A small valid tar, then a gigabyte of zeros inside the same gzip stream. */
@@ -734,11 +735,11 @@ test_rmtree(void)
 	run("mkdir -p '%s/a/b' '%s' && echo keep > '%s/f' && ln -s '%s' '%s/a/link' && "
 	    "ln -s '%s/f' '%s/a/b/flink' && touch '%s/a/b/x' && chmod 555 '%s/a/b'",
 	    dir, out, out, out, dir, out, dir, dir, dir);
-	r = artifact_rmtree(dir, &cause);
+	r = fs_rmtree(dir, &cause);
 	tap_ok(r == 0 && !exists(dir), "rmtree: %s",
 	    cause != NULL ? cause : "ok");
 	tap_ok(file_is(out, "f", "keep\n"), "rmtree does not follow symlinks");
-	r = artifact_rmtree(dir, &cause);
+	r = fs_rmtree(dir, &cause);
 	tap_ok(r == 0, "rmtree of nothing is fine");
 	free(cause);
 	free(out);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "artifact.h"
+#include "fs.h"
 #include "release.h"
 #include "util.h"
 #include "tap.h"
@@ -371,7 +371,7 @@ main(void)
 	test_present();
 	test_prune();
 	if (tap_failed == 0) {
-		artifact_rmtree(tmpl, NULL);
+		fs_rmtree(tmpl, NULL);
 	} else
 		tap_diag("left %s for inspection", tmpl);
 	s = state;

@@ -1,0 +1,43 @@
+/* download.h - GET an artifact from S3 or HTTP(S), resuming a broken transfer with Range. */
+#ifndef ASG_DOWNLOAD_H
+#define ASG_DOWNLOAD_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct aws;
+struct buf;
+struct download;
+
+/* How a download waits and tells that it is alive. */
+struct download_opts {
+	double		 stall_timeout;	/* seconds without progress (0: 30) */
+	volatile int	*stop;		/* set: no more resumes */
+	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
+	void		*tick_arg;
+};
+
+/* Check and take apart url (s3://, https://, http://); nothing is sent yet. */
+struct download	*download_new(struct aws *, const char *url, const struct download_opts *,
+		    char **);
+/* Send the GET; its status and headers are checked before any byte is read. */
+int		 download_start(struct download *, char **);
+/*
+ * A reader (reader.h) over the object's bytes, arg the download: a broken
+ * transfer resumes with a Range request where it stopped, a few times,
+ * refusing an object that changed (size or ETag) in between.
+ */
+ssize_t		 download_read(void *, void *, size_t, char **);
+/* The URL as the log may show it (no query, no userinfo). */
+const char	*download_log_url(const struct download *);
+/* Range requests made after a broken transfer. */
+int		 download_resumes(const struct download *);
+void		 download_free(struct download *);
+
+/* Fetch a small object (a signature) whole into out, at most max bytes. */
+int		 download_small(struct aws *, const char *url, size_t max, struct buf *out,
+		    char **);
+/* A URL as the log may show it, allocated: query and userinfo withheld. */
+char		*download_url_for_log(const char *);
+
+#endif

@@ -1,0 +1,117 @@
+/* fs.c - file system helpers shared by the release and artifact code. */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "util.h"
+
+#define RMTREE_DEPTH	1024
+
+/* Empty the directory open as fd without following symlinks, rereading until it is empty. */
+static int
+rmtree_fd(int fd, const char *path, int depth, char **cause)
+{
+	struct dirent	*de;
+	struct stat	 sb;
+	DIR		*d = NULL;
+	char		*sub = NULL;
+	int		 dfd, cfd, again, ret = -1;
+
+	if (depth > RMTREE_DEPTH)
+		return set_cause(cause, "%s: too deep to remove", path);
+	if ((dfd = dup(fd)) == -1 || (d = fdopendir(dfd)) == NULL) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		if (dfd != -1)
+			close(dfd);
+		return -1;
+	}
+	do {
+		again = 0;
+		rewinddir(d);
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (unlinkat(fd, de->d_name, 0) == 0) {
+				again = 1;
+				continue;
+			}
+			if (errno == ENOENT)
+				continue;
+			free(sub);
+			sub = xasprintf("%s/%s", path, de->d_name);
+			if (errno != EISDIR && errno != EPERM) {
+				set_cause(cause, "unlink %s: %s", sub, strerror(errno));
+				goto out;
+			}
+			cfd = openat(fd, de->d_name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+			if (cfd == -1) {
+				set_cause(cause, "%s: %s", sub, strerror(errno));
+				goto out;
+			}
+			if (fstat(cfd, &sb) == 0 && (sb.st_mode & 0700) != 0700)
+				(void)fchmod(cfd, (sb.st_mode & 07777) | 0700);
+			if (rmtree_fd(cfd, sub, depth + 1, cause) != 0) {
+				close(cfd);
+				goto out;
+			}
+			close(cfd);
+			if (unlinkat(fd, de->d_name, AT_REMOVEDIR) == -1 && errno != ENOENT) {
+				set_cause(cause, "rmdir %s: %s", sub, strerror(errno));
+				goto out;
+			}
+			again = 1;
+		}
+		if (errno != 0) {
+			set_cause(cause, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+	} while (again);
+	ret = 0;
+out:
+	free(sub);
+	closedir(d);
+	return ret;
+}
+
+int
+fs_rmtree(const char *path, char **cause)
+{
+	struct stat	sb;
+	int		fd = -1, ret = -1;
+
+	if (lstat(path, &sb) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return set_cause(cause, "%s: %s", path, strerror(errno));
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		if (unlink(path) == -1 && errno != ENOENT)
+			return set_cause(cause, "unlink %s: %s", path, strerror(errno));
+		return 0;
+	}
+	if ((fd = open(path, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC)) == -1) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((sb.st_mode & 0700) != 0700)
+		(void)fchmod(fd, (sb.st_mode & 07777) | 0700);
+	if (rmtree_fd(fd, path, 0, cause) != 0)
+		goto out;
+	if (rmdir(path) == -1 && errno != ENOENT) {
+		set_cause(cause, "rmdir %s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return ret;
+}
