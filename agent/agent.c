@@ -254,7 +254,7 @@ agent_wait(struct agent *a, double seconds)
 
 	while (!a->halt.stop && (left = end - mono_now()) > 0) {
 		sleep_for(left < AGENT_WAIT_SLICE ? left : AGENT_WAIT_SLICE,
-		    (volatile int *)&a->halt.stop);
+		    &a->halt);
 		agent_tick(a);
 	}
 }
@@ -264,7 +264,8 @@ agent_retry(struct agent *a, struct retry *r, double base, double cap, double de
     int patient, int tick)
 {
 	retry_init(r, base, cap, deadline);
-	r->stop = patient ? (volatile int *)&a->halt.hurry : (volatile int *)&a->halt.stop;
+	r->halt = &a->halt;
+	r->patient = patient;
 	if (tick) {
 		r->tick = agent_tick;
 		r->tick_arg = a;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "halt.h"
 #include "util.h"
 
 extern char **environ;
@@ -305,7 +306,7 @@ kill_and_reap(pid_t pid)
 
 /* Wait for pid until timeout; SIGKILL its group at the deadline. Returns the wait status. */
 static int
-wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *timed_out)
+wait_for(struct app *app, pid_t pid, double timeout, const struct halt *halt, int *timed_out)
 {
 	double	deadline = mono_now() + timeout;
 	int	status = 0;
@@ -317,7 +318,7 @@ wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *ti
 			return status;
 		if (r == -1 && errno != EINTR)
 			return -1;
-		if (mono_now() >= deadline || (stop != NULL && *stop)) {
+		if (mono_now() >= deadline || halt_stopped(halt)) {
 			*timed_out = 1;
 			return kill_and_reap(pid);
 		}
@@ -328,7 +329,7 @@ wait_for(struct app *app, pid_t pid, double timeout, volatile int *stop, int *ti
 }
 
 int
-app_pre_start(struct app *app, const char *prog, double timeout, volatile int *stop,
+app_pre_start(struct app *app, const char *prog, double timeout, const struct halt *halt,
     char **cause)
 {
 	char		*path = NULL, *what = NULL;
@@ -349,7 +350,7 @@ app_pre_start(struct app *app, const char *prog, double timeout, volatile int *s
 	argv[1] = NULL;
 	if ((pid = spawn(app, argv, cause)) == -1)
 		goto out;
-	status = wait_for(app, pid, timeout, stop, &timed_out);
+	status = wait_for(app, pid, timeout, halt, &timed_out);
 	if (timed_out) {
 		set_cause(cause, "pre_start %s did not finish within %.0f s", prog, timeout);
 		goto out;
@@ -374,7 +375,7 @@ out:
  */
 static int
 systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
-    double timeout, volatile int *stop, struct buf *out, char **cause)
+    double timeout, const struct halt *halt, struct buf *out, char **cause)
 {
 	const char	*argv[6];
 	struct buf	 err = { NULL, 0, 0 };
@@ -413,9 +414,9 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 	pfd[0].fd = opipe[0];
 	pfd[1].fd = epipe[0];
 	while (open_fds > 0) {
-		if ((stop != NULL && *stop) || mono_now() >= deadline) {
+		if (halt_stopped(halt) || mono_now() >= deadline) {
 			kill_and_reap(pid);
-			if (stop != NULL && *stop)
+			if (halt_stopped(halt))
 				set_cause(cause, "systemctl %s %s: stopped while waiting for the job",
 				    verb, unit);
 			else
@@ -483,7 +484,7 @@ int
 app_start(struct app *app, double timeout, char **cause)
 {
 	if (app->unit != NULL)
-		return systemctl(app, "restart", app->unit, NULL, timeout, app->stop, NULL, cause);
+		return systemctl(app, "restart", app->unit, NULL, timeout, app->halt, NULL, cause);
 	app->exited = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
@@ -499,7 +500,7 @@ unit_state(struct app *app, char **state, char **cause)
 	int		 ret = -1;
 
 	*state = NULL;
-	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, app->stop, &out,
+	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, app->halt, &out,
 	    cause) != 0)
 		goto out;
 	p = out.data != NULL ? strstr(out.data, "ActiveState=") : NULL;

@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+struct halt;
+
 struct app {
 	char	*unit;		/* systemd unit, or NULL */
 	char	**argv;		/* command, or NULL */
@@ -13,7 +15,7 @@ struct app {
 	int	 exited;
 	int	 status;	/* wait status once exited */
 	int	 adopted;	/* started by an earlier agent: not our child */
-	volatile int *stop;	/* give up waiting when set */
+	const struct halt *halt;	/* give up waiting when stopped */
 	void	(*tick)(void *);	/* called while waiting: heartbeats */
 	void	*tick_arg;
 };
@@ -29,7 +31,7 @@ void	app_free(struct app *);
 int	app_write_env(const char *state_dir, const char *version, const char *release_dir,
 	    const char *instance_id, char **);
 /* Run a program inside the release (relative path) with a timeout. */
-int	app_pre_start(struct app *, const char *prog, double timeout, volatile int *stop,
+int	app_pre_start(struct app *, const char *prog, double timeout, const struct halt *,
 	    char **);
 /* Start the app: RestartUnit and wait for the job, or fork and exec the command. */
 int	app_start(struct app *, double timeout, char **);

@@ -76,7 +76,7 @@ unpack_verified(struct verify *v, const struct artifact_spec *spec, const char *
 
 	dc = decomp_new(verify_read, v);
 	u = unpack_new(dest, spec->max_size > 0 ? spec->max_size : DEF_SIZE,
-	    spec->max_entries > 0 ? spec->max_entries : DEF_ENTRIES, spec->stop);
+	    spec->max_entries > 0 ? spec->max_entries : DEF_ENTRIES, spec->halt);
 	if (unpack_open(u, cause) != 0)
 		goto out;
 	if (unpack_entries(u, decomp_read, dc, cause) != 0)
@@ -124,7 +124,7 @@ artifact_unpack(artifact_read_fn read, void *arg, const struct artifact_spec *sp
 	}
 	if ((v = verify_new(cause)) == NULL)
 		goto out;
-	verify_source(v, read, arg, spec->stop);
+	verify_source(v, read, arg, spec->halt);
 	ret = unpack_verified(v, spec, dest, res, cause);
 out:
 	verify_free(v);
@@ -190,7 +190,7 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	}
 	memset(&opts, 0, sizeof opts);
 	opts.stall_timeout = spec->stall_timeout;
-	opts.stop = spec->stop;
+	opts.halt = spec->halt;
 	opts.tick = spec->tick;
 	opts.tick_arg = spec->tick_arg;
 	if ((src->dl = download_new(aws, spec->url, &opts, cause)) == NULL)
@@ -200,7 +200,7 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	    spec->public_key != NULL ? "signature to check" : "no signature");
 	if (download_start(src->dl, cause) != 0)
 		return -1;
-	verify_source(src->v, download_read, src->dl, spec->stop);
+	verify_source(src->v, download_read, src->dl, spec->halt);
 	return 0;
 }
 
@@ -347,10 +347,4 @@ artifact_result_free(struct artifact_result *res)
 		return;
 	free(res->format);
 	res->format = NULL;
-}
-
-int
-artifact_rmtree(const char *path, char **cause)
-{
-	return fs_rmtree(path, cause);
 }

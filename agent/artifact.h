@@ -7,6 +7,7 @@
 
 #include "reader.h"
 
+struct halt;
 struct aws;
 
 struct artifact_spec {
@@ -17,7 +18,7 @@ struct artifact_spec {
 	long long	 max_size;	/* unpacked bytes at most */
 	long long	 max_entries;	/* archive entries at most (0: 100000) */
 	double		 stall_timeout;	/* seconds without progress (0: 30) */
-	volatile int	*stop;
+	const struct halt *halt;	/* stopped: the fetch ends (NULL: never) */
 	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
 	void		*tick_arg;
 };
@@ -52,7 +53,5 @@ int	artifact_fetch_file(struct aws *, const struct artifact_spec *, const char *
 int	artifact_unpack(artifact_read_fn, void *, const struct artifact_spec *,
 	    const char *dest, struct artifact_result *, char **);
 void	artifact_result_free(struct artifact_result *);
-/* fs_rmtree (fs.h), for the callers not yet moved to it. */
-int	artifact_rmtree(const char *, char **);
 
 #endif

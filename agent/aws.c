@@ -6,6 +6,7 @@
 
 #include "aws.h"
 #include "awserr.h"
+#include "halt.h"
 #include "http.h"
 #include "log.h"
 #include "retry.h"
@@ -77,8 +78,8 @@ aws_rate_wait(struct aws *a)
 			a->tokens -= 1;
 			return;
 		}
-		sleep_for((1 - a->tokens) / a->max_rate, a->stop);
-		if (a->stop != NULL && *a->stop)
+		sleep_for((1 - a->tokens) / a->max_rate, a->halt);
+		if (halt_stopped(a->halt))
 			return;
 	}
 }
@@ -460,7 +461,7 @@ call_init(struct aws *a, struct call *c, const char *what, const char *action)
 	c->ctr = counter(a, action);
 	retry_init(&c->r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
 	    mono_now() + a->api_timeout);
-	c->r.stop = a->stop;
+	c->r.halt = a->halt;
 }
 
 /* Before each attempt: the rate ceiling, and the count. */
@@ -578,7 +579,7 @@ call_next(struct aws *a, struct call *c, enum awserr_decision d, enum outcome *r
 	if (retry_pause(&c->r, *ret, 1) == 0)
 		return 0;
 	/* Still throttled or 5xx: no answer the caller should treat as final. */
-	if (a->stop == NULL || !*a->stop)
+	if (!halt_stopped(a->halt))
 		set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
 	return 1;
 }

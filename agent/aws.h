@@ -29,6 +29,8 @@ enum aws_service {
 
 #define AWS_MAX_ACTIONS	32
 
+struct halt;
+
 struct aws_counter {
 	char		*action;
 	unsigned long	 calls;
@@ -47,7 +49,7 @@ struct aws {
 	double			 tokens;	/* the rate limiter's bucket */
 	double			 refilled;	/* mono_now() of the last refill */
 	double			 slowdown;	/* >= 1: grows on throttling, shrinks on success */
-	volatile int		*stop;
+	const struct halt	*halt;		/* stopped: calls end, no more retries */
 	struct aws_counter	 counters[AWS_MAX_ACTIONS];
 	size_t			 ncounters;
 };

@@ -13,6 +13,7 @@
 #include "artifact.h"
 #include "boot.h"
 #include "config.h"
+#include "fs.h"
 #include "health.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -444,7 +445,7 @@ step_release(struct agent *a, char **cause)
 	spec.signature_url = sig_url;
 	spec.public_key = *a->cfg->public_key != '\0' ? a->cfg->public_key : NULL;
 	spec.max_size = a->cfg->max_size;
-	spec.stop = (volatile int *)&a->halt.stop;
+	spec.halt = &a->halt;
 	spec.tick = agent_tick;
 	spec.tick_arg = a;
 	if (artifact_fetch(&a->client.aws, &spec, staging, &res, cause) != 0)
@@ -465,7 +466,7 @@ step_release(struct agent *a, char **cause)
 	ret = 0;
 out:
 	if (ret != 0 && staging != NULL)
-		artifact_rmtree(staging, NULL);
+		fs_rmtree(staging, NULL);
 	artifact_result_free(&res);
 	free(staging);
 	free(have);
@@ -536,7 +537,7 @@ step_start(struct agent *a, const struct state *old, char **cause)
 		if (app_init(&a->app, a->cfg->app_unit, a->cfg->app_command, current,
 		    a->version, a->instance_id, cause) != 0)
 			goto out;
-		a->app.stop = (volatile int *)&a->halt.stop;
+		a->app.halt = &a->halt;
 		a->app.tick = agent_tick;
 		a->app.tick_arg = a;
 		a->app_ready = 1;
@@ -559,7 +560,7 @@ step_start(struct agent *a, const struct state *old, char **cause)
 	if (*a->cfg->pre_start != '\0') {
 		state_step_detail(&a->st, "pre_start %s", a->cfg->pre_start);
 		if (app_pre_start(&a->app, a->cfg->pre_start, a->cfg->pre_start_timeout,
-		    (volatile int *)&a->halt.stop, cause) != 0)
+		    &a->halt, cause) != 0)
 			goto out;
 	}
 	if (app_start(&a->app, BOOT_START_TIMEOUT, cause) != 0)

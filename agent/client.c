@@ -13,8 +13,8 @@ client_init(struct client *c, const struct config *cfg, const struct halt *halt)
 	aws_init(&c->aws, &c->imds, &c->creds, NULL, cfg->endpoint_url, cfg->api_timeout);
 	c->aws.max_rate = cfg->max_rate;
 	if (halt != NULL) {
-		c->imds.stop = (volatile int *)&halt->stop;
-		c->aws.stop = (volatile int *)&halt->stop;
+		c->imds.halt = halt;
+		c->aws.halt = halt;
 	}
 }
 

@@ -9,6 +9,7 @@
 
 #include "aws.h"
 #include "download.h"
+#include "halt.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -24,7 +25,7 @@ struct download {
 	char			*bucket;	/* s3:// only */
 	char			*key;
 	double			 timeout;
-	volatile int		*stop;
+	const struct halt	*halt;
 	void			(*tick)(void *);
 	void			*tick_arg;
 	struct http_stream	*st;
@@ -204,7 +205,7 @@ download_new(struct aws *aws, const char *url, const struct download_opts *opts,
 	d->url = xstrdup(url);
 	d->log_url = download_url_for_log(url);
 	d->timeout = opts->stall_timeout > 0 ? opts->stall_timeout : DEF_STALL;
-	d->stop = opts->stop;
+	d->halt = opts->halt;
 	d->tick = opts->tick;
 	d->tick_arg = opts->tick_arg;
 	d->total = -1;
@@ -278,8 +279,8 @@ download_read(void *arg, void *p, size_t len, char **cause)
 			log_debug("artifact: %s: resume %d of %d from byte %lld of %lld in "
 			    "%.2f s: %s", d->log_url, d->resumes + 1, MAX_RESUMES, d->offset,
 			    d->total, delay, why);
-			sleep_for(delay, d->stop);
-			if (d->stop != NULL && *d->stop)
+			sleep_for(delay, d->halt);
+			if (halt_stopped(d->halt))
 				return set_cause(cause, "stopped");
 			d->resumes++;
 			if (dl_open(d, &retry, cause) != 0)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct halt;
 struct aws;
 struct buf;
 struct download;
@@ -12,7 +13,7 @@ struct download;
 /* How a download waits and tells that it is alive. */
 struct download_opts {
 	double		 stall_timeout;	/* seconds without progress (0: 30) */
-	volatile int	*stop;		/* set: no more resumes */
+	const struct halt *halt;	/* stopped: no more resumes */
 	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
 	void		*tick_arg;
 };

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "halt.h"
 #include "http.h"
 #include "imds.h"
 #include "log.h"
@@ -198,7 +199,7 @@ imds_get(struct imds *m, const char *path, char **out, char **cause)
 		return OUTCOME_FATAL;
 	}
 	retry_init(&r, 0.05, 2.0, mono_now() + m->timeout);
-	r.stop = m->stop;
+	r.halt = m->halt;
 	for (;;) {
 		status = 0;
 		a = try_get(m, path, out, &status, cause);
@@ -216,7 +217,7 @@ imds_get(struct imds *m, const char *path, char **out, char **cause)
 		log_debug("imds: no answer for %s (%s): will retry", path,
 		    *cause != NULL ? *cause : "unknown error");
 		if (retry_pause(&r, a, 1) != 0) {
-			if (m->stop != NULL && *m->stop)
+			if (halt_stopped(m->halt))
 				set_cause(cause, "%s (stopped)", *cause);
 			else
 				set_cause(cause, "%s (gave up after %.0f s)", *cause,

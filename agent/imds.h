@@ -4,13 +4,15 @@
 
 #include "outcome.h"
 
+struct halt;
+
 struct imds {
 	char		*endpoint;
 	char		*token;		/* wiped when replaced */
 	double		 token_expiry;	/* mono_now() seconds */
 	double		 timeout;	/* seconds one call keeps retrying */
 	int		 disabled;	/* AWS_EC2_METADATA_DISABLED */
-	volatile int	*stop;		/* set by a signal: give up waiting */
+	const struct halt *halt;	/* stopped by a signal: give up waiting */
 	unsigned long	 requests;	/* counters for the status view */
 	unsigned long	 retries;
 };

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "halt.h"
 #include "log.h"
 #include "retry.h"
 #include "util.h"
@@ -19,7 +20,8 @@ retry_init(struct retry *r, double base, double cap, double deadline)
 	r->floor = 0;
 	r->deadline = deadline;
 	r->attempt = 0;
-	r->stop = NULL;
+	r->halt = NULL;
+	r->patient = 0;
 	r->tick = NULL;
 	r->tick_arg = NULL;
 }
@@ -112,7 +114,7 @@ retry_pause_for(struct retry *r, enum outcome o, double slowdown, double now)
 static int
 stopped(const struct retry *r)
 {
-	return r->stop != NULL && *r->stop;
+	return r->patient ? halt_hurried(r->halt) : halt_stopped(r->halt);
 }
 
 /* What the log calls the outcome a pause follows. */
@@ -139,7 +141,7 @@ retry_pause(struct retry *r, enum outcome o, double slowdown)
 	    pause_reason(o));
 	end = mono_now() + left;
 	while (!stopped(r) && (left = end - mono_now()) > 0) {
-		sleep_for(r->tick != NULL && left > RETRY_TICK ? RETRY_TICK : left, r->stop);
+		sleep_for(r->tick != NULL && left > RETRY_TICK ? RETRY_TICK : left, r->halt);
 		if (r->tick != NULL)
 			r->tick(r->tick_arg);
 	}

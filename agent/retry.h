@@ -4,6 +4,8 @@
 
 #include "outcome.h"
 
+struct halt;
+
 #define RETRY_MIN_PAUSE	0.01	/* seconds: no retry loop spins, whatever the jitter */
 #define RETRY_TICK	0.25	/* seconds between ticks while pausing */
 
@@ -13,7 +15,8 @@ struct retry {
 	double	floor;		/* delays lie in [floor, 1] x ceiling: 0 is full jitter */
 	double	deadline;	/* mono_now() value after which no retry starts */
 	int	attempt;	/* retries so far */
-	volatile int	*stop;		/* set: pauses end, nothing more is tried */
+	const struct halt *halt;	/* stopped: pauses end, nothing more is tried */
+	int	patient;	/* only a hurry (second stop signal) ends the pauses */
 	void	(*tick)(void *);	/* called every RETRY_TICK s of a pause, or NULL */
 	void	*tick_arg;
 };

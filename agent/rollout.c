@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "aws.h"
+#include "halt.h"
 #include "rollout.h"
 #include "util.h"
 #include "xml.h"
@@ -423,7 +424,7 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 			ret = ROLLOUT_OK;
 			goto out;
 		}
-		if (o->stop != NULL && *o->stop) {
+		if (halt_stopped(o->halt)) {
 			set_cause(cause, "stopped while waiting for %s", name);
 			goto out;
 		}
@@ -433,7 +434,7 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 			ret = ROLLOUT_TIMEOUT;
 			goto out;
 		}
-		sleep_for(o->poll, o->stop);
+		sleep_for(o->poll, o->halt);
 	}
 out:
 	for (i = 0; i < nseen; i++)

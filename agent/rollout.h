@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+struct halt;
 struct aws;
 
 /* Exit codes of `asg-agent rollout`, documented in the README and the man page. */
@@ -30,7 +31,7 @@ struct rollout_opts {
 	double		 poll;		/* seconds between checks */
 	int		 json;
 	FILE		*out;		/* progress lines */
-	volatile int	*stop;
+	const struct halt *halt;	/* stopped: waits end (NULL: never) */
 };
 
 int	rollout_start(struct aws *, const struct rollout_opts *, char **);

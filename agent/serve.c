@@ -324,7 +324,7 @@ serve_run(struct agent *a)
 			probe(&s);
 		}
 		agent_tick(a);
-		sleep_for(0.1, (volatile int *)&a->halt.stop);
+		sleep_for(0.1, &a->halt);
 	}
 	/* Stopped by systemd: complete the terminate hook only if one is pending. */
 	terminating = 0;

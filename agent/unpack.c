@@ -15,6 +15,7 @@
 #include <archive_entry.h>
 
 #include "fs.h"
+#include "halt.h"
 #include "unpack.h"
 #include "util.h"
 
@@ -30,7 +31,7 @@ struct dirtime {
 struct unpack {
 	char		*dest;
 	int		 made;		/* unpack_open made dest */
-	volatile int	*stop;
+	const struct halt *halt;
 	reader_view_fn	 read;
 	void		*read_arg;
 	char		*cause;		/* why the reader failed, or NULL */
@@ -640,13 +641,13 @@ archive_cause(struct unpack *u, char **cause)
 
 struct unpack *
 unpack_new(const char *dest, long long max_size, long long max_entries,
-    volatile int *stop)
+    const struct halt *halt)
 {
 	struct unpack	*u;
 
 	u = xcalloc(1, sizeof *u);
 	u->dest = xstrdup(dest);
-	u->stop = stop;
+	u->halt = halt;
 	u->rootfd = u->cfd = -1;
 	u->max_size = max_size;
 	u->max_entries = max_entries;
@@ -686,7 +687,7 @@ unpack_entries(struct unpack *u, reader_view_fn read, void *arg, char **cause)
 	if (archive_read_open(u->a, u, NULL, archive_read_cb, NULL) != ARCHIVE_OK)
 		return archive_cause(u, cause);
 	for (;;) {
-		if (u->stop != NULL && *u->stop)
+		if (halt_stopped(u->halt))
 			return set_cause(cause, "stopped");
 		r = archive_read_next_header(u->a, &e);
 		if (r == ARCHIVE_EOF)

@@ -4,14 +4,15 @@
 
 #include "reader.h"
 
+struct halt;
 struct unpack;
 
 /*
  * An unpacking into dest, which must not exist yet: at most max_size bytes
- * and max_entries entries; *stop set fails it between entries.
+ * and max_entries entries; a stop fails it between entries.
  */
 struct unpack	*unpack_new(const char *dest, long long max_size, long long max_entries,
-		    volatile int *stop);
+		    const struct halt *);
 /* Make dest (mode 0755), the directory every entry goes below. */
 int		 unpack_open(struct unpack *, char **);
 /*

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "halt.h"
 #include "util.h"
 
 void
@@ -217,7 +218,7 @@ wall_now(void)
 }
 
 void
-sleep_for(double seconds, volatile int *stop)
+sleep_for(double seconds, const struct halt *halt)
 {
 	struct timespec	ts, rem;
 
@@ -226,7 +227,7 @@ sleep_for(double seconds, volatile int *stop)
 	ts.tv_sec = (time_t)seconds;
 	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
 	while (nanosleep(&ts, &rem) == -1 && errno == EINTR) {
-		if (stop != NULL && *stop)
+		if (halt_stopped(halt))
 			return;
 		ts = rem;
 	}

@@ -42,8 +42,9 @@ char *buf_take(struct buf *);
 double mono_now(void);
 /* Seconds since the epoch, with sub-second precision. */
 double wall_now(void);
-/* Sleep for fractional seconds (restarts after signals unless *stop becomes set). */
-void sleep_for(double, volatile int *stop);
+/* Sleep for fractional seconds (restarts after signals unless the halt stops us; NULL: never). */
+struct halt;
+void sleep_for(double, const struct halt *);
 
 /* Whether s is 64 hex digits (a SHA-256 digest, either case). */
 int hex64_ok(const char *);

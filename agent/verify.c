@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "halt.h"
 #include "util.h"
 #include "verify.h"
 
@@ -18,7 +19,7 @@
 struct verify {
 	reader_fn	 read;
 	void		*arg;
-	volatile int	*stop;
+	const struct halt *halt;
 	EVP_MD_CTX	*md;
 	EVP_PKEY	*key;
 	char		*key_path;	/* named in causes */
@@ -102,11 +103,11 @@ verify_signature(struct verify *v, const void *sig, size_t len, char **cause)
 }
 
 void
-verify_source(struct verify *v, reader_fn read, void *arg, volatile int *stop)
+verify_source(struct verify *v, reader_fn read, void *arg, const struct halt *halt)
 {
 	v->read = read;
 	v->arg = arg;
-	v->stop = stop;
+	v->halt = halt;
 }
 
 /* Pull the next bytes from the source into p, hashing them: >0, 0 at the end, -1. */
@@ -116,7 +117,7 @@ verify_read(void *arg, void *p, size_t len, char **cause)
 	struct verify	*v = arg;
 	ssize_t		 n;
 
-	if (v->stop != NULL && *v->stop)
+	if (halt_stopped(v->halt))
 		return set_cause(cause, "stopped");
 	n = v->read(v->arg, p, len, cause);
 	if (n < 0) {

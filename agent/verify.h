@@ -7,6 +7,7 @@
 
 #include "reader.h"
 
+struct halt;
 struct verify;
 
 /* A digest under way, with no key and no source yet. */
@@ -16,7 +17,7 @@ int		 verify_key(struct verify *, const char *path, char **);
 /* The detached signature of the bytes to come, over SHA-256; after verify_key. */
 int		 verify_signature(struct verify *, const void *, size_t, char **);
 /* Where the bytes come from; *stop set fails the next read. */
-void		 verify_source(struct verify *, reader_fn, void *, volatile int *stop);
+void		 verify_source(struct verify *, reader_fn, void *, const struct halt *);
 /* A reader, arg the verify: the source's bytes, hashed and signature-checked on the way. */
 ssize_t		 verify_read(void *, void *, size_t, char **);
 /* Bytes read so far. */

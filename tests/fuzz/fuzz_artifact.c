@@ -46,6 +46,7 @@
 #include <zlib.h>
 
 #include "artifact.h"
+#include "fs.h"
 #include "util.h"
 
 #include "fuzz.h"
@@ -318,7 +319,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		FUZZ_CHECK(w.bytes <= MAX_SIZE, "%lld bytes on disk", w.bytes);
 	}
 
-	FUZZ_CHECK(artifact_rmtree(scratch, &cause) == 0, "rmtree %s: %s", scratch, cause);
+	FUZZ_CHECK(fs_rmtree(scratch, &cause) == 0, "rmtree %s: %s", scratch, cause);
 	FUZZ_CHECK(lstat(scratch, &sb) == -1, "%s still there", scratch);
 	FUZZ_CHECK(fuzz_open_fds() == fds, "descriptors: %d before, %d after", fds,
 	    fuzz_open_fds());

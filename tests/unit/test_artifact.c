@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "artifact.h"
+#include "halt.h"
 #include "fs.h"
 #include "http.h"
 #include "util.h"
@@ -521,7 +522,7 @@ test_limits(void)
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
 	struct bomb		*b;
-	volatile int		 stop = 1;
+	struct halt		 halt = { .stop = 1 };
 	double			 t0;
 	char			*dest, *cause = NULL;
 	int			 r;
@@ -569,7 +570,7 @@ test_limits(void)
 	free(dest);
 
 	memset(&spec, 0, sizeof spec);
-	spec.stop = &stop;
+	spec.halt = &halt;
 	dest = fresh_dest();
 	r = unpack_file("good.tar.gz", &spec, dest, 0, &res, &cause);
 	tap_ok(r == -1 &&

@@ -5,18 +5,19 @@
 #include <sys/time.h>
 
 #include "aws.h"
+#include "halt.h"
 #include "retry.h"
 #include "tap.h"
 #include "util.h"
 
-static volatile int	stop_flag;
+static struct halt	halt;
 static int		ticks;
 
 static void
 on_alarm(int sig)
 {
 	(void)sig;
-	stop_flag = 1;
+	halt.stop = 1;
 }
 
 static void
@@ -89,8 +90,8 @@ test_pause(void)
 	/* The stop flag: set before, no pause at all; set during, the pause ends early. */
 	retry_init(&r, 5, 5, 1e9);
 	r.floor = 1;
-	stop_flag = 1;
-	r.stop = &stop_flag;
+	halt.stop = 1;
+	r.halt = &halt;
 	t0 = mono_now();
 	i = retry_pause(&r, OUTCOME_RETRY, 1);
 	d = mono_now() - t0;
@@ -101,13 +102,32 @@ test_pause(void)
 	sigaction(SIGALRM, &sa, NULL);
 	memset(&it, 0, sizeof it);
 	it.it_value.tv_usec = 200000;
-	stop_flag = 0;
+	halt.stop = 0;
 	t0 = mono_now();
 	setitimer(ITIMER_REAL, &it, NULL);
 	i = retry_pause(&r, OUTCOME_RETRY, 1);
 	d = mono_now() - t0;
 	tap_ok(i == -1 && d >= 0.15 && d < 1.0, "stopped at 0.2 s into a 5 s pause: returned %d "
 	    "(want -1) after %.3f s", i, d);
+
+	/* Patient (the drain's retries): a stop does not end the pause, a hurry does. */
+	retry_init(&r, 0.2, 0.2, 1e9);
+	r.floor = 1;
+	r.halt = &halt;
+	r.patient = 1;
+	halt.stop = 1;
+	halt.hurry = 0;
+	t0 = mono_now();
+	i = retry_pause(&r, OUTCOME_RETRY, 1);
+	d = mono_now() - t0;
+	tap_ok(i == 0 && d >= 0.2 - 1e-3, "patient, stopped: paused %.3f s (want 0.2), returned "
+	    "%d (want 0)", d, i);
+	halt.hurry = 1;
+	t0 = mono_now();
+	i = retry_pause(&r, OUTCOME_RETRY, 1);
+	d = mono_now() - t0;
+	tap_ok(i == -1 && d < 0.1, "patient, hurried: returned %d (want -1) after %.3f s", i, d);
+	halt.stop = halt.hurry = 0;
 	signal(SIGALRM, SIG_DFL);
 }
 
