@@ -20,7 +20,7 @@
 #include "policy.h"
 #include "release.h"
 #include "retry.h"
-#include "sigv4.h"
+#include "template.h"
 #include "state.h"
 #include "tags.h"
 #include "util.h"
@@ -33,77 +33,6 @@
 #define BOOT_PROBE_EAGER_FOR	2.0
 #define BOOT_HEALTHY_IN_A_ROW	2
 #define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
-
-char *
-boot_expand(const char *tmpl, const char *const vars[][2], int encode, char **cause)
-{
-	struct buf	 b = { NULL, 0, 0 };
-	const char	*p, *end;
-	size_t		 i, len;
-
-	for (p = tmpl; *p != '\0'; p++) {
-		if (*p != '{') {
-			buf_addc(&b, *p);
-			continue;
-		}
-		if ((end = strchr(p, '}')) == NULL) {
-			set_cause(cause, "'%s': unclosed '{'", tmpl);
-			goto fail;
-		}
-		len = (size_t)(end - p - 1);
-		for (i = 0; vars[i][0] != NULL; i++) {
-			if (strlen(vars[i][0]) == len && strncmp(vars[i][0], p + 1, len) == 0)
-				break;
-		}
-		if (vars[i][0] == NULL) {
-			set_cause(cause, "'%s': unknown variable {%.*s}", tmpl, (int)len, p + 1);
-			goto fail;
-		}
-		if (vars[i][1] == NULL) {
-			set_cause(cause, "'%s': {%s} is not known yet", tmpl, vars[i][0]);
-			goto fail;
-		}
-		/* A group named "a?b" must not turn a path into a query. */
-		if (encode && strcmp(vars[i][0], "url") != 0)
-			sigv4_uri_encode(&b, vars[i][1], strlen(vars[i][1]), 0);
-		else
-			buf_adds(&b, vars[i][1]);
-		p = end;
-	}
-	return buf_take(&b);
-fail:
-	buf_free(&b);
-	return NULL;
-}
-
-int
-boot_check_config(const struct config *cfg, char **cause)
-{
-	const char	*vars[][2] = {
-		{ "version", "1" }, { "group", "g" }, { "region", "r" },
-		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
-	};
-	char		*s;
-
-	if (*cfg->artifact_url == '\0')
-		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
-	if ((s = boot_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
-		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
-	free(s);
-	if ((s = boot_expand(cfg->signature_url, vars, 0, cause)) == NULL)
-		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
-	free(s);
-	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
-		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
-	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)
-		return set_cause(cause, "%s: no verification configured: set [artifact] "
-		    "sha256_tag and/or public_key (or allow_unverified = yes, never in "
-		    "production)", cfg->path);
-	if (*cfg->public_key != '\0' && access(cfg->public_key, R_OK) == -1)
-		return set_cause(cause, "%s: [artifact] public_key %s: %s", cfg->path,
-		    cfg->public_key, strerror(errno));
-	return 0;
-}
 
 /*
  * The boot's own retry loops ask again at the tag polls' pace, until the
@@ -402,13 +331,13 @@ artifact_urls(struct agent *a, char **url, char **sig_url, char **cause)
 	*sig_url = NULL;
 	/* S3 keys are encoded when signed; URLs get their values encoded here. */
 	encode = strncmp(a->cfg->artifact_url, "s3://", 5) != 0;
-	if ((*url = boot_expand(a->cfg->artifact_url, vars, encode, cause)) == NULL)
+	if ((*url = tmpl_expand(a->cfg->artifact_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] url %s", *cause);
 	if (*a->cfg->public_key == '\0')
 		return 0;
 	vars[4][1] = *url;
 	encode = strncmp(a->cfg->signature_url, "s3://", 5) != 0;
-	if ((*sig_url = boot_expand(a->cfg->signature_url, vars, encode, cause)) == NULL)
+	if ((*sig_url = tmpl_expand(a->cfg->signature_url, vars, encode, cause)) == NULL)
 		return set_cause(cause, "[artifact] signature_url %s", *cause);
 	return 0;
 }
@@ -758,7 +687,7 @@ boot_run(struct agent *a)
 	a->state_path = xasprintf("%s/state.json", cfg->state_dir);
 	if (state_load(&old, a->state_path, NULL) == 0)
 		oldp = &old;
-	if (boot_check_config(cfg, &cause) != 0) {
+	if (config_check_run(cfg, &cause) != 0) {
 		/* Replace any state of an earlier run, so status tells the truth. */
 		fail(a, cause);
 		goto out;

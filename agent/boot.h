@@ -12,10 +12,6 @@ enum boot_end {
 	BOOT_FAILED,	/* failed closed (503, app stopped, ABANDON sent): exit 1 */
 };
 
-/* Expand {version} {group} {region} {instance_id} {url}; values are percent-encoded when encode. */
-char	*boot_expand(const char *, const char *const vars[][2], int encode, char **);
-/* Check what run needs beyond check-config; returns 0 or -1 with a cause. */
-int	boot_check_config(const struct config *, char **);
 /*
  * Bake time: fetch, verify and install a release (version and digest given,
  * or read from the group's tags) without starting anything, so that `run`

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
 #include "log.h"
+#include "template.h"
 #include "util.h"
 
 enum opt_type {
@@ -894,4 +896,33 @@ config_reload(struct config *cfg, const struct config *next, struct buf *applied
 			*(int *)field = *(const int *)((const char *)next + o->offset);
 		buf_addf(applied, "%s[%s] %s", applied->len > 0 ? ", " : "", o->section, o->key);
 	}
+}
+
+int
+config_check_run(const struct config *cfg, char **cause)
+{
+	const char	*vars[][2] = {
+		{ "version", "1" }, { "group", "g" }, { "region", "r" },
+		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
+	};
+	char		*s;
+
+	if (*cfg->artifact_url == '\0')
+		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
+	if ((s = tmpl_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
+	free(s);
+	if ((s = tmpl_expand(cfg->signature_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
+	free(s);
+	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
+		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
+	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)
+		return set_cause(cause, "%s: no verification configured: set [artifact] "
+		    "sha256_tag and/or public_key (or allow_unverified = yes, never in "
+		    "production)", cfg->path);
+	if (*cfg->public_key != '\0' && access(cfg->public_key, R_OK) == -1)
+		return set_cause(cause, "%s: [artifact] public_key %s: %s", cfg->path,
+		    cfg->public_key, strerror(errno));
+	return 0;
 }
