@@ -28,7 +28,8 @@ import threading
 import time
 import unittest
 
-from bootlib import APP_PY, BootCase, http_get, make_artifact, sha256, tar_gz
+from bootlib import APP_PY, http_get, make_artifact, sha256, tar_gz
+from fakecase import FakeAWSCase
 
 MiB = 1024 * 1024
 
@@ -150,7 +151,7 @@ def tree(path, skip=None):
     return out
 
 
-class FaultCase(BootCase):
+class FaultCase(FakeAWSCase):
     """One FakeAWS per subclass; helpers and the invariants every scenario asserts."""
 
     prefix = "flt"
@@ -296,10 +297,6 @@ class FaultCase(BootCase):
 # =========================================================================================
 class ImdsFaults(FaultCase):
     prefix = "fimds"
-
-    def tearDown(self):
-        super().tearDown()
-        self.f.set_imds(disabled=False)
 
     def test_s01_imds_refused_for_20s(self):
         w, _ = self.world()

@@ -6,62 +6,63 @@ import os
 import time
 import unittest
 
-from agentlib import TempDir, WorldCase, run, write
+from agentlib import write
+from fakecase import FakeAWSCase
 
 
-class Aws(WorldCase):
-    group = "aws-blue"
-    version = "2.0.0"
+class Aws(FakeAWSCase):
+    prefix = "aws"
     config = "[aws]\napi_timeout = 20\n"
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.instance_id = cls.f.make_world(group="aws-blue", version="2.0.0").instance_id
+
     def aws(self, *args, env=None, conf=None):
-        e = self.f.agent_env()
-        e.update(env or {})
-        t0 = time.monotonic()
-        r = run(["-c", conf or self.conf, "aws", *args], env=e, timeout=60)
-        return r, time.monotonic() - t0
+        return self.cli("aws", *args, env=env, conf=conf)
 
     def api_requests(self, action=None):
         return self.f.requests(target="aws", action=action)
 
     def test_describe_instances_of_group(self):
         r, _ = self.aws("autoscaling", "DescribeAutoScalingInstances",
-                        f"InstanceIds.member.1={self.world.instance_id}")
-        self.assertEqual(r.returncode, 0, r.stderr)
+                        f"InstanceIds.member.1={self.instance_id}")
+        self.assert_exit(r, 0)
         self.assertIn("<AutoScalingGroupName>aws-blue</AutoScalingGroupName>", r.stdout)
         self.assertIn("Pending:Wait", r.stdout)
 
     def test_ec2_describe_tags_with_filters(self):
         r, _ = self.aws("ec2", "DescribeTags", "Filter.1.Name=resource-id",
-                        f"Filter.1.Value.1={self.world.instance_id}", "Filter.2.Name=key",
+                        f"Filter.1.Value.1={self.instance_id}", "Filter.2.Name=key",
                         "Filter.2.Value.1=asg-agent:version")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
         self.assertIn("<value>2.0.0</value>", r.stdout)
         self.assertNotIn("aws:autoscaling:groupName", r.stdout)
 
     def test_values_with_reserved_characters_are_signed_right(self):
         r, _ = self.aws("autoscaling", "DescribeTags", "Filters.member.1.Name=key",
                         "Filters.member.1.Values.member.1=a b/c+d=e&f~ü")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
 
     def test_aws_error_is_code_and_message(self):
         r, _ = self.aws("autoscaling", "RecordLifecycleActionHeartbeat",
                         "AutoScalingGroupName=aws-blue", "LifecycleHookName=nope",
                         "InstanceId=i-00000000000000000")
-        self.assertEqual(r.returncode, 1)
+        self.assert_exit(r, 1)
         self.assertRegex(r.stderr, r"^ValidationError: ")
         self.assertEqual(r.stdout, "")
 
     def test_iam_denies_what_the_role_may_not_do(self):
-        r, _ = self.aws("ec2", "TerminateInstances", f"InstanceId.1={self.world.instance_id}")
-        self.assertEqual(r.returncode, 1)
+        r, _ = self.aws("ec2", "TerminateInstances", f"InstanceId.1={self.instance_id}")
+        self.assert_exit(r, 1)
         self.assertRegex(r.stderr, r"^(AccessDenied|UnauthorizedOperation|AccessDeniedException):")
-        self.assertTrue(self.f.ec2_instance_running(self.world.instance_id))
+        self.assertTrue(self.f.ec2_instance_running(self.instance_id))
 
     def test_throttled_twice_then_success(self):
         self.f.fault("aws", kind="throttle", service="autoscaling", count=2)
         r, _ = self.aws("autoscaling", "DescribeLifecycleHooks", "AutoScalingGroupName=aws-blue")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
         self.assertIn("aws-blue-launch", r.stdout)
         self.assertEqual(len(self.api_requests("DescribeLifecycleHooks")), 3)
 
@@ -69,14 +70,13 @@ class Aws(WorldCase):
         self.f.fault("aws", kind="status", status=503, service="ec2", count=1)
         self.f.fault("aws", kind="reset", service="ec2", count=1)
         r, _ = self.aws("ec2", "DescribeTags")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
 
     def test_throttling_forever_gives_up_at_api_timeout(self):
-        with TempDir() as d:
-            conf = write(os.path.join(d, "a.conf"), "[aws]\napi_timeout = 2\n")
-            self.f.fault("aws", kind="throttle", service="ec2")
-            r, took = self.aws("ec2", "DescribeTags", conf=conf)
-        self.assertEqual(r.returncode, 1)
+        conf = write(os.path.join(self.dir, "a.conf"), "[aws]\napi_timeout = 2\n")
+        self.f.fault("aws", kind="throttle", service="ec2")
+        r, took = self.aws("ec2", "DescribeTags", conf=conf)
+        self.assert_exit(r, 1)
         self.assertIn("RequestLimitExceeded", r.stderr)
         self.assertLess(took, 6)
 
@@ -90,7 +90,7 @@ class Aws(WorldCase):
                                    "SignatureDoesNotMatch")):
             self.f.clear_requests()
             r, took = self.aws(svc, action, env=env)
-            self.assertEqual(r.returncode, 1)
+            self.assert_exit(r, 1)
             self.assertTrue(r.stderr.startswith(code + ":"), r.stderr)
             self.assertLess(took, 3)
             self.assertEqual(len(self.api_requests(action)), 1, "auth errors are not retried")
@@ -101,19 +101,18 @@ class Aws(WorldCase):
                "AWS_SECRET_ACCESS_KEY": admin["SecretAccessKey"],
                "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1"}
         r, _ = self.aws("elbv2", "DescribeLoadBalancers", env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
         self.assertEqual(self.f.requests(target="imds"), [])
 
     def test_per_service_endpoint_wins(self):
-        with TempDir() as d:
-            conf = write(os.path.join(d, "a.conf"), "[aws]\napi_timeout = 1\n")
-            r, _ = self.aws("autoscaling", "DescribeAutoScalingGroups", conf=conf,
-                            env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
-        self.assertEqual(r.returncode, 1)
+        conf = write(os.path.join(self.dir, "a.conf"), "[aws]\napi_timeout = 1\n")
+        r, _ = self.aws("autoscaling", "DescribeAutoScalingGroups", conf=conf,
+                        env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
+        self.assert_exit(r, 1)
         self.assertIn("127.0.0.1:9", r.stderr)
         r, _ = self.aws("ec2", "DescribeTags",
                         env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
 
     def test_clock_skew_is_corrected_from_the_date_header(self):
         self.f.fault("aws", kind="date_skew", seconds=3600, count=1)
@@ -121,7 +120,7 @@ class Aws(WorldCase):
                      message="The difference between the request time and the current "
                      "time is too large.", service="autoscaling", count=1)
         r, _ = self.aws("autoscaling", "DescribeAutoScalingGroups")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_exit(r, 0)
         self.assertEqual(len(self.api_requests("DescribeAutoScalingGroups")), 2)
 
     # S3 GetObject through `fetch -v`: the same classifier as the Query calls.
@@ -131,15 +130,13 @@ class Aws(WorldCase):
         """Store an object, fetch it with -v; (result, whether the copy matches)."""
         data = os.urandom(64 * 1024)
         self.f.put_s3(self.BUCKET, key, data)
-        with TempDir() as d:
-            out = os.path.join(d, "obj")
-            r = run(["-c", self.conf, "-v", "fetch", f"s3://{self.BUCKET}/{key}", "--sha256",
-                     hashlib.sha256(data).hexdigest(), "-o", out],
-                    env=self.f.agent_env(), timeout=60)
-            same = False
-            if os.path.exists(out):
-                with open(out, "rb") as fh:
-                    same = fh.read() == data
+        out = os.path.join(self.dir, "obj")
+        r, _ = self.cli("-v", "fetch", f"s3://{self.BUCKET}/{key}", "--sha256",
+                        hashlib.sha256(data).hexdigest(), "-o", out)
+        same = False
+        if os.path.exists(out):
+            with open(out, "rb") as fh:
+                same = fh.read() == data
         return r, same
 
     def get_objects(self, key):

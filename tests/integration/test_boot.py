@@ -5,10 +5,11 @@ import tarfile
 import time
 import unittest
 
-from bootlib import BootCase, http_get, make_artifact, sha256, tar_gz
+from bootlib import http_get, make_artifact, sha256, tar_gz
+from fakecase import FakeAWSCase
 
 
-class Boot(BootCase):
+class Boot(FakeAWSCase):
     prefix = "boot"
 
     # -- tests -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ import unittest
 import urllib.parse
 
 from agentlib import run, write
-from bootlib import APP_PY, BootCase, free_port, http_get, make_artifact, sha256, write_config
+from bootlib import APP_PY, free_port, http_get, make_artifact, sha256, write_config
+from fakecase import FakeAWSCase
 
 # The test app, plus a prologue that records what it inherited before anything else opens.
 SEEN_PY = r'''
@@ -62,7 +63,7 @@ class _ArtifactServer:
         self.httpd.server_close()
 
 
-class BootEdges(BootCase):
+class BootEdges(FakeAWSCase):
     prefix = "edge"
 
     # -- helpers ---------------------------------------------------------------------

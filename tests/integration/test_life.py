@@ -5,7 +5,8 @@ import threading
 import time
 import unittest
 
-from bootlib import Agent, BootCase, free_port, http_get, make_artifact, sha256, write_config
+from bootlib import free_port, http_get, make_artifact, sha256
+from fakecase import FakeAWSCase
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
 # health check: the file FAIL in its release directory.
@@ -89,9 +90,11 @@ class LoadBalancer:
             t.join(10)
 
 
-class Life(BootCase):
+class Life(FakeAWSCase):
     prefix = "life"
     stop_timeout = 15
+    # Fast app health checks, so that the tests wait seconds.
+    APP_CHECKS = "[app]\nhealth_interval = 1\nunhealthy_after = 2\nunhealthy_grace = 3\n"
 
     @classmethod
     def setUpClass(cls):
@@ -99,9 +102,8 @@ class Life(BootCase):
         cls.art = make_artifact({"app.py": APP.encode()})
         cls.f.put_s3("releases", "app/1.0.0.tar.gz", cls.art)
 
-    def boot(self, extra="", terminate_hook=False, wait=True, ports=None, env=None, **kw):
-        if ports is None:
-            self.app_port, self.health_port = free_port(), free_port()
+    def boot(self, extra="", terminate_hook=False, wait=True, env=None, **kw):
+        self.app_port, self.health_port = free_port(), free_port()
         w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
                               terminate_hook=terminate_hook, heartbeat_timeout=30, **kw)
         a = self.start(extra, env=env)
@@ -110,27 +112,12 @@ class Life(BootCase):
         return w, a
 
     def start(self, extra="", env=None):
-        conf = write_config(os.path.join(self.dir, f"a{len(self.agents)}.conf"), self.state,
-                            self.app_port, self.health_port,
-                            "[app]\nhealth_interval = 1\nunhealthy_after = 2\n"
-                            "unhealthy_grace = 3\n" + extra)
-        e = self.f.agent_env()
-        e.update(env or {})
-        a = Agent(conf, e, os.path.join(self.dir, f"a{len(self.agents)}.log"))
-        self.agents.append(a)
-        return a
-
-    def events(self, w, kind, hook=None):
-        return [e for e in self.f.lifecycle() if e.get("instance_id") == w.instance_id and
-                e.get("kind") == kind and e.get("ok") and (hook is None or e["hook"] == hook)]
+        """An agent on this test's ports as they are (boot chooses them)."""
+        return super().start(self.APP_CHECKS + extra, env=env, new_ports=False)
 
     def wait_or_fail(self, pred, timeout=20, what="condition"):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return
-            time.sleep(0.1)
-        self.fail(f"timed out waiting for {what}")
+        if not self.wait_for(pred, timeout):
+            self.fail(f"timed out waiting for {what}")
 
     def test_scale_in_drains_without_dropping_requests(self):
         w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
@@ -152,7 +139,7 @@ class Life(BootCase):
         drain = next(s for s in st["timeline"] if s["step"] == "drain")
         self.assertGreaterEqual(drain["seconds"], 2.0)
         self.assertGreaterEqual(drain["start"] + 2.0, lb.first_503 - 1.0)
-        done = self.events(w, "complete", f"{self.group}-terminate")
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
         self.assertEqual([e["result"] for e in done], ["CONTINUE"])
         self.assertEqual(http_get(self.app_port, "/health")[0], None, "app stopped")
         self.wait_or_fail(lambda: not self.f.ec2_instance_running(w.instance_id),
@@ -169,9 +156,9 @@ class Life(BootCase):
         self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
         self.assertIn("s left before the app is stopped", a.status().stdout)
         self.assertEqual(a.wait_exit(40), 0, a.log_text())
-        beats = self.events(w, "heartbeat", f"{self.group}-terminate")
+        beats = self.lifecycle(w, "heartbeat", f"{self.group}-terminate")
         self.assertGreaterEqual(len(beats), 2, self.f.lifecycle())
-        self.assertEqual(len(self.events(w, "complete", f"{self.group}-terminate")), 1)
+        self.assertEqual(len(self.lifecycle(w, "complete", f"{self.group}-terminate")), 1)
 
     def test_scale_in_while_auto_scaling_is_throttled(self):
         # A fleet-wide scale-in empties the shared Auto Scaling bucket for longer
@@ -183,7 +170,7 @@ class Life(BootCase):
         self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
                                                          DesiredCapacity=0)
         self.assertEqual(a.wait_exit(60), 0, a.log_text())
-        done = self.events(w, "complete", f"{self.group}-terminate")
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
         self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
         self.assertGreaterEqual(done[0]["time"], t0 + 5, "completed after the throttling ended")
         self.assertIn("(will retry)", a.log_text())
@@ -215,7 +202,7 @@ class Life(BootCase):
         self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
                       what="the warmed phase")
         self.assertEqual(a.status().returncode, 4)
-        self.assertEqual([e["result"] for e in self.events(w, "complete")], ["CONTINUE"])
+        self.assertEqual([e["result"] for e in self.lifecycle(w, "complete")], ["CONTINUE"])
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 503, "warm: not serving")
         self.assertEqual(http_get(self.app_port, "/health")[0], None, "warm: app not started")
         gets = len([q for q in self.f.requests(target="aws", service="s3")
@@ -288,7 +275,7 @@ class Life(BootCase):
         self.assertIn("kept running", st["app"])
         self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
                           if q.get("action") == "GetObject"], [])
-        self.assertEqual(len(self.events(w, "complete")), 1, "completed once")
+        self.assertEqual(len(self.lifecycle(w, "complete")), 1, "completed once")
         self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
         # The adopted app is stopped on the way out like our own.
         self.assertEqual(b.stop(), 0)

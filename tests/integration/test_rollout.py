@@ -1,33 +1,22 @@
 """`asg-agent rollout`: the blue/green switch from CI against the fake AWS."""
 import json
-import os
 import signal
 import subprocess
 import threading
 import time
 import unittest
 
-from agentlib import AGENT, TempDir, clean_env, write
-from harness import FakeAWS, LAUNCHING
+from agentlib import AGENT, clean_env
+from fakecase import FakeAWSCase
+from harness import LAUNCHING
 
 
-class Rollout(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.n = 0
-        cls.tmp = TempDir()
-        cls.d = cls.tmp.__enter__()
-        cls.conf = write(os.path.join(cls.d, "agent.conf"), "[aws]\napi_timeout = 10\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-        cls.tmp.__exit__(None, None, None)
+class Rollout(FakeAWSCase):
+    prefix = "rollout"
+    config = "[aws]\napi_timeout = 10\n"
 
     def setUp(self):
-        type(self).n += 1
+        super().setUp()
         self.blue, self.green = f"blue{self.n}", f"green{self.n}"
         w = self.f.make_world(group=self.blue, version="1.0.0", hook=False, target_group=True,
                               desired=2)
@@ -53,6 +42,7 @@ class Rollout(unittest.TestCase):
         for g in (self.blue, self.green):
             self.asg.delete_tags(Tags=[{"ResourceId": g, "ResourceType": "auto-scaling-group",
                                         "Key": "asg-agent:rollout"}])
+        super().tearDown()
 
     def env(self):
         admin = self.f.admin_credentials
@@ -81,15 +71,15 @@ class Rollout(unittest.TestCase):
         self.agent_thread = threading.Thread(target=loop, daemon=True)
         self.agent_thread.start()
 
-    def group(self, name):
+    def asg_group(self, name):
         return self.asg.describe_auto_scaling_groups(
             AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
 
     def tags(self, name):
-        return {t["Key"]: t["Value"] for t in self.group(name)["Tags"]}
+        return {t["Key"]: t["Value"] for t in self.asg_group(name)["Tags"]}
 
     def states(self, name):
-        return sorted(i["LifecycleState"] for i in self.group(name)["Instances"])
+        return sorted(i["LifecycleState"] for i in self.asg_group(name)["Instances"])
 
     def start(self, *extra):
         return self.rollout("start", "--live", self.blue, "--idle", self.green,
@@ -99,7 +89,7 @@ class Rollout(unittest.TestCase):
     def test_start_then_finish(self):
         self.fake_agents()
         r = self.start()
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_exit(r, 0)
         self.assertIn("put in Standby", r.stdout)
         self.assertEqual(self.states(self.green), ["InService", "InService"])
         self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
@@ -108,57 +98,57 @@ class Rollout(unittest.TestCase):
         self.assertEqual(tags["asg-agent:sha256"], "a" * 64)
         self.assertIn("step=switched", tags["asg-agent:rollout"])
         st = self.rollout("status", "--json")
-        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assert_exit(st, 0)
         doc = json.loads(st.stdout)
         self.assertEqual({g["name"] for g in doc["groups"]}, {self.blue, self.green})
         human = self.rollout("status")
         self.assertIn("step switched", human.stdout)
         # The same start again is a no-op that says where things stand.
         again = self.start()
-        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assert_exit(again, 0)
         fin = self.rollout("finish")
-        self.assertEqual(fin.returncode, 0, fin.stdout + fin.stderr)
-        self.assertEqual(self.group(self.blue)["DesiredCapacity"], 0)
+        self.assert_exit(fin, 0)
+        self.assertEqual(self.asg_group(self.blue)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.green))
         self.assertEqual(self.tags(self.green)["asg-agent:live"], "true")
         self.assertEqual(self.tags(self.blue)["asg-agent:live"], "false")
         deadline = time.time() + 10
-        while self.group(self.blue)["Instances"] and time.time() < deadline:
+        while self.asg_group(self.blue)["Instances"] and time.time() < deadline:
             time.sleep(0.2)
-        self.assertEqual(self.group(self.blue)["Instances"], [])
+        self.assertEqual(self.asg_group(self.blue)["Instances"], [])
         self.assertEqual(self.rollout("status").returncode, 1, "no rollout in progress")
 
     def test_start_then_rollback(self):
         self.fake_agents()
         r = self.start()
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_exit(r, 0)
         rb = self.rollout("rollback", "--timeout", "60")
-        self.assertEqual(rb.returncode, 0, rb.stdout + rb.stderr)
+        self.assert_exit(rb, 0)
         self.assertEqual(self.states(self.blue), ["InService", "InService"])
-        self.assertEqual(self.group(self.green)["DesiredCapacity"], 0)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.blue))
         elb = self.f.client("elbv2")
         healthy = {d["Target"]["Id"] for d in elb.describe_target_health(
             TargetGroupArn=self.tg)["TargetHealthDescriptions"]
             if d["TargetHealth"]["State"] == "healthy"}
-        blue_ids = {i["InstanceId"] for i in self.group(self.blue)["Instances"]}
+        blue_ids = {i["InstanceId"] for i in self.asg_group(self.blue)["Instances"]}
         self.assertTrue(blue_ids <= healthy)
 
     def test_new_version_abandons(self):
         self.fake_agents("ABANDON")
         r = self.start()
-        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assert_exit(r, 4)
         self.assertIn("ABANDON", r.stderr)
         self.assertEqual(self.states(self.blue), ["InService", "InService"],
                          "the live group was never touched")
-        self.assertEqual(self.group(self.blue)["DesiredCapacity"], 2)
-        self.assertEqual(self.group(self.green)["DesiredCapacity"], 0)
+        self.assertEqual(self.asg_group(self.blue)["DesiredCapacity"], 2)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.blue))
 
     def test_refuses_busy_or_non_empty(self):
         self.asg.set_desired_capacity(AutoScalingGroupName=self.green, DesiredCapacity=1)
         r = self.start()
-        self.assertEqual(r.returncode, 3)
+        self.assert_exit(r, 3)
         self.assertIn("is not empty", r.stderr)
         self.assertEqual(self.states(self.blue), ["InService", "InService"])
 
@@ -169,7 +159,7 @@ class Rollout(unittest.TestCase):
                              env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
         deadline = time.time() + 20
-        while time.time() < deadline and len(self.group(self.green)["Instances"]) < 2:
+        while time.time() < deadline and len(self.asg_group(self.green)["Instances"]) < 2:
             time.sleep(0.2)
         p.kill()
         p.wait()
@@ -180,16 +170,15 @@ class Rollout(unittest.TestCase):
         self.fake_agents()
         r = self.rollout("start", "--live", self.blue, "--idle", self.green, "--version",
                          "2.0.0", "--timeout", "60")
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_exit(r, 0)
         self.assertIn("resuming", r.stdout)
-        self.assertEqual(len(self.group(self.green)["Instances"]), 2, "no extra capacity")
+        self.assertEqual(len(self.asg_group(self.green)["Instances"]), 2, "no extra capacity")
         self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
 
     def test_usage(self):
-        self.assertEqual(self.rollout("start", "--live", self.blue).returncode, 2)
-        self.assertEqual(self.rollout("sideways").returncode, 2)
-        self.assertEqual(self.rollout("start", "--live", "a", "--idle", "a", "--version",
-                                      "1").returncode, 2)
+        self.assert_exit(self.rollout("start", "--live", self.blue), 2)
+        self.assert_exit(self.rollout("sideways"), 2)
+        self.assert_exit(self.rollout("start", "--live", "a", "--idle", "a", "--version", "1"), 2)
 
 
 if __name__ == "__main__":

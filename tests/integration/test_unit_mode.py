@@ -8,7 +8,8 @@ import signal
 import sys
 import unittest
 
-from bootlib import Agent, BootCase, free_port, http_get, write_config
+from bootlib import free_port, http_get
+from fakecase import FakeAWSCase
 
 UNIT = "web.service"
 
@@ -115,7 +116,7 @@ JOB_FAILED = ("Job for x.service failed because the control process exited with 
               "for details.\n")
 
 
-class UnitMode(BootCase):
+class UnitMode(FakeAWSCase):
     prefix = "unit"
     stop_timeout = 15
 
@@ -148,15 +149,10 @@ class UnitMode(BootCase):
     def start_unit(self, extra="", path=None):
         """An agent in unit mode; the fake unit's app listens on the agent's app port."""
         self.app_port, self.health_port = free_port(), free_port()
-        i = len(self.agents)
-        conf = write_config(os.path.join(self.dir, f"agent{i}.conf"), self.state,
-                            self.app_port, self.health_port,
-                            f"[app]\ncommand =\nunit = {UNIT}\n" + extra)
         env = self.unit_env(path)
         env["FAKE_UNIT_PORT"] = str(self.app_port)
-        a = Agent(conf, env, os.path.join(self.dir, f"agent{i}.log"))
-        self.agents.append(a)
-        return a
+        return self.start(f"[app]\ncommand =\nunit = {UNIT}\n" + extra, env=env,
+                          new_ports=False)
 
     def calls(self):
         try:

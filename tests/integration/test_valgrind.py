@@ -3,12 +3,12 @@ import glob
 import os
 import shutil
 import stat
-import tempfile
 import unittest
 
 import agentlib
-from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config
-from harness import FakeAWS
+import bootlib
+from bootlib import http_get
+from fakecase import FakeAWSCase
 
 VALGRIND = shutil.which("valgrind")
 
@@ -16,9 +16,11 @@ VALGRIND = shutil.which("valgrind")
 @unittest.skipIf(VALGRIND is None, "valgrind is not installed")
 @unittest.skipIf(os.environ.get("ASG_SANITIZERS") == "yes",
                  "this build uses AddressSanitizer, which does not run under valgrind")
-class Valgrind(unittest.TestCase):
+class Valgrind(FakeAWSCase):
+    prefix = "vg"
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="asg-vg-")
+        super().setUp()
         self.wrapper = os.path.join(self.dir, "asg-agent")
         # Every run of the binary goes through memcheck, each with a log of its own.
         with open(self.wrapper, "w") as fh:
@@ -27,32 +29,22 @@ class Valgrind(unittest.TestCase):
                      f"--log-file={self.dir}/vg.%p.log {agentlib.AGENT} \"$@\"\n")
         os.chmod(self.wrapper, stat.S_IRWXU)
         self.saved = agentlib.AGENT
-        agentlib.AGENT = self.wrapper
-        import bootlib
-        bootlib.AGENT = self.wrapper
+        agentlib.AGENT = bootlib.AGENT = self.wrapper
 
     def tearDown(self):
-        import bootlib
         agentlib.AGENT = bootlib.AGENT = self.saved
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def test_happy_path_is_clean(self):
-        art = make_artifact()
-        with FakeAWS(auth=True) as f:
-            f.put_s3("releases", "app/1.0.0.tar.gz", art)
-            f.make_world(group="vg", version="1.0.0", sha256=sha256(art))
-            app_port, health_port = free_port(), free_port()
-            conf = write_config(os.path.join(self.dir, "a.conf"),
-                                os.path.join(self.dir, "state"), app_port, health_port)
-            a = Agent(conf, f.agent_env(), os.path.join(self.dir, "agent.log"))
-            try:
-                self.assertEqual(a.wait_status(timeout=120), 0, a.log_text())
-                self.assertEqual(http_get(health_port, "/healthz")[0], 200)
-                r = agentlib.run(["-c", conf, "aws", "ec2", "DescribeTags"],
-                                 env=f.agent_env(), timeout=120)
-                self.assertEqual(r.returncode, 0, r.stderr)
-            finally:
-                self.assertEqual(a.stop(timeout=60), 0, a.log_text())
+        self.world()
+        a = self.start()
+        try:
+            self.assertEqual(a.wait_status(timeout=120), 0, a.log_text())
+            self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
+            r, _ = self.cli("aws", "ec2", "DescribeTags", conf=a.config, timeout=120)
+            self.assert_exit(r, 0)
+        finally:
+            self.assertEqual(a.stop(timeout=60), 0, a.log_text())
         logs = glob.glob(os.path.join(self.dir, "vg.*.log"))
         self.assertGreaterEqual(len(logs), 3, "run, status and aws all went through memcheck")
         reports = {p: open(p).read() for p in logs}

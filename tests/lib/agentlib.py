@@ -3,7 +3,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import unittest
 
 AGENT = os.environ.get("ASG_AGENT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "asg-agent"))
@@ -46,30 +45,3 @@ def write(path, text):
         f.write(text)
     return path
 
-
-class WorldCase(unittest.TestCase):
-    """One fake AWS (signature and IAM checks on) and one group per test class,
-    with the agent's config file (`config` text) in a temporary directory."""
-
-    group = "blue"
-    version = "1.0.0"
-    config = ""
-
-    @classmethod
-    def setUpClass(cls):
-        from harness import FakeAWS
-        cls.f = FakeAWS(auth=True)
-        cls.f.start()
-        cls.world = cls.f.make_world(group=cls.group, version=cls.version)
-        cls.tmp = TempDir()
-        d = cls.tmp.__enter__()
-        cls.conf = write(os.path.join(d, "agent.conf"), cls.config)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.f.stop()
-        cls.tmp.__exit__(None, None, None)
-
-    def setUp(self):
-        self.f.clear_faults()
-        self.f.clear_requests()

@@ -16,7 +16,8 @@ import shutil
 import subprocess
 import unittest
 
-from bootlib import Agent, BootCase, free_port, http_get, sha256, tar_gz, write_config
+from bootlib import Agent, free_port, http_get, tar_gz, write_config
+from fakecase import FakeAWSCase
 from tlsserver import TLSServer, make_ca, make_server_cert
 
 X86_64 = os.environ.get("ASG_STATIC_X86_64", "")
@@ -92,7 +93,7 @@ def build_tinyapp(out):
     return out
 
 
-class EmptyRoot(BootCase):
+class EmptyRoot(FakeAWSCase):
     prefix = "empty"
 
     def setUp(self):
@@ -174,7 +175,7 @@ class EmptyRoot(BootCase):
         self.assertFalse(os.path.exists(os.path.join(root, "var/lib/asg-agent/current")))
 
 
-class Aarch64(BootCase):
+class Aarch64(FakeAWSCase):
     prefix = "arm"
 
     def setUp(self):

@@ -58,7 +58,7 @@ expect_error(const char *text, const char *want, const char *name)
 	struct config	 cfg;
 	char		*got = load(text, &cfg);
 
-	tap_str(got, want, name);
+	tap_str(got, want, "%s", name);
 	free(got);
 	config_free(&cfg);
 }
@@ -69,15 +69,15 @@ test_defaults(void)
 	struct config	cfg;
 
 	config_defaults(&cfg);
-	tap_ok(cfg.log_level == LOGL_INFO, "default log_level is info");
+	tap_int(cfg.log_level, LOGL_INFO, "default log_level is info");
 	tap_str(cfg.state_dir, "/var/lib/asg-agent", "default state_dir");
-	tap_ok(cfg.deadline == 600, "default deadline 600");
+	tap_int(cfg.deadline, 600, "default deadline 600");
 	tap_str(cfg.imds_endpoint, "http://169.254.169.254", "default imds_endpoint");
-	tap_ok(cfg.imds_timeout == 120, "default imds_timeout 120");
+	tap_int(cfg.imds_timeout, 120, "default imds_timeout 120");
 	tap_str(cfg.version_tag, "asg-agent:version", "default version tag");
-	tap_ok(cfg.version_source == VERSION_SOURCE_GROUP, "default version source group");
-	tap_ok(cfg.max_size == 4LL << 30, "default max_size 4G");
-	tap_ok(cfg.allow_unverified == 0, "allow_unverified off by default");
+	tap_int(cfg.version_source, VERSION_SOURCE_GROUP, "default version source group");
+	tap_ll(cfg.max_size, 4LL << 30, "default max_size 4G");
+	tap_int(cfg.allow_unverified, 0, "allow_unverified off by default");
 	tap_str(cfg.health_listen, "0.0.0.0:8081", "default health listen");
 	tap_str(cfg.signature_url, "{url}.sig", "default signature_url");
 	config_free(&cfg);
@@ -96,15 +96,15 @@ test_values(void)
 	    "allow_unverified = yes\nkeep = 5\n"
 	    "[app]\ncommand = ./run --port 8080\n", &cfg);
 	tap_str(errs, "", "a valid file loads without errors");
-	tap_ok(cfg.log_level == LOGL_DEBUG, "log_level debug");
-	tap_ok(cfg.deadline == 30, "deadline 30");
+	tap_int(cfg.log_level, LOGL_DEBUG, "log_level debug");
+	tap_int(cfg.deadline, 30, "deadline 30");
 	tap_str(cfg.region, "eu-west-1", "region");
 	tap_str(cfg.endpoint_url, "http://127.0.0.1:5000", "endpoint_url");
-	tap_ok(cfg.version_source == VERSION_SOURCE_IMDS, "source imds");
-	tap_ok(cfg.version_wait == 7, "wait 7");
-	tap_ok(cfg.max_size == 512LL << 20, "max_size 512M");
-	tap_ok(cfg.allow_unverified == 1, "allow_unverified yes");
-	tap_ok(cfg.keep == 5, "keep 5");
+	tap_int(cfg.version_source, VERSION_SOURCE_IMDS, "source imds");
+	tap_int(cfg.version_wait, 7, "wait 7");
+	tap_ll(cfg.max_size, 512LL << 20, "max_size 512M");
+	tap_int(cfg.allow_unverified, 1, "allow_unverified yes");
+	tap_int(cfg.keep, 5, "keep 5");
 	tap_str(cfg.app_command, "./run --port 8080", "command kept whole");
 	free(errs);
 	config_free(&cfg);
@@ -162,7 +162,7 @@ test_long_lines(void)
 	text = buf_take(&b);
 	errs = load(text, &cfg);
 	tap_str(errs, "", "a 700-byte line loads");
-	tap_ok(cfg.app_command != NULL && strlen(cfg.app_command) == 705, "and is kept whole");
+	tap_size(cfg.app_command != NULL ? strlen(cfg.app_command) : 0, 705, "and is kept whole");
 	free(errs);
 	free(text);
 	config_free(&cfg);
@@ -185,11 +185,12 @@ test_missing(void)
 	struct config	 cfg;
 	char		*errors = NULL;
 
-	tap_ok(config_load(&cfg, "/nonexistent/agent.conf", 1, &errors) == 0,
+	tap_int(config_load(&cfg, "/nonexistent/agent.conf", 1, &errors), 0,
 	    "missing default file is fine");
 	config_free(&cfg);
-	tap_ok(config_load(&cfg, "/nonexistent/agent.conf", 0, &errors) == -1 &&
-	    strstr(errors, "No such file") != NULL, "missing given file is an error");
+	tap_int(config_load(&cfg, "/nonexistent/agent.conf", 0, &errors), -1,
+	    "missing given file is an error");
+	tap_has(errors, "No such file", "and the error says why");
 	free(errors);
 	config_free(&cfg);
 }
@@ -300,12 +301,12 @@ test_man(void)
 int
 main(void)
 {
-	test_defaults();
-	test_values();
-	test_errors();
-	test_long_lines();
-	test_missing();
-	test_example();
-	test_man();
+	tap_run("defaults", test_defaults);
+	tap_run("values", test_values);
+	tap_run("errors", test_errors);
+	tap_run("long lines", test_long_lines);
+	tap_run("missing file", test_missing);
+	tap_run("example", test_example);
+	tap_run("man page", test_man);
 	return tap_done();
 }

@@ -24,16 +24,16 @@ test_ec2_tags(void)
 	char		*cause = NULL;
 	int		 n = 0;
 
-	tap_ok(xml_parse(doc, strlen(doc), &root, &cause) == 0, "EC2 DescribeTags parses");
+	tap_int(xml_parse(doc, strlen(doc), &root, &cause), 0, "EC2 DescribeTags parses");
 	set = xml_find(root, "tagSet");
 	for (item = xml_child(set, "item"); item != NULL; item = xml_next(item))
 		n++;
-	tap_ok(n == 2, "two tag items");
+	tap_int(n, 2, "two tag items");
 	item = xml_child(set, "item");
 	tap_str(xml_child_text(item, "key"), "asg-agent:version", "first key");
 	tap_str(xml_child_text(xml_next(item), "value"), "blue & green",
 	    "entities decoded");
-	tap_ok(xml_child_text(item, "missing") == NULL, "missing child is NULL");
+	tap_null(xml_child_text(item, "missing"), "missing child is NULL");
 	xml_free(root);
 	free(cause);
 }
@@ -54,32 +54,33 @@ test_errors(void)
 	char		*code = NULL, *msg = NULL, *rid = NULL;
 
 	xml_parse(ec2, strlen(ec2), &root, NULL);
-	tap_ok(aws_parse_error(root, &code, &msg, &rid) == 0, "EC2 error found");
+	tap_int(aws_parse_error(root, &code, &msg, &rid), 0, "EC2 error found");
 	tap_str(code, "RequestLimitExceeded", "EC2 code");
 	tap_str(msg, "Request limit exceeded.", "EC2 message");
 	tap_str(rid, "abc-1", "EC2 request id");
-	tap_ok(aws_is_throttle(code), "RequestLimitExceeded is throttling");
+	tap_true(aws_is_throttle(code), "RequestLimitExceeded is throttling");
 	xml_free(root);
 	free(code); free(msg); free(rid);
 
 	xml_parse(as, strlen(as), &root, NULL);
-	tap_ok(aws_parse_error(root, &code, &msg, &rid) == 0, "Auto Scaling error found");
+	tap_int(aws_parse_error(root, &code, &msg, &rid), 0, "Auto Scaling error found");
 	tap_str(code, "ValidationError", "Auto Scaling code");
 	tap_str(rid, "rid-2", "Auto Scaling request id");
-	tap_ok(!aws_is_throttle(code), "ValidationError is not throttling");
+	tap_true(!aws_is_throttle(code), "ValidationError is not throttling");
 	xml_free(root);
 	free(code); free(msg); free(rid);
 
 	xml_parse(s3, strlen(s3), &root, NULL);
-	tap_ok(aws_parse_error(root, &code, &msg, &rid) == 0, "S3 error found");
+	tap_int(aws_parse_error(root, &code, &msg, &rid), 0, "S3 error found");
 	tap_str(code, "SlowDown", "S3 code");
-	tap_ok(aws_is_throttle(code), "SlowDown is throttling");
+	tap_true(aws_is_throttle(code), "SlowDown is throttling");
 	xml_free(root);
 	free(code); free(msg); free(rid);
 
 	root = NULL;
-	tap_ok(xml_parse("<a><b>ok</b></a>", 16, &root, NULL) == 0 &&
-	    aws_parse_error(root, &code, &msg, &rid) == -1, "no error element, no error");
+	tap_int(xml_parse("<a><b>ok</b></a>", 16, &root, NULL), 0, "a document without an error "
+	    "parses");
+	tap_int(aws_parse_error(root, &code, &msg, &rid), -1, "no error element, no error");
 	xml_free(root);
 }
 
@@ -93,16 +94,16 @@ test_bad_xml(void)
 	struct buf	 b = { NULL, 0, 0 };
 	int		 i;
 
-	tap_ok(xml_parse("<a><b></a>", 10, &root, &cause) == -1 && root == NULL,
-	    "mismatched tags rejected");
-	tap_ok(cause != NULL && strstr(cause, "bad XML") != NULL, "cause says bad XML");
-	tap_ok(xml_parse("", 0, &root, &cause) == -1, "empty document rejected");
-	tap_ok(xml_parse(bomb, strlen(bomb), &root, &cause) == -1 &&
-	    strstr(cause, "document type") != NULL, "DTD with entities rejected");
+	tap_int(xml_parse("<a><b></a>", 10, &root, &cause), -1, "mismatched tags rejected");
+	tap_null(root, "and no tree is returned");
+	tap_has(cause, "bad XML", "cause says bad XML");
+	tap_int(xml_parse("", 0, &root, &cause), -1, "empty document rejected");
+	tap_int(xml_parse(bomb, strlen(bomb), &root, &cause), -1, "DTD with entities rejected");
+	tap_has(cause, "document type", "the cause names the document type");
 	for (i = 0; i < 100; i++)
 		buf_adds(&b, "<x>");
 	deep = buf_take(&b);
-	tap_ok(xml_parse(deep, strlen(deep), &root, &cause) == -1, "100 levels deep rejected");
+	tap_int(xml_parse(deep, strlen(deep), &root, &cause), -1, "100 levels deep rejected");
 	free(deep);
 	free(cause);
 }
@@ -116,32 +117,32 @@ test_creds_json(void)
 	    "\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"ASIAEXAMPLE\",\"SecretAccessKey\":"
 	    "\"sekrit\",\"Token\":\"tok\",\"Expiration\":\"2026-11-22T16:00:00Z\"}";
 
-	tap_ok(creds_parse_imds(good, &c, &cause) == 0, "role credentials parse");
+	tap_int(creds_parse_imds(good, &c, &cause), 0, "role credentials parse");
 	tap_str(c.access_key_id, "ASIAEXAMPLE", "access key id");
 	tap_str(c.secret_access_key, "sekrit", "secret");
 	tap_str(c.session_token, "tok", "token");
-	tap_ok(c.expiration == 1795363200.0, "expiration as epoch seconds");
+	tap_dbl(c.expiration, 1795363200.0, 0, "expiration as epoch seconds");
 	creds_clear(&c);
-	tap_ok(creds_parse_imds("{\"Code\":\"AssumeRoleUnauthorizedAccess\"}", &c,
-	    &cause) == -1 && strstr(cause, "AssumeRoleUnauthorizedAccess") != NULL,
-	    "failure Code reported");
-	tap_ok(creds_parse_imds("{\"AccessKeyId\":\"A\"}", &c, &cause) == -1,
+	tap_int(creds_parse_imds("{\"Code\":\"AssumeRoleUnauthorizedAccess\"}", &c,
+	    &cause), -1, "a failure Code is refused");
+	tap_has(cause, "AssumeRoleUnauthorizedAccess", "failure Code reported");
+	tap_int(creds_parse_imds("{\"AccessKeyId\":\"A\"}", &c, &cause), -1,
 	    "missing secret rejected");
-	tap_ok(creds_parse_imds("[1,2]", &c, &cause) == -1, "non-object rejected");
-	tap_ok(creds_parse_imds("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\","
-	    "\"Expiration\":\"tomorrow\"}", &c, &cause) == -1, "bad expiration rejected");
-	tap_ok(creds_parse_time("2026-11-22T16:00:00.123Z") == 1795363200.0,
+	tap_int(creds_parse_imds("[1,2]", &c, &cause), -1, "non-object rejected");
+	tap_int(creds_parse_imds("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\","
+	    "\"Expiration\":\"tomorrow\"}", &c, &cause), -1, "bad expiration rejected");
+	tap_dbl(creds_parse_time("2026-11-22T16:00:00.123Z"), 1795363200.0, 0,
 	    "fractional seconds accepted");
-	tap_ok(creds_parse_time("2026-11-22 16:00") == -1, "malformed time rejected");
+	tap_dbl(creds_parse_time("2026-11-22 16:00"), -1, 0, "malformed time rejected");
 	free(cause);
 }
 
 int
 main(void)
 {
-	test_ec2_tags();
-	test_errors();
-	test_bad_xml();
-	test_creds_json();
+	tap_run("EC2 tags", test_ec2_tags);
+	tap_run("AWS errors", test_errors);
+	tap_run("bad XML", test_bad_xml);
+	tap_run("IMDS credentials", test_creds_json);
 	return tap_done();
 }

@@ -26,20 +26,13 @@ cfg_make(struct config *cfg, int source, int launch_copy, const char *sha256_tag
 }
 
 static void
-int_is(int got, int want, const char *name)
-{
-	if (!tap_ok(got == want, "%s", name))
-		tap_diag("  got:  %d\n#   want: %d", got, want);
-}
-
-static void
 test_launch_fresh(void)
 {
-	int_is(policy_launch_fresh(NULL, "i-1"), 1, "launch fresh: no saved state");
-	int_is(policy_launch_fresh("i-1", "i-1"), 0, "launch fresh: same instance rebooted");
-	int_is(policy_launch_fresh("i-baked", "i-1"), 1,
-	    "launch fresh: state baked into the AMI by another instance");
-	int_is(policy_launch_fresh("i-1", NULL), 1, "launch fresh: our id unknown");
+	tap_int(policy_launch_fresh(NULL, "i-1"), 1, "no saved state");
+	tap_int(policy_launch_fresh("i-1", "i-1"), 0, "same instance rebooted");
+	tap_int(policy_launch_fresh("i-baked", "i-1"), 1,
+	    "state baked into the AMI by another instance");
+	tap_int(policy_launch_fresh("i-1", NULL), 1, "our id unknown");
 }
 
 static void
@@ -51,15 +44,15 @@ test_launch_copy(void)
 		const char	*sha256_tag, *version, *digest;
 		int		 want;
 	} cases[] = {
-		{ "launch copy: version alone, no digest configured", 1, 1, 1, "", "v1", NULL, 1 },
-		{ "launch copy: version and digest", 1, 1, 1, "Digest", "v1", "ab", 1 },
-		{ "launch copy: digest configured but not copied", 1, 1, 1, "Digest", "v1", NULL, 0 },
-		{ "launch copy: empty digest tag", 1, 1, 1, "Digest", "v1", "", 0 },
-		{ "launch copy: no version tag", 1, 1, 1, "", NULL, NULL, 0 },
-		{ "launch copy: empty version tag", 1, 1, 1, "", "", NULL, 0 },
-		{ "launch copy: turned off", 0, 1, 1, "", "v1", NULL, 0 },
-		{ "launch copy: not the first boot", 1, 0, 1, "", "v1", NULL, 0 },
-		{ "launch copy: group unknown", 1, 1, 0, "", "v1", NULL, 0 },
+		{ "version alone, no digest configured", 1, 1, 1, "", "v1", NULL, 1 },
+		{ "version and digest", 1, 1, 1, "Digest", "v1", "ab", 1 },
+		{ "digest configured but not copied", 1, 1, 1, "Digest", "v1", NULL, 0 },
+		{ "empty digest tag", 1, 1, 1, "Digest", "v1", "", 0 },
+		{ "no version tag", 1, 1, 1, "", NULL, NULL, 0 },
+		{ "empty version tag", 1, 1, 1, "", "", NULL, 0 },
+		{ "turned off", 0, 1, 1, "", "v1", NULL, 0 },
+		{ "not the first boot", 1, 0, 1, "", "v1", NULL, 0 },
+		{ "group unknown", 1, 1, 0, "", "v1", NULL, 0 },
 	};
 	struct config	 cfg;
 	struct tags	 t;
@@ -73,8 +66,8 @@ test_launch_copy(void)
 		if (cases[i].digest != NULL)
 			tags_add(&t, "Digest", cases[i].digest);
 		tags_add(&t, "aws:autoscaling:groupName", "g");
-		int_is(policy_launch_copy(&cfg, cases[i].fresh, cases[i].group, &t), cases[i].want,
-		    cases[i].name);
+		tap_int(policy_launch_copy(&cfg, cases[i].fresh, cases[i].group, &t), cases[i].want,
+		    "%s", cases[i].name);
 		tags_free(&t);
 		config_free(&cfg);
 	}
@@ -121,7 +114,7 @@ test_version_source(void)
 		cfg_make(&cfg, cases[i].source, 1, "", "", 0);
 		got = policy_version_source(&cfg, cases[i].from, cases[i].copy, &name, &via);
 		if (cases[i].want_name == NULL)
-			int_is(got, 0, cases[i].name);
+			tap_int(got, 0, "%s", cases[i].name);
 		else if (!tap_ok(got == 1 && strcmp(name, cases[i].want_name) == 0 &&
 		    strcmp(via, cases[i].want_via) == 0, "%s", cases[i].name))
 			tap_diag("  got:  %d '%s' '%s'\n#   want: 1 '%s' '%s'", got,
@@ -160,10 +153,10 @@ test_verify_and_reuse(void)
 		cfg_make(&cfg, VERSION_SOURCE_GROUP, 1, "Digest", cases[i].public_key,
 		    cases[i].allow);
 		snprintf(name, sizeof name, "verifiable: %s", cases[i].name);
-		int_is(policy_verifiable(&cfg, cases[i].sha256), cases[i].verifiable, name);
+		tap_int(policy_verifiable(&cfg, cases[i].sha256), cases[i].verifiable, "%s", name);
 		snprintf(name, sizeof name, "reusable: %s", cases[i].name);
-		int_is(policy_reusable(&cfg, cases[i].have, cases[i].sha256), cases[i].reusable,
-		    name);
+		tap_int(policy_reusable(&cfg, cases[i].have, cases[i].sha256), cases[i].reusable,
+		    "%s", name);
 		config_free(&cfg);
 	}
 }
@@ -185,19 +178,19 @@ test_worse(void)
 	size_t	i;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		snprintf(name, sizeof name, "outcome_worse(%d, %d)", cases[i].a, cases[i].b);
-		int_is(outcome_worse(cases[i].a, cases[i].b), cases[i].want, name);
-		int_is(outcome_worse(cases[i].b, cases[i].a), cases[i].want, "  and swapped");
+		snprintf(name, sizeof name, "(%d, %d)", cases[i].a, cases[i].b);
+		tap_int(outcome_worse(cases[i].a, cases[i].b), cases[i].want, "%s", name);
+		tap_int(outcome_worse(cases[i].b, cases[i].a), cases[i].want, "%s, swapped", name);
 	}
 }
 
 int
 main(void)
 {
-	test_launch_fresh();
-	test_launch_copy();
-	test_version_source();
-	test_verify_and_reuse();
-	test_worse();
+	tap_run("launch fresh", test_launch_fresh);
+	tap_run("launch copy", test_launch_copy);
+	tap_run("version source", test_version_source);
+	tap_run("verify and reuse", test_verify_and_reuse);
+	tap_run("outcome_worse", test_worse);
 	return tap_done();
 }

@@ -137,28 +137,32 @@ test_versions(void)
 	char	*d;
 	int	 ok;
 
-	for (ok = 1, i = 0; i < nitems(good); i++)
-		ok &= release_version_ok(good[i]);
-	tap_ok(ok, "good versions accepted");
+	for (ok = 1, i = 0; i < nitems(good); i++) {
+		if (!release_version_ok(good[i])) {
+			tap_diag("refused '%s'", good[i]);
+			ok = 0;
+		}
+	}
+	tap_true(ok, "good versions accepted");
 	for (ok = 1, i = 0; i < nitems(bad); i++) {
 		if (release_version_ok(bad[i])) {
 			tap_diag("accepted '%s'", bad[i]);
 			ok = 0;
 		}
 	}
-	tap_ok(ok, "bad versions refused");
-	tap_ok(!release_version_ok(NULL), "NULL refused");
+	tap_true(ok, "bad versions refused");
+	tap_true(!release_version_ok(NULL), "NULL refused");
 	memset(longest, 'a', 128);
 	longest[128] = '\0';
-	tap_ok(release_version_ok(longest), "128 characters accepted");
+	tap_true(release_version_ok(longest), "128 characters accepted");
 	longest[128] = 'a';
 	longest[129] = '\0';
-	tap_ok(!release_version_ok(longest), "129 characters refused");
+	tap_true(!release_version_ok(longest), "129 characters refused");
 
 	d = release_dir("/var/lib/x", "1.2.3");
 	tap_str(d, "/var/lib/x/releases/1.2.3", "release_dir");
 	free(d);
-	tap_ok(release_dir("/var/lib/x", "../../etc") == NULL, "release_dir refuses bad versions");
+	tap_null(release_dir("/var/lib/x", "../../etc"), "release_dir refuses bad versions");
 }
 
 static void
@@ -171,40 +175,44 @@ test_commit(void)
 	int		 r;
 
 	r = release_current(state, &v, &cause);
-	tap_ok(r == 0 && v == NULL, "no current yet");
-	tap_ok(!release_present(state, "1.0", &sha) && sha == NULL, "nothing present yet");
+	tap_int(r, 0, "release_current works before the first release");
+	tap_null(v, "no current yet");
+	tap_int(release_present(state, "1.0", &sha), 0, "nothing present yet");
+	tap_null(sha, "and no digest");
 
 	r = release_staging(state, "1.0", &staging, &cause);
-	tap_ok(r == 0 && staging != NULL && !exists("%s", staging) &&
-	    exists("%s/releases", state),
-	    "staging: a fresh name, not yet made, for artifact_fetch to create: %s",
-	    staging != NULL ? staging : cause);
+	tap_int(r, 0, "staging: a fresh name: %s", staging != NULL ? staging : cause);
+	tap_true(staging != NULL && !exists("%s", staging),
+	    "staging: not yet made, for artifact_fetch to create");
+	tap_true(exists("%s/releases", state), "staging: the releases directory is made");
 	s = xasprintf("%s/staging/", state);
-	tap_ok(staging != NULL && strncmp(staging, s, strlen(s)) == 0 &&
+	tap_true(staging != NULL && strncmp(staging, s, strlen(s)) == 0 &&
 	    strncmp(staging + strlen(s), "1.0.", 4) == 0 && strlen(staging + strlen(s)) == 10,
-	    "staging is state_dir/staging/VERSION.XXXXXX");
+	    "staging is state_dir/staging/VERSION.XXXXXX (%s)", staging);
 	free(s);
 	r = release_staging(state, "../x", &s, &cause);
-	tap_ok(r == -1 && s == NULL, "staging refuses a bad version: %s", cause);
+	tap_int(r, -1, "staging refuses a bad version: %s", cause);
+	tap_null(s, "... and names no directory");
 	free(staging);
 
 	r = install("1.0", "one\n", SHA_A, &cause);
-	tap_ok(r == 0, "commit 1.0: %s", r == 0 ? "ok" : cause);
-	tap_ok(release_present(state, "1.0", &sha) == 1 && sha != NULL &&
-	    strcmp(sha, SHA_A) == 0, "1.0 present with its digest");
+	tap_int(r, 0, "commit 1.0: %s", r == 0 ? "ok" : cause);
+	tap_int(release_present(state, "1.0", &sha), 1, "1.0 present");
+	tap_str(sha, SHA_A, "... with its digest");
 	free(sha);
 	s = read_at("%s/releases/%s/VERSION", state, "1.0");
 	tap_str(s, "one\n", "the tree is at releases/1.0");
 	free(s);
 
 	r = release_activate(state, "1.0", &cause);
-	tap_ok(r == 0, "activate 1.0: %s", r == 0 ? "ok" : cause);
+	tap_int(r, 0, "activate 1.0: %s", r == 0 ? "ok" : cause);
 	link = xasprintf("%s/current", state);
 	n = readlink(link, buf, sizeof buf - 1);
 	buf[n > 0 ? n : 0] = '\0';
 	tap_str(buf, "releases/1.0", "current is a relative symlink");
 	r = release_current(state, &v, &cause);
-	tap_ok(r == 0 && v != NULL && strcmp(v, "1.0") == 0, "release_current says 1.0");
+	tap_int(r, 0, "release_current: %s", r == 0 ? "ok" : cause);
+	tap_str(v, "1.0", "release_current says 1.0");
 	free(v);
 	s = read_at("%s/current/VERSION", state);
 	tap_str(s, "one\n", "current resolves to the tree");
@@ -212,44 +220,48 @@ test_commit(void)
 
 	/* A second commit of the same version replaces the tree atomically. */
 	r = install("1.0", "one again\n", SHA_B, &cause);
-	tap_ok(r == 0, "re-commit 1.0: %s", r == 0 ? "ok" : cause);
+	tap_int(r, 0, "re-commit 1.0: %s", r == 0 ? "ok" : cause);
 	s = read_at("%s/current/VERSION", state);
 	tap_str(s, "one again\n", "the new tree replaced the old one");
 	free(s);
-	tap_ok(release_present(state, "1.0", &sha) == 1 && sha != NULL &&
-	    strcmp(sha, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb") == 0,
+	tap_int(release_present(state, "1.0", &sha), 1, "1.0 still present");
+	tap_str(sha, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
 	    "the digest is replaced too, in lower case");
 	free(sha);
-	tap_ok(count_entries("%s/staging", state) == 0,
+	tap_int(count_entries("%s/staging", state), 0,
 	    "the old tree and the staging dirs are gone after the swap");
 
 	r = install("2.0", "two\n", NULL, &cause);
-	tap_ok(r == 0 && release_present(state, "2.0", &sha) == 1 && sha == NULL,
-	    "an unverified release is present without a digest");
+	tap_int(r, 0, "commit 2.0 unverified: %s", r == 0 ? "ok" : cause);
+	tap_int(release_present(state, "2.0", &sha), 1, "an unverified release is present");
+	tap_null(sha, "... without a digest");
 	s = read_at("%s/releases/.%s.complete", state, "2.0");
 	tap_str(s, "unverified\n", "its marker says unverified");
 	free(s);
 
 	r = release_activate(state, "2.0", &cause);
 	r |= release_current(state, &v, &cause);
-	tap_ok(r == 0 && v != NULL && strcmp(v, "2.0") == 0, "activate switches current");
+	tap_int(r, 0, "activate 2.0 and read current: %s", r == 0 ? "ok" : cause);
+	tap_str(v, "2.0", "activate switches current");
 	free(v);
-	tap_ok(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode) &&
-	    !exists("%s/current.tmp-%ld", state, (long)getpid()), "current is still a symlink");
+	tap_true(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode), "current is still a symlink");
+	tap_true(!exists("%s/current.tmp-%ld", state, (long)getpid()),
+	    "... and its temporary name is gone");
 
 	r = release_activate(state, "3.0", &cause);
-	tap_ok(r == -1 && strstr(cause, "not installed") != NULL,
-	    "activating an absent release fails: %s", cause);
+	tap_int(r, -1, "activating an absent release fails: %s", cause);
+	tap_has(cause, "not installed", "... saying it is not installed");
 	r = release_current(state, &v, &cause);
-	tap_ok(r == 0 && v != NULL && strcmp(v, "2.0") == 0, "... and current is untouched");
+	tap_int(r, 0, "release_current after the failed activation");
+	tap_str(v, "2.0", "... and current is untouched");
 	free(v);
 	r = release_commit(state, "../evil", "/nonexistent", NULL, &cause);
-	tap_ok(r == -1, "commit refuses a bad version: %s", cause);
+	tap_int(r, -1, "commit refuses a bad version: %s", cause);
 	r = release_commit(state, "4.0", "/nonexistent", NULL, &cause);
-	tap_ok(r == -1 && !release_present(state, "4.0", NULL),
-	    "commit of a missing staging dir fails: %s", cause);
+	tap_int(r, -1, "commit of a missing staging dir fails: %s", cause);
+	tap_int(release_present(state, "4.0", NULL), 0, "... and 4.0 is not present");
 	r = release_commit(state, "4.0", state, "xyz", &cause);
-	tap_ok(r == -1, "commit refuses a bad digest: %s", cause);
+	tap_int(r, -1, "commit refuses a bad digest: %s", cause);
 	free(link);
 	free(cause);
 }
@@ -262,19 +274,19 @@ test_present(void)
 	/* A crash before the marker: the tree is there, the release is not. */
 	dir = xasprintf("%s/releases/5.0", state);
 	mkdir(dir, 0755);
-	tap_ok(release_present(state, "5.0", &sha) == 0 && sha == NULL,
-	    "a tree without a marker is not present");
+	tap_int(release_present(state, "5.0", &sha), 0, "a tree without a marker is not present");
+	tap_null(sha, "... and has no digest");
 	free(dir);
 	dir = xasprintf("%s/releases", state);
 	write_at(dir, ".5.0.complete", "garbage\n");
-	tap_ok(release_present(state, "5.0", NULL) == 0, "a garbage marker is not present");
+	tap_int(release_present(state, "5.0", NULL), 0, "a garbage marker is not present");
 	write_at(dir, ".5.0.complete", SHA_A);
-	tap_ok(release_present(state, "5.0", NULL) == 0, "a marker without its newline is torn");
+	tap_int(release_present(state, "5.0", NULL), 0, "a marker without its newline is torn");
 	write_at(dir, ".5.0.complete", "unverified\n");
-	tap_ok(release_present(state, "5.0", NULL) == 1, "a complete marker makes it present");
+	tap_int(release_present(state, "5.0", NULL), 1, "a complete marker makes it present");
 	write_at(dir, ".6.0.complete", "unverified\n");
-	tap_ok(release_present(state, "6.0", NULL) == 0, "a marker without its tree is not");
-	tap_ok(release_present(state, "../releases/5.0", NULL) == 0,
+	tap_int(release_present(state, "6.0", NULL), 0, "a marker without its tree is not");
+	tap_int(release_present(state, "../releases/5.0", NULL), 0,
 	    "present refuses bad versions");
 	free(dir);
 }
@@ -296,9 +308,9 @@ test_prune(void)
 			ok = 0;
 		}
 	}
-	tap_ok(ok, "five more releases committed");
+	tap_true(ok, "five more releases committed");
 	r = release_activate(state, "11.0", &cause);
-	tap_ok(r == 0, "an old release is current");
+	tap_int(r, 0, "an old release is current");
 
 	p = xasprintf("%s/staging/9.0.abcdef", state);
 	mkdir(p, 0755);
@@ -316,40 +328,42 @@ test_prune(void)
 	free(p);
 
 	r = release_prune(state, 2, &cause);
-	tap_ok(r == 0, "prune keep=2: %s", r == 0 ? "ok" : cause);
-	tap_ok(release_present(state, "14.0", NULL) && release_present(state, "13.0", NULL),
+	tap_int(r, 0, "prune keep=2: %s", r == 0 ? "ok" : cause);
+	tap_true(release_present(state, "14.0", NULL) && release_present(state, "13.0", NULL),
 	    "the two newest are kept");
-	tap_ok(release_present(state, "11.0", NULL) && exists("%s/releases/11.0", state),
+	tap_true(release_present(state, "11.0", NULL) && exists("%s/releases/11.0", state),
 	    "current is kept");
-	tap_ok(!exists("%s/releases/12.0", state) && !exists("%s/releases/10.0", state) &&
+	tap_true(!exists("%s/releases/12.0", state) && !exists("%s/releases/10.0", state) &&
 	    !exists("%s/releases/1.0", state) && !exists("%s/releases/2.0", state) &&
 	    !exists("%s/releases/.12.0.complete", state), "older releases and markers removed");
-	tap_ok(!exists("%s/releases/5.0", state) && !exists("%s/releases/8.0", state) &&
+	tap_true(!exists("%s/releases/5.0", state) && !exists("%s/releases/8.0", state) &&
 	    !exists("%s/releases/.%s.complete", state, "6.0") &&
 	    !exists("%s/releases/.%s.complete.tmp", state, "7.0"),
 	    "incomplete trees and stray markers removed");
-	tap_ok(!exists("%s/staging/%s", state, "9.0.abcdef") && exists("%s/%s", state, "staging"),
-	    "stale staging removed");
-	tap_ok(!exists("%s/%s", state, "current.tmp-99999"), "stale current.tmp removed");
+	tap_true(!exists("%s/staging/%s", state, "9.0.abcdef"), "stale staging removed");
+	tap_true(exists("%s/%s", state, "staging"), "... but the staging directory kept");
+	tap_true(!exists("%s/%s", state, "current.tmp-99999"), "stale current.tmp removed");
 	r = release_current(state, &v, &cause);
-	tap_ok(r == 0 && v != NULL && strcmp(v, "11.0") == 0, "current still 11.0");
+	tap_int(r, 0, "release_current after pruning");
+	tap_str(v, "11.0", "current still 11.0");
 	free(v);
 
 	r = release_activate(state, "14.0", &cause);
 	r |= release_prune(state, 1, &cause);
-	tap_ok(r == 0 && release_present(state, "14.0", NULL) &&
-	    !release_present(state, "13.0", NULL) && !release_present(state, "11.0", NULL),
-	    "current among the newest counts toward keep");
+	tap_int(r, 0, "activate 14.0 and prune keep=1: %s", r == 0 ? "ok" : cause);
+	tap_true(release_present(state, "14.0", NULL) && !release_present(state, "13.0", NULL) &&
+	    !release_present(state, "11.0", NULL), "current among the newest counts toward keep");
 
 	p = xasprintf("%s/current", state);
 	unlink(p);
 	if (symlink("/etc", p) == -1)
 		tap_diag("symlink: %s", strerror(errno));
 	r = release_current(state, &v, &cause);
-	tap_ok(r == -1 && v == NULL, "a foreign current is an error: %s", cause);
+	tap_int(r, -1, "a foreign current is an error: %s", cause);
+	tap_null(v, "... naming no version");
 	r = release_prune(state, 1, &cause);
-	tap_ok(r == -1 && release_present(state, "14.0", NULL),
-	    "prune refuses to guess when current is foreign");
+	tap_int(r, -1, "prune refuses to guess when current is foreign");
+	tap_true(release_present(state, "14.0", NULL), "... and removes nothing");
 	unlink(p);
 	free(p);
 	free(cause);
@@ -366,10 +380,10 @@ main(void)
 		return 1;
 	}
 	state = xasprintf("%s/state", tmpl);
-	test_versions();
-	test_commit();
-	test_present();
-	test_prune();
+	tap_run("versions", test_versions);
+	tap_run("commit", test_commit);
+	tap_run("present", test_present);
+	tap_run("prune", test_prune);
 	if (tap_failed == 0) {
 		fs_rmtree(tmpl, NULL);
 	} else
@@ -377,5 +391,5 @@ main(void)
 	s = state;
 	state = NULL;
 	free(s);
-	return tap_done() == 0 && tap_failed == 0 ? 0 : 1;
+	return tap_done();
 }

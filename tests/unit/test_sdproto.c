@@ -68,14 +68,14 @@ test_notify(void)
 	int	fd, r, err;
 
 	unsetenv("NOTIFY_SOCKET");
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_NONE, "no NOTIFY_SOCKET: nobody to tell");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_NONE, "no NOTIFY_SOCKET: nobody to tell");
 	setenv("NOTIFY_SOCKET", "", 1);
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_NONE, "an empty NOTIFY_SOCKET: the same");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_NONE, "an empty NOTIFY_SOCKET: the same");
 
 	snprintf(path, sizeof path, "%s/notify", tmpdir);
 	fd = listen_at(path);
 	setenv("NOTIFY_SOCKET", path, 1);
-	tap_ok(sdproto_notify("READY=1\nSTATUS=serving 1.2.3") == SDPROTO_OK,
+	tap_int(sdproto_notify("READY=1\nSTATUS=serving 1.2.3"), SDPROTO_OK,
 	    "notify to a path socket");
 	got = receive(fd, &len);
 	tap_str(got, "READY=1\nSTATUS=serving 1.2.3", "the datagram is the state, unchanged");
@@ -84,28 +84,30 @@ test_notify(void)
 	snprintf(abstract, sizeof abstract, "@asg-test-notify-%d", (int)getpid());
 	fd = listen_at(abstract);
 	setenv("NOTIFY_SOCKET", abstract, 1);
-	tap_ok(sdproto_notify("STATUS=abstract") == SDPROTO_OK, "notify to an abstract socket");
+	tap_int(sdproto_notify("STATUS=abstract"), SDPROTO_OK, "notify to an abstract socket");
 	got = receive(fd, &len);
 	tap_str(got, "STATUS=abstract", "the abstract socket got it");
 	close(fd);
 
 	setenv("NOTIFY_SOCKET", "relative/path", 1);
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_EINVAL, "a relative address is refused");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_EINVAL, "a relative address is refused");
 	setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_EINVAL, "an unsupported vsock address is refused");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_EINVAL,
+	    "an unsupported vsock address is refused");
 	setenv("NOTIFY_SOCKET", "@", 1);
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_EINVAL, "an empty abstract name is refused");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_EINVAL, "an empty abstract name is refused");
 	memset(path, 'a', sizeof path - 1);
 	path[0] = '/';
 	path[sizeof path - 1] = '\0';
 	setenv("NOTIFY_SOCKET", path, 1);
-	tap_ok(sdproto_notify("READY=1") == SDPROTO_EINVAL, "a path longer than sun_path is refused");
+	tap_int(sdproto_notify("READY=1"), SDPROTO_EINVAL,
+	    "a path longer than sun_path is refused");
 	snprintf(path, sizeof path, "%s/nobody-listens", tmpdir);
 	setenv("NOTIFY_SOCKET", path, 1);
 	r = sdproto_notify("READY=1");
 	err = errno;
-	tap_ok(r == SDPROTO_ESEND && err == ENOENT,
-	    "a socket that is not there: a send error with errno (%s)", strerror(err));
+	tap_int(r, SDPROTO_ESEND, "a socket that is not there: a send error");
+	tap_int(err, ENOENT, "... with errno (%s)", strerror(err));
 	unsetenv("NOTIFY_SOCKET");
 }
 
@@ -119,24 +121,25 @@ test_encode(void)
 	const char	*one[1];
 	char		*out, want[64];
 	size_t		 len, i;
-	int		 ok;
 
-	tap_ok(sdproto_journal_encode(simple, 3, &out, &len) == 0, "plain fields encode");
+	tap_int(sdproto_journal_encode(simple, 3, &out, &len), 0, "plain fields encode");
 	tap_str(out, "MESSAGE=hello\nPRIORITY=6\nSYSLOG_IDENTIFIER=asg-agent\n",
 	    "plain fields are NAME=value lines");
 	free(out);
 
-	tap_ok(sdproto_journal_encode(multi, 2, &out, &len) == 0, "a value with a newline encodes");
+	tap_int(sdproto_journal_encode(multi, 2, &out, &len), 0,
+	    "a value with a newline encodes");
 	/* "MESSAGE\n" + 8-byte little-endian 13 + "line 1\nline 2" + "\n" + "PRIORITY=3\n" */
 	memcpy(want, "MESSAGE\n\x0d\0\0\0\0\0\0\0line 1\nline 2\nPRIORITY=3\n", 41);
-	ok = len == 41 && memcmp(out, want, 41) == 0;
-	tap_ok(ok, "a newline value is framed by its 64-bit little-endian length (%zu bytes)", len);
+	tap_mem(out, len, want, 41,
+	    "a newline value is framed by its 64-bit little-endian length");
 	free(out);
 
 	for (i = 0; i < nitems(bad); i++) {
 		one[0] = bad[i];
-		tap_ok(sdproto_journal_encode(one, 1, &out, &len) == -1 && out == NULL,
+		tap_int(sdproto_journal_encode(one, 1, &out, &len), -1,
 		    "field '%.20s' is refused", bad[i]);
+		tap_null(out, "field '%.20s': no output", bad[i]);
 	}
 }
 
@@ -152,7 +155,7 @@ test_journal(void)
 
 	snprintf(path, sizeof path, "%s/journal", tmpdir);
 	fd = listen_at(path);
-	tap_ok(sdproto_journal_send(path, fields, 2) == SDPROTO_OK, "journal entry sent");
+	tap_int(sdproto_journal_send(path, fields, 2), SDPROTO_OK, "journal entry sent");
 	got = receive(fd, &len);
 	tap_str(got, "MESSAGE=to the journal\nPRIORITY=4\n", "journald would read two fields");
 
@@ -214,7 +217,7 @@ test_journal(void)
 	log_set_journal_socket(NULL);
 	log_init("test-ident", LOGL_INFO);
 	log_info("plain");
-	tap_ok(recv(fd, path, sizeof path, MSG_DONTWAIT) == -1,
+	tap_int(recv(fd, path, sizeof path, MSG_DONTWAIT), -1,
 	    "JOURNAL_STREAM naming another file: nothing sent to the journal socket");
 	unsetenv("JOURNAL_STREAM");
 	close(fd);
@@ -229,9 +232,9 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	test_notify();
-	test_encode();
-	test_journal();
+	tap_run("notify", test_notify);
+	tap_run("journal encoding", test_encode);
+	tap_run("journal", test_journal);
 	snprintf(path, sizeof path, "%s/notify", tmpdir);
 	unlink(path);
 	snprintf(path, sizeof path, "%s/journal", tmpdir);
@@ -239,6 +242,5 @@ main(void)
 	snprintf(path, sizeof path, "%s/stderr", tmpdir);
 	unlink(path);
 	rmdir(tmpdir);
-	tap_done();
-	return tap_failed != 0;
+	return tap_done();
 }
