@@ -29,6 +29,9 @@ static const struct {
 	[AWS_ELBV2] = { "elbv2", "elasticloadbalancing",
 	    "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", "2015-12-01" },
 	[AWS_S3] = { "s3", "s3", "AWS_ENDPOINT_URL_S3", NULL },
+	[AWS_CLOUDWATCH] = { "cloudwatch", "monitoring", "AWS_ENDPOINT_URL_CLOUDWATCH",
+	    "2010-08-01" },
+	[AWS_STS] = { "sts", "sts", "AWS_ENDPOINT_URL_STS", "2011-06-15" },
 };
 
 int

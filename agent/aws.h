@@ -1,4 +1,4 @@
-/* aws.h - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads. */
+/* aws.h - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2, CloudWatch, STS) and S3 reads. */
 #ifndef ASG_AWS_H
 #define ASG_AWS_H
 
@@ -14,6 +14,8 @@ enum aws_service {
 	AWS_AUTOSCALING,
 	AWS_ELBV2,
 	AWS_S3,
+	AWS_CLOUDWATCH,		/* metrics and alarms: the Query API "monitoring" */
+	AWS_STS,
 	AWS_NSERVICES
 };
 

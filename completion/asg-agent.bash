@@ -101,7 +101,7 @@ _asg_agent()
 	aws)
 		local service=${COMP_WORDS[cmd_at+1]}
 		if ((COMP_CWORD == cmd_at + 1)); then
-			COMPREPLY=($(compgen -W "ec2 autoscaling elbv2" -- "$cur"))
+			COMPREPLY=($(compgen -W "ec2 autoscaling elbv2 cloudwatch sts" -- "$cur"))
 		elif ((COMP_CWORD == cmd_at + 2)); then
 			case $service in
 			ec2)
@@ -115,6 +115,11 @@ _asg_agent()
 			elbv2)
 				COMPREPLY=($(compgen -W "DescribeTargetHealth DescribeTargetGroups
 				    DescribeLoadBalancers" -- "$cur")) ;;
+			cloudwatch)
+				COMPREPLY=($(compgen -W "DescribeAlarms PutMetricData
+				    GetMetricStatistics ListMetrics" -- "$cur")) ;;
+			sts)
+				COMPREPLY=($(compgen -W "GetCallerIdentity" -- "$cur")) ;;
 			esac
 		fi
 		;;

@@ -284,7 +284,7 @@ class BashCompletion(unittest.TestCase):
                       self.complete("check-config", "-c", "units/asg-agent.s"))
 
     def test_aws_services(self):
-        self.assertEqual(self.complete("aws", ""), ["ec2", "autoscaling", "elbv2"])
+        self.assertEqual(self.complete("aws", ""), ["ec2", "autoscaling", "elbv2", "cloudwatch", "sts"])
 
 
 class Packaging(unittest.TestCase):
