@@ -46,6 +46,8 @@ struct unpack {
 	struct dirtime	*dirs;
 	size_t		 ndirs;
 	size_t		 dirscap;
+	size_t		*dirhash;	/* open addressing: index + 1 into dirs, 0 empty */
+	size_t		 dirhashcap;	/* a power of two, at least twice ndirs */
 	const char	*name;		/* the entry being written, as in the archive */
 };
 
@@ -401,11 +403,69 @@ out:
 	return ret;
 }
 
+static size_t
+dirtime_hash(const char *s)
+{
+	size_t	h = 14695981039346656037ULL;
+
+	while (*s != '\0')
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot of path in the hash: its entry, or the empty slot where it goes. */
+static size_t *
+dirtime_slot(struct unpack *u, const char *path)
+{
+	size_t	i, mask = u->dirhashcap - 1;
+
+	for (i = dirtime_hash(path) & mask; u->dirhash[i] != 0; i = (i + 1) & mask) {
+		if (strcmp(u->dirs[u->dirhash[i] - 1].path, path) == 0)
+			break;
+	}
+	return &u->dirhash[i];
+}
+
+static void
+dirtime_grow(struct unpack *u)
+{
+	size_t	i;
+
+	u->dirhashcap = u->dirhashcap == 0 ? 128 : u->dirhashcap * 2;
+	free(u->dirhash);
+	u->dirhash = xcalloc(u->dirhashcap, sizeof *u->dirhash);
+	for (i = 0; i < u->ndirs; i++)
+		*dirtime_slot(u, u->dirs[i].path) = i + 1;
+}
+
+/* Remember a directory's times; a path named again replaces its times, so memory is per unique path. */
+static void
+dirtime_set(struct unpack *u, const char *path, const struct timespec ts[2])
+{
+	struct dirtime	*dt;
+	size_t		*slot;
+
+	if (2 * (u->ndirs + 1) > u->dirhashcap)
+		dirtime_grow(u);
+	slot = dirtime_slot(u, path);
+	if (*slot != 0) {
+		memcpy(u->dirs[*slot - 1].ts, ts, sizeof u->dirs[*slot - 1].ts);
+		return;
+	}
+	if (u->ndirs == u->dirscap) {
+		u->dirscap = u->dirscap == 0 ? 64 : u->dirscap * 2;
+		u->dirs = xrealloc(u->dirs, u->dirscap * sizeof *u->dirs);
+	}
+	dt = &u->dirs[u->ndirs++];
+	dt->path = xstrdup(path);
+	memcpy(dt->ts, ts, sizeof dt->ts);
+	*slot = u->ndirs;
+}
+
 static int
 extract_dir(struct unpack *u, struct archive_entry *e, const char *clean, int pfd,
     const char *base, char **cause)
 {
-	struct dirtime	*dt;
 	struct stat	 sb;
 	struct timespec	 ts[2];
 	int		 fd = -1, tset, ret = -1;
@@ -425,21 +485,14 @@ extract_dir(struct unpack *u, struct archive_entry *e, const char *clean, int pf
 		entry_fail(u->name, 0, cause, "open: %s", strerror(errno));
 		goto out;
 	}
-	/* Keep the owner able to write (and remove) what goes inside. */
-	if (fchmod(fd, (archive_entry_perm(e) & 0777) | 0700) == -1) {
+	/* Keep the owner able to write (and remove) what goes inside; sticky stays, set-id goes. */
+	if (fchmod(fd, (archive_entry_perm(e) & 01777) | 0700) == -1) {
 		entry_fail(u->name, 0, cause, "chmod: %s", strerror(errno));
 		goto out;
 	}
 	entry_times(e, ts, &tset);
-	if (tset) {
-		if (u->ndirs == u->dirscap) {
-			u->dirscap = u->dirscap == 0 ? 64 : u->dirscap * 2;
-			u->dirs = xrealloc(u->dirs, u->dirscap * sizeof *u->dirs);
-		}
-		dt = &u->dirs[u->ndirs++];
-		dt->path = xstrdup(clean);
-		memcpy(dt->ts, ts, sizeof dt->ts);
-	}
+	if (tset)
+		dirtime_set(u, clean, ts);
 	ret = 0;
 out:
 	if (fd != -1)
@@ -773,6 +826,7 @@ unpack_free(struct unpack *u)
 	for (i = 0; i < u->ndirs; i++)
 		free(u->dirs[i].path);
 	free(u->dirs);
+	free(u->dirhash);
 	free(u->cause);
 	free(u->dest);
 	free(u);
