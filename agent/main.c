@@ -1,4 +1,6 @@
 /* main.c - asg-agent's command line: one table of subcommands, help generated from it. */
+#include <sys/prctl.h>
+
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,6 +688,8 @@ main(int argc, char **argv)
 	const struct cmd	*c;
 	int			 ch, i;
 
+	/* No core dump or ptrace by the same uid: the process holds role credentials. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	memset(&g, 0, sizeof g);
 	g.config_path = CONFIG_DEFAULT_PATH;
 	if (getenv("ASG_AGENT_CONFIG") != NULL) {

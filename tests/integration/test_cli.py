@@ -3,6 +3,7 @@ and the hidden config-reference the build makes the reference files with."""
 import os
 import re
 import subprocess
+import time
 import unittest
 
 from agentlib import AGENT, SRCDIR, TempDir, run, write
@@ -164,3 +165,38 @@ class AwsUsage(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NotDumpable(unittest.TestCase):
+    """The agent holds role credentials: no core dumps, and no ptrace or /proc/PID/mem
+    by another process of the same uid. A non-dumpable process's /proc/PID is root's."""
+
+    def test_proc_owned_by_root(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the agent as another uid")
+        with TempDir() as d:
+            os.chmod(d, 0o755)
+            fifo = os.path.join(d, "agent.conf")
+            os.mkfifo(fifo, 0o644)
+            # check-config blocks opening the FIFO, long after main() started.
+            p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534",
+                                  "--clear-groups", AGENT, "-c", fifo, "check-config"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                exe = os.path.realpath(AGENT)
+                for _ in range(500):
+                    try:
+                        if os.readlink(f"/proc/{p.pid}/exe") == exe:
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.01)
+                time.sleep(0.2)
+                self.assertEqual(os.readlink(f"/proc/{p.pid}/exe"), exe)
+                uid = os.stat(f"/proc/{p.pid}/status").st_uid
+                self.assertEqual(uid, 0, f"/proc/PID of the agent running as 65534 "
+                                 f"belongs to uid {uid}: it is dumpable")
+            finally:
+                with open(fifo, "w"):
+                    pass
+                p.wait(timeout=10)

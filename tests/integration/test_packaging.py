@@ -181,6 +181,7 @@ class UnitContents(unittest.TestCase):
         self.assertEqual(s["ProtectSystem"], ["strict"])
         self.assertEqual(s["CapabilityBoundingSet"], [""])
         self.assertEqual(s["UMask"], ["0077"])
+        self.assertEqual(s["LimitCORE"], ["0"], "no core dumps of the credentials")
 
     def test_start_timeout_covers_the_deadline(self):
         deadline = int(re.search(r"^#deadline = (\d+)$", read(EXAMPLE_CONF), re.M).group(1))
