@@ -1,4 +1,5 @@
 /* aws.c - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -207,6 +208,8 @@ counter(struct aws *a, const char *action)
 void
 aws_result_free(struct aws_result *r)
 {
+	struct http_response	hr;
+
 	if (r == NULL)
 		return;
 	free(r->body);
@@ -214,6 +217,10 @@ aws_result_free(struct aws_result *r)
 	free(r->code);
 	free(r->message);
 	free(r->request_id);
+	memset(&hr, 0, sizeof hr);
+	hr.headers = r->headers;
+	hr.nheaders = r->nheaders;
+	http_response_free(&hr);
 	memset(r, 0, sizeof *r);
 }
 
@@ -292,6 +299,8 @@ withhold_message(struct aws_result *res)
 	    res->request_id != NULL ? res->request_id : "unknown");
 }
 
+#define SIGN_MAX_EXTRA	4
+
 /* Headers of one signed request, owned here so secrets are wiped in one place. */
 struct signed_req {
 	char		*host;
@@ -300,44 +309,63 @@ struct signed_req {
 	char		*h_tok;
 	char		*h_sha;
 	char		*h_ctype;
-	const char	*hdrs[8];
+	char		*h_extra[SIGN_MAX_EXTRA];
+	const char	*hdrs[8 + SIGN_MAX_EXTRA];
+};
+
+/* What an S3 write signs besides the usual: its query, its body's hash, x-amz-meta-* headers. */
+struct sign_extra {
+	const char		*query;
+	const char		*payload_sha;	/* hex, or NULL: the hash of body */
+	const struct aws_param	*headers;
+	size_t			 nheaders;
 };
 
 static void
 signed_req_free(struct signed_req *s)
 {
+	size_t	i;
+
 	free(s->host);
 	free(s->h_date);
 	freezero_str(s->h_auth);
 	freezero_str(s->h_tok);
 	free(s->h_sha);
 	free(s->h_ctype);
+	for (i = 0; i < SIGN_MAX_EXTRA; i++)
+		free(s->h_extra[i]);
 	memset(s, 0, sizeof *s);
 }
 
 /*
  * Sign a request with the current credentials; the result's hdrs are what to
  * send besides Host (curl derives Host from the URL, which is what we sign).
+ * The extra query, payload hash and headers are for S3 writes.
  */
 static int
-sign_request(struct aws *a, int svc, const char *method, const char *url,
-    const char *path, const char *body, const char *content_type, struct signed_req *out,
-    char **cause)
+sign_request_extra(struct aws *a, int svc, const char *method, const char *url,
+    const char *path, const char *body, const char *content_type,
+    const struct sign_extra *x, struct signed_req *out, char **cause)
 {
-	struct sigv4_header	 sh[5];
+	struct sigv4_header	 sh[5 + SIGN_MAX_EXTRA];
 	struct sigv4_request	 sr;
 	const struct creds	*c;
 	struct buf		 authz = { NULL, 0, 0 };
 	char			 amzdate[17], sha[65];
-	size_t			 nh = 0, nhdr = 0;
+	size_t			 nh = 0, nhdr = 0, i;
 	int			 ret = -1;
 
 	memset(out, 0, sizeof *out);
+	if (x->nheaders > SIGN_MAX_EXTRA)
+		return set_cause(cause, "too many headers to sign");
 	if (creds_get(a->creds, &c, cause) != 0)
 		return -1;
 	out->host = url_host(url);
 	sigv4_amz_date((time_t)(wall_now() + a->clock_offset), amzdate);
-	sigv4_sha256_hex(body != NULL ? body : "", body != NULL ? strlen(body) : 0, sha);
+	if (x->payload_sha != NULL)
+		snprintf(sha, sizeof sha, "%s", x->payload_sha);
+	else
+		sigv4_sha256_hex(body != NULL ? body : "", body != NULL ? strlen(body) : 0, sha);
 	sh[nh++] = (struct sigv4_header){ "Host", out->host };
 	if (content_type != NULL)
 		sh[nh++] = (struct sigv4_header){ "Content-Type", content_type };
@@ -346,9 +374,14 @@ sign_request(struct aws *a, int svc, const char *method, const char *url,
 		sh[nh++] = (struct sigv4_header){ "X-Amz-Content-Sha256", sha };
 	if (c->session_token != NULL)
 		sh[nh++] = (struct sigv4_header){ "X-Amz-Security-Token", c->session_token };
+	for (i = 0; i < x->nheaders; i++) {
+		sh[nh++] = (struct sigv4_header){ x->headers[i].name, x->headers[i].value };
+		out->h_extra[i] = xasprintf("%s: %s", x->headers[i].name, x->headers[i].value);
+	}
 	memset(&sr, 0, sizeof sr);
 	sr.method = method;
 	sr.path = path;
+	sr.query = x->query;
 	sr.headers = sh;
 	sr.nheaders = nh;
 	sr.payload_hash = sha;
@@ -375,6 +408,8 @@ sign_request(struct aws *a, int svc, const char *method, const char *url,
 		out->h_tok = xasprintf("X-Amz-Security-Token: %s", c->session_token);
 		out->hdrs[nhdr++] = out->h_tok;
 	}
+	for (i = 0; i < x->nheaders; i++)
+		out->hdrs[nhdr++] = out->h_extra[i];
 	out->hdrs[nhdr] = NULL;
 	ret = 0;
 out:
@@ -382,6 +417,17 @@ out:
 	if (ret != 0)
 		signed_req_free(out);
 	return ret;
+}
+
+static int
+sign_request(struct aws *a, int svc, const char *method, const char *url,
+    const char *path, const char *body, const char *content_type, struct signed_req *out,
+    char **cause)
+{
+	struct sign_extra	none = { NULL, NULL, NULL, 0 };
+
+	return sign_request_extra(a, svc, method, url, path, body, content_type, &none, out,
+	    cause);
 }
 
 /* A signed request's common part; timeout in seconds, for the whole request or a stall. */
@@ -802,5 +848,100 @@ out:
 	buf_free(&path);
 	free(url);
 	free(what);
+	return ret;
+}
+
+const char *
+aws_result_header(const struct aws_result *r, const char *name)
+{
+	return http_header(r->headers, r->nheaders, name);
+}
+
+/* Sign and send one S3 write attempt; fills the result, returns the http_do error. */
+static int
+s3_write_attempt(struct aws *a, const struct aws_s3_request *rq, const char *url,
+    const char *path, struct aws_result *res, double *skew, char **cause)
+{
+	struct sign_extra	 x = { rq->query, rq->body_sha256, rq->headers, rq->nheaders };
+	struct signed_req	 sreq;
+	struct http_request	 req;
+	struct http_response	 resp;
+	char			 sha[65];
+	int			 err;
+
+	*skew = 0;
+	if (x.payload_sha == NULL && rq->body != NULL) {
+		sigv4_sha256_hex(rq->body, rq->body_len, sha);
+		x.payload_sha = sha;
+	}
+	memset(&resp, 0, sizeof resp);
+	if (sign_request_extra(a, AWS_S3, rq->method, url, path, NULL, NULL, &x, &sreq,
+	    cause) != 0)
+		return AWSERR_NOT_SENT;
+	request_init(&req, rq->method, url, &sreq, 300);
+	req.body = rq->body;
+	req.body_len = rq->body_len;
+	req.body_file = rq->body_file;
+	if ((err = http_do(&req, &resp, cause)) != HTTP_OK)
+		goto out;
+	*skew = clock_skew(http_date(resp.headers, resp.nheaders));
+	res->status = resp.status;
+	res->headers = resp.headers;
+	res->nheaders = resp.nheaders;
+	resp.headers = NULL;
+	resp.nheaders = 0;
+	res->body = buf_take(&resp.body);
+	if (res->body != NULL &&
+	    xml_parse(res->body, strlen(res->body), &res->xml, NULL) != 0)
+		res->xml = NULL;
+	if (resp.status >= 200 && resp.status <= 299)
+		goto out;
+	if (aws_parse_error(res->xml, &res->code, &res->message, &res->request_id) != 0) {
+		/* A HEAD answer has no body to say why. */
+		res->code = xstrdup(resp.status == 404 ? "NotFound" : resp.status == 403 ?
+		    "AccessDenied" : "HTTPError");
+		res->message = xasprintf("HTTP %ld", resp.status);
+	}
+	withhold_message(res);
+out:
+	signed_req_free(&sreq);
+	http_response_free(&resp);
+	return err;
+}
+
+enum outcome
+aws_s3_call(struct aws *a, const struct aws_s3_request *rq, struct aws_result *res,
+    char **cause)
+{
+	struct call		 c;
+	struct buf		 path = { NULL, 0, 0 };
+	char			*url, *full, *what, *action;
+	double			 skew;
+	enum awserr_decision	 d;
+	enum outcome		 ret = OUTCOME_RETRY;
+	int			 err;
+
+	memset(res, 0, sizeof *res);
+	url = s3_url(a, rq->bucket, rq->key, &path);
+	full = rq->query != NULL ? xasprintf("%s?%s", url, rq->query) : xstrdup(url);
+	what = xasprintf("s3 %s s3://%s/%s", rq->action, rq->bucket, rq->key);
+	action = xasprintf("s3:%s", rq->action);
+	call_init(a, &c, what, action);
+	for (;;) {
+		aws_result_free(res);
+		call_pace(a, &c);
+		err = s3_write_attempt(a, rq, full, path.data, res, &skew, cause);
+		d = call_decide(a, &c, err, res->status, res->code, skew, cause);
+		if (res->code != NULL && error_is_cause(d))
+			set_cause(cause, "s3://%s/%s: %s %s: %s", rq->bucket, rq->key,
+			    rq->action, res->code, res->message);
+		if (call_next(a, &c, d, &ret, cause) != 0)
+			break;
+	}
+	buf_free(&path);
+	free(url);
+	free(full);
+	free(what);
+	free(action);
 	return ret;
 }

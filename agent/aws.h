@@ -61,8 +61,12 @@ struct aws_param {
 	const char	*value;
 };
 
+struct http_header;
+
 struct aws_result {
 	long		 status;
+	struct http_header *headers;	/* S3 writes: the answer's headers */
+	size_t		 nheaders;
 	char		*body;
 	struct xml_node	*xml;		/* parsed body, or NULL */
 	char		*code;		/* AWS_ERROR */
@@ -96,6 +100,29 @@ int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
 struct http_stream;
 enum outcome aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
 	    struct http_stream **, char **);
+/*
+ * One S3 request that writes (PutObject, the multipart calls) or asks about an
+ * object (HeadObject), with a body from memory or from a file range; retried
+ * as aws_call is. A body read from a file is read again on each attempt.
+ */
+struct http_file_body;
+struct aws_s3_request {
+	const char			*action;	/* "PutObject": names the call */
+	const char			*method;
+	const char			*bucket;
+	const char			*key;
+	const char			*query;		/* after '?', or NULL */
+	const struct aws_param		*headers;	/* x-amz-meta-* and the like: signed */
+	size_t				 nheaders;
+	const void			*body;
+	size_t				 body_len;
+	const struct http_file_body	*body_file;	/* or NULL */
+	const char			*body_sha256;	/* hex of the body */
+};
+enum outcome aws_s3_call(struct aws *, const struct aws_s3_request *, struct aws_result *,
+	    char **);
+/* A header of an S3 answer, or NULL. */
+const char *aws_result_header(const struct aws_result *, const char *);
 /*
  * How much slower than normal to poll: doubles with every throttling answer
  * and halves with every success (1 to 32). Polling loops scale their delays.

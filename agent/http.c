@@ -1,5 +1,6 @@
 /* http.c - the agent's only HTTP client (libcurl): one reused connection pool per process. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +46,15 @@ struct http_stream {
 	int			 follow;	/* redirects are being followed */
 	int			 err;
 	char			 errbuf[CURL_ERROR_SIZE];
+};
+
+struct file_source {
+	int		 fd;
+	long long	 start;		/* the body's first byte in the file */
+	long long	 len;
+	long long	 off;
+	long long	 left;
+	int		 failed;
 };
 
 struct body_sink {
@@ -178,6 +188,40 @@ body_cb(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Feed an upload from its file, with pread so a retry reads the same bytes again. */
+static size_t
+file_read_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct file_source	*f = arg;
+	size_t			 len = size * n;
+	ssize_t			 r;
+
+	if ((long long)len > f->left)
+		len = (size_t)f->left;
+	if (len == 0)
+		return 0;
+	if ((r = pread(f->fd, p, len, (off_t)f->off)) <= 0) {
+		f->failed = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	f->off += r;
+	f->left -= r;
+	return (size_t)r;
+}
+
+/* curl sends a body again (a reused connection that was closed) from where it says. */
+static int
+file_seek_cb(void *arg, curl_off_t offset, int origin)
+{
+	struct file_source	*f = arg;
+
+	if (origin != SEEK_SET || offset < 0 || offset > f->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	f->off = f->start + offset;
+	f->left = f->len - offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 const char *
 http_header(const struct http_header *h, size_t n, const char *name)
 {
@@ -278,7 +322,12 @@ setup(CURL *easy, const struct http_request *req, struct hdrs *h, char *errbuf)
 		curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
 	}
-	if (req->body != NULL || strcmp(req->method, "GET") != 0) {
+	if (req->body_file != NULL) {
+		curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(easy, CURLOPT_READFUNCTION, file_read_cb);
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+	} else if (req->body != NULL || strcmp(req->method, "GET") != 0) {
 		if (strcmp(req->method, "HEAD") == 0)
 			curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 		else {
@@ -331,6 +380,7 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 {
 	struct curl_slist	*slist;
 	struct body_sink	 sink;
+	struct file_source	 src;
 	struct hdrs		 h = { NULL, 0, 0 };
 	char			 errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode		 rc;
@@ -344,7 +394,21 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	slist = setup(http_easy, req, &h, errbuf);
 	curl_easy_setopt(http_easy, CURLOPT_WRITEFUNCTION, body_cb);
 	curl_easy_setopt(http_easy, CURLOPT_WRITEDATA, &sink);
+	if (req->body_file != NULL) {
+		src = (struct file_source){ req->body_file->fd, req->body_file->offset,
+		    (long long)req->body_len, req->body_file->offset, (long long)req->body_len,
+		    0 };
+		curl_easy_setopt(http_easy, CURLOPT_READDATA, &src);
+		curl_easy_setopt(http_easy, CURLOPT_SEEKFUNCTION, file_seek_cb);
+		curl_easy_setopt(http_easy, CURLOPT_SEEKDATA, &src);
+	}
 	rc = curl_easy_perform(http_easy);
+	if (req->body_file != NULL && src.failed) {
+		set_cause(cause, "%s %s: reading the body: %s", req->method, req->url,
+		    strerror(errno));
+		ret = HTTP_EOTHER;
+		goto out;
+	}
 	if (sink.too_big) {
 		set_cause(cause, "%s %s: response larger than %zu bytes", req->method,
 		    req->url, sink.max);

@@ -16,12 +16,19 @@ enum http_err {
 	HTTP_EOTHER,		/* TLS, bad URL, protocol: retrying will not help */
 };
 
+/* A request body read from a file: body_len bytes from offset on, read again on each attempt. */
+struct http_file_body {
+	int		 fd;
+	long long	 offset;
+};
+
 struct http_request {
 	const char		*method;
 	const char		*url;
 	const char *const	*headers;	/* "Name: value", NULL-terminated */
 	const void		*body;
 	size_t			 body_len;
+	const struct http_file_body *body_file;	/* or NULL: the body is body */
 	double			 timeout;	/* whole request, seconds; 0 = 30 */
 	double			 connect_timeout; /* seconds; 0 = 5 */
 	size_t			 max_body;	/* 0 = 16 MiB */

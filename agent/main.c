@@ -22,6 +22,7 @@
 #include "http.h"
 #include "imds.h"
 #include "log.h"
+#include "publish.h"
 #include "rollout.h"
 #include "serve.h"
 #include "state.h"
@@ -51,6 +52,7 @@ static int	cmd_status(struct globals *, int, char **);
 static int	cmd_fetch(struct globals *, int, char **);
 static int	cmd_prefetch(struct globals *, int, char **);
 static int	cmd_rollout(struct globals *, int, char **);
+static int	cmd_publish(struct globals *, int, char **);
 static int	cmd_config_reference(struct globals *, int, char **);
 
 static const struct cmd cmds[] = {
@@ -96,6 +98,12 @@ static const struct cmd cmds[] = {
 	  .usage = "start --live GROUP --idle GROUP --version V [--sha256 HEX] | status | "
 		   "finish | rollback  [--timeout S] [--json]",
 	  .summary = "the blue/green switch between two groups, one step per command (for CI)"
+	},
+	{ .name = "publish",
+	  .fn = cmd_publish,
+	  .usage = "FILE --version V --to URL_TEMPLATE [--sign KEY.pem] [--tag-group GROUP]...",
+	  .summary = "upload an artifact, its chunk manifest and signatures to S3; print or "
+		     "set the tags (for CI)"
 	},
 	{ .name = "aws",
 	  .fn = cmd_aws,
@@ -632,6 +640,59 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 	client_close(&c);
 	config_free(&cfg);
 	free(cause);
+	return ret;
+}
+
+static int
+cmd_publish(struct globals *g, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "version", required_argument, NULL, 'V' },
+		{ "to", required_argument, NULL, 't' },
+		{ "sign", required_argument, NULL, 'k' },
+		{ "tag-group", required_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct config		 cfg;
+	struct client		 c;
+	struct publish_opts	 o;
+	const char		**groups;
+	char			*cause = NULL;
+	int			 ch, ret = PUBLISH_USAGE;
+
+	memset(&o, 0, sizeof o);
+	groups = xcalloc((size_t)argc, sizeof *groups);
+	o.groups = groups;
+	o.out = stdout;
+	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'V': o.version = optarg; break;
+		case 't': o.url_template = optarg; break;
+		case 'k': o.sign_key = optarg; break;
+		case 'g': groups[o.ngroups++] = optarg; break;
+		default: goto out;
+		}
+	}
+	if (optind + 1 != argc || o.version == NULL || o.url_template == NULL) {
+		cmd_usage(cmd_find("publish"), stderr);
+		goto out;
+	}
+	o.file = argv[optind];
+	ret = PUBLISH_ERROR;
+	if (load_config(g, &cfg) != 0)
+		goto out;
+	o.version_tag = cfg.version_tag;
+	o.sha256_tag = cfg.sha256_tag;
+	if (client_open(&c, &cfg, 1, &cause) != 0)
+		fprintf(stderr, "asg-agent: %s\n", cause);
+	else if ((ret = publish_run(&c.aws, &o, &cause)) != PUBLISH_OK)
+		fprintf(stderr, "asg-agent: publish: %s\n", cause != NULL ? cause : "failed");
+	client_close(&c);
+	config_free(&cfg);
+out:
+	free(cause);
+	free(groups);
 	return ret;
 }
 

@@ -19,7 +19,7 @@ _asg_agent_dirs()
 _asg_agent()
 {
 	local cur prev cmd i word
-	local commands="help version check-config run status fetch prefetch rollout aws"
+	local commands="help version check-config run status fetch prefetch rollout publish aws"
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	COMPREPLY=()
@@ -96,6 +96,20 @@ _asg_agent()
 		--live|--idle|--version|--sha256|--timeout) ;;
 		*) COMPREPLY=($(compgen -W "--live --idle --version --sha256 --timeout --json
 		    --help" -- "$cur")) ;;
+		esac
+		;;
+	publish)
+		case $prev in
+		--version|--to|--tag-group) ;;
+		--sign) _asg_agent_files "$cur" ;;
+		*)
+			if [[ $cur == -* ]]; then
+				COMPREPLY=($(compgen -W "--version --to --sign --tag-group --help" \
+				    -- "$cur"))
+			else
+				_asg_agent_files "$cur"
+			fi
+			;;
 		esac
 		;;
 	aws)

@@ -299,6 +299,12 @@ class Packaging(unittest.TestCase):
         self.assertEqual((deb, rpm), (ac, ac))
 
     PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing"}
+    # The IAM actions of the S3 requests (the multipart ones are s3:PutObject; a
+    # HeadObject of a missing key answers 404 only with s3:ListBucket).
+    S3_IAM = {"PutObject": ["s3:PutObject"], "CreateMultipartUpload": ["s3:PutObject"],
+              "UploadPart": ["s3:PutObject"], "CompleteMultipartUpload": ["s3:PutObject"],
+              "AbortMultipartUpload": ["s3:AbortMultipartUpload"],
+              "HeadObject": ["s3:GetObject", "s3:ListBucket"]}
 
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
@@ -318,6 +324,11 @@ class Packaging(unittest.TestCase):
                 calls.add(f"{self.PREFIX[svc]}:DescribeTags")
             if re.search(r"\baws_s3_open\(", src) and name != "aws.c":
                 calls.add("s3:GetObject")
+            # aws_s3_call() requests name their S3 action in .action = "...".
+            for action in re.findall(r'\.action = (?:abort \? )?"(\w+)"(?: :\s*"(\w+)")?',
+                                     src):
+                for a in filter(None, action):
+                    calls.update(self.S3_IAM[a])
         return calls
 
     def policy_actions(self, path):
@@ -331,10 +342,11 @@ class Packaging(unittest.TestCase):
 
     def test_iam_policies_allow_every_call(self):
         """The instance role allows what the agent calls on the instance; the CI
-        role what `asg-agent rollout` (agent/rollout.c) calls; nothing more."""
+        role what `asg-agent rollout` and `publish` (agent/rollout.c, publish.c)
+        call; nothing more."""
         sources = sorted(n for n in os.listdir(os.path.join(SRCDIR, "agent"))
                          if n.endswith(".c"))
-        ci_sources = [n for n in sources if n == "rollout.c"]
+        ci_sources = [n for n in sources if n in ("rollout.c", "publish.c")]
         instance = self.aws_calls([n for n in sources if n not in ci_sources])
         self.assertIn("autoscaling:CompleteLifecycleAction", instance)
         self.assertIn("s3:GetObject", instance)
@@ -344,6 +356,7 @@ class Packaging(unittest.TestCase):
         if ci_sources:
             ci = self.aws_calls(ci_sources)
             self.assertIn("autoscaling:EnterStandby", ci)
+            self.assertIn("s3:AbortMultipartUpload", ci)
             allowed = self.policy_actions("packaging/aws/ci-rollout-policy.json")
             self.assertEqual(sorted(ci - allowed), [], "rollout calls it, CI may not")
             self.assertEqual(sorted(allowed - ci), [], "CI may, rollout never calls it")
