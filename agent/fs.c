@@ -115,3 +115,88 @@ out:
 		close(fd);
 	return ret;
 }
+
+int
+fs_tmpfile(const char *path, char **tmp, char **cause)
+{
+	mode_t	mask;
+	int	fd;
+
+	*tmp = xasprintf("%s.XXXXXX", path);
+	/* mkostemp: O_EXCL and a random name, so nobody can have made it first. */
+	if ((fd = mkostemp(*tmp, O_CLOEXEC)) == -1) {
+		set_cause(cause, "%s: %s", *tmp, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	mask = umask(022);
+	umask(mask);
+	if (fchmod(fd, 0644 & ~mask) == -1) {
+		set_cause(cause, "%s: %s", *tmp, strerror(errno));
+		close(fd);
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	return fd;
+}
+
+/* Copy tmp's bytes into the FIFO or device at path, which stays what it is. */
+static int
+commit_into(const char *tmp, const char *path, char **cause)
+{
+	char	*buf;
+	ssize_t	 n;
+	int	 in, out = -1, ret = -1;
+
+	if ((in = open(tmp, O_RDONLY|O_CLOEXEC)) == -1)
+		return set_cause(cause, "%s: %s", tmp, strerror(errno));
+	if ((out = open(path, O_WRONLY|O_NOCTTY|O_NOFOLLOW|O_CLOEXEC)) == -1) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	buf = xmalloc(65536);
+	while ((n = read(in, buf, 65536)) > 0 && write_all(out, buf, (size_t)n) == 0)
+		;
+	free(buf);
+	if (n != 0) {
+		set_cause(cause, "%s: %s", n < 0 ? tmp : path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	close(in);
+	if (out != -1 && close(out) == -1 && ret == 0)
+		ret = set_cause(cause, "%s: %s", path, strerror(errno));
+	return ret;
+}
+
+int
+fs_commit(const char *tmp, const char *path, char **cause)
+{
+	struct stat	sb;
+	int		ret = -1;
+
+	if (lstat(path, &sb) == -1) {
+		if (errno != ENOENT) {
+			set_cause(cause, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		sb.st_mode = S_IFREG;
+	}
+	if (S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)) {
+		/* A file (or a link, itself replaced) is replaced whole, atomically. */
+		if (rename(tmp, path) == -1)
+			set_cause(cause, "rename %s: %s", tmp, strerror(errno));
+		else
+			return 0;
+	} else if (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+		ret = commit_into(tmp, path, cause);
+	else
+		set_cause(cause, "%s exists and is not a file, a FIFO or a device", path);
+out:
+	unlink(tmp);
+	return ret;
+}

@@ -5,4 +5,18 @@
 /* Remove a directory tree (staging dirs) without following symlinks; 0 also when it did not exist. */
 int	fs_rmtree(const char *, char **);
 
+/*
+ * A new file beside path to write it whole: made with O_EXCL under an
+ * unpredictable name (path.XXXXXX), mode 0644 less the umask. Returns the fd
+ * and the name in *tmp, or -1 with a cause.
+ */
+int	fs_tmpfile(const char *path, char **tmp, char **cause);
+/*
+ * Put the complete file tmp at path. A missing path, a regular file or a
+ * symlink is replaced by renaming tmp over it; a FIFO or a device is written
+ * into and never replaced (fetch -o /dev/null as root keeps /dev/null); a
+ * directory or anything else is refused. tmp is gone afterwards either way.
+ */
+int	fs_commit(const char *tmp, const char *path, char **cause);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <expat.h>
@@ -19,6 +20,7 @@
 #include "client.h"
 #include "config.h"
 #include "creds.h"
+#include "fs.h"
 #include "http.h"
 #include "imds.h"
 #include "log.h"
@@ -445,6 +447,29 @@ out:
 	return ret;
 }
 
+/*
+ * fetch -o: into a file made exclusively under an unpredictable name beside
+ * the target, then committed (renamed over a file, written into a FIFO or a
+ * device, never renamed over one).
+ */
+static int
+fetch_to_file(struct aws *aws, const struct artifact_spec *spec, const char *path,
+    struct artifact_result *res, char **cause)
+{
+	char	*tmp;
+	int	 fd, ret = -1;
+
+	if ((fd = fs_tmpfile(path, &tmp, cause)) == -1)
+		return -1;
+	close(fd);
+	if (artifact_fetch_file(aws, spec, tmp, res, cause) == 0)
+		ret = fs_commit(tmp, path, cause);
+	else
+		unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
 static int
 cmd_fetch(struct globals *g, int argc, char **argv)
 {
@@ -497,7 +522,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 	if (client_open(&c, &cfg, strncmp(spec.url, "s3://", 5) == 0, &cause) != 0)
 		goto fail;
 	if (out_file != NULL) {
-		if (artifact_fetch_file(&c.aws, &spec, out_file, &res, &cause) != 0)
+		if (fetch_to_file(&c.aws, &spec, out_file, &res, &cause) != 0)
 			goto fail;
 	} else if (artifact_fetch(&c.aws, &spec, out_dir, &res, &cause) != 0)
 		goto fail;
