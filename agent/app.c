@@ -250,6 +250,8 @@ child_stdio(int outfd, int errfd)
 	if (errfd != -1)
 		dup2(errfd, 2);
 	close_from(3);
+	/* The agent's memory limit is the agent's, not the app's. */
+	mem_limit_undo();
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);

@@ -591,6 +591,15 @@ fail(struct agent *a, const char *cause)
 	free(err);
 }
 
+/* The boot under way, for the fatal path: an allocation past the memory limit ends in fail(). */
+static struct agent *boot_failing;
+
+static void
+boot_fatal(const char *why)
+{
+	fail(boot_failing, why);
+}
+
 /* mkdir -p: the state dir may sit on a fresh volume. */
 static int
 make_dirs(const char *path, char **cause)
@@ -679,6 +688,8 @@ boot_run(struct agent *a)
 
 	memset(&old, 0, sizeof old);
 	agent_signals(a);
+	boot_failing = a;
+	fatal_hook(boot_fatal);
 	if (make_dirs(cfg->state_dir, &cause) != 0) {
 		log_error("%s", cause);
 		agent_tell("STATUS=failed: %s", cause);
@@ -760,6 +771,8 @@ failed:
 		    cause != NULL ? cause : "no cause");
 	fail(a, cause != NULL ? cause : "unknown failure");
 out:
+	/* Past the boot there is no launch hook to ABANDON: a fatal error aborts. */
+	fatal_hook(NULL);
 	agent_deadline(0);
 	state_free(&old);
 	free(cause);

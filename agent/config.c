@@ -67,6 +67,16 @@ static const struct opt opts[] = {
 	  .def = "600",
 	  .help = "seconds the whole boot path may take before it fails closed"
 	},
+	{ .section = "agent",
+	  .key = "memory_limit",
+	  .type = OPT_SIZE,
+	  .offset = O(memory_limit),
+	  .min = 32LL << 20,
+	  .max = 1LL << 50,
+	  .def = "256M",
+	  .help = "data segment limit (RLIMIT_DATA) of run, fetch and prefetch: a runaway "
+		  "allocation fails the boot with ABANDON before the OOM killer comes"
+	},
 
 	{ .section = "aws",
 	  .key = "region",

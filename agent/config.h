@@ -17,6 +17,7 @@ struct config {
 	int		 log_level;
 	char		*state_dir;
 	int		 deadline;
+	long long	 memory_limit;
 
 	/* [aws] */
 	char		*region;

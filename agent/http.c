@@ -16,6 +16,7 @@
 
 static CURL	*http_easy;	/* reused: keeps connections and DNS between calls */
 static CURLSH	*http_share;
+static int	 http_busy;	/* http_do calls under way on this stack */
 static char	*http_ca_file;	/* the CA bundle HTTPS is verified against, or NULL */
 static char	*http_ca_dir;
 
@@ -381,6 +382,7 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	struct curl_slist	*slist;
 	struct body_sink	 sink;
 	struct file_source	 src;
+	CURL			*easy = http_easy;
 	struct hdrs		 h = { NULL, 0, 0 };
 	char			 errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode		 rc;
@@ -390,19 +392,25 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	sink.body = &resp->body;
 	sink.max = req->max_body > 0 ? req->max_body : 16 << 20;
 	sink.too_big = 0;
-	curl_easy_reset(http_easy);
-	slist = setup(http_easy, req, &h, errbuf);
-	curl_easy_setopt(http_easy, CURLOPT_WRITEFUNCTION, body_cb);
-	curl_easy_setopt(http_easy, CURLOPT_WRITEDATA, &sink);
+	/* A request from inside another's callback (the fatal path's ABANDON) gets its own handle. */
+	if (http_busy) {
+		if ((easy = curl_easy_init()) == NULL)
+			fatal("out of memory");
+	} else
+		curl_easy_reset(easy);
+	http_busy++;
+	slist = setup(easy, req, &h, errbuf);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
 	if (req->body_file != NULL) {
 		src = (struct file_source){ req->body_file->fd, req->body_file->offset,
 		    (long long)req->body_len, req->body_file->offset, (long long)req->body_len,
 		    0 };
-		curl_easy_setopt(http_easy, CURLOPT_READDATA, &src);
-		curl_easy_setopt(http_easy, CURLOPT_SEEKFUNCTION, file_seek_cb);
-		curl_easy_setopt(http_easy, CURLOPT_SEEKDATA, &src);
+		curl_easy_setopt(easy, CURLOPT_READDATA, &src);
+		curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, file_seek_cb);
+		curl_easy_setopt(easy, CURLOPT_SEEKDATA, &src);
 	}
-	rc = curl_easy_perform(http_easy);
+	rc = curl_easy_perform(easy);
 	if (req->body_file != NULL && src.failed) {
 		set_cause(cause, "%s %s: reading the body: %s", req->method, req->url,
 		    strerror(errno));
@@ -419,12 +427,15 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 		ret = fail(rc, errbuf, req, cause);
 		goto out;
 	}
-	curl_easy_getinfo(http_easy, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp->status);
 	resp->headers = h.v;
 	resp->nheaders = h.n;
 	h.v = NULL;
 	h.n = 0;
 out:
+	http_busy--;
+	if (easy != http_easy)
+		curl_easy_cleanup(easy);
 	hdrs_free(&h);
 	slist_free(slist);
 	if (ret != HTTP_OK)

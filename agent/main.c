@@ -217,6 +217,17 @@ load_config(struct globals *g, struct config *cfg)
 	return 0;
 }
 
+/* The commands that parse artifacts cap their memory: a runaway fails, the OOM killer never comes. */
+static void
+limit_memory(const struct config *cfg)
+{
+	char	*cause = NULL;
+
+	if (mem_limit(cfg->memory_limit, &cause) != 0)
+		log_warn("no memory limit: %s", cause);
+	free(cause);
+}
+
 /* Whether this command set up libcurl: client_close undoes only what client_open did. */
 static int	http_ready;
 
@@ -353,6 +364,7 @@ cmd_run(struct globals *g, int argc, char **argv)
 	}
 	if (load_config(g, &cfg) != 0)
 		return 1;
+	limit_memory(&cfg);
 	if (http_init(&cause) != 0) {
 		log_error("%s", cause);
 		free(cause);
@@ -517,6 +529,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 	if (load_config(g, &cfg) != 0)
 		goto out;
 	loaded = 1;
+	limit_memory(&cfg);
 	spec.max_size = cfg.max_size;
 	/* Only S3 needs a region (and credentials); an https artifact needs neither. */
 	if (client_open(&c, &cfg, strncmp(spec.url, "s3://", 5) == 0, &cause) != 0)
@@ -571,6 +584,7 @@ cmd_prefetch(struct globals *g, int argc, char **argv)
 	}
 	if (load_config(g, &cfg) != 0)
 		return 1;
+	limit_memory(&cfg);
 	if (http_init(&cause) != 0 ||
 	    boot_prefetch(&cfg, version, sha256, group, &cause) != 0)
 		fprintf(stderr, "asg-agent: %s\n", cause != NULL ? cause : "failed");

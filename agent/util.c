@@ -1,7 +1,10 @@
 /* util.c - allocation, growable buffers, time and string helpers. */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +16,69 @@
 #include "halt.h"
 #include "util.h"
 
+#define MEM_SPARE	(4 << 20)	/* kept for the fatal path once the limit is reached */
+
+static void	(*fatal_fn)(const char *);
+static pthread_t  fatal_thread;	/* the hook runs only on the thread that set it */
+static int	  fatal_running;
+static void	 *mem_spare;
+static struct rlimit mem_saved;
+static int	  mem_limited;
+
+void
+fatal_hook(void (*fn)(const char *))
+{
+	fatal_fn = fn;
+	fatal_thread = pthread_self();
+}
+
 void
 fatal(const char *fmt, ...)
 {
 	va_list	ap;
+	char	why[256];
 
-	fputs("asg-agent: fatal: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	abort();
+	fprintf(stderr, "asg-agent: fatal: %s\n", why);
+	if (fatal_fn == NULL || fatal_running || !pthread_equal(pthread_self(), fatal_thread))
+		abort();
+	/* Once: a fatal error inside the hook ends the process at once. */
+	fatal_running = 1;
+	/* The spare block is the memory the hook has when an allocation failed. */
+	free(mem_spare);
+	mem_spare = NULL;
+	fatal_fn(why);
+	_exit(1);
+}
+
+int
+mem_limit(long long bytes, char **cause)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_DATA, &rl) != 0)
+		return set_cause(cause, "getrlimit: %s", strerror(errno));
+	if (!mem_limited)
+		mem_saved = rl;
+	if (rl.rlim_max == RLIM_INFINITY || (rlim_t)bytes < rl.rlim_max)
+		rl.rlim_cur = (rlim_t)bytes;
+	else
+		rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_DATA, &rl) != 0)
+		return set_cause(cause, "setrlimit RLIMIT_DATA: %s", strerror(errno));
+	mem_limited = 1;
+	if (mem_spare == NULL && (mem_spare = malloc(MEM_SPARE)) != NULL)
+		memset(mem_spare, 0xa5, MEM_SPARE);
+	return 0;
+}
+
+void
+mem_limit_undo(void)
+{
+	if (mem_limited)
+		(void)setrlimit(RLIMIT_DATA, &mem_saved);
 }
 
 void *

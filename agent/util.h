@@ -10,7 +10,21 @@
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * Print the message and end the process: abort(), or, with a hook set (and
+ * on the thread that set it), the hook once (the boot's fail path: state,
+ * 503, ABANDON) and exit 1.
+ */
 void fatal(const char *, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void fatal_hook(void (*)(const char *));
+/*
+ * Cap the data segment (RLIMIT_DATA) at bytes, so a runaway allocation fails
+ * (libarchive's cleanly, ours through fatal) before the kernel's OOM killer
+ * is woken; a spare block is kept for the fatal path. mem_limit_undo puts
+ * the old limit back, in a forked child before exec.
+ */
+int mem_limit(long long, char **);
+void mem_limit_undo(void);
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
 void *xrealloc(void *, size_t);

@@ -182,6 +182,7 @@ class UnitContents(unittest.TestCase):
         self.assertEqual(s["CapabilityBoundingSet"], [""])
         self.assertEqual(s["UMask"], ["0077"])
         self.assertEqual(s["LimitCORE"], ["0"], "no core dumps of the credentials")
+        self.assertEqual(s["MemoryMax"], ["1G"])
 
     def test_start_timeout_covers_the_deadline(self):
         deadline = int(re.search(r"^#deadline = (\d+)$", read(EXAMPLE_CONF), re.M).group(1))

@@ -1,0 +1,95 @@
+"""[agent] memory_limit: a runaway allocation ends the boot as a clean failure with ABANDON,
+never in the kernel's OOM killer (review item 6 of issue 16). Both archives below are
+tagged with their true digest, so they reach the tar reader whatever the pipeline."""
+import gzip
+import os
+
+from fakecase import FakeAWSCase
+
+LIMIT = "[agent]\nmemory_limit = 64M\n"
+
+
+def tar_header(name, typ, size):
+    h = bytearray(512)
+    h[0:len(name)] = name.encode()
+    h[100:107] = b"0000755"
+    h[108:115] = b"0000000"
+    h[116:123] = b"0000000"
+    h[124:135] = b"%011o" % size
+    h[136:147] = b"%011o" % 1000000000
+    h[156] = ord(typ)
+    h[257:263] = b"ustar\0"
+    h[263:265] = b"00"
+    h[148:156] = b" " * 8
+    h[148:155] = b"%06o\0" % sum(h)
+    return bytes(h)
+
+
+def pad(b):
+    return b + bytes((512 - len(b) % 512) % 512)
+
+
+def pax(records):
+    """A pax 'x' header entry holding records {key: value}."""
+    out = b""
+    for k, v in records.items():
+        body = f" {k}={v}\n"
+        n = len(body) + 1
+        while len(str(n)) + len(body) != n:
+            n += 1
+        out += f"{n}{body}".encode()
+    return tar_header("PaxHeader", "x", len(out)) + pad(out)
+
+
+def sparse_map_bomb(regions):
+    """The review's 39 KB archive: a GNU sparse 1.0 map of `regions` empty regions,
+    which libarchive keeps as a list (about 48 bytes a region)."""
+    data = pad(b"%d\n" % regions + b"0\n0\n" * regions)
+    tar = (pax({"GNU.sparse.major": 1, "GNU.sparse.minor": 0, "GNU.sparse.name": "f",
+                "GNU.sparse.realsize": 0}) +
+           tar_header("GNUSparseFile.0/f", "0", len(data)) + data + bytes(1024))
+    return gzip.compress(tar, 9)
+
+
+def many_long_dirs(n):
+    """n directories with 4 KB paths (one deep parent, a leaf each): the agent keeps
+    every directory's path until the end to set its time, 80 MB for 20,000."""
+    parent = "/".join(["p" * 250] * 15)
+    tar = bytearray(tar_header("d/", "5", 0))
+    for i in range(n):
+        tar += pax({"path": f"d/{parent}/leaf{i:06d}/"}) + tar_header("x", "5", 0)
+    return gzip.compress(bytes(tar + bytes(1024)), 1)
+
+
+class MemoryLimit(FakeAWSCase):
+    prefix = "mem"
+
+    def failed_cleanly(self, a, w):
+        """Status failed, exit 1 (not a signal), ABANDON sent, nothing became current."""
+        self.assertEqual(a.wait_status(timeout=90), 1, a.log_text())
+        st = a.status_json()
+        self.assertEqual(st["phase"], "failed", st)
+        self.assertEqual(a.wait_exit(30), 1, "exit 1, not killed:\n" + a.log_text())
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["ABANDON"],
+                         self.f.lifecycle())
+        self.assertFalse(os.path.exists(os.path.join(self.state, "current")))
+        return st
+
+    def test_sparse_map_bomb_fails_in_libarchive(self):
+        w, _ = self.world(art=sparse_map_bomb(10_000_000))
+        a = self.start(LIMIT)
+        st = self.failed_cleanly(a, w)
+        self.assertIn("Out of memory", st["error"])
+
+    def test_own_allocation_fails_through_the_fail_path(self):
+        w, _ = self.world(art=many_long_dirs(20_000))
+        a = self.start(LIMIT)
+        st = self.failed_cleanly(a, w)
+        # fatal()'s own words: our allocation failed, and the hook ran the fail path.
+        self.assertEqual(st["error"], "out of memory", st)
+        self.assertIn("fatal: out of memory", a.log_text())
+
+    def test_default_limit_lets_a_release_through(self):
+        w, _ = self.world()
+        a = self.start()
+        self.assert_serving(a, w)
