@@ -18,6 +18,18 @@
 
 #define MEM_SPARE	(4 << 20)	/* kept for the fatal path once the limit is reached */
 
+/* AddressSanitizer's terabytes of shadow memory count against RLIMIT_DATA. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_LIMIT_USABLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_LIMIT_USABLE 0
+#endif
+#endif
+#ifndef MEM_LIMIT_USABLE
+#define MEM_LIMIT_USABLE 1
+#endif
+
 static void	(*fatal_fn)(const char *);
 static pthread_t  fatal_thread;	/* the hook runs only on the thread that set it */
 static int	  fatal_running;
@@ -58,6 +70,8 @@ mem_limit(long long bytes, char **cause)
 {
 	struct rlimit	rl;
 
+	if (!MEM_LIMIT_USABLE)
+		return 0;
 	if (getrlimit(RLIMIT_DATA, &rl) != 0)
 		return set_cause(cause, "getrlimit: %s", strerror(errno));
 	if (!mem_limited)

@@ -21,7 +21,8 @@ void fatal_hook(void (*)(const char *));
  * Cap the data segment (RLIMIT_DATA) at bytes, so a runaway allocation fails
  * (libarchive's cleanly, ours through fatal) before the kernel's OOM killer
  * is woken; a spare block is kept for the fatal path. mem_limit_undo puts
- * the old limit back, in a forked child before exec.
+ * the old limit back, in a forked child before exec. An AddressSanitizer
+ * build sets no limit.
  */
 int mem_limit(long long, char **);
 void mem_limit_undo(void);
