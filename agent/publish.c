@@ -22,10 +22,14 @@
 
 #define PUBLISH_READ	(1 << 20)	/* read buffer */
 #define PUBLISH_MAX_PARTS 10000		/* S3's limit */
+#define PUBLISH_CHUNK_MAX (64LL << 20)	/* manifest.md: chunk-size at most */
+#define PUBLISH_MANIFEST_MAX (1 << 20)	/* manifest.md: the manifest at most */
+#define PUBLISH_CHUNK_LINE 71		/* "chunk " + 64 hex + LF */
 
 /* What one pass over the artifact learns: digests, the manifest, the parts' hashes, the signature. */
 struct digests {
 	long long	 size;
+	long long	 chunk_size;
 	size_t		 part_size;
 	char		 sha256[65];
 	struct buf	 manifest;
@@ -150,6 +154,21 @@ sign_buf(EVP_PKEY *key, const void *p, size_t len, struct buf *out, char **cause
 	return ret;
 }
 
+/*
+ * The chunk size: 4 MiB, doubled (up to 64 MiB) while the manifest would pass
+ * its 1 MiB limit, which 4 MiB chunks reach at about 56 GiB.
+ */
+static long long
+chunk_size(long long size)
+{
+	long long	c = PUBLISH_CHUNK_SIZE;
+
+	while (c < PUBLISH_CHUNK_MAX &&
+	    (size + c - 1) / c * PUBLISH_CHUNK_LINE > PUBLISH_MANIFEST_MAX - 4096)
+		c *= 2;
+	return c;
+}
+
 /* The part size: PUBLISH_PART_SIZE, or larger (whole MiB) so no file needs more than 10,000. */
 static size_t
 part_size(long long size)
@@ -176,8 +195,8 @@ pass_add(struct pass *p, struct digests *d, const unsigned char *data, size_t le
 
 	while (len > 0) {
 		n = len;
-		if ((long long)n > PUBLISH_CHUNK_SIZE - p->in_chunk)
-			n = (size_t)(PUBLISH_CHUNK_SIZE - p->in_chunk);
+		if ((long long)n > d->chunk_size - p->in_chunk)
+			n = (size_t)(d->chunk_size - p->in_chunk);
 		if ((long long)n > (long long)d->part_size - p->in_part)
 			n = (size_t)((long long)d->part_size - p->in_part);
 		EVP_DigestUpdate(p->whole, data, n);
@@ -187,7 +206,7 @@ pass_add(struct pass *p, struct digests *d, const unsigned char *data, size_t le
 			EVP_DigestSignUpdate(p->sign, data, n);
 		p->in_chunk += (long long)n;
 		p->in_part += (long long)n;
-		if (p->in_chunk == PUBLISH_CHUNK_SIZE) {
+		if (p->in_chunk == d->chunk_size) {
 			md_next(p->chunk, h);
 			buf_addf(&p->chunks, "chunk %s\n", h);
 			p->in_chunk = 0;
@@ -214,8 +233,8 @@ pass_end(struct pass *p, struct digests *d)
 	if (p->in_part > 0 || d->nparts == 0)
 		md_next(p->part, d->parts[d->nparts++]);
 	md_next(p->whole, d->sha256);
-	buf_addf(&d->manifest, "asg-agent-manifest 1\nsize %lld\nchunk-size %d\nsha256 %s\n",
-	    d->size, PUBLISH_CHUNK_SIZE, d->sha256);
+	buf_addf(&d->manifest, "asg-agent-manifest 1\nsize %lld\nchunk-size %lld\nsha256 %s\n",
+	    d->size, d->chunk_size, d->sha256);
 	if (p->chunks.len > 0)
 		buf_add(&d->manifest, p->chunks.data, p->chunks.len);
 	sigv4_sha256_hex(d->manifest.data, d->manifest.len, d->manifest_sha256);
@@ -232,6 +251,7 @@ hash_file(int fd, EVP_PKEY *key, struct digests *d, char **cause)
 	int		 ret = -1;
 
 	memset(&p, 0, sizeof p);
+	d->chunk_size = chunk_size(d->size);
 	d->part_size = part_size(d->size);
 	d->parts = xcalloc((size_t)(d->size / (long long)d->part_size) + 1, sizeof *d->parts);
 	if ((p.whole = EVP_MD_CTX_new()) == NULL || (p.chunk = EVP_MD_CTX_new()) == NULL ||
@@ -598,6 +618,11 @@ publish_run(struct aws *a, const struct publish_opts *o, char **cause)
 	d.size = (long long)sb.st_size;
 	if (hash_file(fd, key, &d, cause) != 0) {
 		set_cause(cause, "%s: %s", o->file, *cause);
+		goto out;
+	}
+	if (d.manifest.len > PUBLISH_MANIFEST_MAX) {
+		set_cause(cause, "%s: too large for a manifest of at most %d bytes", o->file,
+		    PUBLISH_MANIFEST_MAX);
 		goto out;
 	}
 	if ((r = upload(a, &t, fd, &d, cause)) != 0) {

@@ -13,7 +13,7 @@ struct aws;
 #define PUBLISH_USAGE	2
 #define PUBLISH_REFUSED	3	/* the version exists with other bytes */
 
-#define PUBLISH_CHUNK_SIZE	(4 << 20)	/* the manifest's chunk-size */
+#define PUBLISH_CHUNK_SIZE	(4 << 20)	/* the manifest's chunk-size, for up to 56 GiB */
 #define PUBLISH_PART_SIZE	(8 << 20)	/* multipart above this, in parts this big */
 
 struct publish_opts {

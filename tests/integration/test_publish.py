@@ -199,6 +199,15 @@ class Publish(FakeAWSCase):
             self.assertEqual(got.get((g, "asg-agent:version")), "6.0.0", got)
             self.assertEqual(got.get((g, "asg-agent:sha256")), want, got)
 
+    def test_empty_file(self):
+        r = self.publish(self.file("e.bin", b""), "8.0.0")
+        self.assert_exit(r, 0)
+        self.assertEqual(self.get("app/8.0.0.tar.gz"), b"")
+        man = self.get("app/8.0.0.tar.gz.manifest")
+        self.assertEqual(man, manifest_of(b""))
+        self.assertNotIn(b"chunk ", man, "an empty artifact has no chunk lines")
+        self.assertEqual(r.stdout, f"manifest:{sha256(man)}\n")
+
     def test_refusals(self):
         p = self.file("u.tar.gz", b"x")
         r = self.publish(p, "7.0.0", to="https://example.com/{version}.tar.gz")
