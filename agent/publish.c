@@ -292,7 +292,13 @@ out:
 	return ret;
 }
 
-/* One S3 call that must succeed; the cause names it. */
+/*
+ * One S3 call that must succeed; the cause names it. S3_TAKEN: the artifact's
+ * key was written meanwhile (412 to If-None-Match, or a completed upload
+ * gone), by a publisher racing us or by our own attempt whose answer was lost.
+ */
+#define S3_TAKEN	1
+
 static int
 s3(struct aws *a, struct aws_s3_request *rq, struct aws_result *res, char **cause)
 {
@@ -300,6 +306,9 @@ s3(struct aws *a, struct aws_s3_request *rq, struct aws_result *res, char **caus
 		return 0;
 	if (*cause == NULL)
 		set_cause(cause, "s3://%s/%s: %s failed", rq->bucket, rq->key, rq->action);
+	if (res->status == 412 || (res->code != NULL && strcmp(res->code, "NoSuchUpload") == 0 &&
+	    strcmp(rq->action, "CompleteMultipartUpload") == 0))
+		return S3_TAKEN;
 	return -1;
 }
 
@@ -365,7 +374,7 @@ put_whole(struct aws *a, const struct target *t, int fd, const struct digests *d
     char **cause)
 {
 	struct aws_param	 h[] = { { "Content-Type", "application/octet-stream" },
-	    { "x-amz-meta-sha256", d->sha256 } };
+	    { "x-amz-meta-sha256", d->sha256 }, { "If-None-Match", "*" } };
 	struct http_file_body	 fb = { fd, 0 };
 	struct aws_s3_request	 rq;
 	struct aws_result	 res;
@@ -458,7 +467,8 @@ multipart_finish(struct aws *a, const struct target *t, const char *id, struct b
     int abort, char **cause)
 {
 	/* Not curl's default form type: a form body is what the Query APIs send. */
-	struct aws_param	 h[] = { { "Content-Type", "application/xml" } };
+	struct aws_param	 h[] = { { "Content-Type", "application/xml" },
+	    { "If-None-Match", "*" } };
 	struct aws_s3_request	 rq;
 	struct aws_result	 res;
 	char			*query;
@@ -498,16 +508,16 @@ put_multipart(struct aws *a, const struct target *t, int fd, const struct digest
 		return -1;
 	buf_adds(&xml, "<CompleteMultipartUpload>");
 	for (i = 0; i < d->nparts; i++) {
-		if (multipart_part(a, t, fd, d, id, i, &xml, cause) != 0)
+		if (multipart_part(a, t, fd, d, id, i, &xml, cause) != 0) {
+			ret = -1;
 			goto out;
+		}
 	}
 	buf_adds(&xml, "</CompleteMultipartUpload>");
-	if (multipart_finish(a, t, id, &xml, 0, cause) != 0)
-		goto out;
-	ret = 0;
+	ret = multipart_finish(a, t, id, &xml, 0, cause);
 out:
 	/* Parts of an upload never completed are billed until aborted. */
-	if (ret != 0 && multipart_finish(a, t, id, NULL, 1, &why) != 0)
+	if (ret != 0 && multipart_finish(a, t, id, NULL, 1, &why) < 0)
 		log_debug("publish: AbortMultipartUpload: %s", why != NULL ? why : "failed");
 	free(why);
 	free(id);
@@ -576,9 +586,20 @@ upload(struct aws *a, const struct target *t, int fd, const struct digests *d, c
 		return r;
 	if (r == 1)
 		log_debug("publish: %s is there with the same bytes", t->url);
-	else if (d->size <= (long long)d->part_size ? put_whole(a, t, fd, d, cause) != 0 :
-	    put_multipart(a, t, fd, d, cause) != 0)
-		return -1;
+	else {
+		r = d->size <= (long long)d->part_size ? put_whole(a, t, fd, d, cause) :
+		    put_multipart(a, t, fd, d, cause);
+		if (r < 0)
+			return -1;
+		/* Written meanwhile: ours (an answer lost) passes, another's is refused. */
+		if (r == S3_TAKEN) {
+			free(*cause);
+			*cause = NULL;
+			if ((r = existing(a, t, d, cause)) != 1)
+				return r == 0 ? set_cause(cause, "%s: written and gone "
+				    "while publishing", t->url) : r;
+		}
+	}
 	if (put_small(a, t, ".manifest", d->manifest.data, d->manifest.len,
 	    "text/plain; charset=utf-8", cause) != 0)
 		return -1;

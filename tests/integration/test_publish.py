@@ -59,13 +59,15 @@ class Publish(FakeAWSCase):
         super().setUp()
         self.s3 = self.f.client("s3")
 
+    def ci_env(self):
+        return {"AWS_ACCESS_KEY_ID": self.ci_key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": self.ci_key["SecretAccessKey"],
+                "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
     def publish(self, path, version, *args, to=None, timeout=180):
-        env = {"AWS_ACCESS_KEY_ID": self.ci_key["AccessKeyId"],
-               "AWS_SECRET_ACCESS_KEY": self.ci_key["SecretAccessKey"],
-               "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
         return self.cli("publish", path, "--version", version, "--to",
-                        to or f"s3://{BUCKET}/app/{{version}}.tar.gz", *args, env=env,
-                        timeout=timeout)[0]
+                        to or f"s3://{BUCKET}/app/{{version}}.tar.gz", *args,
+                        env=self.ci_env(), timeout=timeout)[0]
 
     def file(self, name, data):
         p = os.path.join(self.dir, name)
@@ -131,6 +133,43 @@ class Publish(FakeAWSCase):
         self.assertEqual(r.stdout, "")
         self.assertEqual(self.get("app/2.0.0.tar.gz"), art, "the published bytes stay")
         self.assertEqual(self.get("app/2.0.0.tar.gz.manifest"), manifest_of(art))
+
+    def test_lost_answer_is_not_a_conflict(self):
+        """moto stores the artifact but the answer is lost: the retry meets our own
+        object (412 to If-None-Match), finds the same bytes and goes on."""
+        art = make_artifact({"lost": b"1\n"})
+        self.f.fault(target="aws", kind="status", status=500, code="InternalError",
+                     shape="s3", service="s3", action="PutObject", path=r"9\.0\.0\.tar\.gz$",
+                     forward=True, count=1)
+        r = self.publish(self.file("l.tar.gz", art), "9.0.0")
+        self.assert_exit(r, 0)
+        self.assertEqual([x["fired"] for x in self.f.faults()["aws"]], [1])
+        self.assertEqual([q["status"] for q in self.s3_requests("PutObject")
+                          if q["path"].endswith("9.0.0.tar.gz")], [500, 412],
+                         "the retry met the object its lost attempt wrote")
+        self.assertEqual(self.get("app/9.0.0.tar.gz"), art)
+        self.assertEqual(self.get("app/9.0.0.tar.gz.manifest"), manifest_of(art))
+
+    def test_race_with_other_bytes_is_refused(self):
+        """Another publisher writes the version between our check and our upload:
+        If-None-Match keeps their object, and we refuse."""
+        art, theirs = make_artifact({"race": b"ours\n"}), make_artifact({"race": b"theirs\n"})
+        self.f.fault(target="aws", kind="delay", seconds=2, service="s3", action="PutObject",
+                     path=r"10\.0\.0\.tar\.gz$", count=1)
+        p = subprocess.Popen([AGENT, "-c", self.conf, "publish", self.file("r.tar.gz", art),
+                              "--version", "10.0.0", "--to",
+                              f"s3://{BUCKET}/app/{{version}}.tar.gz"],
+                             env=self.agent_env(self.ci_env()), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        # (Not f.requests(): it waits for the delayed upload to finish.)
+        self.assertTrue(self.wait_for(lambda: self.f.faults()["aws"][0]["fired"] == 1, 20,
+                                      step=0.02), "publish reached its upload")
+        self.s3.put_object(Bucket=BUCKET, Key="app/10.0.0.tar.gz", Body=theirs,
+                           Metadata={"sha256": sha256(theirs)})
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 3, f"--- stdout\n{out}\n--- stderr\n{err}")
+        self.assertIn("already exists with other bytes", err)
+        self.assertEqual(self.get("app/10.0.0.tar.gz"), theirs, "their object stays")
 
     def test_multipart_100mib(self):
         data = os.urandom(100 << 20)
