@@ -1,4 +1,4 @@
-/* aws.c - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads. */
+/* aws.c - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2) and S3 reads and writes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,7 +313,7 @@ struct signed_req {
 	const char	*hdrs[8 + SIGN_MAX_EXTRA];
 };
 
-/* What an S3 write signs besides the usual: its query, its body's hash, x-amz-meta-* headers. */
+/* What an S3 write signs besides the usual: its query, its body's hash, its own headers. */
 struct sign_extra {
 	const char		*query;
 	const char		*payload_sha;	/* hex, or NULL: the hash of body */

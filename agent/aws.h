@@ -1,4 +1,4 @@
-/* aws.h - signed AWS calls: the Query APIs (EC2, Auto Scaling, ELBv2, CloudWatch, STS) and S3 reads. */
+/* aws.h - signed AWS calls: the Query APIs and S3 reads and writes. */
 #ifndef ASG_AWS_H
 #define ASG_AWS_H
 

@@ -217,7 +217,7 @@ load_config(struct globals *g, struct config *cfg)
 	return 0;
 }
 
-/* The commands that parse artifacts cap their memory: a runaway fails, the OOM killer never comes. */
+/* Commands that parse artifacts cap their memory: a runaway fails, no OOM killer comes. */
 static void
 limit_memory(const struct config *cfg)
 {

@@ -26,7 +26,7 @@
 #define PUBLISH_MANIFEST_MAX (1 << 20)	/* manifest.md: the manifest at most */
 #define PUBLISH_CHUNK_LINE 71		/* "chunk " + 64 hex + LF */
 
-/* What one pass over the artifact learns: digests, the manifest, the parts' hashes, the signature. */
+/* What one read of the artifact learns: digests, manifest, part hashes, signatures. */
 struct digests {
 	long long	 size;
 	long long	 chunk_size;
@@ -118,7 +118,7 @@ load_key(const char *path, char **cause)
 	return key;
 }
 
-/* A detached signature over SHA-256 (what `openssl dgst -sha256 -sign` makes, and verify.c checks). */
+/* A detached signature over SHA-256: what `openssl dgst -sha256 -sign` makes, verify.c checks. */
 static int
 sign_final(EVP_MD_CTX *ctx, struct buf *out, char **cause)
 {

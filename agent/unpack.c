@@ -438,7 +438,7 @@ dirtime_grow(struct unpack *u)
 		*dirtime_slot(u, u->dirs[i].path) = i + 1;
 }
 
-/* Remember a directory's times; a path named again replaces its times, so memory is per unique path. */
+/* Remember a directory's times; a path named again replaces them: memory per unique path. */
 static void
 dirtime_set(struct unpack *u, const char *path, const struct timespec ts[2])
 {
