@@ -1,0 +1,187 @@
+"""Nothing parsed before it is verified: staged artifacts, chunk manifests, hostile archives."""
+import os
+import subprocess
+import sys
+import unittest
+
+from agentlib import AGENT, clean_env, write
+from bootlib import make_artifact, sha256
+from byteserver import ByteServer
+from fakecase import FakeAWSCase
+from manifestlib import make_manifest, pin, random_files, sparse_bomb
+
+CHUNK = 64 * 1024
+RSS_BOUND_KIB = 64 * 1024   # a safety property, not a timing: generous on purpose
+# The agent's own peak RSS: a child of this (large) Python process would inherit its
+# high-water mark through fork and exec, so a bare interpreter spawns the agent and
+# prints the rusage wait4 gives for it as its last line.
+RUSAGE_WRAPPER = """import os, sys
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, st, ru = os.wait4(pid, 0)
+sys.stderr.write("\\nmaxrss %d\\n" % ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(st))
+"""
+
+
+class VerifiedFetch(FakeAWSCase):
+    prefix = "vfetch"
+    config = "[aws]\napi_timeout = 10\n"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.f.make_world(group="vfetch-blue", version="1.0.0")
+        # Incompressible files: the tar.gz spans several 64 KiB chunks.
+        cls.files = random_files(4, 60000)
+        cls.art = make_artifact(cls.files)
+        cls.man = make_manifest(cls.art, CHUNK)
+        cls.f.put_s3("vfetch", "app.tar.gz", cls.art)
+        cls.f.put_s3("vfetch", "app.tar.gz.manifest", cls.man)
+        cls.srv = ByteServer({"/a.tar.gz": cls.art, "/a.tar.gz.manifest": cls.man})
+        cls.http = cls.srv.url("")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.shutdown()
+        super().tearDownClass()
+
+    def fetch(self, *args):
+        return self.cli("fetch", *args)[0]
+
+    def assert_unpacked(self, out):
+        for name, data in self.files.items():
+            with open(os.path.join(out, name), "rb") as fh:
+                self.assertEqual(sha256(fh.read()), sha256(data), name)
+
+    def assert_nothing_left(self, out):
+        """No release directory and no staging file beside it."""
+        parent, base = os.path.split(out)
+        left = [n for n in os.listdir(parent) if n.startswith(base)]
+        self.assertEqual(left, [], f"left in {parent}")
+
+    def test_manifest_streams_verified_chunks(self):
+        out = os.path.join(self.dir, "m1")
+        r = self.fetch("s3://vfetch/app.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 0)
+        self.assertIn(f"sha256 {sha256(self.art)} digest-ok", r.stdout)
+        self.assert_unpacked(out)
+        self.assertGreater(len(self.art), 3 * CHUNK, "the artifact spans several chunks")
+
+    def test_manifest_over_http_and_to_a_file(self):
+        out = os.path.join(self.dir, "m2")
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        outf = os.path.join(self.dir, "m2.tar.gz")
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pin(self.man), "-o", outf)
+        self.assert_exit(r, 0)
+        with open(outf, "rb") as fh:
+            self.assertEqual(sha256(fh.read()), sha256(self.art))
+
+    def test_manifest_with_a_wrong_digest_is_refused_before_parsing(self):
+        # Garbage under the right name: a parse error would show it was parsed first.
+        self.f.put_s3("vfetch", "bad.tar.gz", self.art)
+        self.f.put_s3("vfetch", "bad.tar.gz.manifest", b"not a manifest at all\n")
+        out = os.path.join(self.dir, "m3")
+        r = self.fetch("s3://vfetch/bad.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 1)
+        self.assertIn("manifest: sha256 mismatch", r.stderr)
+        self.assertNotIn("asg-agent-manifest", r.stderr)
+        self.assertEqual(self.s3_gets("bad.tar.gz"), [], "the artifact is never asked for")
+        self.assert_nothing_left(out)
+
+    def test_a_corrupted_chunk_is_refused_at_that_chunk(self):
+        bad = bytearray(self.art)
+        bad[2 * CHUNK + 100] ^= 0xff
+        self.f.put_s3("vfetch", "corrupt.tar.gz", bytes(bad))
+        self.f.put_s3("vfetch", "corrupt.tar.gz.manifest", self.man)
+        out = os.path.join(self.dir, "m4")
+        r = self.fetch("s3://vfetch/corrupt.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 1)
+        self.assertIn(f"chunk 2 (bytes {2 * CHUNK}-{3 * CHUNK - 1}) does not match the "
+                      "manifest", r.stderr)
+        self.assert_nothing_left(out)
+
+    def test_a_short_artifact_is_refused(self):
+        self.f.put_s3("vfetch", "short.tar.gz", self.art[:3 * CHUNK])
+        self.f.put_s3("vfetch", "short.tar.gz.manifest", self.man)
+        out = os.path.join(self.dir, "m5")
+        r = self.fetch("s3://vfetch/short.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 1)
+        self.assertIn(f"ends at byte {3 * CHUNK}, the manifest says {len(self.art)}",
+                      r.stderr)
+        self.assert_nothing_left(out)
+
+    def test_signed_manifest(self):
+        key, pub = self.keypair("m")
+        self.f.put_s3("vfetch", "app.tar.gz.manifest.sig", self.sign(key, self.man))
+        out = os.path.join(self.dir, "m6")
+        r = self.fetch("s3://vfetch/app.tar.gz", "--sha256", pin(self.man), "--signature",
+                       "s3://vfetch/app.tar.gz.sig", "--public-key", pub, "-x", out)
+        self.assert_exit(r, 0)
+        self.assertIn("digest-ok signature-ok", r.stdout)
+        other, _ = self.keypair("other")
+        self.f.put_s3("vfetch", "app.tar.gz.manifest.sig", self.sign(other, self.man))
+        out = os.path.join(self.dir, "m7")
+        r = self.fetch("s3://vfetch/app.tar.gz", "--sha256", pin(self.man), "--signature",
+                       "s3://vfetch/app.tar.gz.sig", "--public-key", pub, "-x", out)
+        self.assert_exit(r, 1)
+        self.assertIn("manifest: signature does not verify", r.stderr)
+        self.assert_nothing_left(out)
+
+    def test_a_cut_mid_chunk_resumes(self):
+        self.f.fault(kind="truncate", service="s3", path=r"/vfetch/app\.tar\.gz$",
+                     bytes=CHUNK + CHUNK // 2, count=1)
+        out = os.path.join(self.dir, "m8")
+        r = self.fetch("s3://vfetch/app.tar.gz", "--sha256", pin(self.man), "-x", out)
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        self.assertEqual(len(self.s3_gets("app.tar.gz")), 2, "one cut, one resume")
+
+    def test_prefetch_with_a_manifest_pin_is_reused(self):
+        self.f.put_s3("vfetch", "rel/1.0.0.tar.gz", self.art)
+        self.f.put_s3("vfetch", "rel/1.0.0.tar.gz.manifest", self.man)
+        state = os.path.join(self.dir, "state")
+        conf = write(os.path.join(self.dir, "pf.conf"),
+                     f"[agent]\nstate_dir = {state}\n[aws]\napi_timeout = 10\n"
+                     "[artifact]\nurl = s3://vfetch/rel/{version}.tar.gz\n"
+                     "[app]\ncommand = python3 app.py\n")
+        for _ in range(2):
+            r = self.cli("prefetch", "--version", "1.0.0", "--sha256", pin(self.man),
+                         conf=conf)[0]
+            self.assert_exit(r, 0)
+            self.assert_unpacked(os.path.join(state, "current"))
+            self.assertEqual(len(self.s3_gets("rel/1.0.0.tar.gz")), 1,
+                             "downloaded once, then found installed under the same pin")
+
+    def test_old_style_digest_stages_then_unpacks(self):
+        out = os.path.join(self.dir, "o1")
+        r = self.cli("-v", "fetch", "s3://vfetch/app.tar.gz", "--sha256", sha256(self.art),
+                     "-x", out)[0]
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        self.assertIn("staged and verified; unpacking", r.stderr)
+        self.assertEqual([n for n in os.listdir(self.dir) if ".download-" in n], [])
+
+    def test_hostile_sparse_map_is_refused_before_parsing(self):
+        """The replaced object is refused at its digest: libarchive never sees it, and
+        the agent's peak RSS stays small (the one-pass agent reached hundreds of MiB)."""
+        bomb = sparse_bomb()
+        self.assertLess(len(bomb), 64 * 1024)
+        self.f.put_s3("vfetch", "bomb.tar.gz", bomb)
+        out = os.path.join(self.dir, "b1")
+        r = subprocess.run([sys.executable, "-S", "-c", RUSAGE_WRAPPER, AGENT, "-c",
+                            self.conf, "fetch", "s3://vfetch/bomb.tar.gz", "--sha256",
+                            sha256(self.art), "-x", out], env=clean_env(self.agent_env()),
+                           capture_output=True, text=True, timeout=60)
+        stderr, _, last = r.stderr.rstrip("\n").rpartition("\n")
+        maxrss = int(last.split()[1])
+        self.assertEqual(r.returncode, 1, stderr)
+        self.assertIn("sha256 mismatch", stderr)
+        self.assert_nothing_left(out)
+        self.assertLess(maxrss, RSS_BOUND_KIB,
+                        f"peak RSS {maxrss} KiB, want < {RSS_BOUND_KIB} KiB")
+
+
+if __name__ == "__main__":
+    unittest.main()
