@@ -167,7 +167,8 @@ static const struct opt opts[] = {
 	  .type = OPT_STRING,
 	  .offset = O(sha256_tag),
 	  .def = "asg-agent:sha256",
-	  .help = "tag holding the artifact's SHA-256 (hex); empty to not use one"
+	  .help = "tag holding the artifact's SHA-256 (hex), or manifest:HEX pinning its "
+		  "chunk manifest; empty to not use one"
 	},
 	{ .section = "artifact",
 	  .key = "public_key",

@@ -80,13 +80,13 @@ static const struct cmd cmds[] = {
 	},
 	{ .name = "fetch",
 	  .fn = cmd_fetch,
-	  .usage = "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
+	  .usage = "URL [--sha256 HEX|manifest:HEX] [--signature URL --public-key PEM] [--allow-unverified] "
 		   "(-o FILE | -x DIR)",
 	  .summary = "download and verify an artifact (and unpack it with -x)"
 	},
 	{ .name = "prefetch",
 	  .fn = cmd_prefetch,
-	  .usage = "(--version V [--sha256 HEX] | --group NAME)",
+	  .usage = "(--version V [--sha256 HEX|manifest:HEX] | --group NAME)",
 	  .summary = "bake time: fetch, verify and install a release without starting anything"
 	},
 	{ .name = "rollout",
