@@ -16,6 +16,7 @@
 #include "fs.h"
 #include "log.h"
 #include "manifest.h"
+#include "pfetch.h"
 #include "unpack.h"
 #include "util.h"
 #include "verify.h"
@@ -34,6 +35,7 @@
  */
 struct source {
 	struct download	*dl;
+	struct pfetch	*pf;		/* several connections (manifest only), or NULL */
 	struct verify	*v;
 	struct manifest	 m;
 	struct chunks	*ck;		/* a manifest pins the artifact, or NULL */
@@ -281,6 +283,23 @@ out:
 	return ret;
 }
 
+/* A verified manifest and several connections: ranged GETs of its chunks, in parallel. */
+static int
+source_parallel(struct source *src, struct aws *aws, const struct artifact_spec *spec,
+    const struct download_opts *opts, char **cause)
+{
+	int	n;
+
+	n = (size_t)spec->connections < src->m.nchunks ? spec->connections :
+	    (int)src->m.nchunks;
+	if ((src->pf = pfetch_new(aws, spec->url, &src->m, n, opts, cause)) == NULL)
+		return -1;
+	src->ck = chunks_new(&src->m, pfetch_read, src->pf, 1, spec->halt);
+	src->read = chunks_read;
+	src->arg = src->ck;
+	return 0;
+}
+
 /* Everything before the first artifact byte: checks, key, signature, the download. */
 static int
 source_open(struct source *src, struct aws *aws, const struct artifact_spec *spec,
@@ -310,6 +329,8 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	opts.halt = spec->halt;
 	opts.tick = spec->tick;
 	opts.tick_arg = spec->tick_arg;
+	if (hex != NULL && spec->connections > 1 && src->m.nchunks > 1)
+		return source_parallel(src, aws, spec, &opts, cause);
 	if ((src->dl = download_new(aws, spec->url, &opts, cause)) == NULL)
 		return -1;
 	log_debug("artifact: download of %s starts (%s, %s)", download_log_url(src->dl),
@@ -319,7 +340,7 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	if (download_start(src->dl, cause) != 0)
 		return -1;
 	if (hex != NULL) {
-		src->ck = chunks_new(&src->m, download_read, src->dl, spec->halt);
+		src->ck = chunks_new(&src->m, download_read, src->dl, 0, spec->halt);
 		src->read = chunks_read;
 		src->arg = src->ck;
 	} else {
@@ -355,14 +376,26 @@ source_check(void *arg, struct artifact_result *res, char **cause)
 	return 0;
 }
 
+/* Range requests made after broken transfers. */
+static int
+source_resumes(const struct source *src)
+{
+	if (src->pf != NULL)
+		return pfetch_resumes(src->pf);
+	return src->dl != NULL ? download_resumes(src->dl) : 0;
+}
+
 /* The end of a good download: size, digest and resumes in one line. */
 static void
 log_done(const struct source *src, const struct artifact_result *res)
 {
+	char	*u = download_url_for_log(src->spec->url);
+
 	log_debug("artifact: %s done: %lld bytes, %d resume(s), sha256 %s (%s), signature %s",
-	    download_log_url(src->dl), res->bytes, download_resumes(src->dl), res->sha256,
+	    u, res->bytes, source_resumes(src), res->sha256,
 	    res->digest_ok ? "digest ok" : "no digest to compare",
 	    res->signature_ok ? "verified" : "not checked");
+	free(u);
 }
 
 /* What the source read, whatever happened: the bytes and the resumes. */
@@ -370,8 +403,9 @@ static void
 source_close(struct source *src, struct artifact_result *res)
 {
 	res->bytes = source_bytes(src);
-	res->resumes = src->dl != NULL ? download_resumes(src->dl) : 0;
+	res->resumes = source_resumes(src);
 	chunks_free(src->ck);
+	pfetch_free(src->pf);
 	manifest_free(&src->m);
 	verify_free(src->v);
 	download_free(src->dl);

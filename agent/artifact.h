@@ -18,6 +18,7 @@ struct artifact_spec {
 	long long	 max_size;	/* unpacked bytes at most */
 	long long	 max_entries;	/* archive entries at most (0: 100000) */
 	double		 stall_timeout;	/* seconds without progress (0: 30) */
+	int		 connections;	/* with a manifest: chunks fetched at once (0, 1: one) */
 	const struct halt *halt;	/* stopped: the fetch ends (NULL: never) */
 	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
 	void		*tick_arg;

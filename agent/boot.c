@@ -375,6 +375,7 @@ step_release(struct agent *a, char **cause)
 	spec.signature_url = sig_url;
 	spec.public_key = *a->cfg->public_key != '\0' ? a->cfg->public_key : NULL;
 	spec.max_size = a->cfg->max_size;
+	spec.connections = a->cfg->connections;
 	spec.halt = &a->halt;
 	spec.tick = agent_tick;
 	spec.tick_arg = a;

@@ -23,10 +23,28 @@ struct chunks {
 	size_t			 pos;		/* bytes of it handed on */
 	size_t			 next;		/* the chunk to read next */
 	long long		 bytes;		/* verified so far */
+	int			 checked;	/* the source checks every chunk itself */
+	char			 whole_tail[16384];	/* what the reader left unread */
 };
 
+int
+chunks_check(const struct manifest *m, size_t idx, const void *p, size_t len, char **cause)
+{
+	unsigned char	d[EVP_MAX_MD_SIZE];
+	unsigned int	dlen = 0;
+	long long	from = (long long)idx * m->chunk_size;
+
+	if (EVP_Digest(p, len, d, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32)
+		return set_cause(cause, "sha256 of chunk %zu failed", idx);
+	if (memcmp(d, manifest_chunk(m, idx), 32) != 0)
+		return set_cause(cause, "chunk %zu (bytes %lld-%lld) does not match the "
+		    "manifest", idx, from, from + manifest_chunk_len(m, idx) - 1);
+	return 0;
+}
+
 struct chunks *
-chunks_new(const struct manifest *m, reader_fn read, void *arg, const struct halt *halt)
+chunks_new(const struct manifest *m, reader_fn read, void *arg, int checked,
+    const struct halt *halt)
 {
 	struct chunks	*c;
 
@@ -35,7 +53,9 @@ chunks_new(const struct manifest *m, reader_fn read, void *arg, const struct hal
 	c->read = read;
 	c->arg = arg;
 	c->halt = halt;
-	c->buf = xmalloc((size_t)m->chunk_size);
+	c->checked = checked;
+	if (!checked)
+		c->buf = xmalloc((size_t)m->chunk_size);
 	if ((c->whole = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(c->whole, EVP_sha256(), NULL) != 1)
 		fatal("out of memory");
@@ -67,18 +87,11 @@ fill(struct chunks *c, size_t want, char **cause)
 static int
 next_chunk(struct chunks *c, char **cause)
 {
-	unsigned char	d[EVP_MAX_MD_SIZE];
-	unsigned int	dlen = 0;
-
 	if (fill(c, (size_t)manifest_chunk_len(c->m, c->next), cause) != 0)
 		return -1;
-	if (EVP_Digest(c->buf, c->len, d, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32)
-		return set_cause(cause, "sha256 of chunk %zu failed", c->next);
-	if (memcmp(d, manifest_chunk(c->m, c->next), 32) != 0) {
+	if (chunks_check(c->m, c->next, c->buf, c->len, cause) != 0) {
 		c->len = 0;
-		return set_cause(cause, "chunk %zu (bytes %lld-%lld) does not match the "
-		    "manifest", c->next, c->bytes, c->bytes + manifest_chunk_len(c->m,
-		    c->next) - 1);
+		return -1;
 	}
 	if (EVP_DigestUpdate(c->whole, c->buf, c->len) != 1)
 		return set_cause(cause, "sha256 failed");
@@ -87,11 +100,32 @@ next_chunk(struct chunks *c, char **cause)
 	return 0;
 }
 
+/* A source that checks every chunk itself: pass its bytes on, hashing the whole. */
+static ssize_t
+read_checked(struct chunks *c, void *p, size_t len, char **cause)
+{
+	ssize_t	n;
+
+	if (halt_stopped(c->halt))
+		return set_cause(cause, "stopped");
+	if ((n = c->read(c->arg, p, len, cause)) <= 0)
+		return n;
+	if (c->bytes + n > c->m->size)
+		return set_cause(cause, "the artifact is longer than the manifest's %lld "
+		    "bytes", c->m->size);
+	if (EVP_DigestUpdate(c->whole, p, (size_t)n) != 1)
+		return set_cause(cause, "sha256 failed");
+	c->bytes += n;
+	return n;
+}
+
 ssize_t
 chunks_read(void *arg, void *p, size_t len, char **cause)
 {
 	struct chunks	*c = arg;
 
+	if (c->checked)
+		return read_checked(c, p, len, cause);
 	if (c->pos == c->len) {
 		if (c->next == c->m->nchunks)
 			return 0;
@@ -113,7 +147,14 @@ chunks_finish(struct chunks *c, char sha256[65], char **cause)
 	char		extra;
 	ssize_t		n;
 
-	while (c->next < c->m->nchunks) {
+	while (c->checked && c->bytes < c->m->size) {
+		if ((n = read_checked(c, c->whole_tail, sizeof c->whole_tail, cause)) < 0)
+			return -1;
+		if (n == 0)
+			return set_cause(cause, "the artifact ends at byte %lld, the manifest "
+			    "says %lld", c->bytes, c->m->size);
+	}
+	while (!c->checked && c->next < c->m->nchunks) {
 		if (next_chunk(c, cause) != 0)
 			return -1;
 	}

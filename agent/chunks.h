@@ -11,8 +11,16 @@ struct halt;
 struct manifest;
 struct chunks;
 
-/* A stage reading the artifact from read(arg), checked against m (which it borrows). */
-struct chunks	*chunks_new(const struct manifest *, reader_fn, void *, const struct halt *);
+/*
+ * A stage reading the artifact from read(arg), checked against m (which it
+ * borrows); checked: the source has compared every chunk with m already
+ * (pfetch), so the stage only counts and hashes the whole.
+ */
+struct chunks	*chunks_new(const struct manifest *, reader_fn, void *, int checked,
+		    const struct halt *);
+/* Compare chunk idx's bytes with its digest in m. */
+int		 chunks_check(const struct manifest *, size_t idx, const void *, size_t,
+		    char **);
 /*
  * A reader (reader.h), arg the chunks: a whole chunk is read and its digest
  * compared with the manifest's before any of its bytes is handed on, so only

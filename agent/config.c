@@ -203,6 +203,15 @@ static const struct opt opts[] = {
 	  .help = "largest unpacked release (bytes; K, M, G, T suffixes)"
 	},
 	{ .section = "artifact",
+	  .key = "connections",
+	  .type = OPT_INT,
+	  .offset = O(connections),
+	  .min = 1,
+	  .max = 16,
+	  .def = "4",
+	  .help = "connections fetching the chunks of an artifact with a manifest at once"
+	},
+	{ .section = "artifact",
 	  .key = "allow_unverified",
 	  .type = OPT_BOOL,
 	  .offset = O(allow_unverified),

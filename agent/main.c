@@ -483,6 +483,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 		goto out;
 	loaded = 1;
 	spec.max_size = cfg.max_size;
+	spec.connections = cfg.connections;
 	/* Only S3 needs a region (and credentials); an https artifact needs neither. */
 	if (client_open(&c, &cfg, strncmp(spec.url, "s3://", 5) == 0, &cause) != 0)
 		goto fail;

@@ -25,7 +25,8 @@ sys.exit(os.waitstatus_to_exitcode(st))
 
 class VerifiedFetch(FakeAWSCase):
     prefix = "vfetch"
-    config = "[aws]\napi_timeout = 10\n"
+    # One connection unless a test asks for more (self.parallel()).
+    config = "[aws]\napi_timeout = 10\n[artifact]\nconnections = 1\n"
 
     @classmethod
     def setUpClass(cls):
@@ -45,8 +46,13 @@ class VerifiedFetch(FakeAWSCase):
         cls.srv.shutdown()
         super().tearDownClass()
 
-    def fetch(self, *args):
-        return self.cli("fetch", *args)[0]
+    def fetch(self, *args, conf=None):
+        return self.cli("fetch", *args, conf=conf)[0]
+
+    def parallel(self, n=3):
+        """A config fetching n chunks at once."""
+        return write(os.path.join(self.dir, f"p{n}.conf"),
+                     f"[aws]\napi_timeout = 10\n[artifact]\nconnections = {n}\n")
 
     def assert_unpacked(self, out):
         for name, data in self.files.items():
@@ -146,13 +152,70 @@ class VerifiedFetch(FakeAWSCase):
                      f"[agent]\nstate_dir = {state}\n[aws]\napi_timeout = 10\n"
                      "[artifact]\nurl = s3://vfetch/rel/{version}.tar.gz\n"
                      "[app]\ncommand = python3 app.py\n")
+        gets = []
         for _ in range(2):
             r = self.cli("prefetch", "--version", "1.0.0", "--sha256", pin(self.man),
                          conf=conf)[0]
             self.assert_exit(r, 0)
             self.assert_unpacked(os.path.join(state, "current"))
-            self.assertEqual(len(self.s3_gets("rel/1.0.0.tar.gz")), 1,
-                             "downloaded once, then found installed under the same pin")
+            gets.append(len(self.s3_gets("rel/1.0.0.tar.gz")))
+        self.assertGreater(gets[0], 0)
+        self.assertEqual(gets[1], gets[0],
+                         "downloaded once, then found installed under the same pin")
+
+    def test_parallel_ranged_gets_over_http(self):
+        out = os.path.join(self.dir, "p1")
+        del self.srv.gets[:]
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pin(self.man), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        n = (len(self.art) + CHUNK - 1) // CHUNK
+        want = {f"bytes={i * CHUNK}-{min((i + 1) * CHUNK, len(self.art)) - 1}"
+                for i in range(n)}
+        got = {rng for path, rng in self.srv.gets if path == "/a.tar.gz"}
+        self.assertEqual(got, want, "one ranged GET per chunk")
+
+    def test_parallel_s3_cut_mid_chunk_resumes_that_chunk(self):
+        self.f.fault(kind="truncate", service="s3", path=r"/vfetch/app\.tar\.gz$",
+                     bytes=CHUNK // 2, count=1)
+        out = os.path.join(self.dir, "p2")
+        r = self.fetch("s3://vfetch/app.tar.gz", "--sha256", pin(self.man), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        n = (len(self.art) + CHUNK - 1) // CHUNK
+        self.assertEqual(len(self.s3_gets("app.tar.gz")), n + 1,
+                         f"{n} chunks, one of them cut and resumed")
+
+    def test_parallel_http_cut_resumes_that_chunk(self):
+        out = os.path.join(self.dir, "p3")
+        del self.srv.gets[:]
+        self.srv.cut("/a.tar.gz", 40000)
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pin(self.man), "-x", out,
+                       conf=self.parallel(2))
+        self.assert_exit(r, 0)
+        self.assert_unpacked(out)
+        ranges = [rng for path, rng in self.srv.gets if path == "/a.tar.gz"]
+        n = (len(self.art) + CHUNK - 1) // CHUNK
+        # The cut chunk is asked for again: from where it broke, or (when curl saw the
+        # cut before handing over a byte) from its start; either way inside its range.
+        self.assertEqual(len(ranges), n + 1, f"{n} chunks and one resume: {ranges}")
+        ends = [rng.split("-")[1] for rng in ranges]
+        self.assertEqual(len(set(ends)), n, f"the resume ends where its chunk ends: {ranges}")
+
+    def test_parallel_corrupted_chunk_is_refused(self):
+        bad = bytearray(self.art)
+        bad[3 * CHUNK + 5] ^= 0x01
+        self.f.put_s3("vfetch", "pcorrupt.tar.gz", bytes(bad))
+        self.f.put_s3("vfetch", "pcorrupt.tar.gz.manifest", self.man)
+        out = os.path.join(self.dir, "p4")
+        r = self.fetch("s3://vfetch/pcorrupt.tar.gz", "--sha256", pin(self.man), "-x", out,
+                       conf=self.parallel(2))
+        self.assert_exit(r, 1)
+        self.assertIn(f"chunk 3 (bytes {3 * CHUNK}-{len(self.art) - 1}) does not match",
+                      r.stderr)
+        self.assert_nothing_left(out)
 
     def test_old_style_digest_stages_then_unpacks(self):
         out = os.path.join(self.dir, "o1")
