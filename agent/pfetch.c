@@ -120,6 +120,9 @@ worker(void *arg)
 			cause = NULL;
 			break;
 		}
+		/* A resume leaves the cause of the break behind. */
+		free(cause);
+		cause = NULL;
 		pthread_mutex_lock(&p->mtx);
 		s->len = len;
 		s->idx = idx;
