@@ -208,7 +208,7 @@ static const struct opt opts[] = {
 	  .offset = O(connections),
 	  .min = 1,
 	  .max = 16,
-	  .def = "4",
+	  .def = "3",
 	  .help = "connections fetching the chunks of an artifact with a manifest at once"
 	},
 	{ .section = "artifact",
