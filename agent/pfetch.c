@@ -176,6 +176,17 @@ pfetch_new(struct aws *aws, const char *url, const struct manifest *m, int n,
 	return p;
 }
 
+/* The caller's tick (heartbeats): it may use the aws context the connections share. */
+static void
+tick(struct pfetch *p)
+{
+	if (p->tick == NULL)
+		return;
+	pthread_mutex_lock(&p->aws_lock);
+	p->tick(p->tick_arg);
+	pthread_mutex_unlock(&p->aws_lock);
+}
+
 /* Wait (a second at a time, to notice a stop) until the reader's chunk is in. */
 static struct slot *
 wait_chunk(struct pfetch *p, char **cause)
@@ -193,8 +204,9 @@ wait_chunk(struct pfetch *p, char **cause)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&p->cond, &p->mtx, &ts);
-		if (p->tick != NULL)
-			p->tick(p->tick_arg);
+		pthread_mutex_unlock(&p->mtx);
+		tick(p);
+		pthread_mutex_lock(&p->mtx);
 	}
 	if (!(s->ready && s->idx == p->out)) {
 		set_cause(cause, "%s", p->error);
@@ -226,8 +238,7 @@ pfetch_read(void *arg, void *buf, size_t len, char **cause)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->mtx);
 	}
-	if (p->tick != NULL)
-		p->tick(p->tick_arg);
+	tick(p);
 	return (ssize_t)len;
 }
 
