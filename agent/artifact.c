@@ -25,6 +25,7 @@
 #define SIG_MAX		(16 * 1024)	/* a detached signature is far smaller */
 #define DEF_ENTRIES	100000
 #define DEF_SIZE	(4LL << 30)	/* when max_size is 0, as the config's default */
+#define PAR_CHUNK	(4LL << 20)	/* without a manifest: the chunks of a parallel fetch */
 
 /*
  * The stages, each reading from the one before: download (or the caller's
@@ -283,20 +284,49 @@ out:
 	return ret;
 }
 
+/* Connections for m's chunks: as configured, at most one per chunk. */
+static int
+connections(const struct artifact_spec *spec, const struct manifest *m)
+{
+	if ((size_t)spec->connections > m->nchunks)
+		return (int)m->nchunks;
+	return spec->connections;
+}
+
 /* A verified manifest and several connections: ranged GETs of its chunks, in parallel. */
 static int
 source_parallel(struct source *src, struct aws *aws, const struct artifact_spec *spec,
     const struct download_opts *opts, char **cause)
 {
-	int	n;
-
-	n = (size_t)spec->connections < src->m.nchunks ? spec->connections :
-	    (int)src->m.nchunks;
-	if ((src->pf = pfetch_new(aws, spec->url, &src->m, n, opts, cause)) == NULL)
+	if ((src->pf = pfetch_new(aws, spec->url, &src->m, connections(spec, &src->m), opts,
+	    cause)) == NULL)
 		return -1;
 	src->ck = chunks_new(&src->m, pfetch_read, src->pf, 1, spec->halt);
 	src->read = chunks_read;
 	src->arg = src->ck;
+	return 0;
+}
+
+/*
+ * No manifest, but the first answer gave the size: drop that GET (only its
+ * headers were read) and fetch the artifact in chunks over several
+ * connections, handed in order to the whole-file digest and signature.
+ */
+static int
+source_sized(struct source *src, struct aws *aws, const struct artifact_spec *spec,
+    const struct download_opts *opts, char **cause)
+{
+	src->m.size = download_total(src->dl);
+	src->m.chunk_size = PAR_CHUNK;
+	src->m.nchunks = (size_t)((src->m.size + PAR_CHUNK - 1) / PAR_CHUNK);
+	download_free(src->dl);
+	src->dl = NULL;
+	if ((src->pf = pfetch_new(aws, spec->url, &src->m, connections(spec, &src->m), opts,
+	    cause)) == NULL)
+		return -1;
+	verify_source(src->v, pfetch_read, src->pf, spec->halt);
+	src->read = verify_read;
+	src->arg = src->v;
 	return 0;
 }
 
@@ -339,6 +369,8 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	    "no signature");
 	if (download_start(src->dl, cause) != 0)
 		return -1;
+	if (hex == NULL && spec->connections > 1 && download_total(src->dl) > 2 * PAR_CHUNK)
+		return source_sized(src, aws, spec, &opts, cause);
 	if (hex != NULL) {
 		src->ck = chunks_new(&src->m, download_read, src->dl, 0, spec->halt);
 		src->read = chunks_read;

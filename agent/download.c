@@ -330,6 +330,12 @@ download_log_url(const struct download *d)
 	return d->log_url;
 }
 
+long long
+download_total(const struct download *d)
+{
+	return d->total;
+}
+
 int
 download_resumes(const struct download *d)
 {

@@ -35,6 +35,8 @@ int		 download_start(struct download *, char **);
 ssize_t		 download_read(void *, void *, size_t, char **);
 /* The URL as the log may show it (no query, no userinfo). */
 const char	*download_log_url(const struct download *);
+/* The object's size as the answer gave it, or -1. */
+long long	 download_total(const struct download *);
 /* Range requests made after a broken transfer. */
 int		 download_resumes(const struct download *);
 void		 download_free(struct download *);

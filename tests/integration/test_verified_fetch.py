@@ -217,6 +217,33 @@ class VerifiedFetch(FakeAWSCase):
                       r.stderr)
         self.assert_nothing_left(out)
 
+    def test_parallel_without_a_manifest_from_the_size(self):
+        """A digest pin, an artifact over two 4 MiB chunks: the first answer's size
+        splits it into ranged GETs; the whole is hashed in order and staged."""
+        files = random_files(3, 4 << 20, seed=7)
+        art = make_artifact(files)
+        srv = ByteServer({"/big.tar.gz": art})
+        self.addCleanup(srv.shutdown)
+        out = os.path.join(self.dir, "s1")
+        r = self.fetch(srv.url("/big.tar.gz"), "--sha256", sha256(art), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        for name, data in files.items():
+            with open(os.path.join(out, name), "rb") as fh:
+                self.assertEqual(sha256(fh.read()), sha256(data), name)
+        ranges = [rng for path, rng in srv.gets]
+        self.assertEqual(ranges[0], None, "the first GET asks for the whole")
+        chunk = 4 << 20
+        n = (len(art) + chunk - 1) // chunk
+        want = {f"bytes={i * chunk}-{min((i + 1) * chunk, len(art)) - 1}" for i in range(n)}
+        self.assertTrue(want <= set(ranges[1:]), f"one ranged GET per chunk: {ranges}")
+        out = os.path.join(self.dir, "s2")
+        r = self.fetch(srv.url("/big.tar.gz"), "--sha256", "1" * 64, "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 1)
+        self.assertIn("sha256 mismatch", r.stderr)
+        self.assert_nothing_left(out)
+
     def test_old_style_digest_stages_then_unpacks(self):
         out = os.path.join(self.dir, "o1")
         r = self.cli("-v", "fetch", "s3://vfetch/app.tar.gz", "--sha256", sha256(self.art),
