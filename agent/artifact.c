@@ -308,8 +308,8 @@ source_parallel(struct source *src, struct aws *aws, const struct artifact_spec 
 }
 
 /*
- * No manifest, but the first answer gave the size: drop that GET (only its
- * headers were read) and fetch the artifact in chunks over several
+ * No manifest, but the first answer gave the size and offered ranges: drop
+ * that GET (only its headers were read) and fetch the artifact in chunks over several
  * connections, handed in order to the whole-file digest and signature.
  */
 static int
@@ -369,7 +369,8 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	    "no signature");
 	if (download_start(src->dl, cause) != 0)
 		return -1;
-	if (hex == NULL && spec->connections > 1 && download_total(src->dl) > 2 * PAR_CHUNK)
+	if (hex == NULL && spec->connections > 1 && download_ranges(src->dl) &&
+	    download_total(src->dl) > 2 * PAR_CHUNK)
 		return source_sized(src, aws, spec, &opts, cause);
 	if (hex != NULL) {
 		src->ck = chunks_new(&src->m, download_read, src->dl, 0, spec->halt);

@@ -37,6 +37,7 @@ struct download {
 	char			*etag;
 	int			 resumes;
 	int			 broke;		/* the last open failed mid-transfer */
+	int			 ranges;	/* the answer said Accept-Ranges: bytes */
 };
 
 /* Parse "bytes START-END/TOTAL" (TOTAL may be "*": -1). */
@@ -187,6 +188,8 @@ dl_open(struct download *d, int *retry, char **cause)
 	}
 	if (total != -1)
 		d->total = total;
+	v = http_stream_header(d->st, "Accept-Ranges");
+	d->ranges = v != NULL && strcasecmp(v, "bytes") == 0;
 	etag = http_stream_header(d->st, "ETag");
 	if (d->offset > 0 && d->etag != NULL && etag != NULL && strcmp(d->etag, etag) != 0) {
 		set_cause(cause, "%s changed during the download (ETag %s, now %s)", d->url,
@@ -334,6 +337,12 @@ long long
 download_total(const struct download *d)
 {
 	return d->total;
+}
+
+int
+download_ranges(const struct download *d)
+{
+	return d->ranges;
 }
 
 int

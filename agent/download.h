@@ -37,6 +37,8 @@ ssize_t		 download_read(void *, void *, size_t, char **);
 const char	*download_log_url(const struct download *);
 /* The object's size as the answer gave it, or -1. */
 long long	 download_total(const struct download *);
+/* Whether the last answer offered byte ranges (Accept-Ranges: bytes). */
+int		 download_ranges(const struct download *);
 /* Range requests made after a broken transfer. */
 int		 download_resumes(const struct download *);
 void		 download_free(struct download *);

@@ -243,6 +243,14 @@ class VerifiedFetch(FakeAWSCase):
         self.assert_exit(r, 1)
         self.assertIn("sha256 mismatch", r.stderr)
         self.assert_nothing_left(out)
+        # A server that does not offer ranges gets one plain GET, as before.
+        plain = ByteServer({"/big.tar.gz": art}, ranges=False)
+        self.addCleanup(plain.shutdown)
+        out = os.path.join(self.dir, "s3")
+        r = self.fetch(plain.url("/big.tar.gz"), "--sha256", sha256(art), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        self.assertEqual(plain.gets, [("/big.tar.gz", None)])
 
     def test_old_style_digest_stages_then_unpacks(self):
         out = os.path.join(self.dir, "o1")

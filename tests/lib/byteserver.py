@@ -9,11 +9,12 @@ import time
 
 class ByteServer:
     """Serves {path: bytes} on 127.0.0.1 (TCP_NODELAY). rate: bytes per second per
-    connection (0: unlimited). cut(path, after): the next GET of path sends `after`
+    connection (0: unlimited); ranges=False: no Accept-Ranges header (Range is honoured anyway). cut(path, after): the next GET of path sends `after`
     bytes of its body and closes. self.gets: (path, Range header or None) per GET."""
 
-    def __init__(self, served, rate=0):
+    def __init__(self, served, rate=0, ranges=True):
         self.served = dict(served)
+        self.ranges = ranges
         self.rate = rate
         self.cuts = {}
         self.gets = []
@@ -66,6 +67,8 @@ class ByteServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(end - start + 1))
                 self.send_header("ETag", '"fixed"')
+                if srv.ranges:
+                    self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 self._send(body[start:end + 1], cut)
 
