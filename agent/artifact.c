@@ -1,4 +1,4 @@
-/* artifact.c - fetch, verify and unpack a release in one streaming pass. */
+/* artifact.c - fetch, verify and unpack a release: nothing is parsed before it is verified. */
 #include <sys/stat.h>
 #include <sys/types.h>
 
