@@ -175,6 +175,12 @@ class VerifiedFetch(FakeAWSCase):
                 for i in range(n)}
         got = {rng for path, rng in self.srv.gets if path == "/a.tar.gz"}
         self.assertEqual(got, want, "one ranged GET per chunk")
+        outf = os.path.join(self.dir, "p1.tar.gz")
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pin(self.man), "-o", outf,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        with open(outf, "rb") as fh:
+            self.assertEqual(sha256(fh.read()), sha256(self.art), "-o FILE in parallel")
 
     def test_parallel_s3_cut_mid_chunk_resumes_that_chunk(self):
         self.f.fault(kind="truncate", service="s3", path=r"/vfetch/app\.tar\.gz$",
