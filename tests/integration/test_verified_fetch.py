@@ -258,6 +258,23 @@ class VerifiedFetch(FakeAWSCase):
         self.assert_exit(r, 0)
         self.assertEqual(plain.gets, [("/big.tar.gz", None)])
 
+    def test_parallel_without_a_manifest_from_s3(self):
+        files = random_files(3, 4 << 20, seed=8)
+        art = make_artifact(files)
+        self.f.put_s3("vfetch", "sized.tar.gz", art)
+        self.f.fault(kind="truncate", service="s3", path=r"/vfetch/sized\.tar\.gz$",
+                     bytes=1 << 20, count=2)
+        out = os.path.join(self.dir, "s4")
+        r = self.fetch("s3://vfetch/sized.tar.gz", "--sha256", sha256(art), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 0)
+        for name, data in files.items():
+            with open(os.path.join(out, name), "rb") as fh:
+                self.assertEqual(sha256(fh.read()), sha256(data), name)
+        n = (len(art) + (4 << 20) - 1) // (4 << 20)
+        # The first GET (dropped after its headers, cut or not), n chunks, one cut chunk again.
+        self.assertEqual(len(self.s3_gets("sized.tar.gz")), 1 + n + 1)
+
     def test_old_style_digest_stages_then_unpacks(self):
         out = os.path.join(self.dir, "o1")
         r = self.cli("-v", "fetch", "s3://vfetch/app.tar.gz", "--sha256", sha256(self.art),
