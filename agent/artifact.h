@@ -1,4 +1,4 @@
-/* artifact.h - fetch, verify and unpack a release in one streaming pass. */
+/* artifact.h - fetch, verify and unpack a release: nothing is parsed before it is verified. */
 #ifndef ASG_ARTIFACT_H
 #define ASG_ARTIFACT_H
 
@@ -18,6 +18,7 @@ struct artifact_spec {
 	long long	 max_size;	/* unpacked bytes at most */
 	long long	 max_entries;	/* archive entries at most (0: 100000) */
 	double		 stall_timeout;	/* seconds without progress (0: 30) */
+	int		 connections;	/* with a manifest: chunks fetched at once (0, 1: one) */
 	const struct halt *halt;	/* stopped: the fetch ends (NULL: never) */
 	void		(*tick)(void *);	/* called as bytes arrive: heartbeats */
 	void		*tick_arg;
@@ -38,11 +39,16 @@ struct artifact_result {
 typedef reader_fn artifact_read_fn;
 
 /*
- * Download spec->url, hash (and signature-check) the bytes as they stream,
- * and unpack the tar (.tar, .tar.gz, .tar.zst) into dest, which must not exist.
+ * Download spec->url and unpack the tar (.tar, .tar.gz, .tar.zst) into dest,
+ * which must not exist; no byte reaches decompression or the tar reader
+ * before it is verified. spec->sha256 "manifest:HEX" pins {url}.manifest:
+ * it is checked (and {url}.manifest.sig with a public key) before it is
+ * parsed, then every chunk as it arrives, streamed in one pass (over
+ * spec->connections connections). Otherwise the artifact is staged in a file
+ * beside dest while hashed (and signature-checked), verified, then unpacked.
  * Unsafe entries (absolute paths, "..", links leaving dest, devices, fifos)
- * fail the whole artifact; setuid/setgid bits are dropped. On any failure,
- * including a digest or signature mismatch found at the end, dest is removed.
+ * fail the whole artifact; setuid/setgid bits are dropped. On any failure
+ * dest is removed.
  */
 int	artifact_fetch(struct aws *, const struct artifact_spec *, const char *dest,
 	    struct artifact_result *, char **);

@@ -753,7 +753,7 @@ stream_date(const struct http_stream *st)
  */
 static int
 s3_attempt(struct aws *a, const char *url, const char *path, long long from,
-    struct http_stream **st, struct aws_result *res, double *skew, char **cause)
+    long long to, struct http_stream **st, struct aws_result *res, double *skew, char **cause)
 {
 	struct signed_req	 sreq;
 	struct http_request	 req;
@@ -764,6 +764,7 @@ s3_attempt(struct aws *a, const char *url, const char *path, long long from,
 		return AWSERR_NOT_SENT;
 	request_init(&req, "GET", url, &sreq, 30);
 	req.range_from = from;
+	req.range_to = to;
 	err = http_stream_open(&req, st, cause);
 	signed_req_free(&sreq);
 	if (err != HTTP_OK)
@@ -798,7 +799,7 @@ s3_url(const struct aws *a, const char *bucket, const char *key, struct buf *pat
 
 enum outcome
 aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
-    struct http_stream **out, char **cause)
+    long long to, struct http_stream **out, char **cause)
 {
 	struct call		 c;
 	struct http_stream	*st = NULL;
@@ -813,19 +814,25 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 	*out = NULL;
 	memset(&res, 0, sizeof res);
 	url = s3_url(a, bucket, key, &path);
-	what = from > 0 ? xasprintf("s3 GetObject s3://%s/%s from byte %lld", bucket, key,
-	    from) : xasprintf("s3 GetObject s3://%s/%s", bucket, key);
+	if (to > 0)
+		what = xasprintf("s3 GetObject s3://%s/%s bytes %lld-%lld", bucket, key, from,
+		    to);
+	else if (from > 0)
+		what = xasprintf("s3 GetObject s3://%s/%s from byte %lld", bucket, key, from);
+	else
+		what = xasprintf("s3 GetObject s3://%s/%s", bucket, key);
 	call_init(a, &c, what, "s3:GetObject");
 	for (;;) {
 		aws_result_free(&res);
 		http_stream_close(st);
 		st = NULL;
 		call_pace(a, &c);
-		err = s3_attempt(a, url, path.data, from, &st, &res, &skew, cause);
+		err = s3_attempt(a, url, path.data, from, to, &st, &res, &skew, cause);
 		d = call_decide(a, &c, err, res.status, res.code, skew, cause);
 		if (d == AWSERR_OK) {
 			/* A Range request needs 206, a whole object 200. */
-			if ((res.status == 200 && from == 0) || (res.status == 206 && from > 0))
+			if ((res.status == 200 && from == 0 && to <= 0) ||
+			    (res.status == 206 && (from > 0 || to > 0)))
 				ret = OUTCOME_OK;
 			else
 				set_cause(cause, "s3://%s/%s: HTTP %ld to a request from byte %lld",

@@ -94,12 +94,13 @@ void	aws_result_free(struct aws_result *);
 /* Split s3://BUCKET/KEY; -1 with a cause when malformed. */
 int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);
 /*
- * Open an S3 object for streaming from byte offset from (a Range request when
- * > 0). Errors are classified and retried as for aws_call.
+ * Open an S3 object for streaming from byte offset from up to byte to
+ * (inclusive; <= 0: to the end), a Range request unless the whole object.
+ * Errors are classified and retried as for aws_call.
  */
 struct http_stream;
 enum outcome aws_s3_open(struct aws *, const char *bucket, const char *key, long long from,
-	    struct http_stream **, char **);
+	    long long to, struct http_stream **, char **);
 /*
  * One S3 request that writes (PutObject, the multipart calls) or asks about an
  * object (HeadObject), with a body from memory or from a file range; retried

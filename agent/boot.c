@@ -17,6 +17,7 @@
 #include "health.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "manifest.h"
 #include "policy.h"
 #include "release.h"
 #include "retry.h"
@@ -374,6 +375,7 @@ step_release(struct agent *a, char **cause)
 	spec.signature_url = sig_url;
 	spec.public_key = *a->cfg->public_key != '\0' ? a->cfg->public_key : NULL;
 	spec.max_size = a->cfg->max_size;
+	spec.connections = a->cfg->connections;
 	spec.halt = &a->halt;
 	spec.tick = agent_tick;
 	spec.tick_arg = a;
@@ -389,8 +391,10 @@ step_release(struct agent *a, char **cause)
 	    res.digest_ok && res.signature_ok ? " + " : "",
 	    res.signature_ok ? "signature" : (res.digest_ok ? "" : "UNVERIFIED"));
 	agent_phase(a, PHASE_INSTALLING, "install", "installing %s", a->version);
+	/* A manifest pin is recorded as it is, so the next boot can compare the tag. */
 	if (release_commit(a->cfg->state_dir, a->version, staging,
-	    res.digest_ok || res.signature_ok ? res.sha256 : NULL, cause) != 0)
+	    !res.digest_ok && !res.signature_ok ? NULL : manifest_pin(a->sha256) != NULL ?
+	    a->sha256 : res.sha256, cause) != 0)
 		goto out;
 	ret = 0;
 out:

@@ -177,7 +177,8 @@ static const struct opt opts[] = {
 	  .type = OPT_STRING,
 	  .offset = O(sha256_tag),
 	  .def = "asg-agent:sha256",
-	  .help = "tag holding the artifact's SHA-256 (hex); empty to not use one"
+	  .help = "tag holding the artifact's SHA-256 (hex), or manifest:HEX pinning its "
+		  "chunk manifest; empty to not use one"
 	},
 	{ .section = "artifact",
 	  .key = "public_key",
@@ -210,6 +211,15 @@ static const struct opt opts[] = {
 	  .max = 1LL << 50,
 	  .def = "4G",
 	  .help = "largest unpacked release (bytes; K, M, G, T suffixes)"
+	},
+	{ .section = "artifact",
+	  .key = "connections",
+	  .type = OPT_INT,
+	  .offset = O(connections),
+	  .min = 1,
+	  .max = 16,
+	  .def = "3",
+	  .help = "connections fetching the chunks of an artifact with a manifest at once"
 	},
 	{ .section = "artifact",
 	  .key = "allow_unverified",

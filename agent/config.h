@@ -40,6 +40,7 @@ struct config {
 	char		*signature_url;
 	int		 keep;
 	long long	 max_size;
+	int		 connections;
 	int		 allow_unverified;
 
 	/* [app] */

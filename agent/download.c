@@ -2,6 +2,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,15 @@ struct download {
 	const struct halt	*halt;
 	void			(*tick)(void *);
 	void			*tick_arg;
+	pthread_mutex_t		*aws_lock;
 	struct http_stream	*st;
-	long long		 offset;	/* bytes delivered so far */
+	long long		 offset;	/* where the next byte comes from */
+	long long		 end;		/* the last byte wanted, or -1: the object's */
 	long long		 total;		/* the object's size, or -1 */
 	char			*etag;
 	int			 resumes;
+	int			 broke;		/* the last open failed mid-transfer */
+	int			 ranges;	/* the answer said Accept-Ranges: bytes */
 };
 
 /* Parse "bytes START-END/TOTAL" (TOTAL may be "*": -1). */
@@ -121,16 +126,21 @@ dl_open(struct download *d, int *retry, char **cause)
 	struct http_request	 req;
 	const char		*v, *etag;
 	char			*end;
-	long long		 start, total = -1;
+	long long		 start, total = -1, to = d->end > 0 ? d->end : 0;
 	long			 status;
-	int			 err;
+	int			 err, ranged = d->offset > 0 || to > 0, r;
 
 	*retry = 0;
 	if (d->bucket != NULL) {
 		if (d->aws == NULL)
 			return set_cause(cause, "%s: no AWS context for an S3 URL", d->url);
 		/* aws_s3_open has already retried what is worth retrying. */
-		if (aws_s3_open(d->aws, d->bucket, d->key, d->offset, &d->st, cause) != AWS_OK)
+		if (d->aws_lock != NULL)
+			pthread_mutex_lock(d->aws_lock);
+		r = aws_s3_open(d->aws, d->bucket, d->key, d->offset, to, &d->st, cause);
+		if (d->aws_lock != NULL)
+			pthread_mutex_unlock(d->aws_lock);
+		if (r != AWS_OK)
 			return -1;
 	} else {
 		memset(&req, 0, sizeof req);
@@ -138,15 +148,17 @@ dl_open(struct download *d, int *retry, char **cause)
 		req.url = d->url;
 		req.timeout = d->timeout;
 		req.range_from = d->offset;
+		req.range_to = to;
 		req.follow = 1;
 		if ((err = http_stream_open(&req, &d->st, cause)) != HTTP_OK) {
 			log_get(d, err, 0);
 			*retry = http_retryable(err);
+			d->broke = err == HTTP_EIO;
 			return -1;
 		}
 		status = http_stream_status(d->st);
 		log_get(d, err, status);
-		if (status != (d->offset > 0 ? 206 : 200)) {
+		if (status != (ranged ? 206 : 200)) {
 			*retry = status >= 500 || status == 429;
 			if (d->offset > 0 && status == 200) {
 				set_cause(cause, "GET %s: HTTP 200 to a Range request from byte "
@@ -156,7 +168,7 @@ dl_open(struct download *d, int *retry, char **cause)
 			goto fail;
 		}
 	}
-	if (d->offset > 0) {
+	if (ranged) {
 		v = http_stream_header(d->st, "Content-Range");
 		if (parse_content_range(v, &start, &total) != 0 || start != d->offset) {
 			set_cause(cause, "%s: resumed from byte %lld but Content-Range is '%s'",
@@ -176,6 +188,8 @@ dl_open(struct download *d, int *retry, char **cause)
 	}
 	if (total != -1)
 		d->total = total;
+	v = http_stream_header(d->st, "Accept-Ranges");
+	d->ranges = v != NULL && strcasecmp(v, "bytes") == 0;
 	etag = http_stream_header(d->st, "ETag");
 	if (d->offset > 0 && d->etag != NULL && etag != NULL && strcmp(d->etag, etag) != 0) {
 		set_cause(cause, "%s changed during the download (ETag %s, now %s)", d->url,
@@ -208,7 +222,9 @@ download_new(struct aws *aws, const char *url, const struct download_opts *opts,
 	d->halt = opts->halt;
 	d->tick = opts->tick;
 	d->tick_arg = opts->tick_arg;
+	d->aws_lock = opts->aws_lock;
 	d->total = -1;
+	d->end = -1;
 	if (strncmp(url, "s3://", 5) == 0) {
 		if (aws_s3_parse_url(url, &d->bucket, &d->key, cause) != 0)
 			goto fail;
@@ -222,12 +238,49 @@ fail:
 	return NULL;
 }
 
+void
+download_range(struct download *d, long long from, long long to)
+{
+	d->offset = from;
+	d->end = to;
+}
+
+/* Open again where the transfer broke, pausing between tries, MAX_RESUMES in all. */
+static int
+reopen(struct download *d, const char *why, char **cause)
+{
+	double	delay;
+	int	retry = 1;
+
+	while (d->st == NULL) {
+		if (!retry || d->resumes >= MAX_RESUMES)
+			return set_cause(cause, "%s (after %d resumes)", *cause, d->resumes);
+		delay = 0.25 * (double)(1 << d->resumes);
+		delay = delay > 2 ? 2 : delay;
+		log_debug("artifact: %s: resume %d of %d from byte %lld of %lld in %.2f s: %s",
+		    d->log_url, d->resumes + 1, MAX_RESUMES, d->offset, d->total, delay, why);
+		sleep_for(delay, d->halt);
+		if (halt_stopped(d->halt))
+			return set_cause(cause, "stopped");
+		d->resumes++;
+		if (dl_open(d, &retry, cause) != 0)
+			d->st = NULL;
+		why = "the last resume failed";
+	}
+	return 0;
+}
+
 int
 download_start(struct download *d, char **cause)
 {
 	int	retry;
 
-	return dl_open(d, &retry, cause);
+	if (dl_open(d, &retry, cause) == 0)
+		return 0;
+	/* Connected, then broken before the headers were read: resume as a read would. */
+	if (!d->broke)
+		return -1;
+	return reopen(d, break_reason(HTTP_EIO, -1), cause);
 }
 
 /* The artifact's bytes: a broken transfer resumes where it stopped, up to MAX_RESUMES times. */
@@ -235,10 +288,9 @@ ssize_t
 download_read(void *arg, void *p, size_t len, char **cause)
 {
 	struct download	*d = arg;
-	const char	*why;
 	ssize_t		 n;
-	double		 delay;
-	int		 err, retry;
+	long long	 limit;
+	int		 err;
 
 	for (;;) {
 		if (d->st == NULL) {
@@ -248,15 +300,18 @@ download_read(void *arg, void *p, size_t len, char **cause)
 		n = http_stream_read(d->st, p, len, cause);
 		if (d->tick != NULL)
 			d->tick(d->tick_arg);
+		limit = d->end >= 0 ? d->end + 1 : d->total;
 		if (n > 0) {
+			if (limit != -1 && d->offset + n > limit)
+				return set_cause(cause, "%s: more bytes than asked for", d->url);
 			d->offset += n;
 			return n;
 		}
 		if (n == 0) {
-			if (d->total == -1 || d->offset >= d->total)
+			if (limit == -1 || d->offset >= limit)
 				return 0;
 			set_cause(cause, "%s: connection closed at byte %lld of %lld", d->url,
-			    d->offset, d->total);
+			    d->offset, limit);
 			err = HTTP_EIO;
 		} else {
 			err = http_stream_error(d->st);
@@ -267,26 +322,8 @@ download_read(void *arg, void *p, size_t len, char **cause)
 		d->st = NULL;
 		if (!http_retryable(err))
 			return -1;
-		why = break_reason(err, n);
-		retry = 1;
-		while (d->st == NULL) {
-			if (!retry || d->resumes >= MAX_RESUMES) {
-				set_cause(cause, "%s (after %d resumes)", *cause, d->resumes);
-				return -1;
-			}
-			delay = 0.25 * (double)(1 << d->resumes);
-			delay = delay > 2 ? 2 : delay;
-			log_debug("artifact: %s: resume %d of %d from byte %lld of %lld in "
-			    "%.2f s: %s", d->log_url, d->resumes + 1, MAX_RESUMES, d->offset,
-			    d->total, delay, why);
-			sleep_for(delay, d->halt);
-			if (halt_stopped(d->halt))
-				return set_cause(cause, "stopped");
-			d->resumes++;
-			if (dl_open(d, &retry, cause) != 0)
-				d->st = NULL;
-			why = "the last resume failed";
-		}
+		if (reopen(d, break_reason(err, n), cause) != 0)
+			return -1;
 	}
 }
 
@@ -294,6 +331,18 @@ const char *
 download_log_url(const struct download *d)
 {
 	return d->log_url;
+}
+
+long long
+download_total(const struct download *d)
+{
+	return d->total;
+}
+
+int
+download_ranges(const struct download *d)
+{
+	return d->ranges;
 }
 
 int
@@ -335,7 +384,7 @@ download_small(struct aws *aws, const char *url, size_t max, struct buf *out,
 			goto out;
 		}
 		if (aws_s3_parse_url(url, &bucket, &key, cause) != 0 ||
-		    aws_s3_open(aws, bucket, key, 0, &st, cause) != AWS_OK)
+		    aws_s3_open(aws, bucket, key, 0, 0, &st, cause) != AWS_OK)
 			goto out;
 		while ((n = http_stream_read(st, chunk, sizeof chunk, cause)) > 0) {
 			if (out->len + (size_t)n > max) {

@@ -1,6 +1,7 @@
 /* http.c - the agent's only HTTP client (libcurl): one reused connection pool per process. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 static CURL	*http_easy;	/* reused: keeps connections and DNS between calls */
 static CURLSH	*http_share;
 static int	 http_busy;	/* http_do calls under way on this stack */
+static pthread_mutex_t http_share_mtx = PTHREAD_MUTEX_INITIALIZER;
 static char	*http_ca_file;	/* the CA bundle HTTPS is verified against, or NULL */
 static char	*http_ca_dir;
 
@@ -91,6 +93,21 @@ http_ca_bundle(void)
 	return http_ca_file;
 }
 
+/* The share is used by streams on several threads at once (a parallel fetch). */
+static void
+share_lock(CURL *easy, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	(void)easy; (void)data; (void)access; (void)arg;
+	pthread_mutex_lock(&http_share_mtx);
+}
+
+static void
+share_unlock(CURL *easy, curl_lock_data data, void *arg)
+{
+	(void)easy; (void)data; (void)arg;
+	pthread_mutex_unlock(&http_share_mtx);
+}
+
 int
 http_init(char **cause)
 {
@@ -103,6 +120,8 @@ http_init(char **cause)
 		fatal("out of memory");
 	curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(http_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(http_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	if ((http_easy = curl_easy_init()) == NULL)
 		fatal("out of memory");
 	return 0;
@@ -347,7 +366,10 @@ setup(CURL *easy, const struct http_request *req, struct hdrs *h, char *errbuf)
 			slist = curl_slist_append(slist, *hp);
 	}
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, slist);
-	if (req->range_from > 0) {
+	if (req->range_to > 0) {
+		snprintf(range, sizeof range, "%lld-%lld", req->range_from, req->range_to);
+		curl_easy_setopt(easy, CURLOPT_RANGE, range);
+	} else if (req->range_from > 0) {
 		snprintf(range, sizeof range, "%lld-", req->range_from);
 		curl_easy_setopt(easy, CURLOPT_RANGE, range);
 	}

@@ -33,6 +33,7 @@ struct http_request {
 	double			 connect_timeout; /* seconds; 0 = 5 */
 	size_t			 max_body;	/* 0 = 16 MiB */
 	long long		 range_from;	/* > 0: ask for bytes from here on */
+	long long		 range_to;	/* > 0: and up to this one (inclusive) */
 	int			 follow;	/* follow up to 5 redirects */
 };
 

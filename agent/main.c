@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <archive.h>
 #include <expat.h>
@@ -20,7 +19,6 @@
 #include "client.h"
 #include "config.h"
 #include "creds.h"
-#include "fs.h"
 #include "http.h"
 #include "imds.h"
 #include "log.h"
@@ -86,13 +84,13 @@ static const struct cmd cmds[] = {
 	},
 	{ .name = "fetch",
 	  .fn = cmd_fetch,
-	  .usage = "URL [--sha256 HEX] [--signature URL --public-key PEM] [--allow-unverified] "
+	  .usage = "URL [--sha256 HEX|manifest:HEX] [--signature URL --public-key PEM] [--allow-unverified] "
 		   "(-o FILE | -x DIR)",
 	  .summary = "download and verify an artifact (and unpack it with -x)"
 	},
 	{ .name = "prefetch",
 	  .fn = cmd_prefetch,
-	  .usage = "(--version V [--sha256 HEX] | --group NAME)",
+	  .usage = "(--version V [--sha256 HEX|manifest:HEX] | --group NAME)",
 	  .summary = "bake time: fetch, verify and install a release without starting anything"
 	},
 	{ .name = "rollout",
@@ -459,29 +457,6 @@ out:
 	return ret;
 }
 
-/*
- * fetch -o: into a file made exclusively under an unpredictable name beside
- * the target, then committed (renamed over a file, written into a FIFO or a
- * device, never renamed over one).
- */
-static int
-fetch_to_file(struct aws *aws, const struct artifact_spec *spec, const char *path,
-    struct artifact_result *res, char **cause)
-{
-	char	*tmp;
-	int	 fd, ret = -1;
-
-	if ((fd = fs_tmpfile(path, &tmp, cause)) == -1)
-		return -1;
-	close(fd);
-	if (artifact_fetch_file(aws, spec, tmp, res, cause) == 0)
-		ret = fs_commit(tmp, path, cause);
-	else
-		unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
 static int
 cmd_fetch(struct globals *g, int argc, char **argv)
 {
@@ -531,11 +506,12 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 	loaded = 1;
 	limit_memory(&cfg);
 	spec.max_size = cfg.max_size;
+	spec.connections = cfg.connections;
 	/* Only S3 needs a region (and credentials); an https artifact needs neither. */
 	if (client_open(&c, &cfg, strncmp(spec.url, "s3://", 5) == 0, &cause) != 0)
 		goto fail;
 	if (out_file != NULL) {
-		if (fetch_to_file(&c.aws, &spec, out_file, &res, &cause) != 0)
+		if (artifact_fetch_file(&c.aws, &spec, out_file, &res, &cause) != 0)
 			goto fail;
 	} else if (artifact_fetch(&c.aws, &spec, out_dir, &res, &cause) != 0)
 		goto fail;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "manifest.h"
 #include "release.h"
 #include "util.h"
 
@@ -25,7 +26,8 @@
  * Layout under state_dir:
  *
  *	releases/VERSION/		an unpacked release
- *	releases/.VERSION.complete	its marker: the sha256 or "unverified"; a
+ *	releases/.VERSION.complete	its marker: the sha256 (or the pinned
+ *					"manifest:HEX") or "unverified"; a
  *					release is present only with a valid marker
  *	staging/VERSION.XXXXXX		where a release is unpacked before commit
  *	current -> releases/VERSION	relative, swapped with rename
@@ -67,6 +69,15 @@ release_dir(const char *state_dir, const char *version)
 	if (!release_version_ok(version))
 		return NULL;
 	return xasprintf("%s/releases/%s", state_dir, version);
+}
+
+/* What a marker may record: a sha256, or the manifest pin it was verified with. */
+static int
+digest_ok(const char *s)
+{
+	const char	*hex = manifest_pin(s);
+
+	return hex64_ok(hex != NULL ? hex : s);
 }
 
 static char *
@@ -163,7 +174,7 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 		set_cause(cause, "bad version '%s'", version);
 		goto out;
 	}
-	if (sha256 != NULL && !hex64_ok(sha256)) {
+	if (sha256 != NULL && !digest_ok(sha256)) {
 		set_cause(cause, "bad sha256 '%s'", sha256);
 		goto out;
 	}
@@ -263,7 +274,7 @@ release_present(const char *state_dir, const char *version, char **sha256)
 	buf[--len] = '\0';
 	if (strcmp(buf, UNVERIFIED) == 0)
 		ret = 1;
-	else if (hex64_ok(buf)) {
+	else if (digest_ok(buf)) {
 		if (sha256 != NULL)
 			*sha256 = xstrdup(buf);
 		ret = 1;

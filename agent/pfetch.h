@@ -1,0 +1,29 @@
+/* pfetch.h - one artifact over several connections: ranged GETs of its chunks, handed on in order. */
+#ifndef ASG_PFETCH_H
+#define ASG_PFETCH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct aws;
+struct download_opts;
+struct manifest;
+struct pfetch;
+
+/*
+ * Start n connections fetching the chunks of url that m (borrowed, verified)
+ * lists, each with a ranged GET that resumes on its own when it breaks; each
+ * chunk is checked against m before it is handed on (when m lists digests: a
+ * size and chunk size alone fetch the chunks unchecked). At most n chunks are
+ * held at once, in flight or waiting for their turn: memory is n chunks.
+ */
+struct pfetch	*pfetch_new(struct aws *, const char *url, const struct manifest *, int n,
+		    const struct download_opts *, char **);
+/* A reader (reader.h), arg the pfetch: the artifact's verified bytes, in order. */
+ssize_t		 pfetch_read(void *, void *, size_t, char **);
+/* Range requests made after broken transfers, over all connections. */
+int		 pfetch_resumes(struct pfetch *);
+/* Stop the connections (waiting for the chunks under way) and free everything. */
+void		 pfetch_free(struct pfetch *);
+
+#endif
