@@ -78,11 +78,13 @@ class MemoryLimit(FakeAWSCase):
         self.assertFalse(os.path.exists(os.path.join(self.state, "current")))
         return st
 
-    def test_sparse_map_bomb_fails_in_libarchive(self):
+    def test_sparse_map_bomb_fails_cleanly(self):
         w, _ = self.world(art=sparse_map_bomb(10_000_000))
         a = self.start(LIMIT)
         st = self.failed_cleanly(a, w)
-        self.assertIn("Out of memory", st["error"])
+        # libarchive's "Out of memory" or fatal()'s: which allocation hits the limit
+        # first depends on the pipeline; either way the boot fails cleanly.
+        self.assertRegex(st["error"], r"(?i)out of memory")
 
     def test_own_allocation_fails_through_the_fail_path(self):
         w, _ = self.world(art=many_long_dirs(20_000))

@@ -115,6 +115,32 @@ class Publish(FakeAWSCase):
         self.assert_exit(r, 0)
         self.assertIn("digest-ok signature-ok", r.stdout)
 
+    def test_published_tag_value_pins_fetch_through_the_manifest(self):
+        # Publish's output is the tag value; fetch takes it and checks chunk by chunk.
+        files = {f"f{i}": os.urandom(1 << 20) for i in range(12)}
+        art = make_artifact(files)
+        key, pub = self.keypair("release")
+        r = self.publish(self.file("m.tar.gz", art), "7.7.0", "--sign", key)
+        self.assert_exit(r, 0)
+        pin = r.stdout.strip()
+        self.assertTrue(pin.startswith("manifest:"), pin)
+        out = os.path.join(self.dir, "m")
+        r = self.cli("-v", "fetch", f"s3://{BUCKET}/app/7.7.0.tar.gz", "--sha256", pin, "-x", out)[0]
+        self.assert_exit(r, 0)
+        self.assertIn("digest-ok", r.stdout)
+        for name, data in files.items():
+            with open(os.path.join(out, name), "rb") as fh:
+                self.assertEqual(sha256(fh.read()), sha256(data), name)
+        gets = [q["path"] for q in self.s3_requests("GetObject")]
+        self.assertTrue(any(p.endswith("/app/7.7.0.tar.gz.manifest") for p in gets),
+                        f"the manifest was fetched: {gets}")
+        # A pin of other bytes is refused before anything is unpacked.
+        bad = "manifest:" + "0" * 64
+        out2 = os.path.join(self.dir, "m2")
+        r = self.cli("fetch", f"s3://{BUCKET}/app/7.7.0.tar.gz", "--sha256", bad, "-x", out2)[0]
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertFalse(os.path.exists(out2), "nothing unpacked under a wrong pin")
+
     def test_same_bytes_again_pass_other_bytes_refused(self):
         art = make_artifact({"a": b"1\n"})
         first = self.publish(self.file("a.tar.gz", art), "2.0.0")
