@@ -18,6 +18,7 @@
 #include "sigv4.h"
 #include "template.h"
 #include "util.h"
+#include "verify.h"
 #include "xml.h"
 
 #define PUBLISH_READ	(1 << 20)	/* read buffer */
@@ -46,16 +47,6 @@ struct target {
 	char	*key;
 	char	*url;
 };
-
-static const char *
-ssl_error(void)
-{
-	const char	*s;
-
-	s = ERR_reason_error_string(ERR_peek_last_error());
-	ERR_clear_error();
-	return s != NULL ? s : "unknown OpenSSL error";
-}
 
 static void
 digests_free(struct digests *d)
@@ -98,14 +89,14 @@ load_key(const char *path, char **cause)
 	errno = 0;
 	if ((bio = BIO_new_file(path, "r")) == NULL) {
 		set_cause(cause, "private key %s: %s", path,
-		    errno != 0 ? strerror(errno) : ssl_error());
+		    errno != 0 ? strerror(errno) : verify_ssl_error());
 		ERR_clear_error();
 		return NULL;
 	}
 	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	BIO_free(bio);
 	if (key == NULL) {
-		set_cause(cause, "private key %s: not a PEM private key (%s)", path, ssl_error());
+		set_cause(cause, "private key %s: not a PEM private key (%s)", path, verify_ssl_error());
 		return NULL;
 	}
 	id = EVP_PKEY_get_base_id(key);
@@ -127,10 +118,10 @@ sign_final(EVP_MD_CTX *ctx, struct buf *out, char **cause)
 	int		 ret = 0;
 
 	if (EVP_DigestSignFinal(ctx, NULL, &len) != 1)
-		return set_cause(cause, "signing: %s", ssl_error());
+		return set_cause(cause, "signing: %s", verify_ssl_error());
 	sig = xmalloc(len);
 	if (EVP_DigestSignFinal(ctx, sig, &len) != 1)
-		ret = set_cause(cause, "signing: %s", ssl_error());
+		ret = set_cause(cause, "signing: %s", verify_ssl_error());
 	else
 		buf_add(out, sig, len);
 	free(sig);
@@ -147,7 +138,7 @@ sign_buf(EVP_PKEY *key, const void *p, size_t len, struct buf *out, char **cause
 		fatal("out of memory");
 	if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
 	    EVP_DigestSignUpdate(ctx, p, len) != 1)
-		set_cause(cause, "signing: %s", ssl_error());
+		set_cause(cause, "signing: %s", verify_ssl_error());
 	else
 		ret = sign_final(ctx, out, cause);
 	EVP_MD_CTX_free(ctx);
@@ -264,7 +255,7 @@ hash_file(int fd, EVP_PKEY *key, struct digests *d, char **cause)
 		if ((p.sign = EVP_MD_CTX_new()) == NULL)
 			fatal("out of memory");
 		if (EVP_DigestSignInit(p.sign, NULL, EVP_sha256(), NULL, key) != 1) {
-			set_cause(cause, "signing: %s", ssl_error());
+			set_cause(cause, "signing: %s", verify_ssl_error());
 			goto out;
 		}
 	}

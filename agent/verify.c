@@ -28,8 +28,8 @@ struct verify {
 	long long	 bytes;
 };
 
-static const char *
-ssl_error(void)
+const char *
+verify_ssl_error(void)
 {
 	const char	*s;
 
@@ -47,7 +47,7 @@ verify_new(char **cause)
 	if ((v->md = EVP_MD_CTX_new()) == NULL)
 		fatal("out of memory");
 	if (EVP_DigestInit_ex(v->md, EVP_sha256(), NULL) != 1) {
-		set_cause(cause, "sha256: %s", ssl_error());
+		set_cause(cause, "sha256: %s", verify_ssl_error());
 		verify_free(v);
 		return NULL;
 	}
@@ -65,12 +65,12 @@ verify_key(struct verify *v, const char *path, char **cause)
 	errno = 0;
 	if ((bio = BIO_new_file(path, "r")) == NULL) {
 		set_cause(cause, "public key %s: %s", path,
-		    errno != 0 ? strerror(errno) : ssl_error());
+		    errno != 0 ? strerror(errno) : verify_ssl_error());
 		ERR_clear_error();
 		goto out;
 	}
 	if ((v->key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL) {
-		set_cause(cause, "public key %s: not a PEM public key (%s)", path, ssl_error());
+		set_cause(cause, "public key %s: not a PEM public key (%s)", path, verify_ssl_error());
 		goto out;
 	}
 	id = EVP_PKEY_get_base_id(v->key);
@@ -94,7 +94,7 @@ verify_signature(struct verify *v, const void *sig, size_t len, char **cause)
 	if ((v->vctx = EVP_MD_CTX_new()) == NULL)
 		fatal("out of memory");
 	if (EVP_DigestVerifyInit(v->vctx, NULL, EVP_sha256(), NULL, v->key) != 1) {
-		set_cause(cause, "public key %s: %s", v->key_path, ssl_error());
+		set_cause(cause, "public key %s: %s", v->key_path, verify_ssl_error());
 		EVP_MD_CTX_free(v->vctx);
 		v->vctx = NULL;
 		return -1;
@@ -130,9 +130,9 @@ verify_read(void *arg, void *p, size_t len, char **cause)
 	if ((size_t)n > len)
 		return set_cause(cause, "reader returned %zd bytes for %zu", n, len);
 	if (EVP_DigestUpdate(v->md, p, (size_t)n) != 1)
-		return set_cause(cause, "sha256: %s", ssl_error());
+		return set_cause(cause, "sha256: %s", verify_ssl_error());
 	if (v->vctx != NULL && EVP_DigestVerifyUpdate(v->vctx, p, (size_t)n) != 1)
-		return set_cause(cause, "signature: %s", ssl_error());
+		return set_cause(cause, "signature: %s", verify_ssl_error());
 	v->bytes += n;
 	return n;
 }
@@ -154,7 +154,7 @@ verify_finish(struct verify *v, const char *want, char sha256[65], int *digest_o
 	int		r;
 
 	if (EVP_DigestFinal_ex(v->md, d, &dlen) != 1 || dlen != 32)
-		return set_cause(cause, "sha256: %s", ssl_error());
+		return set_cause(cause, "sha256: %s", verify_ssl_error());
 	hex_encode(d, dlen, sha256);
 	if (want != NULL) {
 		if (strcasecmp(want, sha256) != 0) {

@@ -31,4 +31,7 @@ int		 verify_finish(struct verify *, const char *want, char sha256[65],
 		    int *digest_ok, int *signature_ok, char **);
 void		 verify_free(struct verify *);
 
+/* OpenSSL's last error, as words (and the error queue cleared): for causes. */
+const char	*verify_ssl_error(void);
+
 #endif
