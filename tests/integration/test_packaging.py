@@ -297,7 +297,8 @@ class Packaging(unittest.TestCase):
                         read(os.path.join(SRCDIR, "packaging/rpm/asg-agent.spec"))).group(1)
         self.assertEqual((deb, rpm), (ac, ac))
 
-    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing"}
+    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing",
+              "CLOUDWATCH": "cloudwatch", "STS": "sts"}
 
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
@@ -308,7 +309,8 @@ class Packaging(unittest.TestCase):
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
             for svc, action in re.findall(
-                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2),\s*"(\w+)"', src):
+                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
+                    r'\s*"(\w+)"', src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")
@@ -343,6 +345,7 @@ class Packaging(unittest.TestCase):
         if ci_sources:
             ci = self.aws_calls(ci_sources)
             self.assertIn("autoscaling:EnterStandby", ci)
+            self.assertIn("cloudwatch:DescribeAlarms", ci)
             allowed = self.policy_actions("packaging/aws/ci-rollout-policy.json")
             self.assertEqual(sorted(ci - allowed), [], "rollout calls it, CI may not")
             self.assertEqual(sorted(allowed - ci), [], "CI may, rollout never calls it")
