@@ -1240,15 +1240,18 @@ final_json(struct run *r, const char *action, int ret, const char *cause)
 {
 	struct group		 live, idle;
 	const struct group	*both[2] = { &live, &idle };
+	const char		*ln, *in;
 	char			*err = NULL;
 
 	if (!r->o->json)
 		return;
 	memset(&live, 0, sizeof live);
 	memset(&idle, 0, sizeof idle);
-	if (r->rec.live != NULL && describe(r->a, r->o, r->rec.live, &live, &err) == 0)
+	ln = r->rec.live != NULL ? r->rec.live : r->o->live;
+	in = r->rec.idle != NULL ? r->rec.idle : r->o->idle;
+	if (ln != NULL && describe(r->a, r->o, ln, &live, &err) == 0)
 		target_health(r->a, &live, &err);
-	if (r->rec.idle != NULL && describe(r->a, r->o, r->rec.idle, &idle, &err) == 0)
+	if (in != NULL && describe(r->a, r->o, in, &idle, &err) == 0)
 		target_health(r->a, &idle, &err);
 	summary_json(r->o, action, ret, ret == ROLLOUT_OK ? NULL : cause, both, 2, NULL);
 	group_clear(&live);
