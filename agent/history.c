@@ -87,13 +87,16 @@ history_parse(const char *key, const char *value, struct history *h)
 		else if (strncmp(w, "t=", 2) == 0) {
 			if (parse_times(h, w + 2) != 0)
 				goto out;
-		} else if (n == 0)
-			h->version = xstrdup(w), n++;
-		else if (n == 1) {
-			h->sha256 = strcmp(w, "-") != 0 ? xstrdup(w) : NULL;
+		} else if (n < 3) {
+			/* Version, digest ("-": none) and outcome, in that order. */
+			if (n == 0)
+				h->version = xstrdup(w);
+			else if (n == 1 && strcmp(w, "-") != 0)
+				h->sha256 = xstrdup(w);
+			else if (n == 2)
+				h->outcome = xstrdup(w);
 			n++;
-		} else if (n == 2)
-			h->outcome = xstrdup(w), n++;
+		}
 	}
 	if (n == 3 && h->from != NULL)
 		ret = 0;

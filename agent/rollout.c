@@ -895,11 +895,12 @@ check_new(struct run *r, int want, char **cause)
 		if (why != NULL)
 			bad = g.inst[i].id;
 	}
-	set_cause(cause, "%s: only %zu of %d new instances healthy in the target groups%s%s%s%s",
-	    g.name, healthy, want, bad != NULL ? " (" : "", bad != NULL ? bad : "",
-	    bad != NULL ? " is " : "", bad != NULL ? why : "");
 	if (bad != NULL)
-		set_cause(cause, "%s)", *cause);
+		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
+		    "groups (%s is %s)", g.name, healthy, want, bad, why);
+	else
+		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
+		    "groups", g.name, healthy, want);
 	ret = ROLLOUT_FAILED;
 out:
 	group_clear(&g);
