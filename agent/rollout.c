@@ -716,6 +716,7 @@ struct run {
 	char				*alarms;	/* comma-separated, or NULL */
 	int				 pct[HISTORY_STEPS];
 	size_t				 npct;
+	int				 old_unhealthy;	/* last seen, for the warning */
 };
 
 static void
@@ -907,7 +908,37 @@ out:
 	return ret;
 }
 
-/* Hold the step for the rest of its bake, watching the alarms and the new group's health. */
+/*
+ * The old group's serving instances, watched too: their trouble is not the new
+ * version's, so it is said (when it changes), not rolled back.
+ */
+static int
+check_old(struct run *r, char **cause)
+{
+	struct group	g;
+	size_t		i;
+	int		bad = 0;
+
+	memset(&g, 0, sizeof g);
+	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0 ||
+	    target_health(r->a, &g, cause) != 0) {
+		group_clear(&g);
+		return ROLLOUT_ERROR;
+	}
+	for (i = 0; i < g.ninst; i++) {
+		bad += strcmp(g.inst[i].state, "InService") == 0 && (g.inst[i].health == NULL ||
+		    (strcmp(g.inst[i].health, "healthy") != 0 &&
+		    strcmp(g.inst[i].health, "no target group") != 0));
+	}
+	if (bad != r->old_unhealthy)
+		progress(r->o, "%s: %d serving instances of the old version not healthy", g.name,
+		    bad);
+	r->old_unhealthy = bad;
+	group_clear(&g);
+	return ROLLOUT_OK;
+}
+
+/* Hold the step for the rest of its bake, watching the alarms and both groups' health. */
 static int
 bake(struct run *r, char **cause)
 {
@@ -918,7 +949,8 @@ bake(struct run *r, char **cause)
 	for (;;) {
 		/* Checked at least once, even when the bake ran out while nobody watched. */
 		if ((ret = check_alarms(r->a, r->alarms, cause)) != ROLLOUT_OK ||
-		    (ret = check_new(r, idle_want, cause)) != ROLLOUT_OK)
+		    (ret = check_new(r, idle_want, cause)) != ROLLOUT_OK ||
+		    (ret = check_old(r, cause)) != ROLLOUT_OK)
 			return ret;
 		left = (double)r->rec.since + r->rec.bake - wall_now();
 		if (left <= 0)

@@ -12,7 +12,7 @@ enum rollout_code {
 	ROLLOUT_OK = 0,
 	ROLLOUT_ERROR = 1,	/* AWS error, or the world is not as expected */
 	ROLLOUT_USAGE = 2,
-	ROLLOUT_REFUSED = 3,	/* another rollout in progress, idle group not empty */
+	ROLLOUT_REFUSED = 3,	/* another rollout, idle group not empty, finish in a bake */
 	ROLLOUT_FAILED = 4,	/* an alarm fired or the new version turned unhealthy: rolled back */
 	ROLLOUT_TIMEOUT = 5,
 };

@@ -352,6 +352,20 @@ class Rollout(FakeAWSCase):
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assert_always_served()
 
+    def test_old_instance_unhealthy_in_bake_is_said_not_rolled_back(self):
+        self.watch_serving()
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "100", "--bake", "4", "--auto"))
+        self.wait_record("1/2", "baking")
+        old = self.asg_group(self.blue)["Instances"][0]["InstanceId"]
+        self.f.client("ec2").stop_instances(InstanceIds=[old])
+        r = self.finish_background(p)
+        self.assert_exit(r, 0)
+        self.assertIn(f"{self.blue}: 1 serving instances of the old version not healthy",
+                      r.stdout)
+        self.assertEqual(self.record()["phase"], "switched")
+        self.assert_always_served()
+
     def test_killed_during_bake_then_rerun_continues_it(self):
         self.watch_serving()
         self.fake_agents()
