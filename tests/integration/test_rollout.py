@@ -200,11 +200,14 @@ class Rollout(FakeAWSCase):
         self.assertEqual(self.rollout("status").returncode, 1, "no rollout in progress")
 
     def test_start_then_rollback(self):
+        self.watch_serving()
         self.fake_agents()
         r = self.start()
         self.assert_exit(r, 0)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
         rb = self.rollout("rollback", "--timeout", "60")
         self.assert_exit(rb, 0)
+        self.assert_always_served()
         self.assertEqual(self.states(self.blue), ["InService", "InService"])
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.blue))
@@ -333,6 +336,26 @@ class Rollout(FakeAWSCase):
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertEqual(self.record(), {}, "the rollout is over")
         self.assertEqual(self.history()[0]["outcome"], "rolled-back")
+        self.assert_always_served()
+
+    def test_alarm_with_old_in_standby_rolls_back(self):
+        # The last step: every old instance in Standby; they must serve again first.
+        self.watch_serving()
+        alarm = f"5xx{self.n}"
+        cw = self.make_alarm(alarm)
+        self.fake_agents()
+        # Each step bakes 8 s: the alarm is set at the start of the second bake.
+        p = self.background(*self.guarded("--steps", "100", "--bake", "8", "--alarm",
+                                          alarm, "--auto"))
+        self.wait_record("2/2", "baking")
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
+        cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="p99 above 2 s")
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn(f"alarm {alarm} is in ALARM (p99 above 2 s) during step 2 of 2 (bake)",
+                      r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assert_always_served()
 
     def test_new_instance_unhealthy_in_bake_rolls_back(self):
