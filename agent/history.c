@@ -48,6 +48,22 @@ history_encode(const struct history *h)
 	return s;
 }
 
+/* A step time: empty (-1), or up to nine digits of seconds after the start. */
+static int
+parse_offset(const char *s, long long started, long long *t)
+{
+	size_t	n = strspn(s, "0123456789");
+
+	if (*s == '\0') {
+		*t = -1;
+		return 0;
+	}
+	if (s[n] != '\0' || n > 9)
+		return -1;
+	*t = started + atoll(s);
+	return 0;
+}
+
 static int
 parse_times(struct history *h, char *t)
 {
@@ -57,8 +73,9 @@ parse_times(struct history *h, char *t)
 		if (h->nsteps == HISTORY_STEPS || (dash = strchr(w, '-')) == NULL)
 			return -1;
 		*dash = '\0';
-		h->begin[h->nsteps] = *w != '\0' ? h->started + atoll(w) : -1;
-		h->end[h->nsteps] = dash[1] != '\0' ? h->started + atoll(dash + 1) : -1;
+		if (parse_offset(w, h->started, &h->begin[h->nsteps]) != 0 ||
+		    parse_offset(dash + 1, h->started, &h->end[h->nsteps]) != 0)
+			return -1;
 		h->nsteps++;
 	}
 	return 0;
@@ -73,8 +90,9 @@ history_parse(const char *key, const char *value, struct history *h)
 	memset(h, 0, sizeof *h);
 	if (strncmp(key, HISTORY_PREFIX, strlen(HISTORY_PREFIX)) != 0)
 		return -1;
+	/* Unix seconds, bounded so that a start plus an offset cannot overflow. */
 	h->started = strtoll(key + strlen(HISTORY_PREFIX), &end, 10);
-	if (*end != '\0' || h->started <= 0)
+	if (*end != '\0' || h->started <= 0 || h->started > HISTORY_MAX_TIME)
 		return -1;
 	copy = xstrdup(value);
 	if ((by = strstr(copy, " by=")) != NULL) {
@@ -82,8 +100,10 @@ history_parse(const char *key, const char *value, struct history *h)
 		*by = '\0';
 	}
 	for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
-		if (strncmp(w, "from=", 5) == 0)
+		if (strncmp(w, "from=", 5) == 0) {
+			free(h->from);	/* the last one counts */
 			h->from = xstrdup(w + 5);
+		}
 		else if (strncmp(w, "t=", 2) == 0) {
 			if (parse_times(h, w + 2) != 0)
 				goto out;

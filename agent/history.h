@@ -7,6 +7,7 @@
 #define HISTORY_PREFIX	"asg-agent:history:"	/* the key is this and the start time */
 #define HISTORY_MAX	256			/* an Auto Scaling tag value's limit */
 #define HISTORY_STEPS	32
+#define HISTORY_MAX_TIME 99999999999LL			/* the year 5138 */
 
 /* Times are Unix seconds; a step's begin or end is -1 until it happened. */
 struct history {

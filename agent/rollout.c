@@ -99,6 +99,13 @@ record_clear(struct record *r)
 	memset(r, 0, sizeof *r);
 }
 
+static void
+replace_str(char **p, const char *s)
+{
+	free(*p);
+	*p = xstrdup(s);
+}
+
 static int
 record_parse(const char *s, struct record *r)
 {
@@ -107,18 +114,19 @@ record_parse(const char *s, struct record *r)
 
 	memset(r, 0, sizeof *r);
 	for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+		/* A word given twice: the last one counts. */
 		if (strncmp(w, "live=", 5) == 0)
-			r->live = xstrdup(w + 5);
+			replace_str(&r->live, w + 5);
 		else if (strncmp(w, "idle=", 5) == 0)
-			r->idle = xstrdup(w + 5);
+			replace_str(&r->idle, w + 5);
 		else if (strncmp(w, "step=", 5) == 0)
 			sscanf(w + 5, "%d/%d", &r->step, &r->nsteps);
 		else if (strncmp(w, "phase=", 6) == 0)
-			r->phase = xstrdup(w + 6);
+			replace_str(&r->phase, w + 6);
 		else if (strncmp(w, "size=", 5) == 0)
 			r->size = atoi(w + 5);
 		else if (strncmp(w, "steps=", 6) == 0)
-			r->steps = xstrdup(w + 6);
+			replace_str(&r->steps, w + 6);
 		else if (strncmp(w, "bake=", 5) == 0)
 			r->bake = atoi(w + 5);
 		else if (strncmp(w, "since=", 6) == 0)

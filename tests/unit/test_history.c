@@ -90,6 +90,12 @@ test_refuses(void)
 	    "a value without its outcome");
 	tap_int(history_parse("asg-agent:history:5", "2.0.0 - running from=a t=1,2", &h), -1,
 	    "step times without a dash");
+	tap_int(history_parse("asg-agent:history:5", "2.0.0 - running from=a t=1-99999999999",
+	    &h), -1, "a step time past nine digits");
+	tap_int(history_parse("asg-agent:history:5", "2.0.0 - running from=a t=-5-", &h), -1,
+	    "a negative step time");
+	tap_int(history_parse("asg-agent:history:999999999999", "2.0.0 - running from=a t=",
+	    &h), -1, "a start past HISTORY_MAX_TIME");
 	tap_int(history_parse("asg-agent:history:5", "2.0.0 - running from=a t= by=x", &h), 0,
 	    "no steps yet is fine");
 	history_clear(&h);
