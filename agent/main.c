@@ -614,7 +614,7 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		case 'f': o.force = 1; break;
 		case 'b':
 			o.bake = strtod(optarg, &end);
-			if (*end != '\0' || o.bake < 0 || o.bake > 86400) {
+			if (*end != '\0' || !(o.bake >= 0 && o.bake <= 86400)) {
 				fprintf(stderr, "asg-agent: bad --bake '%s'\n", optarg);
 				return ROLLOUT_USAGE;
 			}

@@ -19,6 +19,7 @@
 #define ROLLOUT_BATCH		20	/* instance ids per Enter/ExitStandby call */
 #define ROLLOUT_KEEP		16	/* history entries kept on each group */
 #define ROLLOUT_MAX_ALARMS	16
+#define ROLLOUT_MAX_SIZE	100000	/* a recorded capacity beyond this is not ours */
 
 struct inst {
 	char	*id;
@@ -106,6 +107,15 @@ replace_str(char **p, const char *s)
 	*p = xstrdup(s);
 }
 
+/* Only the last step ends "switched"; the others end "baked". */
+static int
+phase_known(const char *p, int last)
+{
+	if (strcmp(p, "scaling") == 0 || strcmp(p, "baking") == 0)
+		return 1;
+	return strcmp(p, last ? "switched" : "baked") == 0;
+}
+
 static int
 record_parse(const char *s, struct record *r)
 {
@@ -137,7 +147,8 @@ record_parse(const char *s, struct record *r)
 			r->version = xstrdup(w);
 	}
 	if (r->version != NULL && r->live != NULL && r->idle != NULL && r->phase != NULL &&
-	    r->steps != NULL && r->step >= 1 && r->step <= r->nsteps && r->size > 0)
+	    r->steps != NULL && r->step >= 1 && r->step <= r->nsteps && r->size > 0 &&
+	    r->size <= ROLLOUT_MAX_SIZE && phase_known(r->phase, r->step == r->nsteps))
 		ret = 0;
 	else
 		record_clear(r);

@@ -467,7 +467,8 @@ class Rollout(FakeAWSCase):
             r = self.rollout(*self.guarded("--steps", steps))
             self.assert_exit(r, 2)
             self.assertIn("bad --steps", r.stderr)
-        self.assert_exit(self.rollout(*self.guarded("--bake", "-1")), 2)
+        for bake in ("-1", "nan", "86401", "5s"):
+            self.assert_exit(self.rollout(*self.guarded("--bake", bake)), 2)
         self.assert_exit(self.rollout(*self.guarded("--alarm", "a,b")), 2)
         self.assertEqual(self.tags(self.green).get("asg-agent:rollout"), None, "nothing recorded")
 
