@@ -20,6 +20,7 @@
 #define ROLLOUT_KEEP		16	/* history entries kept on each group */
 #define ROLLOUT_MAX_ALARMS	16
 #define ROLLOUT_MAX_SIZE	100000	/* a recorded capacity beyond this is not ours */
+#define ROLLOUT_MAX_PCT		5	/* --steps entries: ten steps' times fit the history tag */
 
 struct inst {
 	char	*id;
@@ -178,8 +179,9 @@ steps_parse(const char *s, int *pct, size_t *n, char **cause)
 	copy = xstrdup(s);
 	for (w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
 		v = strtol(w, &end, 10);
-		if (*end != '\0' || v <= last || v > 100 || *n == HISTORY_STEPS / 2) {
-			set_cause(cause, "bad --steps '%s': rising percentages up to 100", s);
+		if (*end != '\0' || v <= last || v > 100 || *n == ROLLOUT_MAX_PCT) {
+			set_cause(cause, "bad --steps '%s': at most %d rising percentages up "
+			    "to 100", s, ROLLOUT_MAX_PCT);
 			goto out;
 		}
 		pct[(*n)++] = (int)(last = v);

@@ -463,7 +463,7 @@ class Rollout(FakeAWSCase):
         self.assert_exit(self.rollout("start", "--live", self.blue), 2)
         self.assert_exit(self.rollout("sideways"), 2)
         self.assert_exit(self.rollout("start", "--live", "a", "--idle", "a", "--version", "1"), 2)
-        for steps in ("50,10", "10,50", "0,100", "x"):
+        for steps in ("50,10", "10,50", "0,100", "x", "10,20,30,40,50,100"):
             r = self.rollout(*self.guarded("--steps", steps))
             self.assert_exit(r, 2)
             self.assertIn("bad --steps", r.stderr)
