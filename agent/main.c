@@ -95,9 +95,11 @@ static const struct cmd cmds[] = {
 	},
 	{ .name = "rollout",
 	  .fn = cmd_rollout,
-	  .usage = "start --live GROUP --idle GROUP --version V [--sha256 HEX] | status | "
-		   "finish | rollback  [--timeout S] [--json]",
-	  .summary = "the blue/green switch between two groups, one step per command (for CI)"
+	  .usage = "start --live GROUP --idle GROUP --version V [--sha256 HEX] [--steps LIST] "
+		   "[--bake S] [--alarm NAME]... [--auto] | step [--auto] | status | "
+		   "finish [--force] | rollback | history  [--live G --idle G] [--timeout S] "
+		   "[--json]",
+	  .summary = "the blue/green switch between two groups, in guarded steps (for CI)"
 	},
 	{ .name = "publish",
 	  .fn = cmd_publish,
@@ -582,6 +584,11 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		{ "sha256", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "steps", required_argument, NULL, 'S' },
+		{ "bake", required_argument, NULL, 'b' },
+		{ "alarm", required_argument, NULL, 'a' },
+		{ "auto", no_argument, NULL, 'A' },
+		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const struct {
@@ -590,10 +597,12 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 	} steps[] = {
 		{ "start", rollout_start }, { "status", rollout_status },
 		{ "finish", rollout_finish }, { "rollback", rollout_rollback },
+		{ "step", rollout_step }, { "history", rollout_history },
 	};
 	struct config		 cfg;
 	struct client		 c;
 	struct rollout_opts	 o;
+	const char		*alarms[argc > 0 ? argc : 1];
 	char			*cause = NULL, *end;
 	size_t			 i;
 	int			 ch, ret = ROLLOUT_ERROR;
@@ -602,6 +611,7 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 	o.timeout = 900;
 	o.poll = 2;
 	o.out = stdout;
+	o.alarms = alarms;
 	if (argc < 2) {
 		cmd_usage(cmd_find("rollout"), stderr);
 		return ROLLOUT_USAGE;
@@ -611,8 +621,8 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 			break;
 	}
 	if (i == nitems(steps)) {
-		fprintf(stderr, "asg-agent: rollout: no step '%s' (start, status, finish, "
-		    "rollback)\n", argv[1]);
+		fprintf(stderr, "asg-agent: rollout: no step '%s' (start, step, status, "
+		    "finish, rollback, history)\n", argv[1]);
 		return ROLLOUT_USAGE;
 	}
 	optind = 0;	/* GNU: reinitialise; the step name is argv[1] */
@@ -623,6 +633,17 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		case 'V': o.version = optarg; break;
 		case 's': o.sha256 = optarg; break;
 		case 'j': o.json = 1; break;
+		case 'S': o.steps = optarg; break;
+		case 'a': o.alarms[o.nalarms++] = optarg; break;
+		case 'A': o.autorun = 1; break;
+		case 'f': o.force = 1; break;
+		case 'b':
+			o.bake = strtod(optarg, &end);
+			if (*end != '\0' || !(o.bake >= 0 && o.bake <= 86400)) {
+				fprintf(stderr, "asg-agent: bad --bake '%s'\n", optarg);
+				return ROLLOUT_USAGE;
+			}
+			break;
 		case 't':
 			o.timeout = strtod(optarg, &end);
 			if (*end != '\0' || o.timeout <= 0) {

@@ -1,19 +1,26 @@
 /* rollout.c - the blue/green switch between two Auto Scaling groups, run from CI. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
 #include "aws.h"
 #include "halt.h"
+#include "history.h"
 #include "rollout.h"
 #include "util.h"
 #include "xml.h"
 
 #define ROLLOUT_MAX_INSTANCES	500
 #define ROLLOUT_BATCH		20	/* instance ids per Enter/ExitStandby call */
+#define ROLLOUT_KEEP		16	/* history entries kept on each group */
+#define ROLLOUT_MAX_ALARMS	16
+#define ROLLOUT_MAX_SIZE	100000	/* a recorded capacity beyond this is not ours */
+#define ROLLOUT_MAX_PCT		5	/* --steps entries: ten steps' times fit the history tag */
 
 struct inst {
 	char	*id;
@@ -31,14 +38,27 @@ struct group {
 	char		*rollout;	/* the rollout tag's value, or NULL */
 	char		*live;		/* the live tag's value, or NULL */
 	char		*version;	/* the version tag's value, or NULL */
+	char		*alarms;	/* the alarms tag's value, or NULL */
+	struct history	*hist;		/* past rollouts onto this group */
+	size_t		 nhist;
 };
 
-/* What the rollout tag records: "VERSION live=GROUP idle=GROUP step=STEP". */
+/*
+ * What the rollout tag records: "VERSION live=G idle=G step=K/N phase=P size=W
+ * steps=LIST bake=S since=T hist=T". Phases: scaling (the step's capacity and
+ * health), baking (since T), baked, and switched (the last step baked).
+ */
 struct record {
-	char	*version;
-	char	*live;
-	char	*idle;
-	char	*step;		/* "scaling" or "switched" */
+	char		*version;
+	char		*live;
+	char		*idle;
+	int		 step, nsteps;
+	char		*phase;
+	int		 size;		/* the live group's capacity when it began */
+	char		*steps;		/* the --steps list, "-" for one step */
+	int		 bake;
+	long long	 since;
+	long long	 hist;		/* the history entry's start time */
 };
 
 static void
@@ -61,6 +81,10 @@ group_clear(struct group *g)
 	free(g->rollout);
 	free(g->live);
 	free(g->version);
+	free(g->alarms);
+	for (i = 0; i < g->nhist; i++)
+		history_clear(&g->hist[i]);
+	free(g->hist);
 	memset(g, 0, sizeof *g);
 }
 
@@ -72,8 +96,25 @@ record_clear(struct record *r)
 	free(r->version);
 	free(r->live);
 	free(r->idle);
-	free(r->step);
+	free(r->phase);
+	free(r->steps);
 	memset(r, 0, sizeof *r);
+}
+
+static void
+replace_str(char **p, const char *s)
+{
+	free(*p);
+	*p = xstrdup(s);
+}
+
+/* Only the last step ends "switched"; the others end "baked". */
+static int
+phase_known(const char *p, int last)
+{
+	if (strcmp(p, "scaling") == 0 || strcmp(p, "baking") == 0)
+		return 1;
+	return strcmp(p, last ? "switched" : "baked") == 0;
 }
 
 static int
@@ -84,19 +125,73 @@ record_parse(const char *s, struct record *r)
 
 	memset(r, 0, sizeof *r);
 	for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+		/* A word given twice: the last one counts. */
 		if (strncmp(w, "live=", 5) == 0)
-			r->live = xstrdup(w + 5);
+			replace_str(&r->live, w + 5);
 		else if (strncmp(w, "idle=", 5) == 0)
-			r->idle = xstrdup(w + 5);
+			replace_str(&r->idle, w + 5);
 		else if (strncmp(w, "step=", 5) == 0)
-			r->step = xstrdup(w + 5);
+			sscanf(w + 5, "%d/%d", &r->step, &r->nsteps);
+		else if (strncmp(w, "phase=", 6) == 0)
+			replace_str(&r->phase, w + 6);
+		else if (strncmp(w, "size=", 5) == 0)
+			r->size = atoi(w + 5);
+		else if (strncmp(w, "steps=", 6) == 0)
+			replace_str(&r->steps, w + 6);
+		else if (strncmp(w, "bake=", 5) == 0)
+			r->bake = atoi(w + 5);
+		else if (strncmp(w, "since=", 6) == 0)
+			r->since = atoll(w + 6);
+		else if (strncmp(w, "hist=", 5) == 0)
+			r->hist = atoll(w + 5);
 		else if (r->version == NULL)
 			r->version = xstrdup(w);
 	}
-	if (r->version != NULL && r->live != NULL && r->idle != NULL && r->step != NULL)
+	if (r->version != NULL && r->live != NULL && r->idle != NULL && r->phase != NULL &&
+	    r->steps != NULL && r->step >= 1 && r->step <= r->nsteps && r->size > 0 &&
+	    r->size <= ROLLOUT_MAX_SIZE && phase_known(r->phase, r->step == r->nsteps))
 		ret = 0;
 	else
 		record_clear(r);
+	free(copy);
+	return ret;
+}
+
+static char *
+record_encode(const struct record *r)
+{
+	return xasprintf("%s live=%s idle=%s step=%d/%d phase=%s size=%d steps=%s bake=%d "
+	    "since=%lld hist=%lld", r->version, r->live, r->idle, r->step, r->nsteps, r->phase,
+	    r->size, r->steps, r->bake, r->since, r->hist);
+}
+
+/* The --steps list as percentages: rising, 1 to 100, ending at 100. */
+static int
+steps_parse(const char *s, int *pct, size_t *n, char **cause)
+{
+	char	*copy, *w, *save = NULL, *end;
+	long	 v, last = 0;
+	int	 ret = -1;
+
+	*n = 0;
+	if (s == NULL || strcmp(s, "-") == 0)
+		return 0;
+	copy = xstrdup(s);
+	for (w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
+		v = strtol(w, &end, 10);
+		if (*end != '\0' || v <= last || v > 100 || *n == ROLLOUT_MAX_PCT) {
+			set_cause(cause, "bad --steps '%s': at most %d rising percentages up "
+			    "to 100", s, ROLLOUT_MAX_PCT);
+			goto out;
+		}
+		pct[(*n)++] = (int)(last = v);
+	}
+	if (last != 100) {
+		set_cause(cause, "bad --steps '%s': the last step must be 100", s);
+		goto out;
+	}
+	ret = 0;
+out:
 	free(copy);
 	return ret;
 }
@@ -178,6 +273,13 @@ describe(struct aws *a, const struct rollout_opts *o, const char *name, struct g
 			g->live = xstrdup(v != NULL ? v : "");
 		else if (strcmp(k, o->version_tag) == 0 && g->version == NULL)
 			g->version = xstrdup(v != NULL ? v : "");
+		else if (strcmp(k, ROLLOUT_ALARMS) == 0 && g->alarms == NULL)
+			g->alarms = xstrdup(v != NULL ? v : "");
+		else if (v != NULL && g->nhist < ROLLOUT_MAX_INSTANCES) {
+			g->hist = xrealloc(g->hist, (g->nhist + 1) * sizeof *g->hist);
+			if (history_parse(k, v, &g->hist[g->nhist]) == 0)
+				g->hist[g->nhist++].to = xstrdup(name);
+		}
 	}
 	ret = 0;
 out:
@@ -302,7 +404,7 @@ set_capacity(struct aws *a, const struct group *g, int desired, char **cause)
 /* EnterStandby or ExitStandby for the group's instances in the given state, in batches. */
 static int
 standby(struct aws *a, const struct group *g, const char *action, const char *from,
-    int *moved, char **cause)
+    int limit, int *moved, char **cause)
 {
 	struct aws_param	 p[2 + ROLLOUT_BATCH];
 	struct aws_result	 res;
@@ -312,7 +414,8 @@ standby(struct aws *a, const struct group *g, const char *action, const char *fr
 
 	*moved = 0;
 	for (i = 0; i <= g->ninst; i++) {
-		if (i < g->ninst && strcmp(g->inst[i].state, from) == 0) {
+		if (i < g->ninst && strcmp(g->inst[i].state, from) == 0 &&
+		    *moved + (int)n < limit) {
 			snprintf(names[n], sizeof names[n], "InstanceIds.member.%zu", n + 1);
 			p[2 + n].name = names[n];
 			p[2 + n].value = g->inst[i].id;
@@ -367,6 +470,71 @@ in_list(char **list, size_t n, const char *s)
 	return 0;
 }
 
+/* DescribeAlarms for a comma-separated list of names; every name must exist. */
+static int
+describe_alarms(struct aws *a, const char *alarms, struct aws_result *res, char **cause)
+{
+	struct aws_param	 p[ROLLOUT_MAX_ALARMS];
+	char			 names[ROLLOUT_MAX_ALARMS][40], *copy, *w, *save = NULL;
+	struct xml_node		*m;
+	size_t			 n = 0, found = 0;
+	int			 ret = -1;
+
+	memset(res, 0, sizeof *res);
+	copy = xstrdup(alarms);
+	for (w = strtok_r(copy, ",", &save); w != NULL && n < ROLLOUT_MAX_ALARMS;
+	    w = strtok_r(NULL, ",", &save)) {
+		snprintf(names[n], sizeof names[n], "AlarmNames.member.%zu", n + 1);
+		p[n].name = names[n];
+		p[n].value = w;
+		n++;
+	}
+	if (call(a, AWS_CLOUDWATCH, "DescribeAlarms", p, n, res, cause) != 0)
+		goto out;
+	for (m = xml_child(xml_find(res->xml, "MetricAlarms"), "member"); m != NULL;
+	    m = xml_next(m))
+		found += xml_child_text(m, "AlarmName") != NULL;
+	if (found < n) {
+		set_cause(cause, "DescribeAlarms: %zu of the alarms %s do not exist", n - found,
+		    alarms);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(copy);
+	return ret;
+}
+
+/* ROLLOUT_FAILED, with the alarm and its reason, when any alarm is in state ALARM. */
+static int
+check_alarms(struct aws *a, const char *alarms, char **cause)
+{
+	struct aws_result	 res;
+	struct xml_node		*m;
+	const char		*state, *reason;
+	int			 ret = ROLLOUT_ERROR;
+
+	if (alarms == NULL || *alarms == '\0')
+		return ROLLOUT_OK;
+	if (describe_alarms(a, alarms, &res, cause) != 0)
+		goto out;
+	ret = ROLLOUT_OK;
+	for (m = xml_child(xml_find(res.xml, "MetricAlarms"), "member"); m != NULL;
+	    m = xml_next(m)) {
+		state = xml_child_text(m, "StateValue");
+		if (state == NULL || strcmp(state, "ALARM") != 0)
+			continue;
+		reason = xml_child_text(m, "StateReason");
+		set_cause(cause, "alarm %s is in ALARM (%s)", xml_child_text(m, "AlarmName"),
+		    reason != NULL ? reason : "no reason given");
+		ret = ROLLOUT_FAILED;
+		break;
+	}
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
 /*
  * Wait until want instances of group are InService and healthy. With
  * abandon_check, an instance that disappears or terminates on the way means
@@ -374,7 +542,7 @@ in_list(char **list, size_t n, const char *s)
  */
 static int
 wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int want,
-    int abandon_check, char **cause)
+    int abandon_check, const char *alarms, char **cause)
 {
 	struct group	  g;
 	char		**seen = NULL, *bad = NULL;
@@ -385,6 +553,9 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 	memset(&g, 0, sizeof g);
 	for (;;) {
 		group_clear(&g);
+		if ((ret = check_alarms(a, alarms, cause)) != ROLLOUT_OK)
+			goto out;
+		ret = ROLLOUT_ERROR;
 		if (describe(a, o, name, &g, cause) != 0 || target_health(a, &g, cause) != 0)
 			goto out;
 		for (i = 0; i < g.ninst && abandon_check; i++) {
@@ -447,17 +618,24 @@ out:
 
 static void
 summary_json(const struct rollout_opts *o, const char *action, int code, const char *error,
-    const struct group *const *groups, size_t ngroups)
+    const struct group *const *groups, size_t ngroups, struct json_object *extra)
 {
 	struct json_object	*root, *arr, *jg, *ji, *jis;
 	size_t			 i, j;
 
-	if (!o->json)
+	if (!o->json) {
+		json_object_put(extra);
 		return;
+	}
 	root = json_object_new_object();
 	json_object_object_add(root, "action", json_object_new_string(action));
 	json_object_object_add(root, "code", json_object_new_int(code));
 	json_object_object_add(root, "error", error != NULL ? json_object_new_string(error) : NULL);
+	if (extra != NULL) {
+		json_object_object_foreach(extra, key, val)
+			json_object_object_add(root, key, json_object_get(val));
+		json_object_put(extra);
+	}
 	arr = json_object_new_array();
 	for (i = 0; i < ngroups; i++) {
 		const struct group *g = groups[i];
@@ -538,132 +716,704 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	if (describe(a, o, o->live != NULL ? o->live : rec->live, live, cause) != 0 ||
 	    describe(a, o, o->idle != NULL ? o->idle : rec->idle, idle, cause) != 0)
 		goto out;
-	if (rec->version == NULL && idle->rollout != NULL)
-		record_parse(idle->rollout, rec);
+	if (rec->version == NULL && (idle->rollout == NULL ||
+	    record_parse(idle->rollout, rec) != 0)) {
+		set_cause(cause, "no rollout in progress between %s and %s", live->name,
+		    idle->name);
+		goto out;
+	}
 	ret = 0;
 out:
 	aws_result_free(&res);
 	return ret;
 }
 
-int
-rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
+/* One rollout being driven: its record, its history entry, its alarms and steps. */
+struct run {
+	struct aws			*a;
+	const struct rollout_opts	*o;
+	struct record			 rec;
+	struct history			 hist;
+	char				*alarms;	/* comma-separated, or NULL */
+	int				 pct[HISTORY_STEPS];
+	size_t				 npct;
+	int				 old_unhealthy;	/* last seen, for the warning */
+};
+
+static void
+run_clear(struct run *r)
 {
-	struct group		 live, idle;
-	const struct group	*both[2] = { &live, &idle };
-	struct record		 rec;
-	const char		*kv[2][2];
-	char			*tag = NULL;
-	int			 ret = ROLLOUT_ERROR, moved, want;
+	record_clear(&r->rec);
+	history_clear(&r->hist);
+	free(r->alarms);
+	r->alarms = NULL;
+}
+
+static int
+save_record(struct run *r, char **cause)
+{
+	const char	*kv[1][2];
+	char		*tag = record_encode(&r->rec);
+	int		 ret;
+
+	kv[0][0] = ROLLOUT_TAG;
+	kv[0][1] = tag;
+	ret = set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ||
+	    set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ? -1 : 0;
+	free(tag);
+	return ret;
+}
+
+/* The history entry lives on the group the version went to. */
+static int
+save_history(struct run *r, char **cause)
+{
+	const char	*kv[1][2];
+	char		*key, *value;
+	int		 ret;
+
+	key = xasprintf(HISTORY_PREFIX "%lld", r->hist.started);
+	value = history_encode(&r->hist);
+	kv[0][0] = key;
+	kv[0][1] = value;
+	ret = set_tags(r->a, r->rec.idle, kv, 1, 0, cause);
+	free(key);
+	free(value);
+	return ret;
+}
+
+/* The record's step plan: 0, or -1 when the steps list does not parse. */
+static int
+run_plan(struct run *r, char **cause)
+{
+	if (steps_parse(r->rec.steps, r->pct, &r->npct, cause) != 0)
+		return -1;
+	if (r->rec.nsteps != (r->npct == 0 ? 1 : 2 * (int)r->npct))
+		return set_cause(cause, "the rollout tag's steps do not match its step count");
+	return 0;
+}
+
+/* Continue a recorded rollout: its alarms and history entry come from the idle group. */
+static int
+run_resume(struct run *r, struct group *idle, char **cause)
+{
+	size_t	i;
+
+	if (run_plan(r, cause) != 0)
+		return -1;
+	if (idle->alarms != NULL && *idle->alarms != '\0')
+		r->alarms = xstrdup(idle->alarms);
+	for (i = 0; i < idle->nhist; i++) {
+		if (idle->hist[i].started == r->rec.hist) {
+			r->hist = idle->hist[i];
+			memset(&idle->hist[i], 0, sizeof idle->hist[i]);
+			return 0;
+		}
+	}
+	/* The entry was lost (or never written): start it again. */
+	r->hist.started = r->rec.hist;
+	r->hist.version = xstrdup(r->rec.version);
+	r->hist.outcome = xstrdup("running");
+	r->hist.from = xstrdup(r->rec.live);
+	r->hist.to = xstrdup(r->rec.idle);
+	return 0;
+}
+
+/* Share pct of size, at least one instance. */
+static int
+share(int pct, int size)
+{
+	int	n = (pct * size + 99) / 100;
+
+	return n < 1 ? 1 : (n > size ? size : n);
+}
+
+/* Step k's capacity of the new group and the number of old instances in Standby. */
+static void
+step_targets(const struct run *r, int k, int *idle_want, int *standby_want)
+{
+	int	n = (int)r->npct, size = r->rec.size;
+
+	if (n == 0) {
+		*idle_want = *standby_want = size;
+	} else if (k <= n) {
+		*idle_want = share(r->pct[k - 1], size);
+		*standby_want = 0;
+	} else {
+		*idle_want = size;
+		*standby_want = share(r->pct[k - n - 1], size);
+	}
+}
+
+static int
+count_state(const struct group *g, const char *state)
+{
+	size_t	i;
+	int	n = 0;
+
+	for (i = 0; i < g->ninst; i++)
+		n += strcmp(g->inst[i].state, state) == 0;
+	return n;
+}
+
+/* Scale the new group to the step's share, wait for its health, then Standby the old. */
+static int
+do_step(struct run *r, char **cause)
+{
+	struct group	g;
+	int		idle_want, standby_want, moved, n, ret = ROLLOUT_ERROR;
+
+	step_targets(r, r->rec.step, &idle_want, &standby_want);
+	memset(&g, 0, sizeof g);
+	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0)
+		goto out;
+	if (g.desired < idle_want) {
+		if (set_capacity(r->a, &g, idle_want, cause) != 0)
+			goto out;
+		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
+		    r->rec.step, r->rec.nsteps);
+	}
+	ret = wait_healthy(r->a, r->o, g.name, idle_want, 1, r->alarms, cause);
+	if (ret != ROLLOUT_OK)
+		goto out;
+	ret = ROLLOUT_ERROR;
+	group_clear(&g);
+	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0)
+		goto out;
+	if ((n = count_state(&g, "Standby")) < standby_want) {
+		if (standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,
+		    cause) != 0)
+			goto out;
+		progress(r->o, "%s: %d instances put in Standby (kept for a rollback)", g.name,
+		    moved);
+	}
+	ret = ROLLOUT_OK;
+out:
+	group_clear(&g);
+	return ret;
+}
+
+/* ROLLOUT_FAILED when the new group has fewer healthy instances than the step wants. */
+static int
+check_new(struct run *r, int want, char **cause)
+{
+	struct group	 g;
+	const char	*bad = NULL, *why = NULL;
+	size_t		 i, healthy;
+	int		 ret = ROLLOUT_ERROR;
+
+	memset(&g, 0, sizeof g);
+	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0 ||
+	    target_health(r->a, &g, cause) != 0)
+		goto out;
+	ret = ROLLOUT_OK;
+	if ((int)(healthy = count_healthy(&g)) >= want)
+		goto out;
+	for (i = 0; i < g.ninst && bad == NULL; i++) {
+		if (strcmp(g.inst[i].state, "InService") != 0)
+			why = g.inst[i].state;
+		else if (g.inst[i].health == NULL || strcmp(g.inst[i].health, "healthy") != 0)
+			why = g.inst[i].health != NULL ? g.inst[i].health : "unknown";
+		if (why != NULL)
+			bad = g.inst[i].id;
+	}
+	if (bad != NULL)
+		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
+		    "groups (%s is %s)", g.name, healthy, want, bad, why);
+	else
+		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
+		    "groups", g.name, healthy, want);
+	ret = ROLLOUT_FAILED;
+out:
+	group_clear(&g);
+	return ret;
+}
+
+/*
+ * The old group's serving instances, watched too: their trouble is not the new
+ * version's, so it is said (when it changes), not rolled back.
+ */
+static int
+check_old(struct run *r, char **cause)
+{
+	struct group	g;
+	size_t		i;
+	int		bad = 0;
+
+	memset(&g, 0, sizeof g);
+	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0 ||
+	    target_health(r->a, &g, cause) != 0) {
+		group_clear(&g);
+		return ROLLOUT_ERROR;
+	}
+	for (i = 0; i < g.ninst; i++) {
+		bad += strcmp(g.inst[i].state, "InService") == 0 && (g.inst[i].health == NULL ||
+		    (strcmp(g.inst[i].health, "healthy") != 0 &&
+		    strcmp(g.inst[i].health, "no target group") != 0));
+	}
+	if (bad != r->old_unhealthy)
+		progress(r->o, "%s: %d serving instances of the old version not healthy", g.name,
+		    bad);
+	r->old_unhealthy = bad;
+	group_clear(&g);
+	return ROLLOUT_OK;
+}
+
+/* Hold the step for the rest of its bake, watching the alarms and both groups' health. */
+static int
+bake(struct run *r, char **cause)
+{
+	double	left;
+	int	idle_want, standby_want, ret;
+
+	step_targets(r, r->rec.step, &idle_want, &standby_want);
+	for (;;) {
+		/* Checked at least once, even when the bake ran out while nobody watched. */
+		if ((ret = check_alarms(r->a, r->alarms, cause)) != ROLLOUT_OK ||
+		    (ret = check_new(r, idle_want, cause)) != ROLLOUT_OK ||
+		    (ret = check_old(r, cause)) != ROLLOUT_OK)
+			return ret;
+		left = (double)r->rec.since + r->rec.bake - wall_now();
+		if (left <= 0)
+			return ROLLOUT_OK;
+		if (halt_stopped(r->o->halt)) {
+			set_cause(cause, "stopped during the bake of step %d", r->rec.step);
+			return ROLLOUT_ERROR;
+		}
+		sleep_for(left < r->o->poll ? left : r->o->poll, r->o->halt);
+	}
+}
+
+static void
+set_phase(struct run *r, const char *phase)
+{
+	free(r->rec.phase);
+	r->rec.phase = xstrdup(phase);
+}
+
+/*
+ * Run the current step to the end of its bake, then advance more steps. Every
+ * change is recorded before the next action, so a rerun continues from it.
+ */
+static int
+drive(struct run *r, int advance, char **cause)
+{
+	int	ret;
+
+	for (;;) {
+		if (strcmp(r->rec.phase, "scaling") == 0) {
+			if (r->hist.nsteps < (size_t)r->rec.step ||
+			    r->hist.begin[r->rec.step - 1] < 0) {
+				history_mark(&r->hist, r->rec.step - 1, 0, (long long)wall_now());
+				if (save_history(r, cause) != 0)
+					return ROLLOUT_ERROR;
+			}
+			if ((ret = do_step(r, cause)) != ROLLOUT_OK)
+				return ret;
+			set_phase(r, "baking");
+			r->rec.since = (long long)wall_now();
+			if (save_record(r, cause) != 0)
+				return ROLLOUT_ERROR;
+		}
+		if (strcmp(r->rec.phase, "baking") == 0) {
+			progress(r->o, "step %d of %d: baking %d s%s%s", r->rec.step,
+			    r->rec.nsteps, r->rec.bake, r->alarms != NULL ? ", watching " : "",
+			    r->alarms != NULL ? r->alarms : "");
+			if ((ret = bake(r, cause)) != ROLLOUT_OK)
+				return ret;
+			set_phase(r, r->rec.step == r->rec.nsteps ? "switched" : "baked");
+			history_mark(&r->hist, r->rec.step - 1, 1, (long long)wall_now());
+			if (save_record(r, cause) != 0 || save_history(r, cause) != 0)
+				return ROLLOUT_ERROR;
+			progress(r->o, "step %d of %d done", r->rec.step, r->rec.nsteps);
+		}
+		if (strcmp(r->rec.phase, "switched") == 0) {
+			progress(r->o, "switched: %s serves %s; %s is in Standby. Next: "
+			    "'asg-agent rollout finish' or 'asg-agent rollout rollback'",
+			    r->rec.idle, r->rec.version, r->rec.live);
+			return ROLLOUT_OK;
+		}
+		if (advance-- <= 0) {
+			progress(r->o, "waiting for approval: 'asg-agent rollout step' runs step "
+			    "%d of %d ('asg-agent rollout rollback' goes back)", r->rec.step + 1,
+			    r->rec.nsteps);
+			return ROLLOUT_OK;
+		}
+		r->rec.step++;
+		set_phase(r, "scaling");
+		r->rec.since = 0;
+		if (save_record(r, cause) != 0)
+			return ROLLOUT_ERROR;
+	}
+}
+
+/* The rollout is over: record its outcome and remove its tags. */
+static int
+end_rollout(struct run *r, const char *outcome, char **cause)
+{
+	free(r->hist.outcome);
+	r->hist.outcome = xstrdup(outcome);
+	if (save_history(r, cause) != 0 ||
+	    delete_tag(r->a, r->rec.live, ROLLOUT_TAG, cause) != 0 ||
+	    delete_tag(r->a, r->rec.idle, ROLLOUT_TAG, cause) != 0)
+		return -1;
+	if (r->alarms != NULL && delete_tag(r->a, r->rec.idle, ROLLOUT_ALARMS, cause) != 0)
+		return -1;
+	return 0;
+}
+
+/* Old instances back from Standby and healthy, then the new group to 0. */
+static int
+roll_back(struct run *r, char **cause)
+{
+	struct group	live, idle;
+	int		ret = ROLLOUT_ERROR, moved;
 
 	memset(&live, 0, sizeof live);
 	memset(&idle, 0, sizeof idle);
-	memset(&rec, 0, sizeof rec);
+	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0 ||
+	    standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
+		goto out;
+	if (moved > 0)
+		progress(r->o, "%s: %d instances back from Standby", live.name, moved);
+	group_clear(&live);
+	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0)
+		goto out;
+	/* The old instances must serve again before the new ones go. */
+	ret = wait_healthy(r->a, r->o, live.name, live.desired, 0, NULL, cause);
+	if (ret != ROLLOUT_OK)
+		goto out;
+	ret = ROLLOUT_ERROR;
+	if (describe(r->a, r->o, r->rec.idle, &idle, cause) != 0 ||
+	    set_capacity(r->a, &idle, 0, cause) != 0)
+		goto out;
+	progress(r->o, "%s: scaled to 0", idle.name);
+	if (end_rollout(r, "rolled-back", cause) != 0)
+		goto out;
+	progress(r->o, "rolled back: %s is live again", live.name);
+	ret = ROLLOUT_OK;
+out:
+	group_clear(&live);
+	group_clear(&idle);
+	return ret;
+}
+
+/* drive(), and when a guard fires, the automatic rollback; exit 4 says why and where. */
+static int
+drive_guarded(struct run *r, int advance, char **cause)
+{
+	char	*why, *err = NULL;
+	int	 ret;
+
+	if ((ret = drive(r, advance, cause)) != ROLLOUT_FAILED)
+		return ret;
+	why = xasprintf("%s during step %d of %d (%s)", *cause, r->rec.step, r->rec.nsteps,
+	    strcmp(r->rec.phase, "baking") == 0 ? "bake" : "scaling");
+	progress(r->o, "%s: rolling back", why);
+	if ((ret = roll_back(r, &err)) != ROLLOUT_OK)
+		set_cause(cause, "%s; the rollback failed: %s", why, err);
+	else {
+		set_cause(cause, "%s: rolled back, %s serves again", why, r->rec.live);
+		ret = ROLLOUT_FAILED;
+	}
+	free(why);
+	free(err);
+	return ret;
+}
+
+/* The caller's identity for the history; "unknown" when STS does not say. */
+static char *
+caller_identity(struct aws *a)
+{
+	struct aws_result	 res;
+	const char		*arn;
+	char			*cause = NULL, *s;
+
+	if (call(a, AWS_STS, "GetCallerIdentity", NULL, 0, &res, &cause) != 0 ||
+	    (arn = xml_find_text(res.xml, "Arn")) == NULL)
+		s = xstrdup("unknown");
+	else
+		s = xstrdup(arn);
+	aws_result_free(&res);
+	free(cause);
+	return s;
+}
+
+/* The digest of the newest rollout of version, from either group's history. */
+static const char *
+history_digest(const struct group *const *gs, size_t n, const char *version)
+{
+	const struct history	*best = NULL, *h;
+	size_t			 i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < gs[i]->nhist; j++) {
+			h = &gs[i]->hist[j];
+			if (h->sha256 != NULL && strcmp(h->version, version) == 0 &&
+			    (best == NULL || h->started > best->started))
+				best = h;
+		}
+	}
+	return best != NULL ? best->sha256 : NULL;
+}
+
+/* Keep room for one more entry: the oldest go. */
+static int
+history_prune(struct aws *a, const struct group *g, char **cause)
+{
+	size_t	i, oldest, left = g->nhist;
+	char	*key;
+	int	 gone[ROLLOUT_MAX_INSTANCES] = { 0 };
+
+	while (left >= ROLLOUT_KEEP) {
+		oldest = g->nhist;
+		for (i = 0; i < g->nhist; i++) {
+			if (!gone[i] && (oldest == g->nhist ||
+			    g->hist[i].started < g->hist[oldest].started))
+				oldest = i;
+		}
+		key = xasprintf(HISTORY_PREFIX "%lld", g->hist[oldest].started);
+		if (delete_tag(a, g->name, key, cause) != 0) {
+			free(key);
+			return -1;
+		}
+		free(key);
+		gone[oldest] = 1;
+		left--;
+	}
+	return 0;
+}
+
+/* The --alarm names as one tag value. */
+static int
+alarms_join(const struct rollout_opts *o, char **out, char **cause)
+{
+	struct buf	b;
+	size_t		i;
+
+	*out = NULL;
+	if (o->nalarms == 0)
+		return 0;
+	if (o->nalarms > ROLLOUT_MAX_ALARMS)
+		return set_cause(cause, "at most %d --alarm", ROLLOUT_MAX_ALARMS);
+	memset(&b, 0, sizeof b);
+	for (i = 0; i < o->nalarms; i++) {
+		if (*o->alarms[i] == '\0' || strchr(o->alarms[i], ',') != NULL) {
+			buf_free(&b);
+			return set_cause(cause, "bad --alarm '%s' (empty, or with a comma)",
+			    o->alarms[i]);
+		}
+		buf_addf(&b, "%s%s", i > 0 ? "," : "", o->alarms[i]);
+	}
+	*out = buf_take(&b);
+	if (strlen(*out) > HISTORY_MAX) {
+		free(*out);
+		*out = NULL;
+		return set_cause(cause, "the --alarm names exceed %d characters together (one "
+		    "tag value)", HISTORY_MAX);
+	}
+	return 0;
+}
+
+/* A new rollout: check, then record it (tags) before touching any capacity. */
+static int
+run_begin(struct run *r, const struct group *live, const struct group *idle, char **cause)
+{
+	const struct rollout_opts	*o = r->o;
+	const struct group		*both[2] = { live, idle };
+	const char			*sha = o->sha256, *kv[1][2];
+
+	if (steps_parse(o->steps, r->pct, &r->npct, cause) != 0 ||
+	    alarms_join(o, &r->alarms, cause) != 0)
+		return ROLLOUT_USAGE;
+	if (idle->desired > 0 || idle->ninst > 0) {
+		set_cause(cause, "idle group %s is not empty (desired %d, %zu instances)",
+		    idle->name, idle->desired, idle->ninst);
+		return ROLLOUT_REFUSED;
+	}
+	if (live->desired == 0) {
+		set_cause(cause, "live group %s has no capacity to match", live->name);
+		return ROLLOUT_REFUSED;
+	}
+	if (r->alarms != NULL && check_alarms(r->a, r->alarms, cause) == ROLLOUT_ERROR)
+		return ROLLOUT_ERROR;
+	if (sha == NULL && (sha = history_digest(both, 2, o->version)) != NULL)
+		progress(o, "%s: digest %s from the history", o->version, sha);
+	r->rec.version = xstrdup(o->version);
+	r->rec.live = xstrdup(live->name);
+	r->rec.idle = xstrdup(idle->name);
+	r->rec.step = 1;
+	r->rec.nsteps = r->npct == 0 ? 1 : 2 * (int)r->npct;
+	r->rec.phase = xstrdup("scaling");
+	r->rec.size = live->desired;
+	r->rec.steps = xstrdup(o->steps != NULL ? o->steps : "-");
+	r->rec.bake = (int)o->bake;
+	r->rec.hist = (long long)wall_now();
+	r->hist.started = r->rec.hist;
+	r->hist.version = xstrdup(o->version);
+	r->hist.sha256 = sha != NULL ? xstrdup(sha) : NULL;
+	r->hist.outcome = xstrdup("running");
+	r->hist.from = xstrdup(live->name);
+	r->hist.to = xstrdup(idle->name);
+	r->hist.by = caller_identity(r->a);
+	/* Record the rollout first: a crash from here on is resumable. */
+	if (history_prune(r->a, idle, cause) != 0 || save_history(r, cause) != 0)
+		return ROLLOUT_ERROR;
+	kv[0][0] = ROLLOUT_ALARMS;
+	kv[0][1] = r->alarms;
+	if (r->alarms != NULL && set_tags(r->a, idle->name, kv, 1, 0, cause) != 0)
+		return ROLLOUT_ERROR;
+	if (save_record(r, cause) != 0)
+		return ROLLOUT_ERROR;
+	progress(o, "recorded the rollout of %s from %s to %s in %d steps", o->version,
+	    live->name, idle->name, r->rec.nsteps);
+	return ROLLOUT_OK;
+}
+
+/* The new group's version (and digest) tags, copied to the instances it launches. */
+static int
+tag_version(struct run *r, char **cause)
+{
+	const char	*kv[2][2];
+	int		 with_sha = r->hist.sha256 != NULL && *r->o->sha256_tag != '\0';
+
+	kv[0][0] = r->o->version_tag;
+	kv[0][1] = r->rec.version;
+	kv[1][0] = r->o->sha256_tag;
+	kv[1][1] = r->hist.sha256;
+	if (set_tags(r->a, r->rec.idle, kv, with_sha ? 2 : 1, 1, cause) != 0)
+		return -1;
+	progress(r->o, "%s: tagged %s=%s%s", r->rec.idle, r->o->version_tag, r->rec.version,
+	    with_sha ? " with its sha256" : "");
+	return 0;
+}
+
+/* The groups as they are now, for --json. */
+static void
+final_json(struct run *r, const char *action, int ret, const char *cause)
+{
+	struct group		 live, idle;
+	const struct group	*both[2] = { &live, &idle };
+	const char		*ln, *in;
+	char			*err = NULL;
+
+	if (!r->o->json)
+		return;
+	memset(&live, 0, sizeof live);
+	memset(&idle, 0, sizeof idle);
+	ln = r->rec.live != NULL ? r->rec.live : r->o->live;
+	in = r->rec.idle != NULL ? r->rec.idle : r->o->idle;
+	if (ln != NULL && describe(r->a, r->o, ln, &live, &err) == 0)
+		target_health(r->a, &live, &err);
+	if (in != NULL && describe(r->a, r->o, in, &idle, &err) == 0)
+		target_health(r->a, &idle, &err);
+	summary_json(r->o, action, ret, ret == ROLLOUT_OK ? NULL : cause, both, 2, NULL);
+	group_clear(&live);
+	group_clear(&idle);
+	free(err);
+}
+
+int
+rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
+{
+	struct group	 live, idle;
+	struct run	 r;
+	const char	*cur;
+	int		 ret = ROLLOUT_ERROR;
+
+	memset(&live, 0, sizeof live);
+	memset(&idle, 0, sizeof idle);
+	memset(&r, 0, sizeof r);
+	r.a = a;
+	r.o = o;
 	if (describe(a, o, o->live, &live, cause) != 0 || describe(a, o, o->idle, &idle, cause) != 0)
 		goto out;
-	tag = xasprintf("%s live=%s idle=%s step=scaling", o->version, o->live, o->idle);
 	if (live.rollout != NULL || idle.rollout != NULL) {
-		const char *cur = idle.rollout != NULL ? idle.rollout : live.rollout;
-
+		cur = idle.rollout != NULL ? idle.rollout : live.rollout;
 		/* The same switch again (a CI job rerun after a crash) resumes it. */
-		if (record_parse(cur, &rec) != 0 || strcmp(rec.version, o->version) != 0 ||
-		    strcmp(rec.live, o->live) != 0 || strcmp(rec.idle, o->idle) != 0) {
+		if (record_parse(cur, &r.rec) != 0 || strcmp(r.rec.version, o->version) != 0 ||
+		    strcmp(r.rec.live, o->live) != 0 || strcmp(r.rec.idle, o->idle) != 0) {
 			set_cause(cause, "a rollout is in progress (%s = '%s'): finish or roll "
 			    "it back first", ROLLOUT_TAG, cur);
 			ret = ROLLOUT_REFUSED;
 			goto out;
 		}
-		progress(o, "resuming the rollout of %s (step %s)", o->version, rec.step);
-		if (strcmp(rec.step, "switched") == 0) {
-			ret = ROLLOUT_OK;
-			goto done;
-		}
-	} else {
-		if (idle.desired > 0 || idle.ninst > 0) {
-			set_cause(cause, "idle group %s is not empty (desired %d, %zu instances)",
-			    idle.name, idle.desired, idle.ninst);
-			ret = ROLLOUT_REFUSED;
+		if (run_resume(&r, &idle, cause) != 0)
 			goto out;
-		}
-		if (live.desired == 0) {
-			set_cause(cause, "live group %s has no capacity to match", live.name);
-			ret = ROLLOUT_REFUSED;
-			goto out;
-		}
-		/* Record the rollout first: a crash from here on is resumable. */
-		kv[0][0] = ROLLOUT_TAG;
-		kv[0][1] = tag;
-		if (set_tags(a, live.name, kv, 1, 0, cause) != 0 ||
-		    set_tags(a, idle.name, kv, 1, 0, cause) != 0)
-			goto out;
-		progress(o, "recorded the rollout of %s from %s to %s", o->version, live.name,
-		    idle.name);
-	}
-	kv[0][0] = o->version_tag;
-	kv[0][1] = o->version;
-	kv[1][0] = o->sha256_tag;
-	kv[1][1] = o->sha256;
-	if (set_tags(a, idle.name, kv, o->sha256 != NULL && *o->sha256_tag != '\0' ? 2 : 1, 1,
-	    cause) != 0)
+		progress(o, "resuming the rollout of %s (step %d of %d, %s)", o->version,
+		    r.rec.step, r.rec.nsteps, r.rec.phase);
+	} else if ((ret = run_begin(&r, &live, &idle, cause)) != ROLLOUT_OK)
 		goto out;
-	progress(o, "%s: tagged %s=%s%s%s", idle.name, o->version_tag, o->version,
-	    o->sha256 != NULL ? " with its sha256" : "", "");
-	/* The live group's size when the switch started: Standby ones were taken off it. */
-	want = live.desired;
-	if (idle.desired < want) {
-		if (set_capacity(a, &idle, want, cause) != 0)
-			goto out;
-		progress(o, "%s: desired capacity %d (as %s)", idle.name, want, live.name);
-	} else
-		want = idle.desired;
-	if ((ret = wait_healthy(a, o, idle.name, want, 1, cause)) != ROLLOUT_OK) {
-		if (ret == ROLLOUT_FAILED) {
-			char	*err = NULL;
-
-			/* Stop the switch: the live group was never touched. */
-			if (set_capacity(a, &idle, 0, &err) != 0 ||
-			    delete_tag(a, live.name, ROLLOUT_TAG, &err) != 0 ||
-			    delete_tag(a, idle.name, ROLLOUT_TAG, &err) != 0)
-				progress(o, "cleaning up after the failure: %s", err);
-			else
-				progress(o, "%s scaled back to 0; %s untouched", idle.name,
-				    live.name);
-			free(err);
-		}
+	ret = ROLLOUT_ERROR;
+	if (tag_version(&r, cause) != 0)
 		goto out;
-	}
-	group_clear(&live);
-	if (describe(a, o, o->live, &live, cause) != 0)
-		goto out;
-	if (standby(a, &live, "EnterStandby", "InService", &moved, cause) != 0)
-		goto out;
-	progress(o, "%s: %d instances put in Standby (kept for a rollback)", live.name, moved);
-	free(tag);
-	tag = xasprintf("%s live=%s idle=%s step=switched", o->version, o->live, o->idle);
-	kv[0][0] = ROLLOUT_TAG;
-	kv[0][1] = tag;
-	if (set_tags(a, live.name, kv, 1, 0, cause) != 0 ||
-	    set_tags(a, idle.name, kv, 1, 0, cause) != 0)
-		goto out;
-	ret = ROLLOUT_OK;
-done:
-	progress(o, "switched: %s serves %s; %s is in Standby. Next: 'asg-agent rollout "
-	    "finish' or 'asg-agent rollout rollback'", o->idle, o->version, o->live);
+	ret = drive_guarded(&r, o->autorun ? INT_MAX : 0, cause);
 out:
-	if (o->json) {
-		group_clear(&live);
-		group_clear(&idle);
-		if (describe(a, o, o->live, &live, NULL) == 0)
-			target_health(a, &live, NULL);
-		if (describe(a, o, o->idle, &idle, NULL) == 0)
-			target_health(a, &idle, NULL);
-		summary_json(o, "start", ret, ret == ROLLOUT_OK ? NULL : *cause, both, 2);
-	}
-	record_clear(&rec);
+	final_json(&r, "start", ret, *cause);
+	run_clear(&r);
 	group_clear(&live);
 	group_clear(&idle);
-	free(tag);
 	return ret;
+}
+
+/* A recorded rollout, for the commands that continue or end it. */
+static int
+run_load(struct run *r, struct aws *a, const struct rollout_opts *o, struct group *live,
+    struct group *idle, char **cause)
+{
+	memset(r, 0, sizeof *r);
+	r->a = a;
+	r->o = o;
+	if (load_pair(a, o, live, idle, &r->rec, cause) != 0)
+		return -1;
+	return run_resume(r, idle, cause);
+}
+
+int
+rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
+{
+	struct group	live, idle;
+	struct run	r;
+	int		ret = ROLLOUT_ERROR, advance;
+
+	if (run_load(&r, a, o, &live, &idle, cause) != 0)
+		goto out;
+	/* A rerun after a crash finishes the step it was running; it starts no other. */
+	advance = o->autorun ? INT_MAX : strcmp(r.rec.phase, "baked") == 0;
+	if (advance == 0 && strcmp(r.rec.phase, "switched") != 0)
+		progress(o, "resuming step %d of %d (%s)", r.rec.step, r.rec.nsteps,
+		    r.rec.phase);
+	ret = drive_guarded(&r, advance, cause);
+out:
+	final_json(&r, "step", ret, *cause);
+	run_clear(&r);
+	group_clear(&live);
+	group_clear(&idle);
+	return ret;
+}
+
+/* Refused unless every step baked (or, with --force, the last one is baking). */
+static int
+finish_allowed(struct run *r, char **cause)
+{
+	double	left = (double)r->rec.since + r->rec.bake - wall_now();
+
+	if (strcmp(r->rec.phase, "switched") == 0)
+		return 0;
+	if (strcmp(r->rec.phase, "baking") == 0 && r->rec.step == r->rec.nsteps) {
+		if (r->o->force) {
+			progress(r->o, "--force: finishing during the bake (%.0f s left)",
+			    left > 0 ? left : 0);
+			history_mark(&r->hist, r->rec.step - 1, 1, (long long)wall_now());
+			return 0;
+		}
+		return set_cause(cause, "the bake of step %d of %d is still running (%.0f s "
+		    "left): wait for it, or 'finish --force'", r->rec.step, r->rec.nsteps,
+		    left > 0 ? left : 0);
+	}
+	return set_cause(cause, "the rollout of %s has not switched yet (step %d of %d, %s): "
+	    "run 'asg-agent rollout step' (or start again), or roll back", r->rec.version,
+	    r->rec.step, r->rec.nsteps, r->rec.phase);
 }
 
 int
@@ -671,19 +1421,16 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 {
 	struct group		 live, idle;
 	const struct group	*both[2] = { &live, &idle };
-	struct record		 rec;
+	struct run		 r;
 	const char		*kv[1][2];
 	struct aws_result	 res;
 	size_t			 i;
 	int			 ret = ROLLOUT_ERROR;
 
 	memset(&res, 0, sizeof res);
-	if (load_pair(a, o, &live, &idle, &rec, cause) != 0)
+	if (run_load(&r, a, o, &live, &idle, cause) != 0)
 		goto out;
-	if (rec.step == NULL || strcmp(rec.step, "switched") != 0) {
-		set_cause(cause, "the rollout of %s has not switched yet (step %s): run "
-		    "'asg-agent rollout start' again, or roll back", rec.version != NULL ?
-		    rec.version : "?", rec.step != NULL ? rec.step : "?");
+	if (finish_allowed(&r, cause) != 0) {
 		ret = ROLLOUT_REFUSED;
 		goto out;
 	}
@@ -710,17 +1457,14 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 		goto out;
 	kv[0][1] = "false";
 	if (set_tags(a, live.name, kv, 1, 0, cause) != 0 ||
-	    delete_tag(a, live.name, ROLLOUT_TAG, cause) != 0 ||
-	    delete_tag(a, idle.name, ROLLOUT_TAG, cause) != 0)
+	    end_rollout(&r, "finished", cause) != 0)
 		goto out;
-	progress(o, "finished: %s is live with %s", idle.name, rec.version);
+	progress(o, "finished: %s is live with %s", idle.name, r.rec.version);
 	ret = ROLLOUT_OK;
 out:
-	if (o->json) {
-		summary_json(o, "finish", ret, ret == ROLLOUT_OK ? NULL : *cause, both, 2);
-	}
+	summary_json(o, "finish", ret, ret == ROLLOUT_OK ? NULL : *cause, both, 2, NULL);
 	aws_result_free(&res);
-	record_clear(&rec);
+	run_clear(&r);
 	group_clear(&live);
 	group_clear(&idle);
 	return ret;
@@ -729,40 +1473,58 @@ out:
 int
 rollout_rollback(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group		 live, idle;
-	const struct group	*both[2] = { &live, &idle };
-	struct record		 rec;
-	int			 ret = ROLLOUT_ERROR, moved, want;
+	struct group	live, idle;
+	struct run	r;
+	int		ret = ROLLOUT_ERROR;
 
-	if (load_pair(a, o, &live, &idle, &rec, cause) != 0)
-		goto out;
-	if (standby(a, &live, "ExitStandby", "Standby", &moved, cause) != 0)
-		goto out;
-	if (moved > 0)
-		progress(o, "%s: %d instances back from Standby", live.name, moved);
-	group_clear(&live);
-	if (describe(a, o, rec.live != NULL ? rec.live : o->live, &live, cause) != 0)
-		goto out;
-	want = live.desired;
-	/* The old instances must serve again before the new ones go. */
-	if ((ret = wait_healthy(a, o, live.name, want, 0, cause)) != ROLLOUT_OK)
-		goto out;
-	ret = ROLLOUT_ERROR;
-	if (set_capacity(a, &idle, 0, cause) != 0)
-		goto out;
-	progress(o, "%s: scaled to 0", idle.name);
-	if (delete_tag(a, live.name, ROLLOUT_TAG, cause) != 0 ||
-	    delete_tag(a, idle.name, ROLLOUT_TAG, cause) != 0)
-		goto out;
-	progress(o, "rolled back: %s is live again", live.name);
-	ret = ROLLOUT_OK;
-out:
-	if (o->json)
-		summary_json(o, "rollback", ret, ret == ROLLOUT_OK ? NULL : *cause, both, 2);
-	record_clear(&rec);
+	if (run_load(&r, a, o, &live, &idle, cause) == 0)
+		ret = roll_back(&r, cause);
+	final_json(&r, "rollback", ret, *cause);
+	run_clear(&r);
 	group_clear(&live);
 	group_clear(&idle);
 	return ret;
+}
+
+/* The alarms' states, printed (text) or added to doc (--json). */
+static int
+status_alarms(struct run *r, struct json_object *doc, char **cause)
+{
+	struct aws_result	 res;
+	struct json_object	*arr, *ja;
+	struct xml_node		*m;
+	const char		*name, *state, *reason;
+
+	if (r->alarms == NULL)
+		return 0;
+	if (describe_alarms(r->a, r->alarms, &res, cause) != 0) {
+		aws_result_free(&res);
+		return -1;
+	}
+	arr = json_object_new_array();
+	for (m = xml_child(xml_find(res.xml, "MetricAlarms"), "member"); m != NULL;
+	    m = xml_next(m)) {
+		name = xml_child_text(m, "AlarmName");
+		state = xml_child_text(m, "StateValue");
+		reason = xml_child_text(m, "StateReason");
+		if (name == NULL)
+			continue;
+		if (!r->o->json) {
+			fprintf(r->o->out, "  alarm %s: %s (%s)\n", name, state != NULL ? state :
+			    "?", reason != NULL ? reason : "");
+			continue;
+		}
+		ja = json_object_new_object();
+		json_object_object_add(ja, "name", json_object_new_string(name));
+		json_object_object_add(ja, "state", state != NULL ?
+		    json_object_new_string(state) : NULL);
+		json_object_object_add(ja, "reason", reason != NULL ?
+		    json_object_new_string(reason) : NULL);
+		json_object_array_add(arr, ja);
+	}
+	json_object_object_add(doc, "alarms", arr);
+	aws_result_free(&res);
+	return 0;
 }
 
 int
@@ -770,21 +1532,41 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 {
 	struct group		 live, idle;
 	const struct group	*both[2] = { &live, &idle }, *g;
-	struct record		 rec;
+	struct json_object	*doc = NULL;
+	struct run		 r;
+	double			 left;
 	size_t			 i, k;
 	int			 ret = ROLLOUT_ERROR;
 
-	if (load_pair(a, o, &live, &idle, &rec, cause) != 0)
+	if (run_load(&r, a, o, &live, &idle, cause) != 0)
 		goto out;
 	if (target_health(a, &live, cause) != 0 || target_health(a, &idle, cause) != 0)
 		goto out;
+	left = strcmp(r.rec.phase, "baking") == 0 ? (double)r.rec.since + r.rec.bake -
+	    wall_now() : 0;
+	if (left < 0)
+		left = 0;
+	doc = json_object_new_object();
+	json_object_object_add(doc, "version", json_object_new_string(r.rec.version));
+	json_object_object_add(doc, "step", json_object_new_int(r.rec.step));
+	json_object_object_add(doc, "steps", json_object_new_int(r.rec.nsteps));
+	json_object_object_add(doc, "phase", json_object_new_string(r.rec.phase));
+	json_object_object_add(doc, "bake_left", json_object_new_double(left));
+	if (!o->json) {
+		fprintf(o->out, "rollout of %s: step %d of %d, %s", r.rec.version, r.rec.step,
+		    r.rec.nsteps, r.rec.phase);
+		if (strcmp(r.rec.phase, "baking") == 0)
+			fprintf(o->out, " (%.0f s of the bake left)", left);
+		fputc('\n', o->out);
+	}
+	if (status_alarms(&r, doc, cause) != 0)
+		goto out;
 	ret = ROLLOUT_OK;
 	if (o->json) {
-		summary_json(o, "status", ret, NULL, both, 2);
+		summary_json(o, "status", ret, NULL, both, 2, doc);
+		doc = NULL;
 		goto out;
 	}
-	fprintf(o->out, "rollout of %s: step %s\n", rec.version != NULL ? rec.version : "?",
-	    rec.step != NULL ? rec.step : "?");
 	for (k = 0; k < 2; k++) {
 		g = both[k];
 		fprintf(o->out, "  %s group %s: desired %d, version %s\n", k == 0 ? "old" : "new",
@@ -794,8 +1576,161 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 			    g->inst[i].health != NULL ? g->inst[i].health : "-");
 	}
 out:
-	record_clear(&rec);
+	json_object_put(doc);
+	run_clear(&r);
 	group_clear(&live);
 	group_clear(&idle);
+	return ret;
+}
+
+/* Every history tag of every group: DescribeTags, page by page. */
+static int
+history_all(struct aws *a, struct group *g, char **cause)
+{
+	struct aws_param	 p[1];
+	struct aws_result	 res;
+	struct xml_node		*m;
+	const char		*k, *v, *id;
+	char			*token = NULL;
+	int			 ret = -1;
+
+	memset(g, 0, sizeof *g);
+	memset(&res, 0, sizeof res);
+	do {
+		p[0] = (struct aws_param){ "NextToken", token };
+		aws_result_free(&res);
+		if (call(a, AWS_AUTOSCALING, "DescribeTags", p, token != NULL, &res, cause) != 0)
+			goto out;
+		for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL &&
+		    g->nhist < ROLLOUT_MAX_INSTANCES * 4; m = xml_next(m)) {
+			k = xml_child_text(m, "Key");
+			v = xml_child_text(m, "Value");
+			id = xml_child_text(m, "ResourceId");
+			if (k == NULL || v == NULL || id == NULL)
+				continue;
+			g->hist = xrealloc(g->hist, (g->nhist + 1) * sizeof *g->hist);
+			if (history_parse(k, v, &g->hist[g->nhist]) == 0)
+				g->hist[g->nhist++].to = xstrdup(id);
+		}
+		free(token);
+		v = xml_find_text(res.xml, "NextToken");
+		token = v != NULL && *v != '\0' ? xstrdup(v) : NULL;
+	} while (token != NULL);
+	ret = 0;
+out:
+	free(token);
+	aws_result_free(&res);
+	return ret;
+}
+
+static int
+history_cmp(const void *a, const void *b)
+{
+	const struct history	*x = a, *y = b;
+
+	return x->started < y->started ? -1 : x->started > y->started;
+}
+
+static char *
+iso_time(long long t)
+{
+	time_t		tt = (time_t)t;
+	struct tm	tm;
+	char		s[32];
+
+	if (t < 0 || gmtime_r(&tt, &tm) == NULL)
+		return NULL;
+	strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return xstrdup(s);
+}
+
+static struct json_object *
+json_time(long long t)
+{
+	char			*s = iso_time(t);
+	struct json_object	*j = s != NULL ? json_object_new_string(s) : NULL;
+
+	free(s);
+	return j;
+}
+
+static void
+history_print(const struct rollout_opts *o, const struct history *h, size_t n)
+{
+	struct json_object	*arr = json_object_new_array(), *jh, *js, *jst;
+	size_t			 i, k;
+	char			*t, *b, *e;
+
+	for (i = 0; i < n; i++) {
+		if (!o->json) {
+			t = iso_time(h[i].started);
+			fprintf(o->out, "%s  %s  %s -> %s  %s  sha256 %.12s  by %s\n", t,
+			    h[i].version, h[i].from, h[i].to, h[i].outcome, h[i].sha256 != NULL ?
+			    h[i].sha256 : "-", h[i].by != NULL ? h[i].by : "?");
+			free(t);
+			for (k = 0; k < h[i].nsteps; k++) {
+				b = iso_time(h[i].begin[k]);
+				e = iso_time(h[i].end[k]);
+				fprintf(o->out, "    step %zu: %s .. %s\n", k + 1, b != NULL ? b :
+				    "-", e != NULL ? e : "-");
+				free(b);
+				free(e);
+			}
+			continue;
+		}
+		jh = json_object_new_object();
+		json_object_object_add(jh, "started", json_time(h[i].started));
+		json_object_object_add(jh, "version", json_object_new_string(h[i].version));
+		json_object_object_add(jh, "sha256", h[i].sha256 != NULL ?
+		    json_object_new_string(h[i].sha256) : NULL);
+		json_object_object_add(jh, "outcome", json_object_new_string(h[i].outcome));
+		json_object_object_add(jh, "from", json_object_new_string(h[i].from));
+		json_object_object_add(jh, "to", json_object_new_string(h[i].to));
+		json_object_object_add(jh, "by", h[i].by != NULL ?
+		    json_object_new_string(h[i].by) : NULL);
+		jst = json_object_new_array();
+		for (k = 0; k < h[i].nsteps; k++) {
+			js = json_object_new_object();
+			json_object_object_add(js, "began", json_time(h[i].begin[k]));
+			json_object_object_add(js, "ended", json_time(h[i].end[k]));
+			json_object_array_add(jst, js);
+		}
+		json_object_object_add(jh, "steps", jst);
+		json_object_array_add(arr, jh);
+	}
+	if (o->json)
+		fprintf(o->out, "%s\n", json_object_to_json_string_ext(arr,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(arr);
+}
+
+int
+rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
+{
+	struct group	g[2];
+	struct history	*all = NULL;
+	size_t		 n = 0, i, k;
+	int		 ret = ROLLOUT_ERROR;
+
+	memset(g, 0, sizeof g);
+	if (o->live != NULL) {
+		if (describe(a, o, o->live, &g[0], cause) != 0 ||
+		    describe(a, o, o->idle, &g[1], cause) != 0)
+			goto out;
+	} else if (history_all(a, &g[0], cause) != 0)
+		goto out;
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < g[k].nhist; i++) {
+			all = xrealloc(all, (n + 1) * sizeof *all);
+			all[n++] = g[k].hist[i];
+		}
+	}
+	qsort(all, n, sizeof *all, history_cmp);
+	history_print(o, all, n);
+	ret = ROLLOUT_OK;
+out:
+	free(all);	/* the entries still belong to the groups */
+	group_clear(&g[0]);
+	group_clear(&g[1]);
 	return ret;
 }

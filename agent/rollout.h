@@ -12,13 +12,14 @@ enum rollout_code {
 	ROLLOUT_OK = 0,
 	ROLLOUT_ERROR = 1,	/* AWS error, or the world is not as expected */
 	ROLLOUT_USAGE = 2,
-	ROLLOUT_REFUSED = 3,	/* another rollout in progress, idle group not empty */
-	ROLLOUT_FAILED = 4,	/* the new version did not become healthy: switched back */
+	ROLLOUT_REFUSED = 3,	/* another rollout, idle group not empty, finish in a bake */
+	ROLLOUT_FAILED = 4,	/* an alarm fired or the new version turned unhealthy: rolled back */
 	ROLLOUT_TIMEOUT = 5,
 };
 
 #define ROLLOUT_TAG	"asg-agent:rollout"
 #define ROLLOUT_LIVE	"asg-agent:live"
+#define ROLLOUT_ALARMS	"asg-agent:rollout-alarms"	/* the --alarm names, comma-separated */
 
 struct rollout_opts {
 	const char	*live;
@@ -27,6 +28,12 @@ struct rollout_opts {
 	const char	*sha256;
 	const char	*version_tag;	/* [version] tag */
 	const char	*sha256_tag;	/* [artifact] sha256_tag */
+	const char	*steps;		/* --steps "10,50,100"; NULL: one step */
+	double		 bake;		/* --bake: seconds each step holds, watched */
+	const char	**alarms;	/* --alarm NAME, repeatable */
+	size_t		 nalarms;
+	int		 autorun;	/* --auto: every step to the end */
+	int		 force;		/* finish --force: even during a bake */
 	double		 timeout;	/* seconds to wait for health */
 	double		 poll;		/* seconds between checks */
 	int		 json;
@@ -38,5 +45,7 @@ int	rollout_start(struct aws *, const struct rollout_opts *, char **);
 int	rollout_finish(struct aws *, const struct rollout_opts *, char **);
 int	rollout_rollback(struct aws *, const struct rollout_opts *, char **);
 int	rollout_status(struct aws *, const struct rollout_opts *, char **);
+int	rollout_step(struct aws *, const struct rollout_opts *, char **);
+int	rollout_history(struct aws *, const struct rollout_opts *, char **);
 
 #endif

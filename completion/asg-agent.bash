@@ -89,13 +89,13 @@ _asg_agent()
 		;;
 	rollout)
 		if ((COMP_CWORD == cmd_at + 1)); then
-			COMPREPLY=($(compgen -W "start status finish rollback --help" -- "$cur"))
+			COMPREPLY=($(compgen -W "start step status finish rollback history --help" -- "$cur"))
 			return
 		fi
 		case $prev in
-		--live|--idle|--version|--sha256|--timeout) ;;
-		*) COMPREPLY=($(compgen -W "--live --idle --version --sha256 --timeout --json
-		    --help" -- "$cur")) ;;
+		--live|--idle|--version|--sha256|--timeout|--steps|--bake|--alarm) ;;
+		*) COMPREPLY=($(compgen -W "--live --idle --version --sha256 --steps --bake
+		    --alarm --auto --force --timeout --json --help" -- "$cur")) ;;
 		esac
 		;;
 	publish)

@@ -175,6 +175,18 @@ def creds_seeds(d):
     write(d, "time-only.txt", "2026-02-29T24:60:61Z")
 
 
+# ---------------------------------------------------------------- rollout history tag
+def history_seeds(d):
+    sha = "a" * 64
+    write(d, "finished.txt", f"asg-agent:history:1796534895\n2.0.0 {sha} finished from=web-blue "
+          "t=0-9,9-18,18-27,27-36 by=arn:aws:sts::123456789012:assumed-role/ci/job-7")
+    write(d, "running.txt", "asg-agent:history:1796534895\n1.4.2 - running from=web-green "
+          "t=1-9,10- by=arn:aws:iam::123456789012:user/deploy bot")
+    write(d, "no-steps.txt", "asg-agent:history:5\nv - rolled-back from=g t= by=")
+    write(d, "cut.txt", "asg-agent:history:5\n" + "v" * 200 + " - finished from=g t=1-2 by=" +
+          "x" * 100)
+
+
 # ---------------------------------------------------------------- state.json
 def state_seeds(d):
     st = {
@@ -505,6 +517,7 @@ def main():
     xml_seeds(os.path.join(c, "xml"))
     creds_seeds(os.path.join(c, "creds"))
     state_seeds(os.path.join(c, "state"))
+    history_seeds(os.path.join(c, "history"))
     artifact_seeds(os.path.join(c, "artifact"))
     config_seeds(os.path.join(c, "config"), a.srcdir)
     sigv4_seeds(os.path.join(c, "sigv4"))

@@ -299,7 +299,8 @@ class Packaging(unittest.TestCase):
                         read(os.path.join(SRCDIR, "packaging/rpm/asg-agent.spec"))).group(1)
         self.assertEqual((deb, rpm), (ac, ac))
 
-    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing"}
+    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing",
+              "CLOUDWATCH": "cloudwatch", "STS": "sts"}
     # The IAM actions of the S3 requests (the multipart ones are s3:PutObject; a
     # HeadObject of a missing key answers 404 only with s3:ListBucket).
     S3_IAM = {"PutObject": ["s3:PutObject"], "CreateMultipartUpload": ["s3:PutObject"],
@@ -316,7 +317,8 @@ class Packaging(unittest.TestCase):
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
             for svc, action in re.findall(
-                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2),\s*"(\w+)"', src):
+                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
+                    r'\s*"(\w+)"', src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")
@@ -358,6 +360,7 @@ class Packaging(unittest.TestCase):
             ci = self.aws_calls(ci_sources)
             self.assertIn("autoscaling:EnterStandby", ci)
             self.assertIn("s3:AbortMultipartUpload", ci)
+            self.assertIn("cloudwatch:DescribeAlarms", ci)
             allowed = self.policy_actions("packaging/aws/ci-rollout-policy.json")
             self.assertEqual(sorted(ci - allowed), [], "rollout calls it, CI may not")
             self.assertEqual(sorted(allowed - ci), [], "CI may, rollout never calls it")

@@ -34,14 +34,29 @@ class Rollout(FakeAWSCase):
         self.agents_stop = threading.Event()
         self.agent_thread = None
 
+        self.sampler_stop = threading.Event()
+        self.samples = []
+        self.sampler = None
+        self.procs = []
+
     def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         self.agents_stop.set()
+        self.sampler_stop.set()
         if self.agent_thread:
             self.agent_thread.join(10)
+        if self.sampler:
+            self.sampler.join(10)
         # Leave no rollout behind: the next test's status must find only its own.
         for g in (self.blue, self.green):
-            self.asg.delete_tags(Tags=[{"ResourceId": g, "ResourceType": "auto-scaling-group",
-                                        "Key": "asg-agent:rollout"}])
+            keys = [k for k in self.tags(g) if k.startswith("asg-agent:rollout")
+                    or k.startswith("asg-agent:history:")]
+            if keys:
+                self.asg.delete_tags(Tags=[{"ResourceId": g, "ResourceType": "auto-scaling-group",
+                                            "Key": k} for k in keys])
         super().tearDown()
 
     def env(self):
@@ -60,10 +75,10 @@ class Rollout(FakeAWSCase):
         def loop():
             while not self.agents_stop.is_set():
                 for p in self.f.lifecycle_pending():
-                    if p.get("group") == self.green:
+                    if p.get("group") in (self.blue, self.green):
                         try:
                             self.asg.complete_lifecycle_action(
-                                AutoScalingGroupName=self.green, LifecycleHookName=p["hook"],
+                                AutoScalingGroupName=p["group"], LifecycleHookName=p["hook"],
                                 InstanceId=p["instance_id"], LifecycleActionResult=result)
                         except Exception:
                             pass
@@ -81,6 +96,72 @@ class Rollout(FakeAWSCase):
     def states(self, name):
         return sorted(i["LifecycleState"] for i in self.asg_group(name)["Instances"])
 
+    def watch_serving(self):
+        """Sample the target group's healthy targets all through the test."""
+        elb = self.f.client("elbv2")
+
+        def loop():
+            while not self.sampler_stop.is_set():
+                try:
+                    d = elb.describe_target_health(TargetGroupArn=self.tg)
+                    self.samples.append(sum(1 for t in d["TargetHealthDescriptions"]
+                                            if t["TargetHealth"]["State"] == "healthy"))
+                except Exception as e:  # a failed sample must not pass for a healthy one
+                    self.samples.append(f"error: {e}")
+                self.sampler_stop.wait(0.1)
+        self.sampler = threading.Thread(target=loop, daemon=True)
+        self.sampler.start()
+
+    def assert_always_served(self):
+        """No sample saw zero healthy targets (and there were samples to see)."""
+        self.sampler_stop.set()
+        self.sampler.join(10)
+        self.assertGreater(len(self.samples), 10, "too few target health samples")
+        bad = [x for x in self.samples if not isinstance(x, int) or x == 0]
+        self.assertEqual(bad, [], f"moments without a healthy target, of {len(self.samples)}")
+
+    def make_alarm(self, name):
+        cw = self.f.client("cloudwatch")
+        cw.put_metric_alarm(AlarmName=name, MetricName="HTTPCode_Target_5XX_Count",
+                            Namespace="AWS/ApplicationELB", Statistic="Sum", Period=60,
+                            EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanOrEqualToThreshold")
+        return cw
+
+    def background(self, *args):
+        p = subprocess.Popen([AGENT, "-c", self.conf, "rollout", *args], env=self.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p
+
+    def finish_background(self, p, timeout=120):
+        out, err = p.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+    def record(self, name=None):
+        """The rollout tag's fields, or {} when there is none."""
+        v = self.tags(name or self.green).get("asg-agent:rollout")
+        if v is None:
+            return {}
+        words = v.split()
+        rec = dict(w.split("=", 1) for w in words[1:])
+        rec["version"] = words[0]
+        return rec
+
+    def wait_record(self, step, phase, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rec = self.record()
+            if rec.get("step") == step and rec.get("phase") == phase:
+                return rec
+            time.sleep(0.1)
+        self.fail(f"no step={step} phase={phase} in {timeout} s: got {self.record()}")
+
+    def history(self):
+        r = self.rollout("history", "--live", self.blue, "--idle", self.green, "--json")
+        self.assert_exit(r, 0)
+        return json.loads(r.stdout)
+
     def start(self, *extra):
         return self.rollout("start", "--live", self.blue, "--idle", self.green,
                             "--version", "2.0.0", "--sha256", "a" * 64, "--timeout", "60",
@@ -96,13 +177,13 @@ class Rollout(FakeAWSCase):
         tags = self.tags(self.green)
         self.assertEqual(tags["asg-agent:version"], "2.0.0")
         self.assertEqual(tags["asg-agent:sha256"], "a" * 64)
-        self.assertIn("step=switched", tags["asg-agent:rollout"])
+        self.assertIn("phase=switched", tags["asg-agent:rollout"])
         st = self.rollout("status", "--json")
         self.assert_exit(st, 0)
         doc = json.loads(st.stdout)
         self.assertEqual({g["name"] for g in doc["groups"]}, {self.blue, self.green})
         human = self.rollout("status")
-        self.assertIn("step switched", human.stdout)
+        self.assertIn("step 1 of 1, switched", human.stdout)
         # The same start again is a no-op that says where things stand.
         again = self.start()
         self.assert_exit(again, 0)
@@ -119,11 +200,14 @@ class Rollout(FakeAWSCase):
         self.assertEqual(self.rollout("status").returncode, 1, "no rollout in progress")
 
     def test_start_then_rollback(self):
+        self.watch_serving()
         self.fake_agents()
         r = self.start()
         self.assert_exit(r, 0)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
         rb = self.rollout("rollback", "--timeout", "60")
         self.assert_exit(rb, 0)
+        self.assert_always_served()
         self.assertEqual(self.states(self.blue), ["InService", "InService"])
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.blue))
@@ -163,7 +247,7 @@ class Rollout(FakeAWSCase):
             time.sleep(0.2)
         p.kill()
         p.wait()
-        self.assertIn("step=scaling", self.tags(self.green)["asg-agent:rollout"])
+        self.assertIn("phase=scaling", self.tags(self.green)["asg-agent:rollout"])
         other = self.rollout("start", "--live", self.blue, "--idle", self.green, "--version",
                              "3.0.0")
         self.assertEqual(other.returncode, 3, "a different rollout is refused")
@@ -175,10 +259,218 @@ class Rollout(FakeAWSCase):
         self.assertEqual(len(self.asg_group(self.green)["Instances"]), 2, "no extra capacity")
         self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
 
+    def guarded(self, *extra, version="2.0.0"):
+        return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
+                "--sha256", "a" * 64, "--timeout", "60", *extra]
+
+    def test_steps_auto_to_the_end(self):
+        self.watch_serving()
+        self.make_alarm(f"5xx{self.n}")
+        self.fake_agents()
+        r = self.rollout(*self.guarded("--steps", "50,100", "--bake", "1", "--alarm",
+                                       f"5xx{self.n}", "--auto"))
+        self.assert_exit(r, 0)
+        for k in range(1, 5):
+            self.assertIn(f"step {k} of 4 done", r.stdout)
+        self.assertIn(f"watching 5xx{self.n}", r.stdout)
+        self.assertEqual(self.states(self.green), ["InService", "InService"])
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
+        self.assertEqual(self.record()["phase"], "switched")
+        self.assert_exit(self.rollout("finish"), 0)
+        self.assert_always_served()
+        (h,) = self.history()
+        self.assertEqual((h["version"], h["outcome"], len(h["steps"])), ("2.0.0", "finished", 4))
+        self.assertTrue(all(st["began"] and st["ended"] for st in h["steps"]), h)
+
+    def test_manual_steps(self):
+        self.watch_serving()
+        self.fake_agents()
+        r = self.rollout(*self.guarded("--steps", "50,100", "--bake", "1"))
+        self.assert_exit(r, 0)
+        self.assertIn("waiting for approval", r.stdout)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 1, "the canary share")
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        st = self.rollout("status")
+        self.assertIn("step 1 of 4, baked", st.stdout)
+        self.assert_exit(self.rollout("finish"), 3)
+        want = [(2, [], ["InService", "InService"]),
+                (2, ["InService", "Standby"], ["InService", "InService"]),
+                (2, ["Standby", "Standby"], ["InService", "InService"])]
+        for k, (green, blue, green_states) in enumerate(want, start=2):
+            r = self.rollout("step")
+            self.assert_exit(r, 0)
+            self.assertIn(f"step {k} of 4 done", r.stdout)
+            self.assertNotIn(f"step {k + 1} of 4 done", r.stdout, "one step per approval")
+            self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], green)
+            if blue:
+                self.assertEqual(self.states(self.blue), blue)
+            self.assertEqual(self.states(self.green), green_states)
+        self.assertEqual(self.record()["phase"], "switched")
+        again = self.rollout("step")
+        self.assert_exit(again, 0)
+        self.assertIn("switched", again.stdout)
+        self.assert_exit(self.rollout("finish"), 0)
+        self.assert_always_served()
+
+    def test_alarm_in_first_bake_rolls_back(self):
+        self.watch_serving()
+        alarm = f"5xx{self.n}"
+        cw = self.make_alarm(alarm)
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "50,100", "--bake", "30", "--alarm",
+                                          alarm, "--auto"))
+        self.wait_record("1/4", "baking")
+        st = self.rollout("status", "--json")
+        self.assert_exit(st, 0)
+        doc = json.loads(st.stdout)
+        self.assertEqual((doc["step"], doc["phase"]), (1, "baking"))
+        self.assertGreater(doc["bake_left"], 0)
+        self.assertEqual([a["name"] for a in doc["alarms"]], [alarm])
+        cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM",
+                           StateReason="Threshold Crossed: 7 errors")
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn(f"alarm {alarm} is in ALARM (Threshold Crossed: 7 errors)", r.stderr)
+        self.assertIn("during step 1 of 4 (bake)", r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+        self.assertEqual(self.record(), {}, "the rollout is over")
+        self.assertEqual(self.history()[0]["outcome"], "rolled-back")
+        self.assert_always_served()
+
+    def test_alarm_with_old_in_standby_rolls_back(self):
+        # The last step: every old instance in Standby; they must serve again first.
+        self.watch_serving()
+        alarm = f"5xx{self.n}"
+        cw = self.make_alarm(alarm)
+        self.fake_agents()
+        # Each step bakes 8 s: the alarm is set at the start of the second bake.
+        p = self.background(*self.guarded("--steps", "100", "--bake", "8", "--alarm",
+                                          alarm, "--auto"))
+        self.wait_record("2/2", "baking")
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
+        cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="p99 above 2 s")
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn(f"alarm {alarm} is in ALARM (p99 above 2 s) during step 2 of 2 (bake)",
+                      r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+        self.assert_always_served()
+
+    def test_new_instance_unhealthy_in_bake_rolls_back(self):
+        self.watch_serving()
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "50,100", "--bake", "30", "--auto"))
+        self.wait_record("2/4", "baking")
+        ids = [i["InstanceId"] for i in self.asg_group(self.green)["Instances"]]
+        # A stopped instance fails the target group's health check.
+        self.f.client("ec2").stop_instances(InstanceIds=ids[:1])
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn("new instances healthy", r.stderr)
+        self.assertIn(ids[0], r.stderr)
+        self.assertIn("during step 2 of 4 (bake)", r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+        self.assert_always_served()
+
+    def test_old_instance_unhealthy_in_bake_is_said_not_rolled_back(self):
+        self.watch_serving()
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "100", "--bake", "4", "--auto"))
+        self.wait_record("1/2", "baking")
+        old = self.asg_group(self.blue)["Instances"][0]["InstanceId"]
+        self.f.client("ec2").stop_instances(InstanceIds=[old])
+        r = self.finish_background(p)
+        self.assert_exit(r, 0)
+        self.assertIn(f"{self.blue}: 1 serving instances of the old version not healthy",
+                      r.stdout)
+        self.assertEqual(self.record()["phase"], "switched")
+        self.assert_always_served()
+
+    def test_killed_during_bake_then_rerun_continues_it(self):
+        self.watch_serving()
+        self.fake_agents()
+        args = self.guarded("--steps", "100", "--bake", "8", "--auto")
+        p = self.background(*args)
+        since = int(self.wait_record("1/2", "baking")["since"])
+        time.sleep(1)
+        p.kill()
+        p.wait()
+        time.sleep(3)
+        self.assertEqual(self.record()["phase"], "baking", "killed in the bake")
+        r = self.rollout(*args)
+        self.assert_exit(r, 0)
+        self.assertIn("resuming the rollout of 2.0.0 (step 1 of 2, baking)", r.stdout)
+        (h,) = self.history()
+        baked = h["steps"][0]
+        ended = time.mktime(time.strptime(baked["ended"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        # Not skipped: it ran the whole 8 s; not restarted: not 8 s after the rerun (since + 12).
+        self.assertGreaterEqual(ended - since, 8, baked)
+        self.assertLess(ended - since, 11, baked)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
+        self.assertEqual(len(self.asg_group(self.green)["Instances"]), 2, "no extra capacity")
+        self.assert_always_served()
+
+    def test_finish_refused_during_bake(self):
+        self.watch_serving()
+        self.fake_agents()
+        # One step (no --steps): the switch, then its bake, the last one.
+        p = self.background(*self.guarded("--bake", "60", "--auto"))
+        self.wait_record("1/1", "baking")
+        r = self.rollout("finish")
+        self.assert_exit(r, 3)
+        self.assertIn("still running", r.stderr)
+        self.assertEqual(self.asg_group(self.blue)["DesiredCapacity"], 0)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"], "finish did nothing")
+        p.kill()
+        p.wait()
+        self.assert_exit(self.rollout("finish", "--force"), 0)
+        self.assertEqual(self.tags(self.green)["asg-agent:live"], "true")
+        self.assertEqual(self.history()[0]["outcome"], "finished")
+        self.assert_always_served()
+
+    def test_history_and_rollback_to_first_version_by_name(self):
+        self.watch_serving()
+        self.fake_agents()
+        pairs = [(self.blue, self.green, "2.0.0", "a"), (self.green, self.blue, "3.0.0", "b"),
+                 (self.blue, self.green, "4.0.0", "c")]
+        for live, idle, version, digit in pairs:
+            r = self.rollout("start", "--live", live, "--idle", idle, "--version", version,
+                             "--sha256", digit * 64, "--timeout", "60", "--auto")
+            self.assert_exit(r, 0)
+            self.assert_exit(self.rollout("finish"), 0)
+        hist = self.history()
+        self.assertEqual([(h["version"], h["sha256"], h["outcome"], h["from"], h["to"])
+                          for h in hist],
+                         [(v, d * 64, "finished", live, idle) for live, idle, v, d in pairs])
+        self.assertTrue(all(h["by"].startswith("arn:aws:") for h in hist), hist)
+        text = self.rollout("history")
+        self.assert_exit(text, 0)
+        self.assertIn(f"4.0.0  {self.blue} -> {self.green}  finished", text.stdout)
+        back = self.rollout("start", "--live", self.green, "--idle", self.blue, "--version",
+                            "2.0.0", "--timeout", "60", "--auto")
+        self.assert_exit(back, 0)
+        self.assertIn("digest " + "a" * 64 + " from the history", back.stdout)
+        self.assertEqual(self.tags(self.blue)["asg-agent:sha256"], "a" * 64)
+        self.assertEqual(self.tags(self.blue)["asg-agent:version"], "2.0.0")
+        self.assert_exit(self.rollout("finish"), 0)
+        self.assertEqual(self.history()[-1]["sha256"], "a" * 64)
+        self.assert_always_served()
+
     def test_usage(self):
         self.assert_exit(self.rollout("start", "--live", self.blue), 2)
         self.assert_exit(self.rollout("sideways"), 2)
         self.assert_exit(self.rollout("start", "--live", "a", "--idle", "a", "--version", "1"), 2)
+        for steps in ("50,10", "10,50", "0,100", "x", "10,20,30,40,50,100"):
+            r = self.rollout(*self.guarded("--steps", steps))
+            self.assert_exit(r, 2)
+            self.assertIn("bad --steps", r.stderr)
+        for bake in ("-1", "nan", "86401", "5s"):
+            self.assert_exit(self.rollout(*self.guarded("--bake", bake)), 2)
+        self.assert_exit(self.rollout(*self.guarded("--alarm", "a,b")), 2)
+        self.assertEqual(self.tags(self.green).get("asg-agent:rollout"), None, "nothing recorded")
 
 
 if __name__ == "__main__":
