@@ -303,6 +303,8 @@ agent_complete(struct agent *a, const char *result)
 		state_setf(&a->st.lifecycle, "%s sent for launch hook %s", result, a->hook);
 		log_info("lifecycle: %s sent for hook %s", result, a->hook);
 		a->completed = 1;
+		if (strcmp(result, "CONTINUE") == 0)
+			a->st.marks[MARK_CONTINUE] = wall_now();
 	} else if (r == OUTCOME_NOT_FOUND) {
 		state_setf(&a->st.lifecycle, "launch hook %s already completed (no %s needed)",
 		    a->hook, result);

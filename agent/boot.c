@@ -17,6 +17,7 @@
 #include "health.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "milestone.h"
 #include "policy.h"
 #include "release.h"
 #include "retry.h"
@@ -591,6 +592,28 @@ fail(struct agent *a, const char *cause)
 	free(err);
 }
 
+/*
+ * The milestones before the agent ran: read once, after CONTINUE and
+ * READY=1, so they cost the boot nothing. Each may be missing (no IMDS
+ * identity document, no systemd): the view shows what is known.
+ */
+static void
+boot_milestones(struct agent *a)
+{
+	double	*m = a->st.marks;
+	char	*err = NULL;
+
+	if (milestone_systemd(&m[MARK_USERSPACE], &m[MARK_UNIT], &err) != 0) {
+		log_debug("systemd's timestamps: %s", err);
+		free(err);
+		err = NULL;
+	}
+	if (milestone_launch(&a->client.imds, &m[MARK_LAUNCH], &err) != 0) {
+		log_debug("launch time: %s", err);
+		free(err);
+	}
+}
+
 /* mkdir -p: the state dir may sit on a fresh volume. */
 static int
 make_dirs(const char *path, char **cause)
@@ -697,12 +720,15 @@ boot_run(struct agent *a)
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
 	agent_deadline(cfg->deadline);
 	if (*cfg->health_listen != '\0') {
-		if (health_start(cfg->health_listen, cfg->health_path, &a->health, &cause) != 0) {
+		if (health_start(cfg->health_listen, cfg->health_path, cfg->metrics_path,
+		    &a->health, &cause) != 0) {
 			fail(a, cause);
 			goto out;
 		}
+		health_lb_threshold(a->health, cfg->lb_healthy_threshold);
 		health_set(a->health, 0, "booting");
 	}
+	a->st.lb_threshold = cfg->lb_healthy_threshold;
 	state_set(&a->st.health, "booting (503)");
 	if (step_identity(a, &cause) != 0)
 		goto failed;
@@ -744,14 +770,18 @@ boot_run(struct agent *a)
 	agent_deadline(0);
 	if (a->health != NULL)
 		health_set(a->health, 1, NULL);
+	a->st.marks[MARK_SERVING] = wall_now();
 	agent_complete(a, "CONTINUE");
 	state_step_end(&a->st);
 	a->st.phase = PHASE_SERVING;
 	state_step_begin(&a->st, "serving");
 	agent_save(a);
 	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version,
-	    wall_now() - a->st.boot_start);
-	log_info("serving %s (boot took %.3f s)", a->version, wall_now() - a->st.boot_start);
+	    a->st.marks[MARK_SERVING] - a->st.boot_start);
+	boot_milestones(a);
+	agent_save(a);
+	log_info("serving %s (boot took %.3f s)", a->version,
+	    a->st.marks[MARK_SERVING] - a->st.boot_start);
 	ret = BOOT_SERVE;
 	goto out;
 failed:

@@ -58,6 +58,8 @@ struct config {
 	/* [health] */
 	char		*health_listen;
 	char		*health_path;
+	char		*metrics_path;
+	int		 lb_healthy_threshold;
 
 	/* [lifecycle] */
 	char		*launch_hook;

@@ -105,6 +105,29 @@ out:
 	free(err);
 }
 
+/* The load balancer's checks as the endpoint saw them: into the state, logged once healthy. */
+static void
+watch_lb(struct serve *s)
+{
+	struct agent		*a = s->a;
+	struct state		*st = &a->st;
+	struct health_lb	 lb;
+
+	health_lb(a->health, &lb);
+	if (lb.checks == st->lb_checks && lb.healthy == st->marks[MARK_LB_HEALTHY])
+		return;
+	st->marks[MARK_LB_FIRST] = lb.first;
+	st->lb_checks = lb.checks;
+	st->lb_interval = lb.interval;
+	if (lb.healthy > 0 && st->marks[MARK_LB_HEALTHY] == 0) {
+		st->marks[MARK_LB_HEALTHY] = lb.healthy;
+		log_info("load balancer healthy (as seen from here): %d checks in a row, "
+		    "%.3f s after serving", st->lb_threshold,
+		    lb.healthy - st->marks[MARK_SERVING]);
+	}
+	agent_save(a);
+}
+
 /* While stopping, retries go on until a second stop signal (or no deadline at all). */
 static void
 serve_retry(struct agent *a, struct retry *r, double deadline)
@@ -323,6 +346,7 @@ serve_run(struct agent *a)
 			next_probe = now + a->cfg->health_interval;
 			probe(&s);
 		}
+		watch_lb(&s);
 		agent_tick(a);
 		sleep_for(0.1, &a->halt);
 	}
