@@ -1,9 +1,10 @@
-/* test_status.c - the time-to-healthy view's decisions, the same-boot rule, the milestone parsers. */
+/* test_status.c - the time-to-healthy view, the same-boot rule, the milestone parsers, the metrics page. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "milestone.h"
 #include "state.h"
 #include "status.h"
@@ -160,6 +161,36 @@ test_unit_name(void)
 	free(u);
 }
 
+/* Label values escaped as the text format wants; a step run twice adds up. */
+static void
+test_metrics_page(void)
+{
+	struct metrics_live	 live = { "0.1.0", 1, 7 };
+	struct state		 st;
+	char			*page;
+
+	make_state(&st, 20, 0.3, 2, 9, 40);
+	state_set(&st.version, "1.\"2\\3\n");
+	st.phase = PHASE_SERVING;
+	free(st.steps[1].name);
+	st.steps[1].name = xstrdup("imds");
+	st.steps[0].seconds = 0.25;
+	st.steps[1].seconds = 0.5;
+	page = metrics_render(&st, &live, T0 + 100);
+	tap_has(page, "asg_agent_info{version=\"1.\\\"2\\\\3\\n\",instance=\"\"",
+	    "quote, backslash and newline escaped");
+	tap_has(page, "agent_version=\"0.1.0\"} 1\n", "the agent's version");
+	tap_has(page, "asg_agent_phase{phase=\"serving\"} 1\n", "the phase: 1");
+	tap_has(page, "asg_agent_phase{phase=\"failed\"} 0\n", "the other phases: 0");
+	tap_has(page, "asg_agent_boot_step_seconds{step=\"imds\"} 0.75\n",
+	    "one label set per step: a step run twice adds up");
+	tap_has(page, "asg_agent_milestone_seconds{milestone=\"kernel_start\"} 20\n",
+	    "seconds from launch");
+	tap_has(page, "asg_agent_health_endpoint_requests_total 7\n", "the endpoint's count");
+	free(page);
+	state_free(&st);
+}
+
 int
 main(void)
 {
@@ -168,5 +199,6 @@ main(void)
 	tap_run("same boot", test_same_boot);
 	tap_run("pendingTime", test_pending_time);
 	tap_run("unit name", test_unit_name);
+	tap_run("metrics page", test_metrics_page);
 	return tap_done();
 }
