@@ -348,6 +348,17 @@ static const struct opt opts[] = {
 		  "before it counts the instance healthy (AWS's default is 5)"
 	},
 
+	{ .section = "metrics",
+	  .key = "cloudwatch",
+	  .type = OPT_BOOL,
+	  .offset = O(cloudwatch),
+	  .max = 1,
+	  .def = "no",
+	  .help = "send the time-to-healthy milestones to CloudWatch (PutMetricData, namespace "
+		  "ASGAgent, dimension AutoScalingGroupName) after CONTINUE and when the load "
+		  "balancer counts the instance healthy"
+	},
+
 	{ .section = "lifecycle",
 	  .key = "launch_hook",
 	  .type = OPT_STRING,

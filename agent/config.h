@@ -61,6 +61,9 @@ struct config {
 	char		*metrics_path;
 	int		 lb_healthy_threshold;
 
+	/* [metrics] */
+	int		 cloudwatch;
+
 	/* [lifecycle] */
 	char		*launch_hook;
 	char		*terminate_hook;

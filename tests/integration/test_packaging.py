@@ -297,7 +297,8 @@ class Packaging(unittest.TestCase):
                         read(os.path.join(SRCDIR, "packaging/rpm/asg-agent.spec"))).group(1)
         self.assertEqual((deb, rpm), (ac, ac))
 
-    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing"}
+    PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing",
+              "CLOUDWATCH": "cloudwatch"}
 
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
@@ -308,7 +309,8 @@ class Packaging(unittest.TestCase):
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
             for svc, action in re.findall(
-                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2),\s*"(\w+)"', src):
+                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH),\s*"(\w+)"',
+                    src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")
@@ -350,8 +352,9 @@ class Packaging(unittest.TestCase):
     def test_cloudformation_role_matches_policy(self):
         """The template's inline policy has the same actions as iam-policy.json."""
         tpl = read(os.path.join(SRCDIR, "packaging/aws/asg-blue-green.yaml"))
-        inline = set(re.findall(r"^\s+- ((?:ec2|autoscaling|s3):\w+)\s*$", tpl, re.M))
-        inline |= set(re.findall(r"^\s+Action: ((?:ec2|autoscaling|s3):\w+)\s*$", tpl, re.M))
+        inline = set(re.findall(r"^\s+- ((?:ec2|autoscaling|s3|cloudwatch):\w+)\s*$", tpl, re.M))
+        inline |= set(re.findall(r"^\s+Action: ((?:ec2|autoscaling|s3|cloudwatch):\w+)\s*$",
+                                 tpl, re.M))
         self.assertEqual(sorted(inline),
                          sorted(self.policy_actions("packaging/aws/iam-policy.json")))
 

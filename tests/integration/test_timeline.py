@@ -123,6 +123,69 @@ class Timeline(FakeAWSCase):
             self.assertIn(want, human)
         self.assertIn("load balancer healthy (as seen from here)", a.log_text())
 
+    def cloudwatch(self):
+        """{metric name: [values]} of namespace ASGAgent for this test's group, from moto."""
+        cw = self.f.client("cloudwatch")
+        out = {}
+        for m in cw.list_metrics(Namespace="ASGAgent")["Metrics"]:
+            if m["Dimensions"] != [{"Name": "AutoScalingGroupName", "Value": self.group}]:
+                continue
+            r = cw.get_metric_statistics(
+                Namespace="ASGAgent", MetricName=m["MetricName"], Dimensions=m["Dimensions"],
+                StartTime=time.time() - 3600, EndTime=time.time() + 3600, Period=60,
+                Statistics=["Maximum", "SampleCount"], Unit="Seconds")
+            out[m["MetricName"]] = r["Datapoints"]
+        return out
+
+    def test_cloudwatch(self):
+        """[metrics] cloudwatch: one PutMetricData after CONTINUE, one once healthy; a
+        throttled one is asked again."""
+        w, _ = self.world()
+        self.f.fault("aws", kind="throttle", action="PutMetricData", count=1)
+        a = self.start("[health]\nlb_healthy_threshold = 2\n[metrics]\ncloudwatch = yes\n",
+                       env=self.env(None))
+        self.assert_serving(a, w)
+        self.assertTrue(self.wait_for(lambda: "TimeToServing" in self.cloudwatch(), 10),
+                        a.log_text())
+        puts = self.f.requests(target="aws", action="PutMetricData")
+        complete = self.f.requests(target="aws", action="CompleteLifecycleAction")
+        self.assertEqual([(p["status"], bool(p.get("faults"))) for p in puts],
+                         [(400, True), (200, False)],
+                         "one put when serving, asked again after throttling")
+        self.assertEqual(len(complete), 1)
+        self.assertGreater(puts[0]["seq"], complete[0]["seq"], "after CONTINUE")
+        for _ in range(2):
+            elb_check(self.health_port)
+            time.sleep(0.2)
+        self.assertTrue(self.wait_for(
+            lambda: "TimeToLoadBalancerHealthy" in self.cloudwatch(), 10), a.log_text())
+        self.assertEqual(len(self.f.requests(target="aws", action="PutMetricData")), 3)
+        got = self.cloudwatch()
+        m = a.status_json()["milestones"]
+        launch = m["instance_launch"]
+        want = {"TimeToKernelStart": m["kernel_start"] - launch,
+                "TimeToAgentStart": m["agent_start"] - launch,
+                "TimeToServing": m["serving"] - launch,
+                "TimeToContinue": m["continue_sent"] - launch,
+                "AgentBootTime": m["serving"] - m["agent_start"],
+                "TimeToFirstLoadBalancerCheck": m["lb_first_check"] - launch,
+                "TimeToLoadBalancerHealthy": m["lb_healthy"] - launch,
+                "ServingToLoadBalancerHealthy": m["lb_healthy"] - m["serving"]}
+        self.assertEqual(sorted(got), sorted(want), "no systemd here: no systemd metrics")
+        for name, value in want.items():
+            self.assertEqual(len(got[name]), 1, f"{name}: one data point: {got[name]}")
+            self.assertEqual(got[name][0]["SampleCount"], 1, name)
+            self.assertAlmostEqual(got[name][0]["Maximum"], value, delta=0.002, msg=name)
+
+    def test_cloudwatch_off_by_default(self):
+        w, _ = self.world()
+        a = self.start(env=self.env(None))
+        self.assert_serving(a, w)
+        elb_check(self.health_port)
+        time.sleep(0.5)
+        self.assertEqual(self.f.requests(target="aws", service="monitoring"), [])
+        self.assertEqual(self.f.requests(target="aws", action="PutMetricData"), [])
+
     def test_no_systemd_no_checks(self):
         """Outside systemd, and before any load-balancer check: what is known, no more."""
         w, _ = self.world()
