@@ -17,6 +17,7 @@
 #include "health.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "milestone.h"
 #include "policy.h"
 #include "release.h"
@@ -696,7 +697,8 @@ boot_run(struct agent *a)
 {
 	struct config	*cfg = a->cfg;
 	struct state	 old, *oldp = NULL;
-	char		*cause = NULL;
+	char		*cause = NULL, *fields[MARK_COUNT + 1];
+	size_t		 nfields;
 	enum boot_end	 ret = BOOT_FAILED;
 	int		 r;
 
@@ -780,8 +782,13 @@ boot_run(struct agent *a)
 	    a->st.marks[MARK_SERVING] - a->st.boot_start);
 	boot_milestones(a);
 	agent_save(a);
-	log_info("serving %s (boot took %.3f s)", a->version,
+	/* `journalctl ASG_AGENT_PHASE=serving` lists every boot with its milestones. */
+	nfields = metrics_journal_fields(&a->st, fields, nitems(fields));
+	log_msg_fields(LOGL_INFO, (const char *const *)fields, nfields,
+	    "serving %s (boot took %.3f s)", a->version,
 	    a->st.marks[MARK_SERVING] - a->st.boot_start);
+	while (nfields > 0)
+		free(fields[--nfields]);
 	ret = BOOT_SERVE;
 	goto out;
 failed:

@@ -1,4 +1,5 @@
-/* metrics.c - the state as a Prometheus text page, for the health endpoint's metrics path. */
+/* metrics.c - the state as numbers for monitoring: the Prometheus page, the serving line's journal fields. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,4 +191,26 @@ metrics_render(const struct state *st, const struct metrics_live *live, double n
 	out = xstrdup(b.data);
 	buf_free(&b);
 	return out;
+}
+
+size_t
+metrics_journal_fields(const struct state *st, char **fields, size_t max)
+{
+	const double	*m = st->marks;
+	char		 name[64];
+	size_t		 n = 0, j;
+	int		 i;
+
+	for (i = 0; i < MARK_COUNT && m[MARK_LAUNCH] > 0; i++) {
+		if (i == MARK_LAUNCH || m[i] <= 0 || n == max)
+			continue;
+		for (j = 0; state_mark_key(i)[j] != '\0' && j < sizeof name - 1; j++)
+			name[j] = (char)toupper((unsigned char)state_mark_key(i)[j]);
+		name[j] = '\0';
+		fields[n++] = xasprintf("ASG_AGENT_SECONDS_TO_%s=%.3f", name, m[i] - m[MARK_LAUNCH]);
+	}
+	if (n < max && m[MARK_AGENT] > 0 && m[MARK_SERVING] > 0)
+		fields[n++] = xasprintf("ASG_AGENT_BOOT_SECONDS=%.3f",
+		    m[MARK_SERVING] - m[MARK_AGENT]);
+	return n;
 }

@@ -191,6 +191,35 @@ test_metrics_page(void)
 	state_free(&st);
 }
 
+/* The serving line's journal fields: seconds from launch, and the agent's own boot. */
+static void
+test_journal_fields(void)
+{
+	struct state	 st;
+	char		*f[MARK_COUNT + 1];
+	size_t		 n, i;
+
+	make_state(&st, 20, 0.3, 2, 9, 40);
+	st.marks[MARK_USERSPACE] = 0;
+	st.marks[MARK_LB_FIRST] = st.marks[MARK_LB_HEALTHY] = 0;
+	n = metrics_journal_fields(&st, f, nitems(f));
+	tap_size(n, 6, "kernel, unit, agent, serving, CONTINUE from launch, and the boot");
+	if (n == 6) {
+		tap_str(f[0], "ASG_AGENT_SECONDS_TO_KERNEL_START=20.000", "the kernel's");
+		tap_str(f[3], "ASG_AGENT_SECONDS_TO_SERVING=24.310", "serving");
+		tap_str(f[4], "ASG_AGENT_SECONDS_TO_CONTINUE_SENT=24.320", "CONTINUE");
+		tap_str(f[5], "ASG_AGENT_BOOT_SECONDS=2.300", "the agent's own boot");
+	}
+	for (i = 0; i < n; i++)
+		free(f[i]);
+	st.marks[MARK_LAUNCH] = 0;
+	n = metrics_journal_fields(&st, f, 2);
+	tap_size(n, 1, "no launch time: the boot's seconds alone");
+	for (i = 0; i < n; i++)
+		free(f[i]);
+	state_free(&st);
+}
+
 int
 main(void)
 {
@@ -200,5 +229,6 @@ main(void)
 	tap_run("pendingTime", test_pending_time);
 	tap_run("unit name", test_unit_name);
 	tap_run("metrics page", test_metrics_page);
+	tap_run("journal fields", test_journal_fields);
 	return tap_done();
 }
