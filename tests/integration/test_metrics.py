@@ -74,6 +74,9 @@ class Metrics(FakeAWSCase):
         self.assertGreater(self.value(m, "asg_agent_boot_step_seconds", step="version-tag"),
                            0.5, "the running step's seconds so far")
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        # The milestones before the agent are read just after serving begins.
+        self.assertTrue(self.wait_for(lambda: "instance_launch" in http_get(
+            self.health_port, "/metrics")[1], 10), a.log_text())
         m = self.scrape()
         st = a.status_json()
         self.assertEqual(self.value(m, "asg_agent_phase", phase="serving"), 1)

@@ -193,6 +193,9 @@ class Timeline(FakeAWSCase):
         self.assert_serving(a, w)
         # A probe that is not the load balancer's does not count.
         self.assertEqual(http_get(self.health_port, "/healthz"), (200, "ok\n"))
+        # The milestones before the agent are read just after serving begins.
+        self.assertTrue(self.wait_for(
+            lambda: a.status_json()["milestones"]["instance_launch"], 10), a.log_text())
         time.sleep(0.5)
         st = a.status_json()
         m = st["milestones"]
