@@ -699,6 +699,7 @@ boot_run(struct agent *a)
 	struct state	 old, *oldp = NULL;
 	char		*cause = NULL, *fields[MARK_COUNT + 1];
 	size_t		 nfields;
+	double		 took;
 	enum boot_end	 ret = BOOT_FAILED;
 	int		 r;
 
@@ -778,15 +779,14 @@ boot_run(struct agent *a)
 	a->st.phase = PHASE_SERVING;
 	state_step_begin(&a->st, "serving");
 	agent_save(a);
-	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version,
-	    a->st.marks[MARK_SERVING] - a->st.boot_start);
+	took = wall_now() - a->st.boot_start;
+	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version, took);
 	boot_milestones(a);
 	agent_save(a);
 	/* `journalctl ASG_AGENT_PHASE=serving` lists every boot with its milestones. */
 	nfields = metrics_journal_fields(&a->st, fields, nitems(fields));
 	log_msg_fields(LOGL_INFO, (const char *const *)fields, nfields,
-	    "serving %s (boot took %.3f s)", a->version,
-	    a->st.marks[MARK_SERVING] - a->st.boot_start);
+	    "serving %s (boot took %.3f s)", a->version, took);
 	while (nfields > 0)
 		free(fields[--nfields]);
 	ret = BOOT_SERVE;
