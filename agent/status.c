@@ -162,6 +162,11 @@ print_milestones(const struct state *st, FILE *f)
 	char			*extra, *hint;
 	int			 i, j;
 
+	/* A state file from before the milestones has none. */
+	for (i = 0; i < MARK_COUNT && m[i] <= 0; i++)
+		;
+	if (i == MARK_COUNT)
+		return;
 	fprintf(f, "\nfrom launch to healthy:\n");
 	for (i = 0; i < MARK_COUNT; i++) {
 		if (m[i] <= 0)

@@ -220,6 +220,38 @@ test_journal_fields(void)
 	state_free(&st);
 }
 
+/* The human view: the milestones section when there are milestones, not before. */
+static void
+test_print(void)
+{
+	struct state	 st;
+	char		*text = NULL;
+	size_t		 len = 0;
+	FILE		*f;
+
+	make_state(&st, 20, 0.3, 2, 9, 120);
+	st.phase = PHASE_STOPPED;
+	f = open_memstream(&text, &len);
+	status_print(&st, f, T0 + 200);
+	fclose(f);
+	tap_has(text, "from launch to healthy:\n", "the section");
+	tap_has(text, "+20.000s  kernel started\n", "a milestone with its gap");
+	tap_has(text, "load balancer healthy (as seen from here): 5 checks in a row",
+	    "healthy as seen from here");
+	tap_has(text, "where the time went:  EC2 launch 20.0s  kernel 1.0s", "the parts");
+	tap_has(text, "(total 153.3s)\nhint: health checks took 120.0 s", "the total, the hint");
+	free(text);
+	memset(st.marks, 0, sizeof st.marks);
+	text = NULL;
+	f = open_memstream(&text, &len);
+	status_print(&st, f, T0 + 200);
+	fclose(f);
+	tap_ok(text != NULL && strstr(text, "from launch") == NULL,
+	    "a state file from before the milestones: no section (got: %s)", text);
+	free(text);
+	state_free(&st);
+}
+
 int
 main(void)
 {
@@ -230,5 +262,6 @@ main(void)
 	tap_run("unit name", test_unit_name);
 	tap_run("metrics page", test_metrics_page);
 	tap_run("journal fields", test_journal_fields);
+	tap_run("print", test_print);
 	return tap_done();
 }
