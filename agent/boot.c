@@ -613,6 +613,8 @@ boot_milestones(struct agent *a)
 		log_debug("launch time: %s", err);
 		free(err);
 	}
+	a->st.imds_clock = a->client.imds.clock_offset;
+	a->st.imds_clock_known = a->client.imds.clock_known;
 }
 
 /* mkdir -p: the state dir may sit on a fresh volume. */

@@ -167,6 +167,10 @@ put_health(struct buf *b, const struct state *st, const struct metrics_live *liv
 	single(b, "asg_agent_lb_health_checks_total", "counter",
 	    "Load-balancer health checks (ELB-HealthChecker) answered 200.",
 	    (double)st->lb_checks);
+	if (st->imds_clock_known)
+		single(b, "asg_agent_imds_clock_offset_seconds", "gauge",
+		    "IMDS's clock minus the instance's, from its Date header (+-0.5 s).",
+		    st->imds_clock);
 	single(b, "asg_agent_lb_healthy_threshold", "gauge",
 	    "Load-balancer checks in a row before it counts the instance healthy.",
 	    st->lb_threshold);

@@ -370,6 +370,8 @@ state_to_json(const struct state *st, int pretty)
 	json_object_object_add(c, "interval", json_object_new_double(st->lb_interval));
 	json_object_object_add(c, "healthy_threshold", json_object_new_int(st->lb_threshold));
 	json_object_object_add(o, "load_balancer", c);
+	json_object_object_add(o, "imds_clock_offset", st->imds_clock_known ?
+	    json_object_new_double(st->imds_clock) : NULL);
 	out = xstrdup(json_object_to_json_string_ext(o, (pretty ? JSON_C_TO_STRING_PRETTY :
 	    JSON_C_TO_STRING_PLAIN) | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -478,6 +480,12 @@ state_from_json(struct state *st, const char *text, char **cause)
 		st->lb_checks = (unsigned long)get_count(ctrs, "checks", 0x1p53);
 		st->lb_interval = get_count(ctrs, "interval", 0x1p53);
 		st->lb_threshold = (int)get_count(ctrs, "healthy_threshold", INT_MAX);
+	}
+	if (json_object_object_get_ex(o, "imds_clock_offset", &ctrs) &&
+	    (json_object_is_type(ctrs, json_type_double) ||
+	    json_object_is_type(ctrs, json_type_int))) {
+		st->imds_clock = json_object_get_double(ctrs);
+		st->imds_clock_known = st->imds_clock > -1e9 && st->imds_clock < 1e9;
 	}
 	if (json_object_object_get_ex(o, "api_calls", &ctrs) &&
 	    json_object_is_type(ctrs, json_type_object)) {

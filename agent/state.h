@@ -89,6 +89,8 @@ struct state {
 	unsigned long		 lb_checks;	/* load-balancer checks answered 200 */
 	double			 lb_interval;	/* seconds between one LB node's checks */
 	int			 lb_threshold;	/* checks in a row the LB wants */
+	double			 imds_clock;	/* IMDS's clock minus ours, seconds */
+	int			 imds_clock_known;
 };
 
 const char *state_phase_name(int);

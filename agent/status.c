@@ -194,6 +194,9 @@ print_milestones(const struct state *st, FILE *f)
 			}
 		}
 	}
+	if (st->imds_clock_known)
+		fprintf(f, "  clocks: IMDS's is %+.1f s from ours (its Date header, +-0.5 s); "
+		    "the launch time is on EC2's\n", st->imds_clock);
 	if (m[MARK_LAUNCH] > 0 && m[MARK_KERNEL] > 0 && m[MARK_KERNEL] < m[MARK_LAUNCH])
 		fprintf(f, "  clocks: the kernel started %.1f s before EC2's launch time: "
 		    "EC2's clock and ours disagree (gaps are shown as measured)\n",

@@ -103,6 +103,8 @@ class Metrics(FakeAWSCase):
             self.assertAlmostEqual(self.value(m, "asg_agent_boot_step_seconds", step=step),
                                    want, delta=0.001, msg=step)
         self.assertEqual(self.value(m, "asg_agent_lb_healthy_threshold"), 5)
+        self.assertAlmostEqual(self.value(m, "asg_agent_imds_clock_offset_seconds"),
+                               st["imds_clock_offset"], delta=0.001)
 
     def test_during_drain(self):
         w, a = self.boot("[lifecycle]\ndrain = 4\n")

@@ -94,6 +94,8 @@ class Timeline(FakeAWSCase):
         # EC2's launch: the identity document's pendingTime, whole seconds.
         want = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(m["instance_launch"]))
         self.assertEqual(want, self.pending_time(w))
+        # IMDS's clock against ours, from its Date header (the fake's is ours).
+        self.assertLessEqual(abs(st["imds_clock_offset"]), 1.0, st["imds_clock_offset"])
         # The kernel: now minus CLOCK_BOOTTIME.
         kernel = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
         self.assertAlmostEqual(m["kernel_start"], kernel, delta=1.0)
@@ -119,7 +121,8 @@ class Timeline(FakeAWSCase):
                      "kernel started", "systemd userspace started", "agent unit started",
                      "CONTINUE sent", "first load-balancer check",
                      "load balancer healthy (as seen from here): 3 checks in a row",
-                     "where the time went:", "health checks", "timeline:"):
+                     "where the time went:", "health checks", "timeline:",
+                     "clocks: IMDS's is "):
             self.assertIn(want, human)
         self.assertIn("load balancer healthy (as seen from here)", a.log_text())
 

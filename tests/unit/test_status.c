@@ -231,6 +231,8 @@ test_print(void)
 
 	make_state(&st, 20, 0.3, 2, 9, 120);
 	st.phase = PHASE_STOPPED;
+	st.imds_clock = -2.25;
+	st.imds_clock_known = 1;
 	f = open_memstream(&text, &len);
 	status_print(&st, f, T0 + 200);
 	fclose(f);
@@ -239,6 +241,7 @@ test_print(void)
 	tap_has(text, "load balancer healthy (as seen from here): 5 checks in a row",
 	    "healthy as seen from here");
 	tap_has(text, "where the time went:  EC2 launch 20.0s  kernel 1.0s", "the parts");
+	tap_has(text, "clocks: IMDS's is -2.2 s from ours", "IMDS's clock against ours, shown");
 	tap_has(text, "(total 153.3s)\nhint: health checks took 120.0 s", "the total, the hint");
 	free(text);
 	memset(st.marks, 0, sizeof st.marks);
