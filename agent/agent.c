@@ -13,12 +13,14 @@
 #include "imds.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "sdproto.h"
 #include "util.h"
 
 #define AGENT_EARLY_BEAT	120	/* hooks this short get a heartbeat at once */
 #define AGENT_WAIT_SLICE	0.25	/* seconds between ticks while waiting */
+#define AGENT_METRICS_EVERY	1.0	/* seconds between metrics pages rendered by ticks */
 
 /* Where the handlers write: one run context per process. */
 static struct halt	*signal_halt;
@@ -123,16 +125,13 @@ log_fields(const struct state *st)
 	log_set_field(LOGF_GROUP, st->group);
 }
 
-void
-agent_save(struct agent *a)
+/* The API client's counters into the state. */
+static void
+sync_counters(struct agent *a)
 {
 	const struct aws	*aws = &a->client.aws;
-	char			*cause = NULL;
 	size_t			 i;
 
-	log_fields(&a->st);
-	if (a->state_path == NULL)
-		return;
 	for (i = 0; a->client_ready && i < aws->ncounters && (int)i < STATE_MAX_COUNTERS;
 	    i++) {
 		state_set(&a->st.counters[i].action, aws->counters[i].action);
@@ -140,6 +139,37 @@ agent_save(struct agent *a)
 		a->st.counters[i].throttled = aws->counters[i].throttled;
 	}
 	a->st.ncounters = (int)i;
+}
+
+/* A fresh metrics page for the endpoint's thread to serve. */
+static void
+agent_metrics(struct agent *a)
+{
+	struct metrics_live	 live;
+	char			*page;
+
+	if (a->health == NULL || *a->cfg->metrics_path == '\0')
+		return;
+	sync_counters(a);
+	live.agent_version = PACKAGE_VERSION;
+	live.endpoint_ok = health_get(a->health);
+	live.requests = health_requests(a->health);
+	page = metrics_render(&a->st, &live, wall_now());
+	health_set_metrics(a->health, page);
+	free(page);
+	a->last_metrics = mono_now();
+}
+
+void
+agent_save(struct agent *a)
+{
+	char	*cause = NULL;
+
+	log_fields(&a->st);
+	agent_metrics(a);
+	if (a->state_path == NULL)
+		return;
+	sync_counters(a);
 	a->st.updated = wall_now();
 	if (state_save(&a->st, a->state_path, &cause) != 0) {
 		log_warn("cannot save state: %s", cause);
@@ -232,6 +262,8 @@ agent_tick(void *arg)
 		agent_tell("EXTEND_TIMEOUT_USEC=60000000");
 		a->last_extend = now;
 	}
+	if (now - a->last_metrics >= AGENT_METRICS_EVERY)
+		agent_metrics(a);
 	if (a->hb_hook == NULL || now < a->next_heartbeat || a->group == NULL)
 		return;
 	a->next_heartbeat = now + a->hb_interval;
@@ -303,6 +335,8 @@ agent_complete(struct agent *a, const char *result)
 		state_setf(&a->st.lifecycle, "%s sent for launch hook %s", result, a->hook);
 		log_info("lifecycle: %s sent for hook %s", result, a->hook);
 		a->completed = 1;
+		if (strcmp(result, "CONTINUE") == 0)
+			a->st.marks[MARK_CONTINUE] = wall_now();
 	} else if (r == OUTCOME_NOT_FOUND) {
 		state_setf(&a->st.lifecycle, "launch hook %s already completed (no %s needed)",
 		    a->hook, result);

@@ -42,6 +42,7 @@ struct agent {
 	double			 hb_interval;
 	double			 next_heartbeat;
 	double			 last_extend;
+	double			 last_metrics;	/* mono_now() of the last metrics page */
 };
 
 void	agent_init(struct agent *, struct config *);

@@ -17,6 +17,8 @@
 #include "halt.h"
 #include "util.h"
 
+#define APP_SHOW_TIMEOUT	5.0	/* seconds for a `systemctl show` read after the boot */
+
 extern char **environ;
 
 void
@@ -370,7 +372,7 @@ out:
 }
 
 /*
- * Run `systemctl ARGS...`, which waits for the unit's job, and wait for it:
+ * Run `systemctl ARGS...` (no unit: the manager), which waits for the unit's job, and wait for it:
  * the deadline and, when given, the stop flag cut the wait short; tick runs
  * meanwhile. Its stdout lands in out (when not NULL), its stderr's first line
  * in the cause.
@@ -379,7 +381,7 @@ static int
 systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
     double timeout, const struct halt *halt, struct buf *out, char **cause)
 {
-	const char	*argv[6];
+	const char	*argv[6], *what;
 	struct buf	 err = { NULL, 0, 0 };
 	struct pollfd	 pfd[2];
 	char		 chunk[512], *nl;
@@ -389,6 +391,7 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 	int		 opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
 	int		 i, status, open_fds = 2, ret = -1;
 
+	what = unit != NULL ? unit : "manager";
 	argv[0] = "systemctl";
 	argv[1] = "--no-ask-password";
 	argv[2] = verb;
@@ -420,10 +423,10 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 			kill_and_reap(pid);
 			if (halt_stopped(halt))
 				set_cause(cause, "systemctl %s %s: stopped while waiting for the job",
-				    verb, unit);
+				    verb, what);
 			else
 				set_cause(cause, "systemctl %s %s: job did not finish within %.0f s",
-				    verb, unit, timeout);
+				    verb, what, timeout);
 			goto out;
 		}
 		if (app->tick != NULL)
@@ -469,8 +472,8 @@ systemctl(struct app *app, const char *verb, const char *unit, const char *opt,
 	}
 	if (err.data != NULL && (nl = strchr(err.data, '\n')) != NULL)
 		*nl = '\0';
-	set_cause(cause, "systemctl %s %s failed: %s (see journalctl -u %s)", verb, unit,
-	    err.len > 0 ? err.data : "no message", unit);
+	set_cause(cause, "systemctl %s %s failed: %s (see journalctl -u %s)", verb, what,
+	    err.len > 0 ? err.data : "no message", what);
 out:
 	for (i = 0; i < 2; i++) {
 		if (opipe[i] != -1)
@@ -479,6 +482,21 @@ out:
 			close(epipe[i]);
 	}
 	buf_free(&err);
+	return ret;
+}
+
+int
+app_systemctl_show(const char *unit, const char *props, struct buf *out, char **cause)
+{
+	struct app	 app;
+	char		*opt;
+	int		 ret;
+
+	memset(&app, 0, sizeof app);
+	app.envp = environ;
+	opt = xasprintf("--property=%s", props);
+	ret = systemctl(&app, "show", unit, opt, APP_SHOW_TIMEOUT, NULL, out, cause);
+	free(opt);
 	return ret;
 }
 

@@ -41,6 +41,9 @@ void	app_adopt(struct app *, pid_t);
 int	app_check(struct app *, char **);
 /* Stop it: StopUnit, or SIGTERM to the group then SIGKILL after timeout seconds. */
 int	app_stop(struct app *, double timeout, char **);
+/* `systemctl show --property=PROPS [UNIT]` (no unit: the manager) into out. */
+struct buf;
+int	app_systemctl_show(const char *unit, const char *props, struct buf *out, char **);
 /* A one-line description for the status view. */
 char	*app_describe(const struct app *);
 

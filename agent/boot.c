@@ -18,6 +18,8 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics.h"
+#include "milestone.h"
 #include "policy.h"
 #include "release.h"
 #include "retry.h"
@@ -604,6 +606,30 @@ boot_fatal(const char *why)
 	fail(boot_failing, why);
 }
 
+/*
+ * The milestones before the agent ran: read once, after CONTINUE and
+ * READY=1, so they cost the boot nothing. Each may be missing (no IMDS
+ * identity document, no systemd): the view shows what is known.
+ */
+static void
+boot_milestones(struct agent *a)
+{
+	double	*m = a->st.marks;
+	char	*err = NULL;
+
+	if (milestone_systemd(&m[MARK_USERSPACE], &m[MARK_UNIT], &err) != 0) {
+		log_debug("systemd's timestamps: %s", err);
+		free(err);
+		err = NULL;
+	}
+	if (milestone_launch(&a->client.imds, &m[MARK_LAUNCH], &err) != 0) {
+		log_debug("launch time: %s", err);
+		free(err);
+	}
+	a->st.imds_clock = a->client.imds.clock_offset;
+	a->st.imds_clock_known = a->client.imds.clock_known;
+}
+
 /* mkdir -p: the state dir may sit on a fresh volume. */
 static int
 make_dirs(const char *path, char **cause)
@@ -686,7 +712,9 @@ boot_run(struct agent *a)
 {
 	struct config	*cfg = a->cfg;
 	struct state	 old, *oldp = NULL;
-	char		*cause = NULL;
+	char		*cause = NULL, *fields[MARK_COUNT + 1];
+	size_t		 nfields;
+	double		 took;
 	enum boot_end	 ret = BOOT_FAILED;
 	int		 r;
 
@@ -712,12 +740,15 @@ boot_run(struct agent *a)
 	/* The whole boot path has a deadline; SIGALRM stops whatever is running then. */
 	agent_deadline(cfg->deadline);
 	if (*cfg->health_listen != '\0') {
-		if (health_start(cfg->health_listen, cfg->health_path, &a->health, &cause) != 0) {
+		if (health_start(cfg->health_listen, cfg->health_path, cfg->metrics_path,
+		    &a->health, &cause) != 0) {
 			fail(a, cause);
 			goto out;
 		}
+		health_lb_threshold(a->health, cfg->lb_healthy_threshold);
 		health_set(a->health, 0, "booting");
 	}
+	a->st.lb_threshold = cfg->lb_healthy_threshold;
 	state_set(&a->st.health, "booting (503)");
 	if (step_identity(a, &cause) != 0)
 		goto failed;
@@ -759,14 +790,22 @@ boot_run(struct agent *a)
 	agent_deadline(0);
 	if (a->health != NULL)
 		health_set(a->health, 1, NULL);
+	a->st.marks[MARK_SERVING] = wall_now();
 	agent_complete(a, "CONTINUE");
 	state_step_end(&a->st);
 	a->st.phase = PHASE_SERVING;
 	state_step_begin(&a->st, "serving");
 	agent_save(a);
-	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version,
-	    wall_now() - a->st.boot_start);
-	log_info("serving %s (boot took %.3f s)", a->version, wall_now() - a->st.boot_start);
+	took = wall_now() - a->st.boot_start;
+	agent_tell("READY=1\nSTATUS=serving %s (boot took %.3f s)", a->version, took);
+	boot_milestones(a);
+	agent_save(a);
+	/* `journalctl ASG_AGENT_PHASE=serving` lists every boot with its milestones. */
+	nfields = metrics_journal_fields(&a->st, fields, nitems(fields));
+	log_msg_fields(LOGL_INFO, (const char *const *)fields, nfields,
+	    "serving %s (boot took %.3f s)", a->version, took);
+	while (nfields > 0)
+		free(fields[--nfields]);
 	ret = BOOT_SERVE;
 	goto out;
 failed:

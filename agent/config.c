@@ -350,6 +350,34 @@ static const struct opt opts[] = {
 	  .def = "/healthz",
 	  .help = "path of the health endpoint"
 	},
+	{ .section = "health",
+	  .key = "metrics_path",
+	  .type = OPT_STRING,
+	  .offset = O(metrics_path),
+	  .def = "/metrics",
+	  .help = "path of the Prometheus metrics on the health endpoint; empty to disable"
+	},
+	{ .section = "health",
+	  .key = "lb_healthy_threshold",
+	  .type = OPT_INT,
+	  .offset = O(lb_healthy_threshold),
+	  .min = 1,
+	  .max = 10,
+	  .def = "5",
+	  .help = "the target group's HealthyThresholdCount: load-balancer checks in a row "
+		  "before it counts the instance healthy (AWS's default is 5)"
+	},
+
+	{ .section = "metrics",
+	  .key = "cloudwatch",
+	  .type = OPT_BOOL,
+	  .offset = O(cloudwatch),
+	  .max = 1,
+	  .def = "no",
+	  .help = "send the time-to-healthy milestones to CloudWatch (PutMetricData, namespace "
+		  "ASGAgent, dimension AutoScalingGroupName) after CONTINUE and when the load "
+		  "balancer counts the instance healthy"
+	},
 
 	{ .section = "lifecycle",
 	  .key = "launch_hook",
@@ -626,6 +654,10 @@ config_check(struct load_ctx *ctx)
 	if (*cfg->health_path != '/')
 		buf_addf(&ctx->errors, "%s:%d: path: must start with '/'\n",
 		    ctx->path, opt_line(ctx, "health", "path"));
+	if (*cfg->metrics_path != '\0' && (*cfg->metrics_path != '/' ||
+	    strcmp(cfg->metrics_path, cfg->health_path) == 0))
+		buf_addf(&ctx->errors, "%s:%d: metrics_path: must start with '/' and differ "
+		    "from path\n", ctx->path, opt_line(ctx, "health", "metrics_path"));
 	if (*cfg->artifact_url != '\0' && strncmp(cfg->artifact_url, "s3://", 5) != 0 &&
 	    strncmp(cfg->artifact_url, "https://", 8) != 0 &&
 	    strncmp(cfg->artifact_url, "http://", 7) != 0)

@@ -60,6 +60,11 @@ struct config {
 	/* [health] */
 	char		*health_listen;
 	char		*health_path;
+	char		*metrics_path;
+	int		 lb_healthy_threshold;
+
+	/* [metrics] */
+	int		 cloudwatch;
 
 	/* [lifecycle] */
 	char		*launch_hook;

@@ -40,6 +40,8 @@
 #define HEALTH_DRAIN_READS	16
 #define HEALTH_DEFAULT_REASON	"starting"
 #define HEALTH_UNSET_REASON	"unavailable"
+#define HEALTH_LB_NODES		16	/* load-balancer nodes told apart by address */
+#define HEALTH_METRICS_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 
 /* Where a connection waits; each queue has one timeout, so it stays sorted by deadline. */
 enum {
@@ -53,8 +55,17 @@ static const double health_timeouts[Q_COUNT] = {
 	HEALTH_REQUEST_TIMEOUT, HEALTH_IDLE_TIMEOUT, HEALTH_LINGER_TIMEOUT
 };
 
+/* One load-balancer node, as its checks reach us: each counts its checks in a row. */
+struct lb_node {
+	unsigned char		 addr[16];
+	int			 used;
+	int			 run;		/* 200s in a row */
+	double			 last;		/* wall clock */
+};
+
 struct conn {
 	int			 fd;
+	unsigned char		 peer[16];	/* the client's address, as a key */
 	int			 q;
 	double			 deadline;
 	uint32_t		 events;	/* epoll interest */
@@ -72,6 +83,7 @@ TAILQ_HEAD(conn_queue, conn);
 struct health_server {
 	char			*addr;
 	char			*path;
+	char			*metrics_path;	/* NULL: no metrics page */
 	int			 port;
 	int			 lfd;
 	int			 epfd;
@@ -84,6 +96,10 @@ struct health_server {
 	int			 ok;
 	char			 reason[HEALTH_MAX_REASON];
 	atomic_ulong		 requests;
+	char			*metrics;	/* the page, rendered by the main thread */
+	int			 lb_threshold;
+	struct health_lb	 lb;
+	struct lb_node		 nodes[HEALTH_LB_NODES];
 
 	/* The network thread's own. */
 	struct conn_queue	 queues[Q_COUNT];
@@ -277,12 +293,67 @@ health_date(struct health_server *srv)
 	return srv->date;
 }
 
+/* The address of a peer as a 16-byte key (IPv4 as IPv4-mapped IPv6). */
+static void
+peer_key(const struct sockaddr_storage *ss, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (ss->ss_family == AF_INET6)
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	else if (ss->ss_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	}
+}
+
+/*
+ * A load-balancer check answered (srv->lock held): each node counts the
+ * checks in a row we pass, and the first to reach the threshold counts us
+ * healthy. Only checks after serving began count.
+ */
+static void
+lb_note(struct health_server *srv, const unsigned char peer[16], int ok)
+{
+	struct lb_node	*n = NULL;
+	double		 now = wall_now();
+	int		 i;
+
+	for (i = 0; i < HEALTH_LB_NODES; i++) {
+		if (srv->nodes[i].used && memcmp(srv->nodes[i].addr, peer, 16) == 0) {
+			n = &srv->nodes[i];
+			break;
+		}
+		if (!srv->nodes[i].used && n == NULL)
+			n = &srv->nodes[i];
+	}
+	if (n == NULL)
+		n = &srv->nodes[0];	/* more nodes than slots: share one */
+	if (!n->used || memcmp(n->addr, peer, 16) != 0) {
+		memset(n, 0, sizeof *n);
+		memcpy(n->addr, peer, 16);
+		n->used = 1;
+	}
+	if (n->last > 0)
+		srv->lb.interval = now - n->last;
+	n->last = now;
+	if (!ok) {
+		n->run = 0;
+		return;
+	}
+	srv->lb.checks++;
+	if (srv->lb.first == 0)
+		srv->lb.first = now;
+	if (++n->run >= srv->lb_threshold && srv->lb.healthy == 0)
+		srv->lb.healthy = now;
+}
+
 /* Queue the answer to one request. */
 static void
 conn_answer(struct health_server *srv, struct conn *c, const struct httpreq *rq)
 {
-	char		 reason[HEALTH_MAX_REASON];
-	const char	*text, *body, *allow = "", *connection = "";
+	char		 reason[HEALTH_MAX_REASON], *page = NULL;
+	const char	*text, *body, *allow = "", *connection = "", *nl = "\n";
+	const char	*type = "text/plain";
 	int		 status = rq->status, ok;
 
 	switch (status) {
@@ -290,8 +361,17 @@ conn_answer(struct health_server *srv, struct conn *c, const struct httpreq *rq)
 		pthread_mutex_lock(&srv->lock);
 		ok = srv->ok;
 		memcpy(reason, srv->reason, sizeof reason);
+		if (rq->metrics && srv->metrics != NULL)
+			page = xstrdup(srv->metrics);
+		else if (rq->elb && !rq->metrics)
+			lb_note(srv, c->peer, ok);
 		pthread_mutex_unlock(&srv->lock);
-		if (ok) {
+		if (rq->metrics) {
+			text = "OK";
+			body = page != NULL ? page : "";
+			nl = "";
+			type = HEALTH_METRICS_TYPE;
+		} else if (ok) {
 			text = "OK";
 			body = "ok";
 		} else {
@@ -328,15 +408,16 @@ conn_answer(struct health_server *srv, struct conn *c, const struct httpreq *rq)
 	else if (rq->http10)
 		connection = "Connection: keep-alive\r\n";
 	buf_addf(&c->out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: text/plain\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "Date: %s\r\n"
 	    "%s%s"
 	    "\r\n"
 	    "%s%s",
-	    status, text, strlen(body) + 1, health_date(srv), allow, connection,
-	    rq->head ? "" : body, rq->head ? "" : "\n");
+	    status, text, type, strlen(body) + strlen(nl), health_date(srv), allow,
+	    connection, rq->head ? "" : body, rq->head ? "" : nl);
+	free(page);
 }
 
 /* Move c to the tail of queue q; a new deadline when it changes queue or reset is set. */
@@ -413,8 +494,8 @@ conn_process(struct health_server *srv, struct conn *c)
 		conn_consume(c, skip);
 		if (c->inlen == 0)
 			break;
-		if ((end = httpreq_parse(srv->path, c->in, c->inlen, &c->scan,
-		    &rq)) == 0)
+		if ((end = httpreq_parse(srv->path, srv->metrics_path, c->in, c->inlen,
+		    &c->scan, &rq)) == 0)
 			break;
 		conn_answer(srv, c, &rq);
 		conn_consume(c, end);
@@ -587,12 +668,17 @@ accept_pause(struct health_server *srv, int pause)
 static void
 health_accept(struct health_server *srv)
 {
+	struct sockaddr_storage	 peer;
+	socklen_t		 peerlen;
 	struct epoll_event	 ev;
 	struct conn		*c;
 	int			 i, fd, on = 1;
 
 	for (i = 0; i < HEALTH_ACCEPT_BURST; i++) {
-		fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		peerlen = sizeof peer;
+		memset(&peer, 0, sizeof peer);
+		fd = accept4(srv->lfd, (struct sockaddr *)&peer, &peerlen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -631,6 +717,7 @@ health_accept(struct health_server *srv)
 		c = xcalloc(1, sizeof *c);
 		c->fd = fd;
 		c->q = -1;
+		peer_key(&peer, c->peer);
 		c->events = EPOLLIN;
 		memset(&ev, 0, sizeof ev);
 		ev.events = c->events;
@@ -714,7 +801,8 @@ health_loop(void *arg)
 }
 
 int
-health_start(const char *addr, const char *path, struct health_server **sp, char **cause)
+health_start(const char *addr, const char *path, const char *metrics,
+    struct health_server **sp, char **cause)
 {
 	struct health_server	*srv;
 	struct sockaddr_storage	 ss;
@@ -730,15 +818,21 @@ health_start(const char *addr, const char *path, struct health_server **sp, char
 		addr = "";
 	if (path == NULL || *path != '/')
 		return set_cause(cause, "health endpoint %s: the path must start with '/'", addr);
+	if (metrics != NULL && *metrics != '\0' && (*metrics != '/' || strcmp(metrics, path) == 0))
+		return set_cause(cause, "health endpoint %s: the metrics path must start with "
+		    "'/' and differ from the health path", addr);
 	if (parse_listen(addr, &ss, &sslen, &any, cause) != 0)
 		return -1;
 
 	srv = xcalloc(1, sizeof *srv);
 	srv->addr = xstrdup(addr);
 	srv->path = xstrdup(path);
+	if (metrics != NULL && *metrics != '\0')
+		srv->metrics_path = xstrdup(metrics);
 	srv->lfd = srv->epfd = srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	copy_reason(srv->reason, sizeof srv->reason, HEALTH_DEFAULT_REASON);
+	srv->lb_threshold = 1;
 	atomic_init(&srv->requests, 0);
 	for (q = 0; q < Q_COUNT; q++)
 		TAILQ_INIT(&srv->queues[q]);
@@ -798,12 +892,50 @@ out:
 void
 health_set(struct health_server *srv, int ok, const char *reason)
 {
+	int	i;
+
 	if (srv == NULL)
 		return;
 	pthread_mutex_lock(&srv->lock);
 	srv->ok = ok != 0;
-	if (!ok)
+	if (!ok) {
 		copy_reason(srv->reason, sizeof srv->reason, reason);
+		/* Checks answered 503 break every node's run. */
+		for (i = 0; i < HEALTH_LB_NODES; i++)
+			srv->nodes[i].run = 0;
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void
+health_set_metrics(struct health_server *srv, const char *page)
+{
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	free(srv->metrics);
+	srv->metrics = xstrdup(page);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void
+health_lb_threshold(struct health_server *srv, int threshold)
+{
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	srv->lb_threshold = threshold > 0 ? threshold : 1;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void
+health_lb(struct health_server *srv, struct health_lb *lb)
+{
+	memset(lb, 0, sizeof *lb);
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	*lb = srv->lb;
 	pthread_mutex_unlock(&srv->lock);
 }
 
@@ -862,5 +994,7 @@ health_stop(struct health_server *srv)
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->addr);
 	free(srv->path);
+	free(srv->metrics_path);
+	free(srv->metrics);
 	free(srv);
 }

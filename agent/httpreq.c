@@ -5,6 +5,7 @@
 #include "httpreq.h"
 
 #define HTTPREQ_MAX_METHOD	32
+#define HTTPREQ_ELB_AGENT	"ELB-HealthChecker/"
 
 static int
 is_tchar(unsigned char c)
@@ -94,9 +95,18 @@ target_path(const char *t, size_t tlen, size_t *plen)
 	return t;
 }
 
+/* Is t[0..tlen) exactly path? */
+static int
+same_path(const char *t, size_t tlen, const char *path)
+{
+	return path != NULL && *path != '\0' && tlen == strlen(path) &&
+	    memcmp(t, path, tlen) == 0;
+}
+
 /* Read the request head p[0..len) (complete, up to its blank line) into *rq. */
 static void
-parse_request(const char *path, const char *p, size_t len, struct httpreq *rq)
+parse_request(const char *path, const char *metrics, const char *p, size_t len,
+    struct httpreq *rq)
 {
 	const char	*end = p + len, *line, *le, *eol, *sp1, *sp2, *colon, *v, *ve;
 	const char	*target, *tpath, *c;
@@ -174,13 +184,17 @@ parse_request(const char *path, const char *p, size_t len, struct httpreq *rq)
 		} else if (colon - line == 17 &&
 		    strncasecmp(line, "transfer-encoding", 17) == 0)
 			body = 1;
+		else if (colon - line == 10 && strncasecmp(line, "user-agent", 10) == 0)
+			rq->elb = (size_t)(ve - v) >= strlen(HTTPREQ_ELB_AGENT) &&
+			    strncmp(v, HTTPREQ_ELB_AGENT, strlen(HTTPREQ_ELB_AGENT)) == 0;
 	}
 
 	if ((tpath = target_path(target, tlen, &plen)) == NULL)
 		return;
 	/* A body is not read: answer, then close rather than lose the framing. */
 	rq->close = close_token || body || (rq->http10 && !keepalive);
-	if (plen != strlen(path) || memcmp(tpath, path, plen) != 0)
+	rq->metrics = same_path(tpath, plen, metrics);
+	if (!rq->metrics && !same_path(tpath, plen, path))
 		rq->status = 404;
 	else if (mlen == 3 && memcmp(p, "GET", 3) == 0)
 		rq->status = 200;
@@ -192,8 +206,8 @@ parse_request(const char *path, const char *p, size_t len, struct httpreq *rq)
 }
 
 size_t
-httpreq_parse(const char *path, const char *in, size_t len, size_t *scan,
-    struct httpreq *rq)
+httpreq_parse(const char *path, const char *metrics, const char *in, size_t len,
+    size_t *scan, struct httpreq *rq)
 {
 	size_t	end;
 
@@ -211,6 +225,6 @@ httpreq_parse(const char *path, const char *in, size_t len, size_t *scan,
 		rq->close = 1;
 		return len;
 	}
-	parse_request(path, in, end, rq);
+	parse_request(path, metrics, in, end, rq);
 	return end;
 }

@@ -13,11 +13,14 @@ struct httpreq {
 	int	head;		/* HEAD: the answer carries no body */
 	int	http10;
 	int	close;		/* close the connection after this answer */
+	int	metrics;	/* status 200 stands for the metrics page */
+	int	elb;		/* User-Agent: ELB-HealthChecker/... (a load balancer's check) */
 };
 
 /*
- * Parse the request at the start of in[0..len) against the one path served
- * (GET or HEAD of it: 200). in starts at a request line (blank lines before
+ * Parse the request at the start of in[0..len) against the path served
+ * (GET or HEAD of it: 200) and the metrics path (NULL or "": none; 200 with
+ * rq->metrics set). in starts at a request line (blank lines before
  * one are the caller's to skip). Returns the bytes the request used, with
  * *rq set: its head, or all of len when it is turned away unread (a bad
  * method: 400; no end of the headers within HTTPREQ_MAX_HEAD bytes: 431).
@@ -25,7 +28,7 @@ struct httpreq {
  * search position across calls on the same growing input: 0 at first, and
  * again after bytes are consumed. No I/O, no allocation, no global state.
  */
-size_t	httpreq_parse(const char *path, const char *in, size_t len, size_t *scan,
-	    struct httpreq *rq);
+size_t	httpreq_parse(const char *path, const char *metrics, const char *in, size_t len,
+	    size_t *scan, struct httpreq *rq);
 
 #endif

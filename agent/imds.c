@@ -124,6 +124,18 @@ out:
 	return ret;
 }
 
+/* IMDS's clock against ours: Date has whole seconds, so its middle is the best guess. */
+static void
+note_clock(struct imds *m, const struct http_response *resp)
+{
+	long long	date = http_date(resp->headers, resp->nheaders);
+
+	if (date < 0)
+		return;
+	m->clock_offset = (double)date + 0.5 - wall_now();
+	m->clock_known = 1;
+}
+
 static enum outcome
 try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 {
@@ -157,6 +169,7 @@ try_get(struct imds *m, const char *path, char **out, int *status, char **cause)
 		goto out;
 	}
 	*status = (int)resp.status;
+	note_clock(m, &resp);
 	switch (resp.status) {
 	case 200:
 		*out = buf_take(&resp.body);

@@ -15,6 +15,8 @@ struct imds {
 	const struct halt *halt;	/* stopped by a signal: give up waiting */
 	unsigned long	 requests;	/* counters for the status view */
 	unsigned long	 retries;
+	double		 clock_offset;	/* IMDS's Date minus our clock, at the last answer */
+	int		 clock_known;	/* an answer had a Date header */
 };
 
 /* Endpoint: AWS_EC2_METADATA_SERVICE_ENDPOINT, else the one given, else 169.254.169.254. */

@@ -82,12 +82,13 @@ log_set_field(enum log_field f, const char *value)
 
 /* One entry with fields; when journald's socket is not there, a "<N>" line it can still parse. */
 static void
-log_to_journal(int level, const char *msg)
+log_to_journal(int level, const char *msg, const char *const *extra, size_t nextra)
 {
-	char		*fields[3 + LOGF_COUNT];
-	size_t		 i, n = 0;
-	int		 r;
+	char		**fields;
+	size_t		  i, n = 0;
+	int		  r;
 
+	fields = xcalloc(3 + LOGF_COUNT + nextra, sizeof *fields);
 	fields[n++] = xasprintf("MESSAGE=%s", msg);
 	fields[n++] = xasprintf("PRIORITY=%d", level);
 	fields[n++] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
@@ -95,9 +96,12 @@ log_to_journal(int level, const char *msg)
 		if (log_fields[i] != NULL)
 			fields[n++] = xasprintf("%s=%s", log_field_names[i], log_fields[i]);
 	}
+	for (i = 0; i < nextra; i++)
+		fields[n++] = xstrdup(extra[i]);
 	r = sdproto_journal_send(log_journal_path, (const char *const *)fields, n);
 	for (i = 0; i < n; i++)
 		free(fields[i]);
+	free(fields);
 	if (r != SDPROTO_OK)
 		fprintf(stderr, "<%d>%s\n", level, msg);
 }
@@ -138,10 +142,9 @@ log_level_name(int level)
 	return "?";
 }
 
-void
-log_msg(int level, const char *fmt, ...)
+static void
+log_vmsg(int level, const char *const *extra, size_t nextra, const char *fmt, va_list ap)
 {
-	va_list		 ap;
 	char		*msg;
 	struct timespec	 ts;
 	struct tm	 tm;
@@ -149,11 +152,9 @@ log_msg(int level, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
-	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
-	va_end(ap);
 	if (log_journal)
-		log_to_journal(level, msg);
+		log_to_journal(level, msg, extra, nextra);
 	else {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
@@ -162,4 +163,24 @@ log_msg(int level, const char *fmt, ...)
 		    log_ident, log_level_name(level), msg);
 	}
 	free(msg);
+}
+
+void
+log_msg(int level, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, NULL, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_msg_fields(int level, const char *const *extra, size_t nextra, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, extra, nextra, fmt, ap);
+	va_end(ap);
 }

@@ -2,6 +2,8 @@
 #ifndef ASG_LOG_H
 #define ASG_LOG_H
 
+#include <stddef.h>
+
 enum log_level {
 	LOGL_ERROR = 3,
 	LOGL_WARN = 4,
@@ -30,6 +32,9 @@ int	log_get_level(void);
 int	log_level_parse(const char *);
 const char *log_level_name(int);
 void	log_msg(int, const char *, ...) __attribute__((format(printf, 2, 3)));
+/* One entry with extra journal fields ("NAME=value") on it alone; elsewhere just the text. */
+void	log_msg_fields(int, const char *const *, size_t, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
 
 #define log_error(...)	log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOGL_WARN, __VA_ARGS__)

@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "appprobe.h"
+#include "cloudwatch.h"
 #include "config.h"
 #include "health.h"
 #include "lifecycle.h"
@@ -19,6 +20,8 @@
 #define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
 #define SERVE_RETRY_CAP		2.0
 #define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
+#define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
+#define SERVE_CLOUDWATCH_TRIES	5
 
 struct serve {
 	struct agent	*a;
@@ -28,6 +31,9 @@ struct serve {
 	int		 replaced;		/* SetInstanceHealth sent */
 	char		*last_failure;
 	char		*last_target;
+	int		 cw_sent;		/* PutMetricData calls settled (0, 1 or 2) */
+	int		 cw_tries;		/* of the next one */
+	double		 cw_next;		/* mono; when to try it */
 };
 
 /* The endpoint's answer follows from standby, draining and the app's health. */
@@ -100,6 +106,65 @@ probe(struct serve *s)
 		} else
 			log_error("SetInstanceHealth: %s", err);
 	}
+	agent_save(a);
+out:
+	free(err);
+}
+
+/* The load balancer's checks as the endpoint saw them: into the state, logged once healthy. */
+static void
+watch_lb(struct serve *s)
+{
+	struct agent		*a = s->a;
+	struct state		*st = &a->st;
+	struct health_lb	 lb;
+
+	health_lb(a->health, &lb);
+	if (lb.checks == st->lb_checks && lb.healthy == st->marks[MARK_LB_HEALTHY])
+		return;
+	st->marks[MARK_LB_FIRST] = lb.first;
+	st->lb_checks = lb.checks;
+	st->lb_interval = lb.interval;
+	if (lb.healthy > 0 && st->marks[MARK_LB_HEALTHY] == 0) {
+		st->marks[MARK_LB_HEALTHY] = lb.healthy;
+		log_info("load balancer healthy (as seen from here): %d checks in a row, "
+		    "%.3f s after serving", st->lb_threshold,
+		    lb.healthy - st->marks[MARK_SERVING]);
+	}
+	agent_save(a);
+}
+
+/*
+ * The milestones to CloudWatch: once serving, once the load balancer counts
+ * us healthy; only after CONTINUE, so the hook never waits on them. Each
+ * call retries as every call does; a failed one is asked again later, a few
+ * times, and a refused one (no permission) is given up on.
+ */
+static void
+put_metrics(struct serve *s)
+{
+	struct agent	*a = s->a;
+	enum outcome	 o;
+	char		*err = NULL;
+	int		 put = s->cw_sent == 0 ? CLOUDWATCH_SERVING : CLOUDWATCH_LB_HEALTHY;
+
+	if (!a->cfg->cloudwatch || a->group == NULL || s->cw_sent == 2 ||
+	    mono_now() < s->cw_next || (a->hook != NULL && !a->completed))
+		return;
+	if (put == CLOUDWATCH_LB_HEALTHY && a->st.marks[MARK_LB_HEALTHY] == 0)
+		return;
+	o = cloudwatch_put(&a->client.aws, a->group, &a->st, put, &err);
+	if (o == OUTCOME_OK)
+		log_info("milestones sent to CloudWatch (%s)", put == CLOUDWATCH_SERVING ?
+		    "serving" : "load balancer healthy");
+	else if (outcome_retryable(o) && ++s->cw_tries < SERVE_CLOUDWATCH_TRIES) {
+		log_warn("CloudWatch PutMetricData (will retry): %s", err);
+		s->cw_next = mono_now() + SERVE_CLOUDWATCH_RETRY;
+		goto out;
+	} else
+		log_warn("CloudWatch PutMetricData: %s; not sent", err);
+	s->cw_sent++;
+	s->cw_tries = 0;
 	agent_save(a);
 out:
 	free(err);
@@ -323,6 +388,8 @@ serve_run(struct agent *a)
 			next_probe = now + a->cfg->health_interval;
 			probe(&s);
 		}
+		watch_lb(&s);
+		put_metrics(&s);
 		agent_tick(a);
 		sleep_for(0.1, &a->halt);
 	}

@@ -8,12 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "state.h"
 #include "util.h"
+
+#define STATE_KERNEL_SLACK	1.0	/* seconds two readings of one kernel's boot time may differ */
 
 static const char *const phase_names[PHASE_COUNT] = {
 	[PHASE_STARTING_AGENT] = "starting-agent",
@@ -28,6 +31,21 @@ static const char *const phase_names[PHASE_COUNT] = {
 	[PHASE_DRAINING] = "draining",
 	[PHASE_STOPPED] = "stopped",
 	[PHASE_FAILED] = "failed",
+};
+
+static const struct {
+	const char	*key;
+	const char	*label;
+} mark_names[MARK_COUNT] = {
+	[MARK_LAUNCH] = { "instance_launch", "instance launched" },
+	[MARK_KERNEL] = { "kernel_start", "kernel started" },
+	[MARK_USERSPACE] = { "userspace_start", "systemd userspace started" },
+	[MARK_UNIT] = { "unit_start", "agent unit started" },
+	[MARK_AGENT] = { "agent_start", "agent started" },
+	[MARK_SERVING] = { "serving", "serving (endpoint answers 200)" },
+	[MARK_CONTINUE] = { "continue_sent", "CONTINUE sent" },
+	[MARK_LB_FIRST] = { "lb_first_check", "first load-balancer check" },
+	[MARK_LB_HEALTHY] = { "lb_healthy", "load balancer healthy (as seen from here)" },
 };
 
 /* The string fields, in the order status prints them; one table for save and load. */
@@ -60,6 +78,18 @@ state_phase_name(int p)
 	if (p < 0 || p >= PHASE_COUNT)
 		return "unknown";
 	return phase_names[p];
+}
+
+const char *
+state_mark_key(int m)
+{
+	return m >= 0 && m < MARK_COUNT ? mark_names[m].key : "unknown";
+}
+
+const char *
+state_mark_label(int m)
+{
+	return m >= 0 && m < MARK_COUNT ? mark_names[m].label : "unknown";
 }
 
 int
@@ -131,6 +161,34 @@ state_boot_id(void)
 	return xstrdup(id);
 }
 
+double
+state_kernel_boot(void)
+{
+	struct timespec	ts;
+	double		wall = wall_now();
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return 0;
+	return wall - ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+int
+state_same_boot(const char *id_then, double kernel_then, const char *id_now,
+    double kernel_now)
+{
+	if (id_then != NULL && id_now != NULL && *id_now != '\0' && strcmp(id_then, id_now) == 0)
+		return 1;
+	/*
+	 * systemd-nspawn mounts a boot id of its own over the kernel's, which a
+	 * unit with ProtectProc= (a fresh /proc) does not see. One kernel boot
+	 * still makes a pid and its start time unique; another boot starts
+	 * seconds apart at least.
+	 */
+	return kernel_then > 0 && kernel_now > 0 &&
+	    kernel_then - kernel_now < STATE_KERNEL_SLACK &&
+	    kernel_now - kernel_then < STATE_KERNEL_SLACK;
+}
+
 int
 state_process_alive(const struct state *st, int pid, unsigned long long start)
 {
@@ -140,7 +198,8 @@ state_process_alive(const struct state *st, int pid, unsigned long long start)
 	if (pid <= 0 || start == 0 || st->boot_id == NULL)
 		return 0;
 	id = state_boot_id();
-	same_boot = strcmp(id, st->boot_id) == 0;
+	same_boot = state_same_boot(st->boot_id, st->marks[MARK_KERNEL], id,
+	    state_kernel_boot());
 	free(id);
 	return same_boot && state_process_start(pid) == start;
 }
@@ -154,6 +213,8 @@ state_init(struct state *st)
 	st->pid_start = state_process_start(st->pid);
 	st->boot_id = state_boot_id();
 	st->boot_start = wall_now();
+	st->marks[MARK_AGENT] = st->boot_start;
+	st->marks[MARK_KERNEL] = state_kernel_boot();
 }
 
 void
@@ -299,6 +360,18 @@ state_to_json(const struct state *st, int pretty)
 		json_object_object_add(ctrs, st->counters[j].action, c);
 	}
 	json_object_object_add(o, "api_calls", ctrs);
+	c = json_object_new_object();
+	for (j = 0; j < MARK_COUNT; j++)
+		json_object_object_add(c, state_mark_key(j), st->marks[j] > 0 ?
+		    json_object_new_double(st->marks[j]) : NULL);
+	json_object_object_add(o, "milestones", c);
+	c = json_object_new_object();
+	json_object_object_add(c, "checks", json_object_new_int64((int64_t)st->lb_checks));
+	json_object_object_add(c, "interval", json_object_new_double(st->lb_interval));
+	json_object_object_add(c, "healthy_threshold", json_object_new_int(st->lb_threshold));
+	json_object_object_add(o, "load_balancer", c);
+	json_object_object_add(o, "imds_clock_offset", st->imds_clock_known ?
+	    json_object_new_double(st->imds_clock) : NULL);
 	out = xstrdup(json_object_to_json_string_ext(o, (pretty ? JSON_C_TO_STRING_PRETTY :
 	    JSON_C_TO_STRING_PLAIN) | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -396,6 +469,23 @@ state_from_json(struct state *st, const char *text, char **cause)
 				st->steps[st->nsteps].detail = xstrdup(v);
 			st->nsteps++;
 		}
+	}
+	if (json_object_object_get_ex(o, "milestones", &ctrs) &&
+	    json_object_is_type(ctrs, json_type_object)) {
+		for (i = 0; i < MARK_COUNT; i++)
+			st->marks[i] = get_count(ctrs, state_mark_key((int)i), 0x1p53);
+	}
+	if (json_object_object_get_ex(o, "load_balancer", &ctrs) &&
+	    json_object_is_type(ctrs, json_type_object)) {
+		st->lb_checks = (unsigned long)get_count(ctrs, "checks", 0x1p53);
+		st->lb_interval = get_count(ctrs, "interval", 0x1p53);
+		st->lb_threshold = (int)get_count(ctrs, "healthy_threshold", INT_MAX);
+	}
+	if (json_object_object_get_ex(o, "imds_clock_offset", &ctrs) &&
+	    (json_object_is_type(ctrs, json_type_double) ||
+	    json_object_is_type(ctrs, json_type_int))) {
+		st->imds_clock = json_object_get_double(ctrs);
+		st->imds_clock_known = st->imds_clock > -1e9 && st->imds_clock < 1e9;
 	}
 	if (json_object_object_get_ex(o, "api_calls", &ctrs) &&
 	    json_object_is_type(ctrs, json_type_object)) {

@@ -18,6 +18,23 @@ enum phase {
 	PHASE_COUNT
 };
 
+/*
+ * The milestones from launch to load-balancer healthy, around the agent's
+ * own steps: wall clock seconds, 0 while not known.
+ */
+enum mark {
+	MARK_LAUNCH,		/* EC2's pendingTime: EC2's clock, whole seconds */
+	MARK_KERNEL,		/* the running kernel's boot */
+	MARK_USERSPACE,		/* systemd's userspace start */
+	MARK_UNIT,		/* the agent's unit left inactive */
+	MARK_AGENT,		/* the agent's process started its boot */
+	MARK_SERVING,		/* the endpoint answers 200 */
+	MARK_CONTINUE,		/* CONTINUE sent */
+	MARK_LB_FIRST,		/* the first load-balancer check after that */
+	MARK_LB_HEALTHY,	/* the check after which the LB counts us healthy */
+	MARK_COUNT
+};
+
 #define STATE_MAX_STEPS		32
 #define STATE_MAX_COUNTERS	32
 
@@ -68,6 +85,12 @@ struct state {
 	int			 nsteps;
 	struct state_counter	 counters[STATE_MAX_COUNTERS];
 	int			 ncounters;
+	double			 marks[MARK_COUNT];
+	unsigned long		 lb_checks;	/* load-balancer checks answered 200 */
+	double			 lb_interval;	/* seconds between one LB node's checks */
+	int			 lb_threshold;	/* checks in a row the LB wants */
+	double			 imds_clock;	/* IMDS's clock minus ours, seconds */
+	int			 imds_clock_known;
 };
 
 const char *state_phase_name(int);
@@ -75,9 +98,21 @@ const char *state_phase_name(int);
 unsigned long long state_process_start(int);
 /* This boot's id (allocated), so pids from another boot are never trusted. */
 char	*state_boot_id(void);
+/* The running kernel's boot as wall clock: now minus CLOCK_BOOTTIME. */
+double	state_kernel_boot(void);
+/*
+ * Whether a record made under boot id and kernel boot time "then" belongs to
+ * this boot: the same id, or (a container's overmounted boot id seen through a
+ * private /proc) the same kernel boot time, within a second.
+ */
+int	state_same_boot(const char *id_then, double kernel_then, const char *id_now,
+	    double kernel_now);
 /* Whether the process recorded in st (pid, start time, boot) is still running. */
 int	state_process_alive(const struct state *, int pid, unsigned long long start);
 int	state_phase_parse(const char *);
+/* A milestone's key ("kernel_start") and its words for people ("kernel started"). */
+const char *state_mark_key(int);
+const char *state_mark_label(int);
 void	state_init(struct state *);
 void	state_free(struct state *);
 /* Replace a string field (NULL clears it). */

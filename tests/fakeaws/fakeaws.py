@@ -1759,6 +1759,8 @@ AGENT_ACTIONS = [
     "elasticloadbalancing:Describe*",
     "s3:GetObject",
     "s3:ListBucket",
+    # IAM's cloudwatch:PutMetricData; moto names CloudWatch's actions by its endpoint.
+    "monitoring:PutMetricData",
 ]
 
 

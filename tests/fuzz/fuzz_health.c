@@ -91,7 +91,7 @@ serve(const uint8_t *data, size_t len, size_t step, struct answers *a)
 			if (inlen == 0)
 				break;
 			memset(&rq, 0xa5, sizeof rq);
-			used = httpreq_parse(PATH, in, inlen, &scan, &rq);
+			used = httpreq_parse(PATH, "/metrics", in, inlen, &scan, &rq);
 			if (used == 0) {
 				FUZZ_CHECK(inlen < HTTPREQ_MAX_HEAD, "full buffer left unanswered");
 				FUZZ_CHECK(scan <= inlen, "scan %zu past %zu", scan, inlen);

@@ -368,8 +368,9 @@ class Packaging(unittest.TestCase):
     def test_cloudformation_role_matches_policy(self):
         """The template's inline policy has the same actions as iam-policy.json."""
         tpl = read(os.path.join(SRCDIR, "packaging/aws/asg-blue-green.yaml"))
-        inline = set(re.findall(r"^\s+- ((?:ec2|autoscaling|s3):\w+)\s*$", tpl, re.M))
-        inline |= set(re.findall(r"^\s+Action: ((?:ec2|autoscaling|s3):\w+)\s*$", tpl, re.M))
+        inline = set(re.findall(r"^\s+- ((?:ec2|autoscaling|s3|cloudwatch):\w+)\s*$", tpl, re.M))
+        inline |= set(re.findall(r"^\s+Action: ((?:ec2|autoscaling|s3|cloudwatch):\w+)\s*$",
+                                 tpl, re.M))
         self.assertEqual(sorted(inline),
                          sorted(self.policy_actions("packaging/aws/iam-policy.json")))
 

@@ -575,7 +575,7 @@ check_parse(const char *name, const char *in, size_t len, const struct parse_cas
 	want_used = want->used < 0 ? len : (size_t)want->used;
 	memset(&untouched, 0x5a, sizeof untouched);
 	rq = untouched;
-	used = httpreq_parse(PATH, in, len, &scan, &rq);
+	used = httpreq_parse(PATH, NULL, in, len, &scan, &rq);
 	if (want->used == 0) {
 		ok = used == 0 && memcmp(&rq, &untouched, sizeof rq) == 0 && scan <= len;
 		tap_ok(ok, "httpreq: %s", name);
@@ -596,6 +596,41 @@ check_parse(const char *name, const char *in, size_t len, const struct parse_cas
 }
 
 /* The request delivered one byte at a time, as a slow client sends it, with *scan kept. */
+/* The load balancer's User-Agent and the metrics path, as flags on the request. */
+static void
+test_parse_flags(void)
+{
+	static const struct {
+		const char	*name, *in, *metrics;
+		int		 status, elb, is_metrics;
+	} cases[] = {
+		{ "ELB-HealthChecker/2.0 is a load balancer", "GET " PATH " HTTP/1.1\r\n"
+		  "User-Agent: ELB-HealthChecker/2.0\r\n\r\n", "/metrics", 200, 1, 0 },
+		{ "the header name in any case", "GET " PATH " HTTP/1.1\r\n"
+		  "user-agent:  ELB-HealthChecker/1.0\r\n\r\n", NULL, 200, 1, 0 },
+		{ "another agent is not", "GET " PATH " HTTP/1.1\r\n"
+		  "User-Agent: curl/8.0 ELB-HealthChecker/2.0\r\n\r\n", NULL, 200, 0, 0 },
+		{ "the name without a version is not", "GET " PATH " HTTP/1.1\r\n"
+		  "User-Agent: ELB-HealthChecker\r\n\r\n", NULL, 200, 0, 0 },
+		{ "the metrics path", "GET /metrics HTTP/1.1\r\n\r\n", "/metrics", 200, 0, 1 },
+		{ "the metrics path, off", "GET /metrics HTTP/1.1\r\n\r\n", NULL, 404, 0, 0 },
+		{ "the metrics path, empty", "GET /metrics HTTP/1.1\r\n\r\n", "", 404, 0, 0 },
+		{ "HEAD of the metrics", "HEAD /metrics HTTP/1.1\r\n\r\n", "/metrics", 200, 0, 1 },
+		{ "POST to the metrics", "POST /metrics HTTP/1.1\r\n\r\n", "/metrics", 405, 0, 1 },
+	};
+	struct httpreq	rq;
+	size_t		i, scan;
+
+	for (i = 0; i < nitems(cases); i++) {
+		scan = 0;
+		httpreq_parse(PATH, cases[i].metrics, cases[i].in, strlen(cases[i].in), &scan, &rq);
+		tap_ok(rq.status == cases[i].status && rq.elb == cases[i].elb &&
+		    rq.metrics == cases[i].is_metrics, "httpreq: %s (got status %d elb %d "
+		    "metrics %d; want %d %d %d)", cases[i].name, rq.status, rq.elb, rq.metrics,
+		    cases[i].status, cases[i].elb, cases[i].is_metrics);
+	}
+}
+
 static void
 test_parse_bytewise(void)
 {
@@ -605,7 +640,7 @@ test_parse_bytewise(void)
 	int			 scan_ok = 1;
 
 	for (n = 1; n <= len; n++) {
-		used = httpreq_parse(PATH, in, n, &scan, &rq);
+		used = httpreq_parse(PATH, NULL, in, n, &scan, &rq);
 		if (scan > n)
 			scan_ok = 0;
 		if (used != 0 && n < len)
@@ -696,7 +731,7 @@ test_eviction(void)
 		close(done[1]);
 		/* Valgrind keeps the hard limit: then the table does not fill. */
 		limited = setrlimit(RLIMIT_NOFILE, &rl) == 0;
-		if (health_start("127.0.0.1:0", PATH, &srv, NULL) == 0)
+		if (health_start("127.0.0.1:0", PATH, NULL, &srv, NULL) == 0)
 			port = limited ? health_port(srv) : -health_port(srv);
 		if (write(ready[1], &port, sizeof port) != sizeof port)
 			_exit(2);
@@ -767,7 +802,7 @@ test_addresses(void)
 	for (i = 0; i < nitems(bad); i++) {
 		cause = NULL;
 		srv = (struct health_server *)&all;
-		if (health_start(bad[i], PATH, &srv, &cause) == 0 || srv != NULL ||
+		if (health_start(bad[i], PATH, NULL, &srv, &cause) == 0 || srv != NULL ||
 		    cause == NULL || *cause == '\0') {
 			tap_diag("'%s' was accepted (%s)", bad[i], cause ? cause : "no cause");
 			all = 0;
@@ -782,7 +817,7 @@ test_addresses(void)
 
 	cause = NULL;
 	srv = NULL;
-	tap_int(health_start("127.0.0.1:8081", "healthz", &srv, &cause), -1,
+	tap_int(health_start("127.0.0.1:8081", "healthz", NULL, &srv, &cause), -1,
 	    "a path without '/' fails");
 	tap_null(srv, "a path without '/': no endpoint");
 	tap_true(cause != NULL, "a path without '/': a cause (%s)", cause ? cause : "none");
@@ -792,7 +827,7 @@ test_addresses(void)
 	lfd = listen_any(&busy_port);
 	cause = NULL;
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", busy_port);
-	rc = health_start(addr, PATH, &srv, &cause);
+	rc = health_start(addr, PATH, NULL, &srv, &cause);
 	tap_int(rc, -1, "a port in use fails (%s)", cause ? cause : "no cause");
 	tap_null(srv, "a port in use: no endpoint");
 	tap_has(cause, strerror(EADDRINUSE), "a port in use: the cause names the error");
@@ -802,7 +837,7 @@ test_addresses(void)
 		close(lfd);
 
 	cause = NULL;
-	if (health_start(":0", PATH, &srv, &cause) == 0) {
+	if (health_start(":0", PATH, NULL, &srv, &cause) == 0) {
 		tap_int(status_of(health_port(srv), GET, 0, &r), 503,
 		    "':port' listens on every address (answered on 127.0.0.1:%d)",
 		    health_port(srv));
@@ -817,7 +852,7 @@ test_addresses(void)
 		return;
 	}
 	close(fd);
-	if (health_start("[::1]:0", PATH, &srv, &cause) == 0) {
+	if (health_start("[::1]:0", PATH, NULL, &srv, &cause) == 0) {
 		tap_true((fd = dial_family(AF_INET6, health_port(srv))) != -1,
 		    "'[::1]:0' listens on ::1");
 		if (fd != -1)
@@ -837,7 +872,7 @@ test_probe(void)
 	char			*cause = NULL, url[128];
 	int			 lfd, tport, closed_port, fd, rc, port;
 
-	if (health_start("127.0.0.1:0", PATH, &own, &cause) != 0) {
+	if (health_start("127.0.0.1:0", PATH, NULL, &own, &cause) != 0) {
 		tap_ok(0, "a second endpoint starts: %s", cause);
 		free(cause);
 		return;
@@ -902,7 +937,7 @@ test_start(void)
 	char	*cause = NULL;
 	int	 rc;
 
-	rc = health_start("127.0.0.1:0", PATH, &server, &cause);
+	rc = health_start("127.0.0.1:0", PATH, "/metrics", &server, &cause);
 	tap_int(rc, 0, "health_start on 127.0.0.1:0: %s", cause ? cause : "ok");
 	tap_true(server != NULL, "health_start returns the endpoint");
 	free(cause);
@@ -959,6 +994,72 @@ test_answers(void)
 	tap_int(status_of(port, GET, 0, &r), 503, "no reason: 503");
 	tap_str(r.body, "unavailable\n", "no reason: unavailable");
 	health_set(server, 1, "ignored");
+}
+
+/* A GET of PATH as a load balancer sends it. */
+#define ELB_GET	"GET " PATH " HTTP/1.1\r\nHost: test\r\nUser-Agent: ELB-HealthChecker/2.0\r\n" \
+		"Connection: close\r\n\r\n"
+
+static void
+check_lb(unsigned long checks, int first, int healthy, const char *what)
+{
+	struct health_lb	lb;
+
+	health_lb(server, &lb);
+	tap_ok(lb.checks == checks && (lb.first > 0) == first && (lb.healthy > 0) == healthy,
+	    "load balancer: %s (got checks %lu, first %s, healthy %s; want %lu, %s, %s)",
+	    what, lb.checks, lb.first > 0 ? "set" : "unset", lb.healthy > 0 ? "set" : "unset",
+	    checks, first ? "set" : "unset", healthy ? "set" : "unset");
+}
+
+/* Load-balancer checks: counted once serving, in a row per node, a 503 breaks the run. */
+static void
+test_lb(void)
+{
+	struct resp		r;
+	struct health_lb	lb;
+	int			i;
+
+	health_lb_threshold(server, 3);
+	health_set(server, 0, "booting");
+	tap_int(status_of(server_port, ELB_GET, 0, &r), 503, "an ELB check while booting: 503");
+	check_lb(0, 0, 0, "a check answered 503 does not count");
+	health_set(server, 1, NULL);
+	for (i = 0; i < 2; i++)
+		tap_int(status_of(server_port, ELB_GET, 0, &r), 200, "ELB check %d: 200", i + 1);
+	tap_int(status_of(server_port, GET, 0, &r), 200, "a probe that is not the LB's: 200");
+	check_lb(2, 1, 0, "two checks in a row, and another client's probe not counted");
+	health_set(server, 0, "blip");
+	health_set(server, 1, NULL);
+	for (i = 0; i < 2; i++)
+		status_of(server_port, ELB_GET, 0, &r);
+	check_lb(4, 1, 0, "a 503 in between starts the run again");
+	tap_int(status_of(server_port, ELB_GET, 0, &r), 200, "the third check in a row: 200");
+	check_lb(5, 1, 1, "three in a row: healthy as seen from here");
+	health_lb(server, &lb);
+	tap_ok(lb.first <= lb.healthy && lb.interval >= 0 && lb.interval < 5,
+	    "first %.3f <= healthy %.3f, interval %.3f s between one node's checks",
+	    lb.first, lb.healthy, lb.interval);
+}
+
+/* The metrics page: what the main thread last rendered, with Prometheus's content type. */
+static void
+test_metrics(void)
+{
+	struct resp	r;
+
+	tap_int(status_of(server_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 0, &r), 200,
+	    "GET /metrics before a page is set: 200");
+	tap_str(r.body, "", "an empty page before the first one is set");
+	health_set_metrics(server, "asg_agent_up 1\n");
+	health_set(server, 0, "draining");
+	tap_int(status_of(server_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 0, &r), 200,
+	    "GET /metrics while the endpoint says 503: still 200");
+	tap_str(r.body, "asg_agent_up 1\n", "the page as set, no newline added");
+	check_header(&r, "Content-Type: text/plain; version=0.0.4; charset=utf-8", "metrics");
+	tap_int(status_of(server_port, "GET /metrics?x=1 HTTP/1.1\r\nHost: t\r\n\r\n", 0, &r),
+	    200, "a query string does not change the path");
+	health_set(server, 1, NULL);
 }
 
 /* HEAD: the same headers, no body; the connection stays usable. */
@@ -1242,12 +1343,15 @@ main(void)
 		tap_diag("under valgrind: latency bounds are 10x looser");
 
 	tap_run("parser", test_parse);
+	tap_run("parser flags", test_parse_flags);
 	tap_run("eviction", test_eviction);
 	tap_run("NULL endpoint", test_null);
 	tap_run("start", test_start);
 	if (server == NULL)
 		return tap_done();
 	tap_run("answers", test_answers);
+	tap_run("load balancer checks", test_lb);
+	tap_run("metrics page", test_metrics);
 	tap_run("HEAD", test_head);
 	tap_run("bad requests", test_bad_requests);
 	tap_run("connections", test_connections);

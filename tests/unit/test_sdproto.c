@@ -194,6 +194,19 @@ test_journal(void)
 	got = receive(fd, &len);
 	tap_str(got, "MESSAGE=phase only\nPRIORITY=6\nSYSLOG_IDENTIFIER=test-ident\n"
 	    "ASG_AGENT_PHASE=failed\n", "cleared fields are gone; an unknown one is ignored");
+	{
+		const char	*extra[] = { "ASG_AGENT_BOOT_SECONDS=0.210" };
+
+		log_msg_fields(LOGL_INFO, extra, 1, "serving %s", "1.4.2");
+		got = receive(fd, &len);
+		tap_str(got, "MESSAGE=serving 1.4.2\nPRIORITY=6\nSYSLOG_IDENTIFIER=test-ident\n"
+		    "ASG_AGENT_PHASE=failed\nASG_AGENT_BOOT_SECONDS=0.210\n",
+		    "log_msg_fields: the extra fields after the set ones");
+		log_info("next");
+		got = receive(fd, &len);
+		tap_str(got, "MESSAGE=next\nPRIORITY=6\nSYSLOG_IDENTIFIER=test-ident\n"
+		    "ASG_AGENT_PHASE=failed\n", "and on that entry alone");
+	}
 	log_set_field(LOGF_PHASE, NULL);
 
 	/* No journal socket: "<N>" lines on the stream, which journald parses too. */
