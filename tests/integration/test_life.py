@@ -212,8 +212,10 @@ class Life(FakeAWSCase):
         self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200, timeout=30,
                       what="serving after the warm pool")
+        # The endpoint turns 200 first; the state says serving once CONTINUE is sent.
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "serving",
+                          timeout=10, what="the serving phase in the state")
         st = a.status_json()
-        self.assertEqual(st["phase"], "serving")
         self.assertFalse(st["downloaded"])
         self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
                           if q.get("action") == "GetObject"], [], "no second download")
@@ -242,8 +244,10 @@ class Life(FakeAWSCase):
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200,
                       what="200 after recovery")
         self.assertEqual(self.f.requests(target="aws", action="SetInstanceHealth"), [])
+        # The endpoint turns 200 just before the state file is saved.
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("app_health", {}).get("failing")
+                          == 0, timeout=10, what="the recovery in the state")
         st = a.status_json()
-        self.assertEqual(st["app_health"]["failing"], 0)
         self.assertGreater(st["app_health"]["failures"], 0)
         self.assertIn("app checks", a.status().stdout)
 
