@@ -83,8 +83,9 @@ mem_limit(long long bytes, char **cause)
 	if (setrlimit(RLIMIT_DATA, &rl) != 0)
 		return set_cause(cause, "setrlimit RLIMIT_DATA: %s", strerror(errno));
 	mem_limited = 1;
-	if (mem_spare == NULL && (mem_spare = malloc(MEM_SPARE)) != NULL)
-		memset(mem_spare, 0xa5, MEM_SPARE);
+	/* Address space, not memory: RLIMIT_DATA counts it untouched, and RSS does not. */
+	if (mem_spare == NULL)
+		mem_spare = malloc(MEM_SPARE);
 	return 0;
 }
 
