@@ -454,6 +454,8 @@ conn_close(struct health_server *srv, struct conn *c)
 {
 	if (c->q != -1)
 		TAILQ_REMOVE(&srv->queues[c->q], c, entry);
+	/* epoll watches the socket, which a forked child not yet exec'd may still hold. */
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->in);
 	buf_free(&c->out);

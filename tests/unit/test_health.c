@@ -1186,6 +1186,52 @@ test_connections(void)
 	client_close(&cl);
 }
 
+/*
+ * A child forked while a connection is open (the agent runs systemctl) holds
+ * its socket until it execs: epoll watches the socket, so the endpoint must
+ * stop watching a connection it closes, or the next wait hands back the freed
+ * connection (a double free).
+ */
+static void
+test_fork(void)
+{
+	struct client	cl;
+	struct resp	r;
+	pid_t		pid;
+	int		hold[2], status, i, ok;
+	char		c;
+
+	client_open(&cl, server_port);
+	client_send(&cl, GET);
+	tap_int(next_status(&cl, 0, &r), 200, "a kept-alive connection is answered");
+	if (pipe(hold) == -1 || (pid = fork()) == -1) {
+		tap_ok(0, "pipe or fork: %s", strerror(errno));
+		client_close(&cl);
+		return;
+	}
+	if (pid == 0) {
+		/* The copies of every descriptor stay open until the parent lets go. */
+		close(hold[1]);
+		while (read(hold[0], &c, 1) == -1 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(hold[0]);
+	client_send(&cl, "GET " PATH " HTTP/1.1\r\nConnection: close\r\n\r\n");
+	tap_int(next_status(&cl, 0, &r), 200, "Connection: close is answered");
+	tap_true(peer_closed(cl.fd, 2), "the server shuts its side");
+	/* Our FIN lets the server close the socket the child still holds: EOF stays readable. */
+	shutdown(cl.fd, SHUT_WR);
+	usleep(50 * 1000);
+	for (i = ok = 0; i < 20; i++)
+		ok += status_of(server_port, GET, 0, &r) == 200;
+	tap_int(ok, 20, "probes after closing a connection a child shares are answered");
+	close(hold[1]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	client_close(&cl);
+}
+
 /* 10 MB of header from one client while another probes. */
 static void
 test_oversize(void)
@@ -1355,6 +1401,7 @@ main(void)
 	tap_run("HEAD", test_head);
 	tap_run("bad requests", test_bad_requests);
 	tap_run("connections", test_connections);
+	tap_run("fork", test_fork);
 	tap_run("oversize request", test_oversize);
 	tap_run("pipelined flood", test_flood);
 	tap_run("slowloris", test_slowloris);
