@@ -61,7 +61,9 @@ class Metrics(FakeAWSCase):
         return m[key]
 
     def test_during_boot_and_serving(self):
-        self.f.tag_delay("asg-agent:version", 2)
+        # Long enough that the step is still running after the re-render below, on a
+        # loaded machine too.
+        self.f.tag_delay("asg-agent:version", 6)
         w, a = self.boot(wait=False)
         self.assertTrue(self.wait_for(lambda: http_get(self.health_port, "/metrics")[0] == 200
                                       and a.status_json() is not None
