@@ -101,6 +101,22 @@ class Watch:
         self.look()
 
 
+def kill_orphan_app(state):
+    """SIGKILL of the agent leaves its app running (by design: a restarted agent
+    adopts it). Kill every test app whose working directory lies in this state
+    dir, so none outlives the test."""
+    root = os.path.realpath(state) + os.sep
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+            if cwd.startswith(root) and b"app.py" in cmd:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def current_target(state):
     try:
         return os.readlink(os.path.join(state, "current"))
@@ -733,6 +749,7 @@ class KillNine(FaultCase):
         st = self.assert_invariants(a, w, "serving")
         t_serving = time.monotonic() - a.t0
         a.stop(signal.SIGKILL)
+        kill_orphan_app(state)
         steps = {s["step"]: (s["start"] - st["boot_start"], s["seconds"] or 0)
                  for s in st["timeline"]}
         print(f"# kill -9: a boot takes {t_serving:.2f} s: " + ", ".join(
@@ -771,8 +788,9 @@ class KillNine(FaultCase):
             self.assertEqual(a.watch.bad_json, [], f"kill #{i}")
             self.assertIsNone(current_problem(state))
             t1 = time.monotonic()
-            # The test app exits when its agent is gone; let it.
+            # The test app exits when its agent is gone; let it (and make sure).
             self.wait_for(lambda: not port_open(a.app_port), 5, 0.05)
+            kill_orphan_app(state)
             self.f.control("DELETE", "/tag-delay", check=False)
             b = self.start(state=state)
             st = self.assert_invariants(b, w, "serving")
@@ -785,6 +803,7 @@ class KillNine(FaultCase):
             self.assertEqual(os.listdir(os.path.join(state, "staging")), [])
             self.assertEqual([n for n in os.listdir(state) if n.startswith("current.tmp")], [])
             b.stop(signal.SIGKILL)
+            kill_orphan_app(state)
             shutil.rmtree(state, ignore_errors=True)
         took = time.monotonic() - t_all
         print("# kill -9: phases at kill time: " +
