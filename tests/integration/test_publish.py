@@ -141,6 +141,18 @@ class Publish(FakeAWSCase):
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertFalse(os.path.exists(out2), "nothing unpacked under a wrong pin")
 
+    def test_published_release_boots_an_instance(self):
+        # The whole flow: CI publishes and tags the group; an instance boots the
+        # release, verified chunk by chunk through the manifest the tag pins.
+        w, art = self.world(version="6.6.0", upload=False, sha=False)
+        r = self.publish(self.file("boot.tar.gz", art), "6.6.0", "--tag-group", self.group)
+        self.assert_exit(r, 0)
+        a = self.start()
+        st = self.assert_serving(a, w)
+        self.assertEqual(st["version"], "6.6.0")
+        self.assertEqual(st["sha256"], sha256(art), "the artifact that was published")
+        self.assertTrue(self.s3_gets("app/6.6.0.tar.gz.manifest"), "the manifest was read")
+
     def test_same_bytes_again_pass_other_bytes_refused(self):
         art = make_artifact({"a": b"1\n"})
         first = self.publish(self.file("a.tar.gz", art), "2.0.0")
