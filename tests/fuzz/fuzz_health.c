@@ -9,7 +9,8 @@
  * The first input byte picks the chunk size (1 + byte % 64; 0 means all at once).
  *
  * Checks: the bytes used lie in 1..held; statuses are 200 400 404 405 431 505
- * and only 200 for GET/HEAD of the configured path; head only for HEAD; every
+ * and only 200 for GET/HEAD of the configured path or the metrics path
+ * (and the metrics flag only for the latter); head only for HEAD; every
  * error closes the connection; and the answers are the same whether the bytes
  * arrive in chunks or all at once (the scan position only saves work).
  */
@@ -22,6 +23,7 @@
 #include "fuzz.h"
 
 #define PATH		"/healthz"
+#define METRICS_PATH	"/metrics"
 #define MAX_ANSWERS	256
 
 struct answers {
@@ -39,7 +41,11 @@ check_request(const struct httpreq *rq, const char *in, size_t used)
 		FUZZ_CHECK((used >= 4 && memcmp(in, "GET ", 4) == 0) ||
 		    (used >= 5 && memcmp(in, "HEAD ", 5) == 0), "200 for %.*s",
 		    (int)(used < 40 ? used : 40), in);
-		FUZZ_CHECK(memmem(in, used, PATH, strlen(PATH)) != NULL, "200 off the path");
+		FUZZ_CHECK(memmem(in, used, PATH, strlen(PATH)) != NULL ||
+		    memmem(in, used, METRICS_PATH, strlen(METRICS_PATH)) != NULL,
+		    "200 off the health and metrics paths");
+		FUZZ_CHECK(!rq->metrics || memmem(in, used, METRICS_PATH,
+		    strlen(METRICS_PATH)) != NULL, "the metrics page off its path");
 		break;
 	case 404:
 	case 405:
@@ -91,7 +97,7 @@ serve(const uint8_t *data, size_t len, size_t step, struct answers *a)
 			if (inlen == 0)
 				break;
 			memset(&rq, 0xa5, sizeof rq);
-			used = httpreq_parse(PATH, "/metrics", in, inlen, &scan, &rq);
+			used = httpreq_parse(PATH, METRICS_PATH, in, inlen, &scan, &rq);
 			if (used == 0) {
 				FUZZ_CHECK(inlen < HTTPREQ_MAX_HEAD, "full buffer left unanswered");
 				FUZZ_CHECK(scan <= inlen, "scan %zu past %zu", scan, inlen);
