@@ -654,10 +654,17 @@ config_check(struct load_ctx *ctx)
 	if (*cfg->health_path != '/')
 		buf_addf(&ctx->errors, "%s:%d: path: must start with '/'\n",
 		    ctx->path, opt_line(ctx, "health", "path"));
-	if (*cfg->metrics_path != '\0' && (*cfg->metrics_path != '/' ||
-	    strcmp(cfg->metrics_path, cfg->health_path) == 0))
-		buf_addf(&ctx->errors, "%s:%d: metrics_path: must start with '/' and differ "
-		    "from path\n", ctx->path, opt_line(ctx, "health", "metrics_path"));
+	if (*cfg->metrics_path != '\0' && *cfg->metrics_path != '/')
+		buf_addf(&ctx->errors, "%s:%d: metrics_path: must start with '/'\n",
+		    ctx->path, opt_line(ctx, "health", "metrics_path"));
+	else if (*cfg->metrics_path != '\0' &&
+	    strcmp(cfg->metrics_path, cfg->health_path) == 0) {
+		/* Either key may be the one set (the other a default): name the set one. */
+		l1 = opt_line(ctx, "health", "path");
+		l2 = opt_line(ctx, "health", "metrics_path");
+		buf_addf(&ctx->errors, "%s:%d: [health] path and metrics_path are both "
+		    "%s; they must differ\n", ctx->path, l1 > l2 ? l1 : l2, cfg->health_path);
+	}
 	if (*cfg->artifact_url != '\0' && strncmp(cfg->artifact_url, "s3://", 5) != 0 &&
 	    strncmp(cfg->artifact_url, "https://", 8) != 0 &&
 	    strncmp(cfg->artifact_url, "http://", 7) != 0)

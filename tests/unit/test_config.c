@@ -141,6 +141,14 @@ test_errors(void)
 	    "F:1: deadline: key outside of any section\n", "key outside a section");
 	expect_error("[app]\nunit = app.service\ncommand = ./app\n",
 	    "F:3: [app] unit and command are both set; choose one\n", "unit and command");
+	expect_error("[health]\npath = /metrics\n",
+	    "F:2: [health] path and metrics_path are both /metrics; they must differ\n",
+	    "path onto the default metrics path");
+	expect_error("[health]\nmetrics_path = /healthz\n",
+	    "F:2: [health] path and metrics_path are both /healthz; they must differ\n",
+	    "metrics path onto the default path");
+	expect_error("[health]\nmetrics_path = metrics\n",
+	    "F:2: metrics_path: must start with '/'\n", "relative metrics path");
 	expect_error("[agent]\nbad = 1\n[aws]\nregion = x\nworse = 2\n",
 	    "F:2: unknown key 'bad' in [agent]\nF:5: unknown key 'worse' in [aws]\n",
 	    "every problem is reported");
