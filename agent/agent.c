@@ -73,6 +73,7 @@ agent_free(struct agent *a)
 	free(a->instance_id);
 	free(a->group);
 	free(a->hook);
+	free(a->term_hook);
 	free(a->version);
 	free(a->sha256);
 	if (signal_halt == &a->halt)
@@ -125,6 +126,27 @@ log_fields(const struct state *st)
 	log_set_field(LOGF_GROUP, st->group);
 }
 
+/* What the adaptive pacing learned, for every bucket that ever throttled or held. */
+static void
+sync_pacing(struct agent *a)
+{
+	const struct pace	*p;
+	struct state_pace	*sp;
+	int			 svc, n = 0;
+
+	for (svc = 0; a->client_ready && svc < AWS_NSERVICES && n < STATE_MAX_PACE; svc++) {
+		p = &a->client.aws.pace[svc];
+		if (p->throttles == 0 && p->held <= 0)
+			continue;
+		sp = &a->st.pace[n++];
+		state_set(&sp->service, aws_service_name(svc));
+		sp->rate = p->rate;
+		sp->held = p->held;
+		sp->throttles = p->throttles;
+	}
+	a->st.npace = n;
+}
+
 /* The API client's counters into the state. */
 static void
 sync_counters(struct agent *a)
@@ -139,6 +161,7 @@ sync_counters(struct agent *a)
 		a->st.counters[i].throttled = aws->counters[i].throttled;
 	}
 	a->st.ncounters = (int)i;
+	sync_pacing(a);
 }
 
 /* A fresh metrics page for the endpoint's thread to serve. */
@@ -267,6 +290,17 @@ agent_tick(void *arg)
 	if (a->hb_hook == NULL || now < a->next_heartbeat || a->group == NULL)
 		return;
 	a->next_heartbeat = now + a->hb_interval;
+	/*
+	 * With the launch result queued the heartbeat buys nothing but a call
+	 * from the fleet's shared quota: skip one (an interval is a third of
+	 * the hook's timeout, so two thirds are left), never two in a row.
+	 */
+	if (a->owed && a->hb_hook == a->hook && !a->hb_skipped) {
+		a->hb_skipped = 1;
+		log_debug("lifecycle heartbeat for %s skipped: a result is queued", a->hb_hook);
+		return;
+	}
+	a->hb_skipped = 0;
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
 	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
@@ -326,6 +360,7 @@ agent_complete(struct agent *a, const char *result)
 
 	if (a->hook == NULL || a->completed)
 		return OUTCOME_OK;
+	a->owed = 1;
 	/* In a big scale-out this call can wait on throttling for a while: say so. */
 	state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);
 	agent_save(a);

@@ -31,6 +31,11 @@ struct agent {
 	char			*instance_id;
 	char			*group;
 	char			*hook;		/* launch hook, or NULL */
+	char			*term_hook;	/* terminate hook as of hooks_read, or NULL */
+	int			 term_timeout;
+	double			 hooks_read;	/* mono_now() of the DescribeLifecycleHooks; 0: never */
+	int			 owed;		/* a launch result is queued (no heartbeats needed) */
+	int			 hb_skipped;	/* a heartbeat was skipped since the last one sent */
 	int			 hook_checked;
 	int			 group_checked;	/* asked DescribeAutoScalingInstances */
 	int			 completed;	/* launch action settled */

@@ -45,6 +45,8 @@ void
 aws_init(struct aws *a, struct imds *imds, struct creds_provider *creds,
     const char *region, const char *endpoint_url, double api_timeout)
 {
+	int	i;
+
 	memset(a, 0, sizeof *a);
 	a->imds = imds;
 	a->creds = creds;
@@ -55,6 +57,8 @@ aws_init(struct aws *a, struct imds *imds, struct creds_provider *creds,
 	a->slowdown = 1;
 	a->tokens = 1e9;	/* a full bucket: trimmed to the burst on first use */
 	a->refilled = mono_now();
+	for (i = 0; i < AWS_NSERVICES; i++)
+		pace_init(&a->pace[i]);
 }
 
 double
@@ -495,6 +499,7 @@ out:
 /* One call through its attempts: what the Query and the S3 loops share. */
 struct call {
 	const char		*what;		/* names the call in -v logs */
+	int			 svc;		/* its bucket, for the pacing */
 	struct aws_counter	*ctr;
 	struct retry		 r;
 	int			 tries;
@@ -503,22 +508,57 @@ struct call {
 
 /* A call's retry schedule: from the base, stretched by the slowdown, for api_timeout. */
 static void
-call_init(struct aws *a, struct call *c, const char *what, const char *action)
+call_init(struct aws *a, struct call *c, int svc, const char *what, const char *action)
 {
 	memset(c, 0, sizeof *c);
 	c->what = what;
+	c->svc = svc;
 	c->ctr = counter(a, action);
 	retry_init(&c->r, AWS_RETRY_BASE * aws_slowdown(a), AWS_RETRY_CAP,
 	    mono_now() + a->api_timeout);
 	c->r.halt = a->halt;
 }
 
-/* Before each attempt: the rate ceiling, and the count. */
+/*
+ * Adaptive mode: hold the request while its bucket's pacing says so. A
+ * request sure to be throttled takes quota from every other client of the
+ * account and tells us nothing new.
+ */
+static void
+pace_wait(struct aws *a, struct call *c)
+{
+	struct pace	*p = &a->pace[c->svc];
+	double		 d, t0;
+
+	if (!a->adaptive || (d = pace_delay(p, mono_now())) <= 0)
+		return;
+	log_debug("aws: %s: holding %.2f s (learned rate %.3g/s)", c->what, d, p->rate);
+	t0 = mono_now();
+	sleep_for(d, a->halt);
+	pace_held(p, mono_now() - t0);
+}
+
+/* Before each attempt: the bucket's pacing, the rate ceiling, and the count. */
 static void
 call_pace(struct aws *a, struct call *c)
 {
+	pace_wait(a, c);
 	aws_rate_wait(a);
 	c->ctr->calls++;
+}
+
+/* Adaptive mode: what an answer teaches about its bucket. */
+static void
+pace_learn(struct aws *a, const struct call *c, int throttled)
+{
+	struct pace	*p = &a->pace[c->svc];
+
+	if (!a->adaptive)
+		return;
+	if (throttled)
+		pace_throttled(p, mono_now(), retry_random());
+	else
+		pace_answered(p, mono_now(), retry_random());
 }
 
 /*
@@ -558,8 +598,10 @@ call_decide(struct aws *a, struct call *c, int err, long status, const char *cod
 
 	ans = (struct awserr_answer){ err, status, code, skew, c->tried };
 	d = awserr_classify(&ans);
-	if (err == HTTP_OK)
+	if (err == HTTP_OK) {
 		aws_adapt(a, d == AWSERR_THROTTLED);
+		pace_learn(a, c, d == AWSERR_THROTTLED);
+	}
 	c->tries++;
 	log_attempt(a, c, err, status, code, d, cause);
 	switch (d) {
@@ -598,6 +640,23 @@ error_is_cause(enum awserr_decision d)
 }
 
 /*
+ * Adaptive mode after a throttling answer: the bucket's hold is the pause
+ * (call_pace sleeps it); 1 when it would outlast the call's api_timeout.
+ */
+static int
+call_hold(struct aws *a, const struct call *c, char **cause)
+{
+	double	now = mono_now();
+
+	if (halt_stopped(a->halt))
+		return 1;
+	if (now + pace_delay(&a->pace[c->svc], now) < c->r.deadline)
+		return 0;
+	set_cause(cause, "%s (gave up after %.0f s)", *cause, a->api_timeout);
+	return 1;
+}
+
+/*
  * Go on after a decision: 0 to make the next attempt (at once after a fix,
  * else after the pause), 1 when the call ends with *ret (and the cause).
  */
@@ -617,6 +676,8 @@ call_next(struct aws *a, struct call *c, enum awserr_decision d, enum outcome *r
 		return 1;
 	case AWSERR_THROTTLED:
 		*ret = OUTCOME_THROTTLED;
+		if (a->adaptive)
+			return call_hold(a, c, cause);
 		break;
 	case AWSERR_RETRY:
 		*ret = OUTCOME_RETRY;
@@ -654,7 +715,7 @@ aws_call(struct aws *a, int svc, const char *action, const struct aws_param *p,
 	url = xasprintf("%s/", endpoint);
 	what = xasprintf("%s %s", services[svc].name, action);
 	form_body(&body, svc, action, p, n);
-	call_init(a, &c, what, action);
+	call_init(a, &c, svc, what, action);
 	for (;;) {
 		aws_result_free(res);
 		call_pace(a, &c);
@@ -821,7 +882,7 @@ aws_s3_open(struct aws *a, const char *bucket, const char *key, long long from,
 		what = xasprintf("s3 GetObject s3://%s/%s from byte %lld", bucket, key, from);
 	else
 		what = xasprintf("s3 GetObject s3://%s/%s", bucket, key);
-	call_init(a, &c, what, "s3:GetObject");
+	call_init(a, &c, AWS_S3, what, "s3:GetObject");
 	for (;;) {
 		aws_result_free(&res);
 		http_stream_close(st);
@@ -933,7 +994,7 @@ aws_s3_call(struct aws *a, const struct aws_s3_request *rq, struct aws_result *r
 	full = rq->query != NULL ? xasprintf("%s?%s", url, rq->query) : xstrdup(url);
 	what = xasprintf("s3 %s s3://%s/%s", rq->action, rq->bucket, rq->key);
 	action = xasprintf("s3:%s", rq->action);
-	call_init(a, &c, what, action);
+	call_init(a, &c, AWS_S3, what, action);
 	for (;;) {
 		aws_result_free(res);
 		call_pace(a, &c);

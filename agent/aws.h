@@ -7,6 +7,7 @@
 #include "creds.h"
 #include "imds.h"
 #include "outcome.h"
+#include "pace.h"
 #include "xml.h"
 
 enum aws_service {
@@ -51,6 +52,8 @@ struct aws {
 	double			 tokens;	/* the rate limiter's bucket */
 	double			 refilled;	/* mono_now() of the last refill */
 	double			 slowdown;	/* >= 1: grows on throttling, shrinks on success */
+	int			 adaptive;	/* [aws] retry_mode = adaptive */
+	struct pace		 pace[AWS_NSERVICES];	/* one per API bucket */
 	const struct halt	*halt;		/* stopped: calls end, no more retries */
 	struct aws_counter	 counters[AWS_MAX_ACTIONS];
 	size_t			 ncounters;

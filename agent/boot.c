@@ -81,9 +81,10 @@ step_identity(struct agent *a, char **cause)
 static int
 step_hook(struct agent *a, char **cause)
 {
-	struct retry	r;
-	enum outcome	o;
-	int		timeout = 0;
+	struct retry		r;
+	struct lifecycle_hook	launch = { NULL, 0 }, term;
+	enum outcome		o;
+	int			timeout = 0;
 
 	if (a->hook_checked || a->group == NULL)
 		return 0;
@@ -93,14 +94,20 @@ step_hook(struct agent *a, char **cause)
 	else {
 		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
-		while ((o = lifecycle_find_hook(&a->client.aws, a->group, LIFECYCLE_LAUNCHING,
-		    &a->hook, &timeout, cause)) != OUTCOME_OK) {
+		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
+		    cause)) != OUTCOME_OK) {
 			if (!outcome_retryable(o) || a->halt.stop)
 				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 			log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
 			if (retry_pause(&r, o, 1) != 0)
 				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
 		}
+		a->hook = launch.name;
+		timeout = launch.timeout;
+		/* A scale-in soon after uses this answer rather than asking again. */
+		a->term_hook = term.name;
+		a->term_timeout = term.timeout;
+		a->hooks_read = mono_now();
 	}
 	if (a->hook != NULL) {
 		state_setf(&a->st.lifecycle, "launch hook %s pending", a->hook);

@@ -12,6 +12,7 @@ client_init(struct client *c, const struct config *cfg, const struct halt *halt)
 	creds_init(&c->creds, &c->imds);
 	aws_init(&c->aws, &c->imds, &c->creds, NULL, cfg->endpoint_url, cfg->api_timeout);
 	c->aws.max_rate = cfg->max_rate;
+	c->aws.adaptive = cfg->retry_mode == RETRY_MODE_ADAPTIVE;
 	if (halt != NULL) {
 		c->imds.halt = halt;
 		c->aws.halt = halt;

@@ -39,6 +39,7 @@ struct opt {
 	int		 reload;	/* SIGHUP may change it while running */
 };
 
+static const char *const retry_modes[] = { "adaptive", "standard", NULL };
 static const char *const version_sources[] = { "group", "instance", "imds", NULL };
 
 #define O(f) offsetof(struct config, f)
@@ -126,6 +127,16 @@ static const struct opt opts[] = {
 	  .max = 1000,
 	  .def = "10",
 	  .help = "AWS requests per second this agent sends at most (0: no limit)"
+	},
+	{ .section = "aws",
+	  .key = "retry_mode",
+	  .type = OPT_ENUM,
+	  .offset = O(retry_mode),
+	  .def = "adaptive",
+	  .choices = retry_modes,
+	  .help = "adaptive (a throttling answer holds every call to that API for a "
+		  "window that grows while AWS keeps throttling, and the rate is learned "
+		  "back) or standard (each call backs off on its own)"
 	},
 
 	{ .section = "version",

@@ -4,6 +4,11 @@
 
 #include <stdio.h>
 
+enum retry_mode {
+	RETRY_MODE_ADAPTIVE,	/* throttling answers hold the whole bucket (pace.c) */
+	RETRY_MODE_STANDARD,	/* each call backs off on its own */
+};
+
 enum version_source {
 	VERSION_SOURCE_GROUP,
 	VERSION_SOURCE_INSTANCE,
@@ -26,6 +31,7 @@ struct config {
 	int		 imds_timeout;
 	int		 api_timeout;
 	int		 max_rate;
+	int		 retry_mode;
 
 	/* [version] */
 	char		*version_tag;

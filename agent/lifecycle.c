@@ -7,31 +7,42 @@
 #include "util.h"
 #include "xml.h"
 
+/* Fill h from a member of DescribeLifecycleHooks' answer, unless an earlier member did. */
+static void
+take_hook(struct lifecycle_hook *h, const struct xml_node *m)
+{
+	const char	*t;
+
+	if (h->name != NULL || (t = xml_child_text(m, "LifecycleHookName")) == NULL)
+		return;
+	h->name = xstrdup(t);
+	if ((t = xml_child_text(m, "HeartbeatTimeout")) != NULL)
+		h->timeout = atoi(t);
+}
+
 enum outcome
-lifecycle_find_hook(struct aws *a, const char *group, const char *transition,
-    char **hook, int *heartbeat_timeout, char **cause)
+lifecycle_find_hooks(struct aws *a, const char *group, struct lifecycle_hook *launch,
+    struct lifecycle_hook *terminate, char **cause)
 {
 	struct aws_param	 p[] = { { "AutoScalingGroupName", group } };
 	struct aws_result	 res;
 	struct xml_node		*m;
-	const char		*t, *name;
+	const char		*t;
 	enum outcome		 ret;
 
-	*hook = NULL;
+	memset(launch, 0, sizeof *launch);
+	memset(terminate, 0, sizeof *terminate);
 	if ((ret = aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
 	    cause)) != OUTCOME_OK)
 		goto out;
 	for (m = xml_child(xml_find(res.xml, "LifecycleHooks"), "member"); m != NULL;
 	    m = xml_next(m)) {
-		t = xml_child_text(m, "LifecycleTransition");
-		name = xml_child_text(m, "LifecycleHookName");
-		if (t != NULL && name != NULL && strcmp(t, transition) == 0) {
-			*hook = xstrdup(name);
-			if (heartbeat_timeout != NULL &&
-			    (t = xml_child_text(m, "HeartbeatTimeout")) != NULL)
-				*heartbeat_timeout = atoi(t);
-			break;
-		}
+		if ((t = xml_child_text(m, "LifecycleTransition")) == NULL)
+			continue;
+		if (strcmp(t, LIFECYCLE_LAUNCHING) == 0)
+			take_hook(launch, m);
+		else if (strcmp(t, LIFECYCLE_TERMINATING) == 0)
+			take_hook(terminate, m);
 	}
 out:
 	aws_result_free(&res);

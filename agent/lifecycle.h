@@ -14,12 +14,19 @@ struct aws;
  * when AWS gave no answer (ask again), OUTCOME_FATAL for a final error.
  */
 
+/* A hook of the group: its name (NULL: none) and its HeartbeatTimeout in seconds. */
+struct lifecycle_hook {
+	char	*name;
+	int	 timeout;
+};
+
 /*
- * The group's first hook for the transition, and its HeartbeatTimeout in
- * seconds (may be NULL); *hook NULL (and 0) when there is none.
+ * The group's first launch hook and first terminate hook, from one
+ * DescribeLifecycleHooks (a fleet shares its Auto Scaling quota: one call,
+ * not one per transition). Names the caller frees; NULL when there is none.
  */
-enum outcome lifecycle_find_hook(struct aws *, const char *group, const char *transition,
-	    char **hook, int *heartbeat_timeout, char **);
+enum outcome lifecycle_find_hooks(struct aws *, const char *group,
+	    struct lifecycle_hook *launch, struct lifecycle_hook *terminate, char **);
 /* SetInstanceHealth Unhealthy: the ASG replaces the instance. */
 enum outcome lifecycle_set_unhealthy(struct aws *, const char *instance_id, char **);
 /*

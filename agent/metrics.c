@@ -133,6 +133,16 @@ put_api(struct buf *b, const struct state *st)
 	for (i = 0; i < st->ncounters; i++)
 		sample(b, "asg_agent_aws_api_throttled_total", "action",
 		    st->counters[i].action, (double)st->counters[i].throttled);
+	family(b, "asg_agent_aws_held_seconds_total", "counter",
+	    "Seconds adaptive pacing held AWS requests back, per API.");
+	for (i = 0; i < st->npace; i++)
+		sample(b, "asg_agent_aws_held_seconds_total", "service", st->pace[i].service,
+		    st->pace[i].held);
+	family(b, "asg_agent_aws_pacing_rate", "gauge",
+	    "Requests per second adaptive pacing learned for a throttled API; 0: free again.");
+	for (i = 0; i < st->npace; i++)
+		sample(b, "asg_agent_aws_pacing_rate", "service", st->pace[i].service,
+		    st->pace[i].rate);
 }
 
 /* A metric family of one sample without labels. */

@@ -20,6 +20,7 @@
 #define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
 #define SERVE_RETRY_CAP		2.0
 #define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
+#define SERVE_HOOKS_FRESH	900.0	/* seconds the boot's DescribeLifecycleHooks answer serves */
 #define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
 #define SERVE_CLOUDWATCH_TRIES	5
 
@@ -225,23 +226,34 @@ complete_terminate(struct agent *a, const char *hook)
 static enum outcome
 terminate_hook(struct agent *a, int persist, char **hook, int *timeout)
 {
-	struct retry	 rt;
-	char		*err = NULL;
-	enum outcome	 r;
+	struct retry		 rt;
+	struct lifecycle_hook	 launch, term = { NULL, 0 };
+	char			*err = NULL;
+	enum outcome		 r;
 
 	if (*a->cfg->terminate_hook != '\0') {
 		*hook = xstrdup(a->cfg->terminate_hook);
 		return OUTCOME_OK;
 	}
+	if (a->hooks_read > 0 && mono_now() - a->hooks_read < SERVE_HOOKS_FRESH) {
+		log_debug("terminate hook %s: from the hooks read %.0f s ago",
+		    a->term_hook != NULL ? a->term_hook : "(none)", mono_now() - a->hooks_read);
+		*hook = a->term_hook != NULL ? xstrdup(a->term_hook) : NULL;
+		*timeout = a->term_timeout;
+		return OUTCOME_OK;
+	}
 	serve_retry(a, &rt, HUGE_VAL);
-	while (outcome_retryable(r = lifecycle_find_hook(&a->client.aws, a->group,
-	    LIFECYCLE_TERMINATING, hook, timeout, &err)) && persist && a->halt.signals < 2) {
+	while (outcome_retryable(r = lifecycle_find_hooks(&a->client.aws, a->group, &launch,
+	    &term, &err)) && persist && a->halt.signals < 2) {
 		log_warn("DescribeLifecycleHooks (will retry): %s", err);
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
 	}
 	if (r != OUTCOME_OK)
 		log_warn("DescribeLifecycleHooks: %s", err);
+	free(launch.name);
+	*hook = term.name;
+	*timeout = term.timeout;
 	free(err);
 	return r;
 }

@@ -233,6 +233,8 @@ state_free(struct state *st)
 	}
 	for (j = 0; j < st->ncounters; j++)
 		free(st->counters[j].action);
+	for (j = 0; j < st->npace; j++)
+		free(st->pace[j].service);
 	memset(st, 0, sizeof *st);
 }
 
@@ -360,6 +362,16 @@ state_to_json(const struct state *st, int pretty)
 		json_object_object_add(ctrs, st->counters[j].action, c);
 	}
 	json_object_object_add(o, "api_calls", ctrs);
+	ctrs = json_object_new_object();
+	for (j = 0; j < st->npace; j++) {
+		c = json_object_new_object();
+		json_object_object_add(c, "rate", json_object_new_double(st->pace[j].rate));
+		json_object_object_add(c, "held", json_object_new_double(st->pace[j].held));
+		json_object_object_add(c, "throttles",
+		    json_object_new_int64((int64_t)st->pace[j].throttles));
+		json_object_object_add(ctrs, st->pace[j].service, c);
+	}
+	json_object_object_add(o, "api_pacing", ctrs);
 	c = json_object_new_object();
 	for (j = 0; j < MARK_COUNT; j++)
 		json_object_object_add(c, state_mark_key(j), st->marks[j] > 0 ?
@@ -497,6 +509,19 @@ state_from_json(struct state *st, const char *text, char **cause)
 			st->counters[st->ncounters].throttled =
 			    (unsigned long)get_count(val, "throttled", 0x1p53);
 			st->ncounters++;
+		}
+	}
+	if (json_object_object_get_ex(o, "api_pacing", &ctrs) &&
+	    json_object_is_type(ctrs, json_type_object)) {
+		json_object_object_foreach(ctrs, pkey, pval) {
+			if (st->npace == STATE_MAX_PACE)
+				break;
+			st->pace[st->npace].service = xstrdup(pkey);
+			st->pace[st->npace].rate = get_count(pval, "rate", 1e9);
+			st->pace[st->npace].held = get_count(pval, "held", 0x1p53);
+			st->pace[st->npace].throttles =
+			    (unsigned long)get_count(pval, "throttles", 0x1p53);
+			st->npace++;
 		}
 	}
 	ret = 0;

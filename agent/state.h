@@ -37,6 +37,7 @@ enum mark {
 
 #define STATE_MAX_STEPS		32
 #define STATE_MAX_COUNTERS	32
+#define STATE_MAX_PACE		8
 
 struct state_step {
 	char	*name;
@@ -50,6 +51,14 @@ struct state_counter {
 	char		*action;
 	unsigned long	 calls;
 	unsigned long	 throttled;
+};
+
+/* The adaptive pacing of one API bucket (pace.c), as status shows it. */
+struct state_pace {
+	char		*service;
+	double		 rate;		/* learned requests per second; 0: free */
+	double		 held;		/* seconds requests were held back */
+	unsigned long	 throttles;
 };
 
 struct state {
@@ -85,6 +94,8 @@ struct state {
 	int			 nsteps;
 	struct state_counter	 counters[STATE_MAX_COUNTERS];
 	int			 ncounters;
+	struct state_pace	 pace[STATE_MAX_PACE];
+	int			 npace;
 	double			 marks[MARK_COUNT];
 	unsigned long		 lb_checks;	/* load-balancer checks answered 200 */
 	double			 lb_interval;	/* seconds between one LB node's checks */

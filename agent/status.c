@@ -152,6 +152,26 @@ print_mark(FILE *f, double t, double *prev, const char *name, const char *extra)
 	*prev = t;
 }
 
+/* What adaptive pacing learned of each throttled bucket, and what it cost. */
+static void
+show_pacing(FILE *f, const struct state *st)
+{
+	int	i;
+
+	if (st->npace == 0)
+		return;
+	fprintf(f, "\nAWS API pacing (throttled buckets):\n");
+	for (i = 0; i < st->npace; i++) {
+		fprintf(f, "  %-32s %lu throttling answer%s, held calls back %.1f s, ",
+		    st->pace[i].service, st->pace[i].throttles,
+		    st->pace[i].throttles == 1 ? "" : "s", st->pace[i].held);
+		if (st->pace[i].rate > 0)
+			fprintf(f, "learned rate %.3g/s\n", st->pace[i].rate);
+		else
+			fprintf(f, "free again\n");
+	}
+}
+
 /* From launch to load-balancer healthy: the milestones, where the time went, a hint. */
 static void
 print_milestones(const struct state *st, FILE *f)
@@ -292,4 +312,5 @@ status_print(const struct state *st, FILE *f, double now)
 			fputc('\n', f);
 		}
 	}
+	show_pacing(f, st);
 }

@@ -525,9 +525,10 @@ class BootEdges(FakeAWSCase):
         self.assertRegex(log, rf"debug: aws: autoscaling {call} attempt 2: HTTP 400 Throttling: "
                          r"throttled, slowdown now \d+x\n")
         self.assertRegex(log, rf"debug: aws: autoscaling {call} attempt 3: HTTP 200\n")
-        for n in (1, 2):
-            self.assertRegex(log, rf"debug: retry: back-off \d+\.\d\d s before retry {n} "
-                             r"\(throttled\)\n")
+        # Adaptive pacing holds the bucket after each of them (retry_mode = adaptive).
+        holds = re.findall(rf"debug: aws: autoscaling {call}: holding (\d+\.\d\d) s "
+                           r"\(learned rate [0-9.e+-]+/s\)\n", log)
+        self.assertEqual(len(holds), 2, log)
         # The IMDS session token (its TTL, not itself) and the role's credentials.
         self.assertRegex(log, r"debug: imds: session token fetched \(first request\): "
                          r"TTL 21600 s, refreshed in \d+ s\n")

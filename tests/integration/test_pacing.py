@@ -1,0 +1,83 @@
+"""Adaptive pacing of throttled AWS buckets ([aws] retry_mode, agent/pace.c) and the calls a
+boot no longer sends: what the fleet's shared Auto Scaling quota sees of one agent."""
+import re
+
+from bootlib import http_get
+from fakecase import FakeAWSCase
+
+
+class Pacing(FakeAWSCase):
+    prefix = "pace"
+
+    def autoscaling(self, action=None):
+        return self.f.requests(target="aws", service="autoscaling", action=action)
+
+    def test_throttling_holds_the_bucket_and_status_shows_what_was_learned(self):
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", count=3)
+        a = self.start()
+        self.assert_serving(a, w)
+        reqs = self.autoscaling()
+        throttled = [r for r in reqs if r.get("status") == 400]
+        self.assertEqual(len(throttled), 3, reqs)
+        # No request of the bucket leaves during a hold: at least PACE_FIRST x PACE_FLOOR
+        # (1 s) passes between a throttling answer and the bucket's next request.
+        for r in throttled:
+            after = [q for q in reqs if q["seq"] > r["seq"]]
+            self.assertTrue(after, reqs)
+            gap = (after[0]["time"] - after[0]["duration"]) - r["time"]
+            self.assertGreaterEqual(gap, 0.95, f"{r['action']} then {after[0]['action']}: "
+                                    f"{gap:.3f} s apart")
+        st = a.status_json()
+        pace = st["api_pacing"].get("autoscaling")
+        self.assertIsNotNone(pace, st["api_pacing"])
+        self.assertEqual(pace["throttles"], 3, pace)
+        self.assertGreaterEqual(pace["held"], 2.8, pace)
+        # Successes grow the rate back along the CUBIC curve: a few seconds after the
+        # last throttling answer the bucket is free again (rate 0), else a learned rate.
+        self.assertTrue(pace["rate"] == 0 or 0.1 <= pace["rate"] < 20, pace)
+        text = a.status().stdout
+        self.assertRegex(text, r"AWS API pacing \(throttled buckets\):\n  autoscaling +3 "
+                         r"throttling answers, held calls back \d+\.\d s, "
+                         r"(learned rate [\d.]+/s|free again)\n")
+        code, page = http_get(self.health_port, "/metrics")
+        self.assertEqual(code, 200)
+        self.assertRegex(page, r'asg_agent_aws_held_seconds_total\{service="autoscaling"\} '
+                         r'[3-9]\.?\d*')
+        self.assertRegex(page, r'asg_agent_aws_pacing_rate\{service="autoscaling"\} [\d.]+\n')
+
+    def test_standard_mode_backs_off_per_call(self):
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", count=2)
+        a = self.start("[aws]\nretry_mode = standard\n")
+        self.assert_serving(a, w)
+        log = a.log_text()
+        self.assertEqual(len(re.findall(r"debug: retry: back-off \d+\.\d\d s before retry \d "
+                                        r"\(throttled\)\n", log)), 2, log)
+        self.assertNotIn(": holding ", log)
+        st = a.status_json()
+        self.assertEqual(st["api_pacing"], {}, "standard mode learns nothing")
+        self.assertNotIn("AWS API pacing", a.status().stdout)
+
+    def test_an_unthrottled_boot_shows_no_pacing(self):
+        w, _ = self.world()
+        a = self.start()
+        self.assert_serving(a, w)
+        self.assertEqual(a.status_json()["api_pacing"], {})
+        self.assertNotIn("AWS API pacing", a.status().stdout)
+
+    def test_scale_in_uses_the_hooks_the_boot_read(self):
+        # One DescribeLifecycleHooks per boot answers for both hooks: the scale-in that
+        # follows does not ask again.
+        w, _ = self.world(terminate_hook=True)
+        a = self.start("[lifecycle]\ndrain = 1\n")
+        self.assert_serving(a, w)
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1,
+                         [r["action"] for r in self.autoscaling()])
+        self.assertRegex(a.log_text(), r"terminate hook \S+-terminate: from the hooks read "
+                         r"\d+ s ago")
