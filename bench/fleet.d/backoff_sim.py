@@ -1,32 +1,40 @@
 #!/usr/bin/env python3
 """Retry policies against one shared token bucket: a quick model next to bench/fleet.
 
-    python3 bench/fleet.d/backoff_sim.py [--n 200] [--burst 40] [--rate 5]
+    python3 bench/fleet.d/backoff_sim.py [--n 200[,500,...]] [--burst 40] [--rate 5]
                                          [--seeds 20] [--spread 1.5]
 
 N clients (instances) each need one call through a bucket of `burst` tokens
 refilled at `rate` per second (a throttled call takes no token), all starting
 within `spread` seconds, as in a scale-out. Each retries by its policy until
-it gets a token. Printed per policy, averaged over seeds: attempts per instance, and
-the time from an instance's first attempt to its success (p50, p99, max),
-next to the floor no policy can beat, (N - burst) / rate. This is the bucket
-alone, without the fake AWS or the CPU of this machine: it isolates what the
-retry policy costs in calls and in tail latency, to compare with what
-bench/fleet measures for the real agent.
+it gets a token. Printed per policy and per N of --n, averaged over seeds:
+attempts per instance, the share of them throttled, and the time from an
+instance's first attempt to its success (p50, p99, max), next to the floor no
+policy can beat, (N - burst) / rate. This is the bucket alone, without the
+fake AWS or the CPU of this machine: it isolates what the retry policy costs
+in calls and in tail latency, to compare with what bench/fleet measures for
+the real agent. One call per instance is the profile with the launch hook
+named (CompleteLifecycleAction alone through the Auto Scaling bucket).
 """
 import argparse
 import heapq
+import math
 import random
 import statistics
 
 
-def run(policy, n, burst, rate, seed, spread=1.5, max_t=900.0):
+def run(policy, n, burst, rate, seed, spread=1.5, max_t=3600.0):
+    """One scale-out. A policy is called after each throttled attempt as
+    policy(rng, attempt, client state, time, world) and returns the delay to
+    the next attempt, or None to give up; world holds the bucket's rate, how
+    many clients have no token yet and the wall clock's second at time 0."""
     rng = random.Random(seed)
     tokens, last = float(burst), 0.0
     starts = [rng.uniform(0, spread) for _ in range(n)]
     ev = [(t, i, 0) for i, t in enumerate(starts)]
     heapq.heapify(ev)
-    state = [{"slow": 1.0, "prev": None} for _ in range(n)]
+    state = [{"slow": 1.0, "prev": None, "start": starts[i]} for i in range(n)]
+    world = {"rate": rate, "waiting": n, "epoch": 1.8e9 + rng.random()}
     done, attempts, failed = [None] * n, [0] * n, 0
     while ev:
         t, i, a = heapq.heappop(ev)
@@ -37,26 +45,30 @@ def run(policy, n, burst, rate, seed, spread=1.5, max_t=900.0):
         if tokens >= 1:
             tokens -= 1
             done[i] = t
+            world["waiting"] -= 1
             continue
-        d = policy(rng, a, state[i])
+        d = policy(rng, a, state[i], t, world)
         if d is None:
             failed += 1
+            world["waiting"] -= 1
             continue
         heapq.heappush(ev, (t + d, i, a + 1))
     fin = sorted(done[i] - starts[i] for i in range(n) if done[i] is not None)
-    return {"att": sum(attempts) / n, "p50": statistics.median(fin),
-            "p99": fin[int(0.99 * (len(fin) - 1))], "max": fin[-1], "failed": failed}
+    ok = sum(1 for x in done if x is not None)
+    return {"att": sum(attempts) / n, "thr": (sum(attempts) - ok) / sum(attempts),
+            "p50": statistics.median(fin), "p99": fin[int(0.99 * (len(fin) - 1))], "max": fin[-1],
+            "failed": failed}
 
 
 def full_jitter(base, cap):
     """delay = U(0, min(cap, base * 2^attempt)): asg-agent's retry_next()."""
-    return lambda rng, a, s: rng.random() * min(cap, base * 2 ** a)
+    return lambda rng, a, s, *_: rng.random() * min(cap, base * 2 ** a)
 
 
 def slowdown_in_call(base, cap, most=32):
     """As full_jitter, with the base also doubled per throttle (a per-process
     slowdown applied to the call in progress, not only to the next call)."""
-    def policy(rng, a, s):
+    def policy(rng, a, s, *_):
         s["slow"] = min(most, s["slow"] * 2)
         return rng.random() * min(cap, base * s["slow"] * 2 ** a)
     return policy
@@ -68,7 +80,7 @@ def agent(cap, base=0.1, throttle_base=0.5, floor=0.5):
     equal jitter, delay = U(c/2, c) with c = min(cap, base * 2^attempt).
     throttle_base and floor (the jitter's lower bound, as a share of c) are
     here to try variants of it."""
-    def policy(rng, a, s):
+    def policy(rng, a, s, *_):
         if s["prev"] is None:
             s["slow"] = min(32, s["slow"] * 2)
             s["prev"] = max(base * s["slow"], throttle_base * s["slow"])
@@ -79,15 +91,105 @@ def agent(cap, base=0.1, throttle_base=0.5, floor=0.5):
 
 def decorrelated(base, cap):
     """delay = min(cap, U(base, 3 x previous delay))."""
-    def policy(rng, a, s):
+    def policy(rng, a, s, *_):
         s["prev"] = min(cap, rng.uniform(base, (s["prev"] or base) * 3))
         return s["prev"]
     return policy
 
 
-def cli_legacy(rng, a, s):
+def cli_legacy(rng, a, s, *_):
     """AWS CLI v1 / botocore legacy mode: 5 attempts, U(0, 1) x 2^n, then the call fails."""
     return None if a >= 4 else rng.random() * 2 ** a
+
+
+def adaptive(w0=2.0, grow=0.7, cap=8.0, floor=0.5):
+    """asg-agent's retry_mode = adaptive: from its first throttle at t0 on, a
+    client waits w x U(floor, 1) after each throttle at t, w = min(cap, w0 +
+    grow x (t - t0)): the longer the bucket has been empty, the more clients
+    are likely waiting on it, so the slower each one asks."""
+    def policy(rng, a, s, t, world):
+        if s.get("t0") is None:
+            s["t0"] = t
+        w = min(cap, w0 + grow * (t - s["t0"]))
+        return w * (floor + (1 - floor) * rng.random())
+    return policy
+
+
+def oracle(rng, a, s, t, world):
+    """A bound: a client that knows W, the clients with no token yet, waits
+    U(0, W / rate): the W spread over the time the bucket needs to serve
+    them, the best a client can do without coordinating with the others."""
+    return rng.random() * world["waiting"] / world["rate"]
+
+
+class Botocore:
+    """One AWS SDK client per instance making its one call, as botocore
+    (boto/botocore, botocore/retries/) retries it: standard mode's delay
+    rand(0, 1) x min(2^(attempt-1), 20) s for a throttle, max_attempts
+    (3 by default), the retry quota (500, 5 per throttled retry; it never
+    runs out for a single call unless attempts are unlimited), and in
+    adaptive mode its client-side rate limiter on top: RateClocker (sends per
+    0.5 s time bucket of the wall clock, smoothed 0.8), CubicCalculator (beta
+    0.7, scale 0.4), TokenBucket (min rate 0.5/s, capacity max(1, rate),
+    max rate = min(new rate, 2 x measured)). The limiter's first throttle
+    sets the rate to 0.7 x the measured rate (0 for a client that has sent
+    one request, unless the clock crossed a half second since the client
+    was made) and turns the bucket on; every later attempt first waits for
+    one of its tokens. CUBIC raises the rate only on a success, which ends a
+    one-call client, so here its growth never happens. The client is made
+    at the instance's first attempt and answers take no time."""
+
+    def __init__(self, adaptive=True, max_attempts=3):
+        self.adaptive, self.max_attempts = adaptive, max_attempts
+
+    def __call__(self, rng, a, s, t, world):
+        now = world["epoch"] + t
+        if "quota" not in s:
+            made = world["epoch"] + s["start"]
+            s.update(quota=500, enabled=False, clk=[math.floor(made), 0, 0.0],
+                     tb=[1.0, 1.0, 0.0, made])  # fill rate, capacity, tokens, last refill
+        if self.adaptive:
+            self.throttled(s, now)
+        if a + 1 >= self.max_attempts or s["quota"] < 5:
+            return None
+        s["quota"] -= 5
+        d = rng.random() * min(2 ** a, 20)
+        return d + (self.acquire(s["tb"], now + d) if self.adaptive else 0.0)
+
+    @staticmethod
+    def measure(clk, now):
+        """RateClocker.record(): the client's own send rate."""
+        bucket = math.floor(now * 2) / 2
+        clk[1] += 1
+        if bucket > clk[0]:
+            clk[2] = clk[1] / (bucket - clk[0]) * 0.8 + clk[2] * 0.2
+            clk[0], clk[1] = bucket, 0
+        return clk[2]
+
+    @staticmethod
+    def refill(tb, now):
+        tb[2] = min(tb[1], tb[2] + (now - tb[3]) * tb[0])
+        tb[3] = now
+
+    def throttled(self, s, now):
+        """ClientRateLimiter.on_receiving_response() for a throttling answer."""
+        measured, tb = self.measure(s["clk"], now), s["tb"]
+        use = min(measured, tb[0]) if s["enabled"] else measured
+        new = min(use * 0.7, 2 * measured)  # CubicCalculator.error_received()
+        s["enabled"] = True
+        self.refill(tb, now)
+        tb[0], tb[1] = max(new, 0.5), (new if new >= 1 else 1.0)
+        tb[2] = min(tb[2], tb[1])
+
+    def acquire(self, tb, now):
+        """TokenBucket.acquire() before the next attempt: the extra wait."""
+        self.refill(tb, now)
+        if tb[2] >= 1:
+            tb[2] -= 1
+            return 0.0
+        wait = (1 - tb[2]) / tb[0]
+        tb[2], tb[3] = 0.0, now + wait
+        return wait
 
 
 POLICIES = {
@@ -103,25 +205,45 @@ POLICIES = {
     "full jitter 0.5 s .. 30 s": full_jitter(0.5, 30),
     "decorrelated jitter 1 s .. 20 s": decorrelated(1, 20),
     "AWS CLI v1 (legacy retries, then the script's set -e)": cli_legacy,
+    "asg-agent's retry_mode = adaptive: w x U(0.5, 1), w = min(8 s, 2 s + 0.7 x time since its first "
+    "throttle)": adaptive(),
+    "the same without a cap": adaptive(cap=math.inf),
+    "AWS SDK standard mode (botocore: 3 attempts, rand(0, 1) x 2^n s)": Botocore(adaptive=False),
+    "AWS SDK adaptive mode (botocore: standard + CUBIC rate limiter, 3 attempts)": Botocore(),
+    "AWS SDK adaptive mode, attempts unlimited (the retry quota ends a call after 100 retries)":
+        Botocore(max_attempts=math.inf),
+}
+BOUNDS = {
+    "bound: an oracle that knows W, the instances still waiting, and waits U(0, W / rate)": oracle,
 }
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n", default="200", help="instances, comma-separated for a table each (default 200)")
     ap.add_argument("--burst", type=float, default=40)
     ap.add_argument("--rate", type=float, default=5)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--spread", type=float, default=1.5, help="seconds over which the N start (default 1.5)")
     a = ap.parse_args()
-    print(f"N={a.n}, bucket {a.burst:g} burst / {a.rate:g} per s: floor {(a.n - a.burst) / a.rate:.1f} s\n")
-    print("| policy | attempts per instance | p50 | p99 | max | instances that gave up |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, pol in POLICIES.items():
-        rs = [run(pol, a.n, a.burst, a.rate, s, spread=a.spread) for s in range(a.seeds)]
+    ns = [int(x) for x in a.n.split(",") if x.strip()]
+    for k, n in enumerate(ns):
+        if k:
+            print()
+        table(n, a)
+
+
+def table(n, a):
+    print(f"N={n}, bucket {a.burst:g} burst / {a.rate:g} per s, starts within {a.spread:g} s, {a.seeds} seeds: "
+          f"floor {max(0.0, (n - a.burst) / a.rate):.1f} s\n")
+    print("| policy | attempts per instance | throttled share | p50 | p99 | max | instances that gave up |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, pol in list(POLICIES.items()) + list(BOUNDS.items()):
+        rs = [run(pol, n, a.burst, a.rate, s, spread=a.spread) for s in range(a.seeds)]
         avg = {k: statistics.mean(r[k] for r in rs) for k in rs[0]}
-        print(f"| {name} | {avg['att']:.2f} | {avg['p50']:.1f} s | {avg['p99']:.1f} s | {avg['max']:.1f} s "
-              f"| {avg['failed']:.1f} |")
+        label = f"*{name}*" if name in BOUNDS else name
+        print(f"| {label} | {avg['att']:.2f} | {100 * avg['thr']:.0f} % | {avg['p50']:.1f} s | {avg['p99']:.1f} s "
+              f"| {avg['max']:.1f} s | {avg['failed']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
