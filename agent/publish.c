@@ -16,6 +16,7 @@
 #include "log.h"
 #include "publish.h"
 #include "sigv4.h"
+#include "tags.h"
 #include "template.h"
 #include "util.h"
 #include "verify.h"
@@ -544,27 +545,15 @@ static int
 tag_group(struct aws *a, const struct publish_opts *o, const char *group, const char *digest,
     char **cause)
 {
-	struct aws_param	 p[] = {
-		{ "Tags.member.1.ResourceId", group },
-		{ "Tags.member.1.ResourceType", "auto-scaling-group" },
-		{ "Tags.member.1.Key", o->version_tag },
-		{ "Tags.member.1.Value", o->version },
-		{ "Tags.member.1.PropagateAtLaunch", "true" },
-		{ "Tags.member.2.ResourceId", group },
-		{ "Tags.member.2.ResourceType", "auto-scaling-group" },
-		{ "Tags.member.2.Key", o->sha256_tag },
-		{ "Tags.member.2.Value", digest },
-		{ "Tags.member.2.PropagateAtLaunch", "true" },
+	const char *const	 kv[][2] = {
+		{ o->version_tag, o->version },
+		{ o->sha256_tag, digest },
 	};
-	struct aws_result	 res;
-	int			 ret = 0;
 
-	if (aws_call(a, AWS_AUTOSCALING, "CreateOrUpdateTags", p, nitems(p), &res,
-	    cause) != OUTCOME_OK)
-		ret = set_cause(cause, "tagging %s: %s", group, *cause != NULL ? *cause :
+	if (tags_set_group(a, group, kv, nitems(kv), 1, cause) != OUTCOME_OK)
+		return set_cause(cause, "tagging %s: %s", group, *cause != NULL ? *cause :
 		    "failed");
-	aws_result_free(&res);
-	return ret;
+	return 0;
 }
 
 /* The artifact (unless the same bytes are there), then the manifest, then the signatures. */

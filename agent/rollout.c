@@ -12,6 +12,7 @@
 #include "halt.h"
 #include "history.h"
 #include "rollout.h"
+#include "tags.h"
 #include "util.h"
 #include "xml.h"
 
@@ -340,29 +341,9 @@ static int
 set_tags(struct aws *a, const char *group, const char *const kv[][2], size_t n,
     int propagate, char **cause)
 {
-	struct aws_param	 p[5 * 4];
-	struct aws_result	 res;
-	char			 names[5 * 4][64];
-	size_t			 i, np = 0;
-	int			 ret;
-
-	if (n > 4)
-		fatal("set_tags: too many tags");
-	for (i = 0; i < n; i++) {
-		snprintf(names[np], sizeof names[np], "Tags.member.%zu.ResourceId", i + 1);
-		p[np].name = names[np]; p[np++].value = group;
-		snprintf(names[np], sizeof names[np], "Tags.member.%zu.ResourceType", i + 1);
-		p[np].name = names[np]; p[np++].value = "auto-scaling-group";
-		snprintf(names[np], sizeof names[np], "Tags.member.%zu.Key", i + 1);
-		p[np].name = names[np]; p[np++].value = kv[i][0];
-		snprintf(names[np], sizeof names[np], "Tags.member.%zu.Value", i + 1);
-		p[np].name = names[np]; p[np++].value = kv[i][1];
-		snprintf(names[np], sizeof names[np], "Tags.member.%zu.PropagateAtLaunch", i + 1);
-		p[np].name = names[np]; p[np++].value = propagate ? "true" : "false";
-	}
-	ret = call(a, AWS_AUTOSCALING, "CreateOrUpdateTags", p, np, &res, cause);
-	aws_result_free(&res);
-	return ret;
+	if (tags_set_group(a, group, kv, n, propagate, cause) != OUTCOME_OK)
+		return set_cause(cause, "CreateOrUpdateTags: %s", *cause);
+	return 0;
 }
 
 static int

@@ -215,3 +215,36 @@ out:
 	aws_result_free(&res);
 	return ret;
 }
+
+enum outcome
+tags_set_group(struct aws *a, const char *group, const char *const kv[][2], size_t n,
+    int propagate, char **cause)
+{
+	static const char	*field[] = { "ResourceId", "ResourceType", "Key", "Value",
+				    "PropagateAtLaunch" };
+	struct aws_param	 p[TAGS_SET_MAX * nitems(field)];
+	struct aws_result	 res;
+	char			 names[nitems(p)][48];
+	const char		*value[nitems(field)];
+	size_t			 i, f, np = 0;
+	enum outcome		 ret;
+
+	if (n > TAGS_SET_MAX)
+		fatal("tags_set_group: %zu tags, at most %d", n, TAGS_SET_MAX);
+	for (i = 0; i < n; i++) {
+		value[0] = group;
+		value[1] = "auto-scaling-group";
+		value[2] = kv[i][0];
+		value[3] = kv[i][1];
+		value[4] = propagate ? "true" : "false";
+		for (f = 0; f < nitems(field); f++, np++) {
+			snprintf(names[np], sizeof names[np], "Tags.member.%zu.%s", i + 1,
+			    field[f]);
+			p[np].name = names[np];
+			p[np].value = value[f];
+		}
+	}
+	ret = aws_call(a, AWS_AUTOSCALING, "CreateOrUpdateTags", p, np, &res, cause);
+	aws_result_free(&res);
+	return ret;
+}

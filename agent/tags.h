@@ -39,6 +39,13 @@ enum outcome tags_from_instance(struct aws *, const char *instance_id, const cha
 /* The group's own tags with the given keys, from Auto Scaling DescribeTags. */
 enum outcome tags_from_group(struct aws *, const char *group, const char *const *keys,
 	    struct tags *, char **);
+/*
+ * Set up to TAGS_SET_MAX tags on a group, each a { key, value } pair, in
+ * one CreateOrUpdateTags; propagate: copied to the instances it launches.
+ */
+#define TAGS_SET_MAX	4
+enum outcome tags_set_group(struct aws *, const char *group, const char *const kv[][2],
+	    size_t n, int propagate, char **);
 /* The instance's group and lifecycle state from DescribeAutoScalingInstances. */
 enum outcome tags_instance_group(struct aws *, const char *instance_id, char **group,
 	    char **lifecycle_state, char **);
