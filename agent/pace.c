@@ -26,11 +26,13 @@ pace_held(struct pace *p, double seconds)
 double
 pace_window(const struct pace *p, double now)
 {
-	double	w = PACE_FIRST;
+	double	e = 0, w, most;
 
 	if (p->contended && now > p->since)
-		w += PACE_GROW * (now - p->since);
-	return w < PACE_MOST ? w : PACE_MOST;
+		e = now - p->since;
+	w = PACE_FIRST + PACE_GROW * e;
+	most = PACE_TAIL * e > PACE_MOST ? PACE_TAIL * e : PACE_MOST;
+	return w < most ? w : most;
 }
 
 double

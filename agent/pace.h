@@ -19,7 +19,8 @@
 
 #define PACE_FIRST	2.0	/* seconds: the hold after a first throttling answer */
 #define PACE_GROW	0.7	/* seconds of hold added per second the bucket stays empty */
-#define PACE_MOST	8.0	/* seconds: the longest hold */
+#define PACE_MOST	8.0	/* seconds: the longest hold ... */
+#define PACE_TAIL	0.15	/* ... or this share of the time the bucket has stayed empty */
 #define PACE_FLOOR	0.7	/* holds lie in [PACE_FLOOR, 1] x the window */
 #define PACE_FREE	20.0	/* requests per second: at this learned rate, no more pacing */
 #define PACE_CUBIC_C	0.4	/* botocore's CUBIC scale constant */
@@ -46,7 +47,11 @@ void	pace_held(struct pace *, double seconds);
 void	pace_throttled(struct pace *, double now, double u);
 /* Any other answer at now: grow the rate back along the CUBIC curve. */
 void	pace_answered(struct pace *, double now, double u);
-/* The window after a throttling answer at now: PACE_FIRST plus the growth, capped. */
+/*
+ * The window after a throttling answer at now: PACE_FIRST plus the growth,
+ * capped at PACE_MOST, or PACE_TAIL of the contention so far when longer (a
+ * backlog of minutes is not served faster by asking every 8 s).
+ */
 double	pace_window(const struct pace *, double now);
 /* botocore's CUBIC curve: the rate t seconds after a cut from rate_max. */
 double	pace_cubic(double rate_max, double t);

@@ -102,15 +102,16 @@ def cli_legacy(rng, a, s, *_):
     return None if a >= 4 else rng.random() * 2 ** a
 
 
-def adaptive(w0=2.0, grow=0.7, cap=8.0, floor=0.7):
+def adaptive(w0=2.0, grow=0.7, cap=8.0, floor=0.7, tail=0.15):
     """asg-agent's retry_mode = adaptive: from its first throttle at t0 on, a
-    client waits w x U(floor, 1) after each throttle at t, w = min(cap, w0 +
-    grow x (t - t0)): the longer the bucket has been empty, the more clients
-    are likely waiting on it, so the slower each one asks."""
+    client waits w x U(floor, 1) after each throttle at t, w = min(max(cap,
+    tail x (t - t0)), w0 + grow x (t - t0)): the longer the bucket has been
+    empty, the more clients are likely waiting on it, so the slower each one
+    asks (agent/pace.c)."""
     def policy(rng, a, s, t, world):
         if s.get("t0") is None:
             s["t0"] = t
-        w = min(cap, w0 + grow * (t - s["t0"]))
+        w = min(max(cap, tail * (t - s["t0"])), w0 + grow * (t - s["t0"]))
         return w * (floor + (1 - floor) * rng.random())
     return policy
 
@@ -205,10 +206,11 @@ POLICIES = {
     "full jitter 0.5 s .. 30 s": full_jitter(0.5, 30),
     "decorrelated jitter 1 s .. 20 s": decorrelated(1, 20),
     "AWS CLI v1 (legacy retries, then the script's set -e)": cli_legacy,
-    "asg-agent's retry_mode = adaptive: w x U(0.7, 1), w = min(8 s, 2 s + 0.7 x time since its first "
-    "throttle)": adaptive(),
+    "asg-agent's retry_mode = adaptive: w x U(0.7, 1), w = min(max(8 s, 0.15 e), 2 s + 0.7 e), e the "
+    "time since its first throttle": adaptive(),
+    "the same with a fixed cap of 8 s": adaptive(tail=0),
     "the same with holds of w x U(0.5, 1) (the first choice)": adaptive(floor=0.5),
-    "the same without a cap": adaptive(cap=math.inf),
+    "the same without a cap": adaptive(cap=math.inf, tail=0),
     "AWS SDK standard mode (botocore: 3 attempts, rand(0, 1) x 2^n s)": Botocore(adaptive=False),
     "AWS SDK adaptive mode (botocore: standard + CUBIC rate limiter, 3 attempts)": Botocore(),
     "AWS SDK adaptive mode, attempts unlimited (the retry quota ends a call after 100 retries)":

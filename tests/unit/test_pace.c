@@ -47,7 +47,9 @@ test_window_grows(void)
 	pace_throttled(&p, 0, 0.5);
 	tap_dbl(pace_window(&p, 0), PACE_FIRST, 1e-9, "at the first answer");
 	tap_dbl(pace_window(&p, 4), PACE_FIRST + 4 * PACE_GROW, 1e-9, "4 s later");
-	tap_dbl(pace_window(&p, 1000), PACE_MOST, 1e-9, "capped");
+	tap_dbl(pace_window(&p, 20), PACE_MOST, 1e-9, "capped at PACE_MOST");
+	tap_dbl(pace_window(&p, 1000), PACE_TAIL * 1000, 1e-9,
+	    "after minutes of throttling: PACE_TAIL of the contention");
 	pace_throttled(&p, 4, 0.999999);
 	tap_dbl(pace_delay(&p, 4), PACE_FIRST + 4 * PACE_GROW, 1e-5,
 	    "a second answer 4 s on holds for the grown window");
