@@ -413,7 +413,7 @@ class FakeAWS:
         PropagateAtLaunch.  Points the IMDS fake at the first instance."""
         ec2, asg = self.client("ec2"), self.client("autoscaling")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{REGION}a")
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.16.0/20", AvailabilityZone=f"{REGION}a")
         subnet_id = subnet["Subnet"]["SubnetId"]
         lt = ec2.create_launch_template(
             LaunchTemplateName=f"{group}-lt",

@@ -11,6 +11,7 @@ import datetime as dt
 import email.utils
 import hashlib
 import http.client
+import ipaddress
 import itertools
 import json
 import os
@@ -221,7 +222,8 @@ class TestImds(FakeTestCase):
         self.assertEqual(doc["accountId"], "123456789012")
         self.assertTrue(doc["imageId"].startswith("ami-"))
         self.assertEqual(doc["instanceType"], "t3.micro")
-        self.assertTrue(doc["privateIp"].startswith("10.0.1."))
+        self.assertIn(ipaddress.ip_address(doc["privateIp"]), ipaddress.ip_network("10.0.16.0/20"),
+                      "in the world's subnet")
         dt.datetime.strptime(doc["pendingTime"], "%Y-%m-%dT%H:%M:%SZ")
         self.assertEqual(self.get("/latest/meta-data/iam/security-credentials/", tok)[2], "asg-agent-instance")
         st, _, body = self.get("/latest/meta-data/iam/security-credentials/asg-agent-instance", tok)
