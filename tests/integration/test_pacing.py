@@ -83,3 +83,24 @@ class Pacing(FakeAWSCase):
                          [r["action"] for r in self.autoscaling()])
         self.assertRegex(a.log_text(), r"terminate hook \S+-terminate: from the hooks read "
                          r"\d+ s ago")
+
+    def test_no_heartbeat_needed_while_continue_is_queued(self):
+        # CONTINUE throttled for a while (each try gives up after api_timeout = 1 s and
+        # the running loop asks again): the heartbeats due meanwhile buy nothing, so one
+        # is skipped, never two in a row, and the hook still gets one in time.
+        w, _ = self.world(heartbeat_timeout=30)
+        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction",
+                     for_seconds=16)
+        a = self.start("[aws]\napi_timeout = 1\n[lifecycle]\nheartbeat = 5\n")
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        self.assertTrue(self.wait_for(lambda: self.lifecycle(w), 60), self.f.lifecycle())
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"])
+        log = a.log_text()
+        beats = re.findall(r"lifecycle heartbeat (sent for hook|for \S+ skipped: a result is "
+                           r"queued)", log)
+        self.assertIn("sent for hook", beats[:1], log)       # the short hook's first, at once
+        skipped = [i for i, b in enumerate(beats) if b != "sent for hook"]
+        self.assertTrue(skipped, log)
+        for i in skipped:
+            self.assertNotEqual(beats[i - 1:i], [beats[i]], f"two skipped in a row: {beats}")
+        self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat")), 2, self.f.lifecycle())
