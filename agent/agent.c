@@ -181,6 +181,7 @@ agent_metrics(struct agent *a)
 	health_set_metrics(a->health, page);
 	free(page);
 	a->last_metrics = mono_now();
+	a->metrics_phase = a->st.phase;
 }
 
 void
@@ -189,7 +190,12 @@ agent_save(struct agent *a)
 	char	*cause = NULL;
 
 	log_fields(&a->st);
-	agent_metrics(a);
+	/*
+	 * A page per save was a fifth of a boot's CPU: a new phase renders at
+	 * once, anything else within AGENT_METRICS_EVERY (the ticks catch up).
+	 */
+	if (a->st.phase != a->metrics_phase || mono_now() - a->last_metrics >= AGENT_METRICS_EVERY)
+		agent_metrics(a);
 	if (a->state_path == NULL)
 		return;
 	sync_counters(a);

@@ -48,6 +48,7 @@ struct agent {
 	double			 next_heartbeat;
 	double			 last_extend;
 	double			 last_metrics;	/* mono_now() of the last metrics page */
+	int			 metrics_phase;	/* the phase that page showed */
 };
 
 void	agent_init(struct agent *, struct config *);
