@@ -20,7 +20,7 @@
 #define PACE_FIRST	2.0	/* seconds: the hold after a first throttling answer */
 #define PACE_GROW	0.7	/* seconds of hold added per second the bucket stays empty */
 #define PACE_MOST	8.0	/* seconds: the longest hold ... */
-#define PACE_TAIL	0.15	/* ... or this share of the time the bucket has stayed empty */
+#define PACE_TAIL	0.1	/* ... or this share of the time the bucket has stayed empty */
 #define PACE_FLOOR	0.7	/* holds lie in [PACE_FLOOR, 1] x the window */
 #define PACE_FREE	20.0	/* requests per second: at this learned rate, no more pacing */
 #define PACE_CUBIC_C	0.4	/* botocore's CUBIC scale constant */

@@ -102,7 +102,7 @@ def cli_legacy(rng, a, s, *_):
     return None if a >= 4 else rng.random() * 2 ** a
 
 
-def adaptive(w0=2.0, grow=0.7, cap=8.0, floor=0.7, tail=0.15):
+def adaptive(w0=2.0, grow=0.7, cap=8.0, floor=0.7, tail=0.1):
     """asg-agent's retry_mode = adaptive: from its first throttle at t0 on, a
     client waits w x U(floor, 1) after each throttle at t, w = min(max(cap,
     tail x (t - t0)), w0 + grow x (t - t0)): the longer the bucket has been
@@ -206,7 +206,7 @@ POLICIES = {
     "full jitter 0.5 s .. 30 s": full_jitter(0.5, 30),
     "decorrelated jitter 1 s .. 20 s": decorrelated(1, 20),
     "AWS CLI v1 (legacy retries, then the script's set -e)": cli_legacy,
-    "asg-agent's retry_mode = adaptive: w x U(0.7, 1), w = min(max(8 s, 0.15 e), 2 s + 0.7 e), e the "
+    "asg-agent's retry_mode = adaptive: w x U(0.7, 1), w = min(max(8 s, 0.1 e), 2 s + 0.7 e), e the "
     "time since its first throttle": adaptive(),
     "the same with a fixed cap of 8 s": adaptive(tail=0),
     "the same with holds of w x U(0.5, 1) (the first choice)": adaptive(floor=0.5),
