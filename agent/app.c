@@ -612,9 +612,15 @@ app_stop(struct app *app, double timeout, char **cause)
 {
 	int	timed_out;
 
+	/*
+	 * Stopping is what a stop signal asks for: only the timeout cuts it short.
+	 * But after a stop signal systemd is most likely stopping us, and the app
+	 * unit (Before= the agent) stops only after we have: waiting for that job
+	 * would wait out the timeout. So it is queued, and runs once we exit.
+	 */
 	if (app->unit != NULL)
-		/* Stopping is what a stop signal asks for: only the timeout cuts it short. */
-		return systemctl(app, "stop", app->unit, NULL, timeout + 5, NULL, NULL, cause);
+		return systemctl(app, "stop", app->unit, app->halt != NULL &&
+		    app->halt->signals > 0 ? "--no-block" : NULL, timeout + 5, NULL, NULL, cause);
 	if (app->pid <= 0 || app->exited)
 		return 0;
 	if (app->adopted)

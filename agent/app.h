@@ -39,7 +39,10 @@ int	app_start(struct app *, double timeout, char **);
 void	app_adopt(struct app *, pid_t);
 /* 0 while running; -1 with a cause once a command has exited or a unit is not active. */
 int	app_check(struct app *, char **);
-/* Stop it: StopUnit, or SIGTERM to the group then SIGKILL after timeout seconds. */
+/*
+ * Stop it: StopUnit (after a stop signal only queued: the unit stops after us),
+ * or SIGTERM to the group then SIGKILL after timeout seconds.
+ */
 int	app_stop(struct app *, double timeout, char **);
 /* `systemctl show --property=PROPS [UNIT]` (no unit: the manager) into out. */
 struct buf;

@@ -32,9 +32,8 @@
 #define BOOT_POLL_CAP		2.0	/* times the slowdown when throttled */
 #define BOOT_ABANDON_RETRY	300.0	/* seconds an unanswered ABANDON is asked again */
 #define BOOT_PROBE_INTERVAL	0.10	/* app health probes: local, no jitter needed */
-#define BOOT_PROBE_EAGER	0.025	/* until the first answer, in the first seconds */
+#define BOOT_PROBE_EAGER	0.025	/* in the first seconds */
 #define BOOT_PROBE_EAGER_FOR	2.0
-#define BOOT_HEALTHY_IN_A_ROW	2
 #define BOOT_START_TIMEOUT	120	/* seconds for a RestartUnit job */
 
 /*
@@ -522,13 +521,18 @@ out:
 	return ret;
 }
 
-/* Probe the app until it answers healthy twice in a row. */
+/*
+ * Probe the app until it answers healthy. Once is enough: the serving loop
+ * goes on probing (and answers 503 when the app fails), and the load
+ * balancer sends no traffic before its own healthy threshold. A second
+ * probe 100 ms later cost a quarter of a whole boot (bench/realboot).
+ */
 static int
 step_health(struct agent *a, char **cause)
 {
 	double	 start = mono_now(), deadline = start + a->cfg->health_timeout;
 	char	*err = NULL;
-	int	 good = 0, ret = -1;
+	int	 ret = -1;
 
 	agent_phase(a, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s",
 	    a->cfg->health_url);
@@ -538,11 +542,8 @@ step_health(struct agent *a, char **cause)
 			goto out;
 		}
 		state_step_poll(&a->st);
-		if (appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1) {
-			if (++good >= BOOT_HEALTHY_IN_A_ROW)
-				break;
-		} else
-			good = 0;
+		if (appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1)
+			break;
 		if (a->halt.stop) {
 			set_cause(cause, "stopped while waiting for the app to turn healthy");
 			goto out;
@@ -552,11 +553,8 @@ step_health(struct agent *a, char **cause)
 			    err != NULL ? err : "no answer");
 			goto out;
 		}
-		/*
-		 * A just-started app is asked often until it first answers; the
-		 * second, confirming probe always comes a full interval later.
-		 */
-		agent_wait(a, good == 0 && mono_now() - start < BOOT_PROBE_EAGER_FOR ?
+		/* A just-started app is asked often. */
+		agent_wait(a, mono_now() - start < BOOT_PROBE_EAGER_FOR ?
 		    BOOT_PROBE_EAGER : BOOT_PROBE_INTERVAL);
 	}
 	state_set(&a->st.health, "healthy");

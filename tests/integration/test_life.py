@@ -9,18 +9,23 @@ from bootlib import free_port, http_get, make_artifact, sha256
 from fakecase import FakeAWSCase
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
-# health check: the file FAIL in its release directory.
+# health check: the file FAIL in its release directory; with the file ONCE there,
+# only its first health answer is 200.
 APP = r'''
 import http.server, os, sys, threading, time
 port = int(sys.argv[1])
 parent = os.getppid()
 started = time.time()
+answered = []
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         if self.path.startswith("/slow"):
             time.sleep(0.3)
-        bad = self.path == "/health" and os.path.exists("FAIL")
+        bad = self.path == "/health" and (os.path.exists("FAIL") or
+                                          (os.path.exists("ONCE") and len(answered) > 0))
+        if self.path == "/health":
+            answered.append(1)
         body = f"{os.getpid()} {started}\n".encode()
         self.send_response(500 if bad else 200)
         self.send_header("Content-Length", str(len(body)))
@@ -233,6 +238,22 @@ class Life(FakeAWSCase):
             InstanceIds=[w.instance_id])["AutoScalingInstances"]
         if health:
             self.assertEqual(health[0]["HealthStatus"].upper(), "UNHEALTHY")
+
+    def test_one_healthy_answer_ends_the_boot_and_serving_watches_on(self):
+        # No confirming second probe (it cost a quarter of a real boot, bench/realboot):
+        # an app that fails right after its first healthy answer is caught while serving.
+        art = make_artifact({"app.py": APP.encode(), "ONCE": b""})
+        self.f.put_s3("releases", "app/1.0.1.tar.gz", art)
+        self.app_port, self.health_port = free_port(), free_port()
+        w = self.f.make_world(group=self.group, version="1.0.1", sha256=sha256(art),
+                              heartbeat_timeout=30)
+        a = self.start("[app]\nhealth_timeout = 5\n")
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        self.assertEqual(a.status_json()["phase"], "serving")
+        self.assertEqual([e["result"] for e in self.lifecycle(w)], ["CONTINUE"])
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          what="503 once the app fails its probes")
+        self.assertIn("app unhealthy after 2 failed probes", a.log_text())
 
     def test_app_recovers_within_grace(self):
         w, a = self.boot("[app]\nunhealthy_grace = 30\n")

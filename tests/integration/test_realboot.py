@@ -2,9 +2,9 @@
 
 Runs packaging/build-deb --binary STATIC (the package of the static binary: ASG_STATIC_BINARY
 when it is set, else build-static/x86_64/asg-agent from packaging/build-static x86_64), then
-packaging/test-in-nspawn (unit mode, with a scale-in), when the machine can: root,
-systemd-nspawn (systemd-container), dpkg-buildpackage and dh (dpkg-dev, debhelper), and a
-static binary for this machine's architecture. Skipped otherwise, with the reason; also
+packaging/test-in-nspawn twice (unit mode: with a scale-in; and powered off while serving),
+when the machine can: root, systemd-nspawn (systemd-container), dpkg-buildpackage and dh
+(dpkg-dev, debhelper), and a static binary for this machine's architecture. Skipped otherwise, with the reason; also
 skipped in the sanitizer build and when ASG_SKIP_REALBOOT is set (tests/run-all runs it
 once, in the plain build).
 """
@@ -71,6 +71,14 @@ def why_not():
 @unittest.skipIf(why_not() is not None, why_not() or "")
 class RealBoot(unittest.TestCase):
     def test_packaged_agent_under_systemd(self):
+        self.boot("--mode", "unit", "--terminate")
+
+    def test_power_off_while_serving(self):
+        # systemd stops the agent: the app unit (Before= the agent) must be stopped after
+        # it, not waited for by it (test-in-nspawn fails on "stopping the app" in the journal).
+        self.boot("--mode", "unit")
+
+    def boot(self, *opts):
         out = tempfile.mkdtemp(prefix="asg-deb-")
         try:
             binary, _ = static_binary()
@@ -83,8 +91,7 @@ class RealBoot(unittest.TestCase):
             self.assertEqual(len(debs), 1, os.listdir(out))
             # This interpreter, not the script's #!: the one bootstrap chose has moto.
             r = subprocess.run([sys.executable, os.path.join(SRCDIR, "packaging", "test-in-nspawn"),
-                                debs[0],
-                                "--mode", "unit", "--terminate"],
+                                debs[0], *opts],
                                capture_output=True, text=True, timeout=600)
             for line in (r.stdout + r.stderr).splitlines()[-60:]:
                 print(f"# {line}")
