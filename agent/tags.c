@@ -1,4 +1,4 @@
-/* tags.c - reading tags: the instance's (IMDS or EC2) and its Auto Scaling group's. */
+/* tags.c - the instance's and its group's tags: read (IMDS, EC2, Auto Scaling), set (CI). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* tags.h - reading tags: the instance's (IMDS or EC2) and its Auto Scaling group's. */
+/* tags.h - the instance's and its group's tags: read (IMDS, EC2, Auto Scaling), set (CI). */
 #ifndef ASG_TAGS_H
 #define ASG_TAGS_H
 

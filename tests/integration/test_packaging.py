@@ -312,10 +312,17 @@ class Packaging(unittest.TestCase):
         """The IAM actions the given agent/*.c files call: aws_call() and
         rollout.c's call() wrapper name service and action literally; rollout.c's
         standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
-        DescribeTags of its service; aws_s3_open() is s3:GetObject."""
+        DescribeTags of its service; tags_set_group() is CreateOrUpdateTags, a
+        call of whoever calls it (CI's rollout and publish), not of tags.c;
+        aws_s3_open() is s3:GetObject."""
         calls = set()
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
+            if name == "tags.c":
+                src, n = re.subn(r"\ntags_set_group\(.*?\n}\n", "\n", src, flags=re.S)
+                self.assertEqual(n, 1, "tags.c defines tags_set_group")
+            elif re.search(r"\btags_set_group\(", src):
+                calls.add("autoscaling:CreateOrUpdateTags")
             for svc, action in re.findall(
                     r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
                     r'\s*"(\w+)"', src):
