@@ -74,6 +74,8 @@ agent_free(struct agent *a)
 	free(a->group);
 	free(a->hook);
 	free(a->term_hook);
+	free(a->tag_launch.name);
+	free(a->tag_term.name);
 	free(a->version);
 	free(a->sha256);
 	if (signal_halt == &a->halt)
@@ -279,6 +281,27 @@ agent_heartbeats(struct agent *a, const char *hook, int hook_timeout)
 		a->next_heartbeat = mono_now() + interval;
 }
 
+/* The tag's launch hook had no action to beat for: follow a rename, or stop beating. */
+static void
+heartbeat_renamed(struct agent *a)
+{
+	char		*cause = NULL;
+	int		 timeout = 0, changed;
+	enum outcome	 r;
+
+	/* No answer: the next heartbeat asks again. */
+	r = agent_hook_recheck(a, 1, &a->hook, &timeout, &changed, &cause);
+	if (!outcome_retryable(r)) {
+		if (r != OUTCOME_OK)
+			log_warn("DescribeLifecycleHooks: %s", cause);
+		a->hook_tagged = 0;
+		a->hb_hook = changed ? a->hook : NULL;
+		if (changed)
+			a->next_heartbeat = mono_now();
+	}
+	free(cause);
+}
+
 void
 agent_tick(void *arg)
 {
@@ -310,6 +333,8 @@ agent_tick(void *arg)
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
 	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
+	else if (r == OUTCOME_NOT_FOUND && a->hb_hook == a->hook && a->hook_tagged)
+		heartbeat_renamed(a);
 	else if (r == OUTCOME_NOT_FOUND) {
 		log_info("lifecycle hook %s has no pending action: no more heartbeats",
 		    a->hb_hook);
@@ -359,6 +384,61 @@ agent_stop_app(struct agent *a, const char *what)
 }
 
 enum outcome
+agent_hook_recheck(struct agent *a, int launch, char **hook, int *timeout, int *changed,
+    char **cause)
+{
+	struct lifecycle_hook	 l, t, *h = launch ? &l : &t;
+	enum outcome		 r;
+
+	*changed = 0;
+	if ((r = lifecycle_find_hooks(&a->client.aws, a->group, &l, &t, cause)) != OUTCOME_OK)
+		return r;
+	/* The answer names both hooks, for now: a scale-in soon after uses it, not the tags. */
+	free(a->tag_launch.name);
+	free(a->tag_term.name);
+	a->tag_launch.name = a->tag_term.name = NULL;
+	free(a->term_hook);
+	a->term_hook = t.name != NULL ? xstrdup(t.name) : NULL;
+	a->term_timeout = t.timeout;
+	a->hooks_read = mono_now();
+	if (h->name != NULL && (*hook == NULL || strcmp(h->name, *hook) != 0)) {
+		log_warn("%s hook %s, named by tag %s, is not the group's: it is %s",
+		    launch ? "launch" : "terminate", *hook != NULL ? *hook : "(none)",
+		    launch ? LIFECYCLE_TAG_LAUNCH : LIFECYCLE_TAG_TERMINATE, h->name);
+		free(*hook);
+		*hook = h->name;
+		*timeout = h->timeout;
+		h->name = NULL;
+		*changed = 1;
+	}
+	free(l.name);
+	free(t.name);
+	return OUTCOME_OK;
+}
+
+/* The tag's launch hook had no action pending: if the group's hook has another name, use that. */
+static enum outcome
+complete_renamed(struct agent *a, const char *result, char **cause)
+{
+	enum outcome	 r;
+	int		 hb = a->hb_hook == a->hook, timeout = 0, changed;
+
+	if ((r = agent_hook_recheck(a, 1, &a->hook, &timeout, &changed, cause)) != OUTCOME_OK) {
+		if (outcome_retryable(r))
+			return r;	/* asked again with the next attempt */
+		log_warn("DescribeLifecycleHooks: %s", *cause);
+		changed = 0;
+	}
+	a->hook_tagged = 0;
+	if (hb)
+		a->hb_hook = a->hook;
+	if (!changed)
+		return OUTCOME_NOT_FOUND;
+	return lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
+	    cause);
+}
+
+enum outcome
 agent_complete(struct agent *a, const char *result)
 {
 	char		*cause = NULL;
@@ -372,6 +452,8 @@ agent_complete(struct agent *a, const char *result)
 	agent_save(a);
 	r = lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
 	    &cause);
+	if (r == OUTCOME_NOT_FOUND && a->hook_tagged)
+		r = complete_renamed(a, result, &cause);
 	if (r == OUTCOME_OK) {
 		state_setf(&a->st.lifecycle, "%s sent for launch hook %s", result, a->hook);
 		log_info("lifecycle: %s sent for hook %s", result, a->hook);

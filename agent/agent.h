@@ -5,6 +5,7 @@
 #include "app.h"
 #include "client.h"
 #include "halt.h"
+#include "lifecycle.h"
 #include "outcome.h"
 #include "state.h"
 
@@ -33,6 +34,10 @@ struct agent {
 	char			*hook;		/* launch hook, or NULL */
 	char			*term_hook;	/* terminate hook as of hooks_read, or NULL */
 	int			 term_timeout;
+	struct lifecycle_hook	 tag_launch;	/* hooks the group's tags named (LIFECYCLE_TAG_*) */
+	struct lifecycle_hook	 tag_term;
+	int			 tag_warned;	/* an unreadable hook tag was logged */
+	int			 hook_tagged;	/* a->hook came from a tag: AWS may know it by another name */
 	double			 hooks_read;	/* mono_now() of the DescribeLifecycleHooks; 0: never */
 	int			 owed;		/* a launch result is queued (no heartbeats needed) */
 	int			 hb_skipped;	/* a heartbeat was skipped since the last one sent */
@@ -81,6 +86,15 @@ void	agent_retry(struct agent *, struct retry *, double base, double cap,
 	    double deadline, int patient, int tick);
 /* Stop the app if we started (or adopted) it; what names it in the log. */
 void	agent_stop_app(struct agent *, const char *what);
+/*
+ * A hook named by a tag had no pending action: the tag may be older than a
+ * rename of the hook. One DescribeLifecycleHooks (launch: the launch hook's,
+ * else the terminate hook's): *changed is 1 when the group's hook has
+ * another name, now in *hook and *timeout (ask again with it). Returns the
+ * call's outcome; on any answer, neither hook tag is used again.
+ */
+enum outcome agent_hook_recheck(struct agent *, int launch, char **hook, int *timeout,
+	    int *changed, char **cause);
 /*
  * CompleteLifecycleAction for the launch hook; sets a->completed when
  * settled. Returns lifecycle_complete's outcome (OUTCOME_OK with no hook).

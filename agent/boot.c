@@ -90,7 +90,13 @@ step_hook(struct agent *a, char **cause)
 	a->hook_checked = 1;
 	if (*a->cfg->launch_hook != '\0')
 		a->hook = xstrdup(a->cfg->launch_hook);
-	else {
+	else if (a->tag_launch.name != NULL) {
+		/* Named by the group's tag: the fleet's shared quota is spared a call per instance. */
+		a->hook = xstrdup(a->tag_launch.name);
+		timeout = a->tag_launch.timeout;
+		a->hook_tagged = 1;
+		log_debug("launch hook %s: from tag %s", a->hook, LIFECYCLE_TAG_LAUNCH);
+	} else {
 		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
 		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
@@ -109,7 +115,8 @@ step_hook(struct agent *a, char **cause)
 		a->hooks_read = mono_now();
 	}
 	if (a->hook != NULL) {
-		state_setf(&a->st.lifecycle, "launch hook %s pending", a->hook);
+		state_setf(&a->st.lifecycle, "launch hook %s pending%s", a->hook,
+		    a->hook_tagged ? " (named by tag " LIFECYCLE_TAG_LAUNCH ")" : "");
 		agent_heartbeats(a, a->hook, timeout);
 	} else
 		state_set(&a->st.lifecycle, "no launch hook on the group");
@@ -147,6 +154,21 @@ step_group(struct agent *a, char **cause)
 	return step_hook(a, cause);
 }
 
+/* A hook the group's tags name (written by rollout and publish), once; a bad value is ignored. */
+static void
+take_hook_tag(struct agent *a, const struct tags *t, const char *key, struct lifecycle_hook *h)
+{
+	const char	*v;
+
+	if (h->name != NULL || (v = tags_get(t, key)) == NULL)
+		return;
+	if (lifecycle_hook_parse(v, h) != 0 && !a->tag_warned) {
+		log_warn("tag %s = '%s' is not 'NAME TIMEOUT': asking DescribeLifecycleHooks", key,
+		    v);
+		a->tag_warned = 1;
+	}
+}
+
 /* Whether the instance's tags hold a fresh launch-time copy of the group's. */
 static int
 fresh_copy(const struct agent *a, const struct tags *t)
@@ -162,7 +184,7 @@ fresh_copy(const struct agent *a, const struct tags *t)
 static enum outcome
 poll_tags(struct agent *a, int *imds_tags, char **cause)
 {
-	const char	*keys[4], *v, *src_name = NULL, *src_via = "";
+	const char	*keys[6], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
 	enum outcome	 r, r2, ret = OUTCOME_FATAL;
@@ -172,6 +194,8 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 	if (*a->cfg->sha256_tag != '\0')
 		keys[n++] = a->cfg->sha256_tag;
 	keys[n++] = TAG_GROUP_NAME;
+	keys[n++] = LIFECYCLE_TAG_LAUNCH;
+	keys[n++] = LIFECYCLE_TAG_TERMINATE;
 	keys[n] = NULL;
 	memset(&t, 0, sizeof t);
 
@@ -248,6 +272,8 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 		    (v = tags_get(&t, a->cfg->sha256_tag)) != NULL && *v != '\0')
 			a->sha256 = xstrdup(v);
 	}
+	take_hook_tag(a, &t, LIFECYCLE_TAG_LAUNCH, &a->tag_launch);
+	take_hook_tag(a, &t, LIFECYCLE_TAG_TERMINATE, &a->tag_term);
 	ret = OUTCOME_OK;
 out:
 	tags_free(&t);
@@ -785,6 +811,7 @@ boot_run(struct agent *a)
 		a->group_checked = 0;
 		free(a->hook);
 		a->hook = NULL;
+		a->hook_tagged = 0;
 		free(a->version);
 		free(a->sha256);
 		a->version = a->sha256 = NULL;

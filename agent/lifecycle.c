@@ -1,11 +1,50 @@
 /* lifecycle.c - Auto Scaling lifecycle hooks: find them, heartbeat, complete them. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws.h"
 #include "lifecycle.h"
+#include "log.h"
 #include "util.h"
 #include "xml.h"
+
+#define LIFECYCLE_NAME_MAX	255
+#define LIFECYCLE_NAME_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_-"
+#define LIFECYCLE_TIMEOUT_MIN	30
+#define LIFECYCLE_TIMEOUT_MAX	7200
+
+char *
+lifecycle_hook_encode(const struct lifecycle_hook *h)
+{
+	return xasprintf("%s %d", h->name, h->timeout);
+}
+
+int
+lifecycle_hook_parse(const char *s, struct lifecycle_hook *h)
+{
+	const char	*sp;
+	size_t		 n;
+	long		 t;
+	char		*end;
+
+	memset(h, 0, sizeof *h);
+	if (s == NULL || (sp = strchr(s, ' ')) == NULL)
+		return -1;
+	/* The name as CreateLifecycleHook allows it: [A-Za-z0-9/_-]{1,255}. */
+	n = sp - s;
+	if (n == 0 || n > LIFECYCLE_NAME_MAX || strspn(s, LIFECYCLE_NAME_CHARS) != n)
+		return -1;
+	if (sp[1] < '0' || sp[1] > '9')
+		return -1;
+	errno = 0;
+	t = strtol(sp + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || t < LIFECYCLE_TIMEOUT_MIN || t > LIFECYCLE_TIMEOUT_MAX)
+		return -1;
+	h->name = xstrndup(s, n);
+	h->timeout = (int)t;
+	return 0;
+}
 
 /* Fill h from a member of DescribeLifecycleHooks' answer, unless an earlier member did. */
 static void
@@ -47,6 +86,48 @@ lifecycle_find_hooks(struct aws *a, const char *group, struct lifecycle_hook *la
 out:
 	aws_result_free(&res);
 	return ret;
+}
+
+/* A hook's tag value, or NULL when there is no hook or its value would not read back. */
+static char *
+tag_value(const struct lifecycle_hook *h)
+{
+	struct lifecycle_hook	 back;
+	char			*v;
+
+	if (h->name == NULL)
+		return NULL;
+	v = lifecycle_hook_encode(h);
+	if (lifecycle_hook_parse(v, &back) != 0) {
+		log_debug("hook %s (timeout %d): not a tag instances can read", h->name,
+		    h->timeout);
+		free(v);
+		return NULL;
+	}
+	free(back.name);
+	return v;
+}
+
+enum outcome
+lifecycle_hook_tags(struct aws *a, const char *group, const char *kv[][2], size_t *n,
+    char *own[2], char **cause)
+{
+	struct lifecycle_hook	h[2];
+	const char		*key[2] = { LIFECYCLE_TAG_LAUNCH, LIFECYCLE_TAG_TERMINATE };
+	enum outcome		r;
+	int			i;
+
+	own[0] = own[1] = NULL;
+	if ((r = lifecycle_find_hooks(a, group, &h[0], &h[1], cause)) != OUTCOME_OK)
+		return r;
+	for (i = 0; i < 2; i++) {
+		if ((own[i] = tag_value(&h[i])) != NULL) {
+			kv[*n][0] = key[i];
+			kv[(*n)++][1] = own[i];
+		}
+		free(h[i].name);
+	}
+	return OUTCOME_OK;
 }
 
 /* "No active Lifecycle Action found" means the action is already settled. */

@@ -2,6 +2,8 @@
 #ifndef ASG_LIFECYCLE_H
 #define ASG_LIFECYCLE_H
 
+#include <stddef.h>
+
 #include "outcome.h"
 
 struct aws;
@@ -20,6 +22,31 @@ struct lifecycle_hook {
 	int	 timeout;
 };
 
+/*
+ * Group tags (PropagateAtLaunch) that name the group's hooks, "NAME TIMEOUT":
+ * `rollout start` and `publish --tag-group` write them so that instances
+ * learn their hooks from their own tags, not one DescribeLifecycleHooks each
+ * from the fleet's shared quota.
+ */
+#define LIFECYCLE_TAG_LAUNCH	"asg-agent:launch-hook"
+#define LIFECYCLE_TAG_TERMINATE	"asg-agent:terminate-hook"
+
+/* A hook as such a tag's value (caller frees). */
+char	*lifecycle_hook_encode(const struct lifecycle_hook *);
+/*
+ * A tag's value back: 0 and h filled (name the caller frees), or -1 for
+ * anything but a valid hook name, one space and a HeartbeatTimeout of
+ * 30 to 7200 s.
+ */
+int	 lifecycle_hook_parse(const char *, struct lifecycle_hook *h);
+/*
+ * Those tags for group's hooks as AWS has them now, from one
+ * DescribeLifecycleHooks, for a caller about to tag the group: appends a
+ * { key, value } pair to kv at *n for each transition that has a hook,
+ * values kept in own[2] for the caller to free.
+ */
+enum outcome lifecycle_hook_tags(struct aws *, const char *group, const char *kv[][2],
+	    size_t *n, char *own[2], char **);
 /*
  * The group's first launch hook and first terminate hook, from one
  * DescribeLifecycleHooks (a fleet shares its Auto Scaling quota: one call,

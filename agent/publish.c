@@ -13,6 +13,7 @@
 
 #include "aws.h"
 #include "http.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "publish.h"
 #include "sigv4.h"
@@ -541,19 +542,29 @@ target_free(struct target *t)
 	free(t->url);
 }
 
+/* The version tags, with the group's hooks' names (instances then need no DescribeLifecycleHooks). */
 static int
 tag_group(struct aws *a, const struct publish_opts *o, const char *group, const char *digest,
     char **cause)
 {
-	const char *const	 kv[][2] = {
+	const char	*kv[TAGS_SET_MAX][2] = {
 		{ o->version_tag, o->version },
 		{ o->sha256_tag, digest },
 	};
+	char		*own[2] = { NULL, NULL }, *err = NULL;
+	size_t		 n = 2;
+	int		 ret = 0;
 
-	if (tags_set_group(a, group, kv, nitems(kv), 1, cause) != OUTCOME_OK)
-		return set_cause(cause, "tagging %s: %s", group, *cause != NULL ? *cause :
+	/* Without the hooks' names instances ask for them, as before: not worth failing. */
+	if (lifecycle_hook_tags(a, group, kv, &n, own, &err) != OUTCOME_OK)
+		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", group, err);
+	if (tags_set_group(a, group, kv, n, 1, cause) != OUTCOME_OK)
+		ret = set_cause(cause, "tagging %s: %s", group, *cause != NULL ? *cause :
 		    "failed");
-	return 0;
+	free(own[0]);
+	free(own[1]);
+	free(err);
+	return ret;
 }
 
 /* The artifact (unless the same bytes are there), then the manifest, then the signatures. */

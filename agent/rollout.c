@@ -11,6 +11,8 @@
 #include "aws.h"
 #include "halt.h"
 #include "history.h"
+#include "lifecycle.h"
+#include "log.h"
 #include "rollout.h"
 #include "tags.h"
 #include "util.h"
@@ -1251,22 +1253,40 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	return ROLLOUT_OK;
 }
 
-/* The new group's version (and digest) tags, copied to the instances it launches. */
+/*
+ * The new group's version (and digest) tags, copied to the instances it
+ * launches, with its hooks' names, which spare each instance a
+ * DescribeLifecycleHooks from the fleet's shared quota.
+ */
 static int
 tag_version(struct run *r, char **cause)
 {
-	const char	*kv[2][2];
-	int		 with_sha = r->hist.sha256 != NULL && *r->o->sha256_tag != '\0';
+	const char	*kv[TAGS_SET_MAX][2];
+	char		*own[2] = { NULL, NULL }, *err = NULL;
+	size_t		 n = 0;
+	int		 with_sha = r->hist.sha256 != NULL && *r->o->sha256_tag != '\0', ret = -1;
 
-	kv[0][0] = r->o->version_tag;
-	kv[0][1] = r->rec.version;
-	kv[1][0] = r->o->sha256_tag;
-	kv[1][1] = r->hist.sha256;
-	if (set_tags(r->a, r->rec.idle, kv, with_sha ? 2 : 1, 1, cause) != 0)
-		return -1;
-	progress(r->o, "%s: tagged %s=%s%s", r->rec.idle, r->o->version_tag, r->rec.version,
-	    with_sha ? " with its sha256" : "");
-	return 0;
+	kv[n][0] = r->o->version_tag;
+	kv[n++][1] = r->rec.version;
+	if (with_sha) {
+		kv[n][0] = r->o->sha256_tag;
+		kv[n++][1] = r->hist.sha256;
+	}
+	/* Without the hooks' names instances ask for them, as before: not worth failing. */
+	if (lifecycle_hook_tags(r->a, r->rec.idle, kv, &n, own, &err) != OUTCOME_OK)
+		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", r->rec.idle,
+		    err);
+	if (set_tags(r->a, r->rec.idle, kv, n, 1, cause) != 0)
+		goto out;
+	progress(r->o, "%s: tagged %s=%s%s%s", r->rec.idle, r->o->version_tag, r->rec.version,
+	    with_sha ? " with its sha256" : "", own[0] != NULL || own[1] != NULL ?
+	    " and its lifecycle hooks" : "");
+	ret = 0;
+out:
+	free(own[0]);
+	free(own[1]);
+	free(err);
+	return ret;
 }
 
 /* The groups as they are now, for --json. */

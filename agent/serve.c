@@ -182,36 +182,44 @@ serve_retry(struct agent *a, struct retry *r, double deadline)
  * Complete the terminate hook, retrying while AWS has not registered the
  * action yet, and for as long as it gives no answer (a scale-in of hundreds
  * of instances shares one Auto Scaling bucket; the hook's own timeout is
- * the backstop).
+ * the backstop). A hook named by a tag is checked once against AWS when it
+ * has no action: the tag may be older than a rename.
  */
 static void
-complete_terminate(struct agent *a, const char *hook)
+complete_terminate(struct agent *a, char **hook, int tagged)
 {
 	struct retry	 rt;
 	char		*cause = NULL;
 	double		 until = mono_now() + SERVE_NOT_PENDING_WAIT;
 	enum outcome	 r;
+	int		 timeout, changed;
 
 	/* The hook's own timeout is the backstop: no deadline here. */
 	serve_retry(a, &rt, HUGE_VAL);
 	for (;;) {
-		r = lifecycle_complete(&a->client.aws, a->group, hook, a->instance_id, "CONTINUE",
-		    &cause);
+		r = lifecycle_complete(&a->client.aws, a->group, *hook, a->instance_id,
+		    "CONTINUE", &cause);
 		if (r == OUTCOME_OK) {
-			state_setf(&a->st.lifecycle, "CONTINUE sent for terminate hook %s", hook);
-			log_info("lifecycle: CONTINUE sent for terminate hook %s", hook);
+			state_setf(&a->st.lifecycle, "CONTINUE sent for terminate hook %s", *hook);
+			log_info("lifecycle: CONTINUE sent for terminate hook %s", *hook);
 			break;
+		}
+		if (r == OUTCOME_NOT_FOUND && tagged && !outcome_retryable(agent_hook_recheck(a,
+		    0, hook, &timeout, &changed, &cause))) {
+			tagged = 0;
+			if (changed)
+				continue;
 		}
 		if (r == OUTCOME_FATAL || a->halt.signals > 1 ||
 		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
-			state_setf(&a->st.lifecycle, "terminate hook %s not completed: %s", hook,
+			state_setf(&a->st.lifecycle, "terminate hook %s not completed: %s", *hook,
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
-			log_warn("terminate hook %s not completed: %s", hook,
+			log_warn("terminate hook %s not completed: %s", *hook,
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
 			break;
 		}
 		if (outcome_retryable(r))
-			log_warn("terminate hook %s (will retry): %s", hook, cause);
+			log_warn("terminate hook %s (will retry): %s", *hook, cause);
 		/* Not pending yet: AWS has not registered the action; ask again soon. */
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
@@ -220,19 +228,29 @@ complete_terminate(struct agent *a, const char *hook)
 }
 
 /*
- * The terminate hook's name: configured, or asked for; with persist, asked
- * again for as long as AWS gives no answer (until a second stop signal).
+ * The terminate hook's name: configured, named by the group's tag (*tagged
+ * set), or asked for; with persist, asked again for as long as AWS gives
+ * no answer (until a second stop signal).
  */
 static enum outcome
-terminate_hook(struct agent *a, int persist, char **hook, int *timeout)
+terminate_hook(struct agent *a, int persist, char **hook, int *timeout, int *tagged)
 {
 	struct retry		 rt;
 	struct lifecycle_hook	 launch, term = { NULL, 0 };
 	char			*err = NULL;
 	enum outcome		 r;
 
+	*tagged = 0;
 	if (*a->cfg->terminate_hook != '\0') {
 		*hook = xstrdup(a->cfg->terminate_hook);
+		return OUTCOME_OK;
+	}
+	if (a->tag_term.name != NULL) {
+		log_debug("terminate hook %s: from tag %s", a->tag_term.name,
+		    LIFECYCLE_TAG_TERMINATE);
+		*hook = xstrdup(a->tag_term.name);
+		*timeout = a->tag_term.timeout;
+		*tagged = 1;
 		return OUTCOME_OK;
 	}
 	if (a->hooks_read > 0 && mono_now() - a->hooks_read < SERVE_HOOKS_FRESH) {
@@ -269,14 +287,14 @@ drain(struct serve *s, int terminating, const char *why)
 	char		*hook = NULL;
 	double		 end;
 	enum outcome	 found = OUTCOME_OK;
-	int		 timeout = 0;
+	int		 timeout = 0, tagged = 0;
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
 	a->st.drain_until = wall_now() + a->cfg->drain;
 	agent_phase(a, PHASE_DRAINING, "drain", "%s: draining for %d s", why, a->cfg->drain);
 	if (terminating && a->group != NULL) {
-		found = terminate_hook(a, 0, &hook, &timeout);
+		found = terminate_hook(a, 0, &hook, &timeout, &tagged);
 		if (hook != NULL)
 			agent_heartbeats(a, hook, timeout);
 	}
@@ -290,9 +308,9 @@ drain(struct serve *s, int terminating, const char *why)
 	a->hb_hook = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
 	if (outcome_retryable(found))
-		terminate_hook(a, 1, &hook, &timeout);
+		terminate_hook(a, 1, &hook, &timeout, &tagged);
 	if (hook != NULL)
-		complete_terminate(a, hook);
+		complete_terminate(a, &hook, tagged);
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
 	a->st.drain_until = 0;

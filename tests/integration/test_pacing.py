@@ -9,6 +9,14 @@ from fakecase import FakeAWSCase
 class Pacing(FakeAWSCase):
     prefix = "pace"
 
+    def scale_in(self, a, w):
+        """Scale the group to 0: the agent drains, CONTINUEs its terminate hook and exits 0."""
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+
     def autoscaling(self, action=None):
         return self.f.requests(target="aws", service="autoscaling", action=action)
 
@@ -74,11 +82,7 @@ class Pacing(FakeAWSCase):
         w, _ = self.world(terminate_hook=True)
         a = self.start("[lifecycle]\ndrain = 1\n")
         self.assert_serving(a, w)
-        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
-                                                         DesiredCapacity=0)
-        self.assertEqual(a.wait_exit(40), 0, a.log_text())
-        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
-        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.scale_in(a, w)
         self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1,
                          [r["action"] for r in self.autoscaling()])
         self.assertRegex(a.log_text(), r"terminate hook \S+-terminate: from the hooks read "
@@ -104,3 +108,44 @@ class Pacing(FakeAWSCase):
         for i in skipped:
             self.assertNotEqual(beats[i - 1:i], [beats[i]], f"two skipped in a row: {beats}")
         self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat")), 2, self.f.lifecycle())
+
+    def hook_tags(self, launch, terminate):
+        return {"asg-agent:launch-hook": launch, "asg-agent:terminate-hook": terminate}
+
+    def test_hooks_named_by_tags_need_no_describe(self):
+        # The hooks' tags (what rollout start and publish --tag-group write), copied to the
+        # instance at launch: a boot and the scale-in after it make no DescribeLifecycleHooks.
+        w, _ = self.world(terminate_hook=True, tags=self.hook_tags(
+            f"{self.group}-launch 300", f"{self.group}-terminate 300"))
+        a = self.start("[lifecycle]\ndrain = 1\n")
+        self.assert_serving(a, w)
+        self.assertEqual(self.lifecycle(w)[0]["hook"], f"{self.group}-launch")
+        self.scale_in(a, w)
+        self.assertEqual(self.autoscaling("DescribeLifecycleHooks"), [],
+                         [r["action"] for r in self.autoscaling()])
+        self.assertRegex(a.log_text(), r"launch hook \S+-launch: from tag asg-agent:launch-hook")
+
+    def test_stale_hook_tags_fall_back_to_describe(self):
+        # Tags older than a rename of both hooks (read from IMDS here): the CONTINUE finds
+        # no action under the old name, one DescribeLifecycleHooks gives the new names, and
+        # that answer also serves the scale-in.
+        w, _ = self.world(terminate_hook=True, instance_tags_in_imds=True,
+                          tags=self.hook_tags("old-launch 300", "old-terminate 300"))
+        a = self.start("[lifecycle]\ndrain = 1\n")
+        self.assert_serving(a, w)
+        self.assertEqual(self.lifecycle(w)[0]["hook"], f"{self.group}-launch")
+        self.assertIn(f"launch hook old-launch, named by tag asg-agent:launch-hook, is not the "
+                      f"group's: it is {self.group}-launch", a.log_text())
+        self.scale_in(a, w)
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1,
+                         [r["action"] for r in self.autoscaling()])
+        completes = [r.get("status") for r in self.autoscaling("CompleteLifecycleAction")]
+        self.assertEqual(completes, [400, 200, 200], "old name refused, then both hooks")
+
+    def test_unreadable_hook_tag_is_ignored(self):
+        w, _ = self.world(tags={"asg-agent:launch-hook": "launch;reboot 300"})
+        a = self.start()
+        self.assert_serving(a, w)
+        self.assertIn("tag asg-agent:launch-hook = 'launch;reboot 300' is not 'NAME TIMEOUT': "
+                      "asking DescribeLifecycleHooks", a.log_text())
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)

@@ -313,7 +313,8 @@ class Packaging(unittest.TestCase):
         rollout.c's call() wrapper name service and action literally; rollout.c's
         standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
         DescribeTags of its service; tags_set_group() is CreateOrUpdateTags, a
-        call of whoever calls it (CI's rollout and publish), not of tags.c;
+        call of whoever calls it (CI's rollout and publish), not of tags.c, and
+        lifecycle_hook_tags() their DescribeLifecycleHooks;
         aws_s3_open() is s3:GetObject."""
         calls = set()
         for name in files:
@@ -323,6 +324,9 @@ class Packaging(unittest.TestCase):
                 self.assertEqual(n, 1, "tags.c defines tags_set_group")
             elif re.search(r"\btags_set_group\(", src):
                 calls.add("autoscaling:CreateOrUpdateTags")
+            # lifecycle_hook_tags() reads the hooks for whoever tags the group with them.
+            if name != "lifecycle.c" and re.search(r"\blifecycle_hook_tags\(", src):
+                calls.add("autoscaling:DescribeLifecycleHooks")
             for svc, action in re.findall(
                     r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
                     r'\s*"(\w+)"', src):

@@ -147,6 +147,9 @@ class Publish(FakeAWSCase):
         w, art = self.world(version="6.6.0", upload=False, sha=False)
         r = self.publish(self.file("boot.tar.gz", art), "6.6.0", "--tag-group", self.group)
         self.assert_exit(r, 0)
+        tags = {t["Key"]: t["Value"] for t in self.f.client("autoscaling").describe_tags(
+            Filters=[{"Name": "auto-scaling-group", "Values": [self.group]}])["Tags"]}
+        self.assertEqual(tags.get("asg-agent:launch-hook"), f"{self.group}-launch 300", tags)
         a = self.start()
         st = self.assert_serving(a, w)
         self.assertEqual(st["version"], "6.6.0")

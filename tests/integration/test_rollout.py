@@ -114,6 +114,10 @@ class Rollout(FakeAWSCase):
 
     def assert_always_served(self):
         """No sample saw zero healthy targets (and there were samples to see)."""
+        # A quick test may end before ten samples: the state it left is worth sampling too.
+        deadline = time.time() + 5
+        while len(self.samples) <= 10 and time.time() < deadline:
+            time.sleep(0.05)
         self.sampler_stop.set()
         self.sampler.join(10)
         self.assertGreater(len(self.samples), 10, "too few target health samples")
@@ -177,6 +181,9 @@ class Rollout(FakeAWSCase):
         tags = self.tags(self.green)
         self.assertEqual(tags["asg-agent:version"], "2.0.0")
         self.assertEqual(tags["asg-agent:sha256"], "a" * 64)
+        # The new group's hook is named for its instances; it has no terminate hook.
+        self.assertEqual(tags.get("asg-agent:launch-hook"), f"{self.green}-launch 300", tags)
+        self.assertNotIn("asg-agent:terminate-hook", tags)
         self.assertIn("phase=switched", tags["asg-agent:rollout"])
         st = self.rollout("status", "--json")
         self.assert_exit(st, 0)
