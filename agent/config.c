@@ -395,14 +395,16 @@ static const struct opt opts[] = {
 	  .type = OPT_STRING,
 	  .offset = O(launch_hook),
 	  .def = "",
-	  .help = "launch lifecycle hook name; empty: found with DescribeLifecycleHooks"
+	  .help = "launch lifecycle hook name; empty: named by the group's tag "
+	      "asg-agent:launch-hook, else found with DescribeLifecycleHooks"
 	},
 	{ .section = "lifecycle",
 	  .key = "terminate_hook",
 	  .type = OPT_STRING,
 	  .offset = O(terminate_hook),
 	  .def = "",
-	  .help = "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks",
+	  .help = "terminate lifecycle hook name; empty: named by the group's tag "
+	      "asg-agent:terminate-hook, else found with DescribeLifecycleHooks",
 	  .reload = 1
 	},
 	{ .section = "lifecycle",
