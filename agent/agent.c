@@ -256,19 +256,31 @@ agent_phase(struct agent *a, int ph, const char *step, const char *fmt, ...)
 	agent_save(a);
 }
 
-/*
- * Heartbeats for hook, as often as its HeartbeatTimeout needs (a third of
- * it, at most [lifecycle] heartbeat), the first one now.
- */
-void
-agent_heartbeats(struct agent *a, const char *hook, int hook_timeout)
+/* Heartbeats for hook every third of its HeartbeatTimeout (at most [lifecycle] heartbeat). */
+static void
+arm_heartbeats(struct agent *a, const char *hook, int hook_timeout)
 {
 	double	interval = a->cfg->heartbeat;
 
 	if (hook_timeout > 0 && hook_timeout / 3.0 < interval)
 		interval = hook_timeout / 3.0;
 	a->hb_hook = hook;
+	a->hb_ref = NULL;
 	a->hb_interval = interval;
+	a->next_heartbeat = mono_now() + interval;
+}
+
+/*
+ * Heartbeats for hook, as often as its HeartbeatTimeout needs (a third of
+ * it, at most [lifecycle] heartbeat), the first one now.
+ */
+void
+agent_heartbeats(struct agent *a, const char *hook, int hook_timeout, char **tagged,
+    int launch)
+{
+	arm_heartbeats(a, hook, hook_timeout);
+	a->hb_ref = tagged;
+	a->hb_launch = launch;
 	/*
 	 * The hook's clock started at launch, before we ran: a short timeout
 	 * gets a heartbeat now; a long one the first after an interval, which
@@ -277,28 +289,34 @@ agent_heartbeats(struct agent *a, const char *hook, int hook_timeout)
 	if (hook_timeout > 0 && hook_timeout <= AGENT_EARLY_BEAT) {
 		a->next_heartbeat = 0;
 		agent_tick(a);
-	} else
-		a->next_heartbeat = mono_now() + interval;
+	}
 }
 
-/* The tag's launch hook had no action to beat for: follow a rename, or stop beating. */
+/* A tag-named hook had no action to beat for: follow a rename, or stop beating. */
 static void
 heartbeat_renamed(struct agent *a)
 {
-	char		*cause = NULL;
-	int		 timeout = 0, changed;
-	enum outcome	 r;
+	struct hook_recheck	 rc;
+	char			*cause = NULL, **ref = a->hb_ref;
+	int			 launch = a->hb_launch;
+	enum outcome		 r;
 
 	/* No answer: the next heartbeat asks again. */
-	r = agent_hook_recheck(a, 1, &a->hook, &timeout, &changed, &cause);
-	if (!outcome_retryable(r)) {
-		if (r != OUTCOME_OK)
-			log_warn("DescribeLifecycleHooks: %s", cause);
+	if (outcome_retryable(r = agent_hook_recheck(a, launch, ref, &rc, &cause)))
+		goto out;
+	if (r != OUTCOME_OK)
+		log_warn("DescribeLifecycleHooks: %s", cause);
+	if (launch)
 		a->hook_tagged = 0;
-		a->hb_hook = changed ? a->hook : NULL;
-		if (changed)
-			a->next_heartbeat = mono_now();
+	if (rc.changed) {
+		arm_heartbeats(a, *ref, rc.timeout);
+		a->next_heartbeat = 0;	/* the renamed hook's first, at the next tick */
+	} else {
+		log_info("lifecycle hook %s has no pending action: no more heartbeats", *ref);
+		a->hb_hook = NULL;
+		a->hb_ref = NULL;
 	}
+out:
 	free(cause);
 }
 
@@ -333,7 +351,7 @@ agent_tick(void *arg)
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
 	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
-	else if (r == OUTCOME_NOT_FOUND && a->hb_hook == a->hook && a->hook_tagged)
+	else if (r == OUTCOME_NOT_FOUND && a->hb_ref != NULL)
 		heartbeat_renamed(a);
 	else if (r == OUTCOME_NOT_FOUND) {
 		log_info("lifecycle hook %s has no pending action: no more heartbeats",
@@ -384,55 +402,60 @@ agent_stop_app(struct agent *a, const char *what)
 }
 
 enum outcome
-agent_hook_recheck(struct agent *a, int launch, char **hook, int *timeout, int *changed,
+agent_hook_recheck(struct agent *a, int launch, char **hook, struct hook_recheck *rc,
     char **cause)
 {
 	struct lifecycle_hook	 l, t, *h = launch ? &l : &t;
 	enum outcome		 r;
+	char			*term;
 
-	*changed = 0;
+	memset(rc, 0, sizeof *rc);
 	if ((r = lifecycle_find_hooks(&a->client.aws, a->group, &l, &t, cause)) != OUTCOME_OK)
 		return r;
 	/* The answer names both hooks, for now: a scale-in soon after uses it, not the tags. */
 	free(a->tag_launch.name);
 	free(a->tag_term.name);
 	a->tag_launch.name = a->tag_term.name = NULL;
+	term = t.name != NULL ? xstrdup(t.name) : NULL;
 	free(a->term_hook);
-	a->term_hook = t.name != NULL ? xstrdup(t.name) : NULL;
+	a->term_hook = term;
 	a->term_timeout = t.timeout;
 	a->hooks_read = mono_now();
+	rc->none = h->name == NULL;
+	rc->timeout = h->timeout;
 	if (h->name != NULL && (*hook == NULL || strcmp(h->name, *hook) != 0)) {
 		log_warn("%s hook %s, named by tag %s, is not the group's: it is %s",
 		    launch ? "launch" : "terminate", *hook != NULL ? *hook : "(none)",
 		    launch ? LIFECYCLE_TAG_LAUNCH : LIFECYCLE_TAG_TERMINATE, h->name);
 		free(*hook);
 		*hook = h->name;
-		*timeout = h->timeout;
 		h->name = NULL;
-		*changed = 1;
+		rc->changed = 1;
 	}
 	free(l.name);
 	free(t.name);
 	return OUTCOME_OK;
 }
 
-/* The tag's launch hook had no action pending: if the group's hook has another name, use that. */
+/*
+ * The tag's launch hook had no action pending: if the group's hook has
+ * another name, complete that. OUTCOME_FATAL: the name could not be checked.
+ */
 static enum outcome
 complete_renamed(struct agent *a, const char *result, char **cause)
 {
-	enum outcome	 r;
-	int		 hb = a->hb_hook == a->hook, timeout = 0, changed;
+	struct hook_recheck	 rc;
+	enum outcome		 r;
+	int			 hb = a->hb_hook == a->hook;
 
-	if ((r = agent_hook_recheck(a, 1, &a->hook, &timeout, &changed, cause)) != OUTCOME_OK) {
-		if (outcome_retryable(r))
-			return r;	/* asked again with the next attempt */
-		log_warn("DescribeLifecycleHooks: %s", *cause);
-		changed = 0;
-	}
+	if (outcome_retryable(r = agent_hook_recheck(a, 1, &a->hook, &rc, cause)))
+		return r;	/* asked again with the next attempt */
 	a->hook_tagged = 0;
 	if (hb)
-		a->hb_hook = a->hook;
-	if (!changed)
+		arm_heartbeats(a, a->hook, rc.changed ? rc.timeout : 0);
+	if (r != OUTCOME_OK)
+		return r;
+	if (!rc.changed)
 		return OUTCOME_NOT_FOUND;
 	return lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
 	    cause);
@@ -452,9 +475,16 @@ agent_complete(struct agent *a, const char *result)
 	agent_save(a);
 	r = lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
 	    &cause);
-	if (r == OUTCOME_NOT_FOUND && a->hook_tagged)
-		r = complete_renamed(a, result, &cause);
-	if (r == OUTCOME_OK) {
+	if (r == OUTCOME_NOT_FOUND && a->hook_tagged &&
+	    (r = complete_renamed(a, result, &cause)) == OUTCOME_FATAL) {
+		/* Nothing under the tag's name, and no way to learn another: say so, stop asking. */
+		state_setf(&a->st.lifecycle, "launch hook %s (named by tag %s) has no pending "
+		    "action, and the group's hooks cannot be read: %s", a->hook,
+		    LIFECYCLE_TAG_LAUNCH, cause);
+		log_error("lifecycle %s: launch hook %s has no pending action; "
+		    "DescribeLifecycleHooks: %s", result, a->hook, cause);
+		a->completed = 1;
+	} else if (r == OUTCOME_OK) {
 		state_setf(&a->st.lifecycle, "%s sent for launch hook %s", result, a->hook);
 		log_info("lifecycle: %s sent for hook %s", result, a->hook);
 		a->completed = 1;

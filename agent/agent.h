@@ -49,6 +49,8 @@ struct agent {
 	int			 warm;		/* booting into a warm pool */
 	int			 launch_fresh;	/* first boot of this instance: its launch-time tags are current */
 	const char		*hb_hook;	/* hook owed heartbeats, or NULL */
+	char			**hb_ref;	/* where a tag-named hb_hook's name lives, or NULL */
+	int			 hb_launch;	/* hb_ref is the launch hook's */
 	double			 hb_interval;
 	double			 next_heartbeat;
 	double			 last_extend;
@@ -75,8 +77,13 @@ void	agent_notify(struct agent *, const char *, ...) __attribute__((format(print
 /* Enter a phase: a timeline step, a STATUS= line, and the state file. */
 void	agent_phase(struct agent *, int, const char *step, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
-/* Heartbeats for hook, as often as its timeout needs; a short one gets one now. */
-void	agent_heartbeats(struct agent *, const char *hook, int hook_timeout);
+/*
+ * Heartbeats for hook, as often as its timeout needs; a short one gets one
+ * now. tagged: where the name lives when a tag named it (else NULL), so that
+ * a rename is followed; launch: it is the launch hook.
+ */
+void	agent_heartbeats(struct agent *, const char *hook, int hook_timeout, char **tagged,
+	    int launch);
 /* Called from every wait and as bytes arrive: heartbeats, systemd's start timeout. */
 void	agent_tick(void *);
 /* Sleep in small slices so heartbeats and signals are never late. */
@@ -86,15 +93,20 @@ void	agent_retry(struct agent *, struct retry *, double base, double cap,
 	    double deadline, int patient, int tick);
 /* Stop the app if we started (or adopted) it; what names it in the log. */
 void	agent_stop_app(struct agent *, const char *what);
+/* What a recheck of a tag-named hook found. */
+struct hook_recheck {
+	int	changed;	/* the group's hook has another name, now in *hook */
+	int	none;		/* the group has no hook of that transition */
+	int	timeout;	/* the group's hook's HeartbeatTimeout */
+};
 /*
  * A hook named by a tag had no pending action: the tag may be older than a
  * rename of the hook. One DescribeLifecycleHooks (launch: the launch hook's,
- * else the terminate hook's): *changed is 1 when the group's hook has
- * another name, now in *hook and *timeout (ask again with it). Returns the
- * call's outcome; on any answer, neither hook tag is used again.
+ * else the terminate hook's) fills rc; its answer also serves a scale-in, and
+ * neither hook tag is used again. Returns the call's outcome.
  */
-enum outcome agent_hook_recheck(struct agent *, int launch, char **hook, int *timeout,
-	    int *changed, char **cause);
+enum outcome agent_hook_recheck(struct agent *, int launch, char **hook, struct hook_recheck *,
+	    char **cause);
 /*
  * CompleteLifecycleAction for the launch hook; sets a->completed when
  * settled. Returns lifecycle_complete's outcome (OUTCOME_OK with no hook).

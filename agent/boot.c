@@ -110,6 +110,7 @@ step_hook(struct agent *a, char **cause)
 		a->hook = launch.name;
 		timeout = launch.timeout;
 		/* A scale-in soon after uses this answer rather than asking again. */
+		free(a->term_hook);
 		a->term_hook = term.name;
 		a->term_timeout = term.timeout;
 		a->hooks_read = mono_now();
@@ -117,7 +118,7 @@ step_hook(struct agent *a, char **cause)
 	if (a->hook != NULL) {
 		state_setf(&a->st.lifecycle, "launch hook %s pending%s", a->hook,
 		    a->hook_tagged ? " (named by tag " LIFECYCLE_TAG_LAUNCH ")" : "");
-		agent_heartbeats(a, a->hook, timeout);
+		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1);
 	} else
 		state_set(&a->st.lifecycle, "no launch hook on the group");
 	return 0;
@@ -812,6 +813,12 @@ boot_run(struct agent *a)
 		free(a->hook);
 		a->hook = NULL;
 		a->hook_tagged = 0;
+		a->hb_hook = NULL;
+		a->hb_ref = NULL;
+		/* The tags read at launch may be days old: the next boot reads them again. */
+		free(a->tag_launch.name);
+		free(a->tag_term.name);
+		a->tag_launch.name = a->tag_term.name = NULL;
 		free(a->version);
 		free(a->sha256);
 		a->version = a->sha256 = NULL;

@@ -13,6 +13,7 @@
 #define LIFECYCLE_NAME_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_-"
 #define LIFECYCLE_TIMEOUT_MIN	30
 #define LIFECYCLE_TIMEOUT_MAX	7200
+#define LIFECYCLE_TAG_MAX	256	/* an Auto Scaling tag value's length */
 
 char *
 lifecycle_hook_encode(const struct lifecycle_hook *h)
@@ -88,7 +89,10 @@ out:
 	return ret;
 }
 
-/* A hook's tag value, or NULL when there is no hook or its value would not read back. */
+/*
+ * A hook's tag value, or NULL when there is no hook, or its value would not
+ * read back or is longer than a tag's 256 characters.
+ */
 static char *
 tag_value(const struct lifecycle_hook *h)
 {
@@ -98,7 +102,7 @@ tag_value(const struct lifecycle_hook *h)
 	if (h->name == NULL)
 		return NULL;
 	v = lifecycle_hook_encode(h);
-	if (lifecycle_hook_parse(v, &back) != 0) {
+	if (strlen(v) > LIFECYCLE_TAG_MAX || lifecycle_hook_parse(v, &back) != 0) {
 		log_debug("hook %s (timeout %d): not a tag instances can read", h->name,
 		    h->timeout);
 		free(v);
@@ -109,25 +113,38 @@ tag_value(const struct lifecycle_hook *h)
 }
 
 enum outcome
-lifecycle_hook_tags(struct aws *a, const char *group, const char *kv[][2], size_t *n,
-    char *own[2], char **cause)
+lifecycle_hook_tags(struct aws *a, const char *group, struct lifecycle_tags *t,
+    char **cause)
 {
 	struct lifecycle_hook	h[2];
 	const char		*key[2] = { LIFECYCLE_TAG_LAUNCH, LIFECYCLE_TAG_TERMINATE };
 	enum outcome		r;
 	int			i;
 
-	own[0] = own[1] = NULL;
+	memset(t, 0, sizeof *t);
 	if ((r = lifecycle_find_hooks(a, group, &h[0], &h[1], cause)) != OUTCOME_OK)
 		return r;
 	for (i = 0; i < 2; i++) {
-		if ((own[i] = tag_value(&h[i])) != NULL) {
-			kv[*n][0] = key[i];
-			kv[(*n)++][1] = own[i];
+		/* A tag left from a hook since deleted would cost instances a refused call. */
+		if (h[i].name == NULL)
+			t->gone[t->ngone++] = key[i];
+		else if ((t->own[i] = tag_value(&h[i])) != NULL) {
+			t->kv[t->n][0] = key[i];
+			t->kv[t->n++][1] = t->own[i];
 		}
 		free(h[i].name);
 	}
 	return OUTCOME_OK;
+}
+
+void
+lifecycle_tags_free(struct lifecycle_tags *t)
+{
+	if (t == NULL)
+		return;
+	free(t->own[0]);
+	free(t->own[1]);
+	memset(t, 0, sizeof *t);
 }
 
 /* "No active Lifecycle Action found" means the action is already settled. */

@@ -39,14 +39,18 @@ char	*lifecycle_hook_encode(const struct lifecycle_hook *);
  * 30 to 7200 s.
  */
 int	 lifecycle_hook_parse(const char *, struct lifecycle_hook *h);
-/*
- * Those tags for group's hooks as AWS has them now, from one
- * DescribeLifecycleHooks, for a caller about to tag the group: appends a
- * { key, value } pair to kv at *n for each transition that has a hook,
- * values kept in own[2] for the caller to free.
- */
-enum outcome lifecycle_hook_tags(struct aws *, const char *group, const char *kv[][2],
-	    size_t *n, char *own[2], char **);
+/* A group's hook tags as AWS has its hooks now, for a caller about to tag the group. */
+struct lifecycle_tags {
+	const char	*kv[2][2];	/* { key, value } pairs to set */
+	size_t		 n;
+	const char	*gone[2];	/* keys of transitions without a hook, to delete */
+	size_t		 ngone;
+	char		*own[2];	/* the values */
+};
+/* From one DescribeLifecycleHooks; lifecycle_tags_free frees it (also after an error). */
+enum outcome lifecycle_hook_tags(struct aws *, const char *group, struct lifecycle_tags *,
+	    char **);
+void	lifecycle_tags_free(struct lifecycle_tags *);
 /*
  * The group's first launch hook and first terminate hook, from one
  * DescribeLifecycleHooks (a fleet shares its Auto Scaling quota: one call,

@@ -547,22 +547,29 @@ static int
 tag_group(struct aws *a, const struct publish_opts *o, const char *group, const char *digest,
     char **cause)
 {
-	const char	*kv[TAGS_SET_MAX][2] = {
+	struct lifecycle_tags	 hooks;
+	const char		*kv[TAGS_SET_MAX][2] = {
 		{ o->version_tag, o->version },
 		{ o->sha256_tag, digest },
 	};
-	char		*own[2] = { NULL, NULL }, *err = NULL;
-	size_t		 n = 2;
-	int		 ret = 0;
+	char			*err = NULL;
+	size_t			 n = 2, i;
+	int			 ret = 0;
 
 	/* Without the hooks' names instances ask for them, as before: not worth failing. */
-	if (lifecycle_hook_tags(a, group, kv, &n, own, &err) != OUTCOME_OK)
+	if (lifecycle_hook_tags(a, group, &hooks, &err) != OUTCOME_OK)
 		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", group, err);
+	for (i = 0; i < hooks.n; i++) {
+		kv[n][0] = hooks.kv[i][0];
+		kv[n++][1] = hooks.kv[i][1];
+	}
 	if (tags_set_group(a, group, kv, n, 1, cause) != OUTCOME_OK)
 		ret = set_cause(cause, "tagging %s: %s", group, *cause != NULL ? *cause :
 		    "failed");
-	free(own[0]);
-	free(own[1]);
+	else if (hooks.ngone > 0 && tags_delete_group(a, group, hooks.gone, hooks.ngone,
+	    &err) != OUTCOME_OK)
+		log_warn("%s: stale hook tags left (DeleteTags: %s)", group, err);
+	lifecycle_tags_free(&hooks);
 	free(err);
 	return ret;
 }

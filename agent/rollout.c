@@ -351,17 +351,9 @@ set_tags(struct aws *a, const char *group, const char *const kv[][2], size_t n,
 static int
 delete_tag(struct aws *a, const char *group, const char *key, char **cause)
 {
-	struct aws_param	p[] = {
-		{ "Tags.member.1.ResourceId", group },
-		{ "Tags.member.1.ResourceType", "auto-scaling-group" },
-		{ "Tags.member.1.Key", key },
-	};
-	struct aws_result	res;
-	int			ret;
-
-	ret = call(a, AWS_AUTOSCALING, "DeleteTags", p, nitems(p), &res, cause);
-	aws_result_free(&res);
-	return ret;
+	if (tags_delete_group(a, group, &key, 1, cause) != OUTCOME_OK)
+		return set_cause(cause, "DeleteTags: %s", *cause);
+	return 0;
 }
 
 static int
@@ -1261,11 +1253,13 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 static int
 tag_version(struct run *r, char **cause)
 {
-	const char	*kv[TAGS_SET_MAX][2];
-	char		*own[2] = { NULL, NULL }, *err = NULL;
-	size_t		 n = 0;
-	int		 with_sha = r->hist.sha256 != NULL && *r->o->sha256_tag != '\0', ret = -1;
+	struct lifecycle_tags	 hooks;
+	const char		*kv[TAGS_SET_MAX][2];
+	char			*err = NULL;
+	size_t			 n = 0, i;
+	int			 with_sha, ret = -1;
 
+	with_sha = r->hist.sha256 != NULL && *r->o->sha256_tag != '\0';
 	kv[n][0] = r->o->version_tag;
 	kv[n++][1] = r->rec.version;
 	if (with_sha) {
@@ -1273,18 +1267,23 @@ tag_version(struct run *r, char **cause)
 		kv[n++][1] = r->hist.sha256;
 	}
 	/* Without the hooks' names instances ask for them, as before: not worth failing. */
-	if (lifecycle_hook_tags(r->a, r->rec.idle, kv, &n, own, &err) != OUTCOME_OK)
+	if (lifecycle_hook_tags(r->a, r->rec.idle, &hooks, &err) != OUTCOME_OK)
 		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", r->rec.idle,
 		    err);
+	for (i = 0; i < hooks.n; i++) {
+		kv[n][0] = hooks.kv[i][0];
+		kv[n++][1] = hooks.kv[i][1];
+	}
 	if (set_tags(r->a, r->rec.idle, kv, n, 1, cause) != 0)
 		goto out;
+	if (hooks.ngone > 0 && tags_delete_group(r->a, r->rec.idle, hooks.gone, hooks.ngone,
+	    &err) != OUTCOME_OK)
+		log_warn("%s: stale hook tags left (DeleteTags: %s)", r->rec.idle, err);
 	progress(r->o, "%s: tagged %s=%s%s%s", r->rec.idle, r->o->version_tag, r->rec.version,
-	    with_sha ? " with its sha256" : "", own[0] != NULL || own[1] != NULL ?
-	    " and its lifecycle hooks" : "");
+	    with_sha ? " with its sha256" : "", hooks.n > 0 ? " and its lifecycle hooks" : "");
 	ret = 0;
 out:
-	free(own[0]);
-	free(own[1]);
+	lifecycle_tags_free(&hooks);
 	free(err);
 	return ret;
 }

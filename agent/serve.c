@@ -179,6 +179,30 @@ serve_retry(struct agent *a, struct retry *r, double deadline)
 }
 
 /*
+ * A tag-named terminate hook had no action: check its name once. *next: 1
+ * when it was renamed (in *hook now), -1 when the group has no terminate
+ * hook, else 0 (a retryable outcome: asked again on the next pass).
+ */
+static enum outcome
+terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **cause)
+{
+	struct hook_recheck	rc;
+	enum outcome		r;
+
+	*next = 0;
+	if (outcome_retryable(r = agent_hook_recheck(a, 0, hook, &rc, cause)))
+		return r;
+	*tagged = 0;
+	if (r != OUTCOME_OK)
+		log_warn("terminate hook %s: DescribeLifecycleHooks: %s", *hook, *cause);
+	else if (rc.none)
+		*next = -1;
+	else if (rc.changed)
+		*next = 1;
+	return r;
+}
+
+/*
  * Complete the terminate hook, retrying while AWS has not registered the
  * action yet, and for as long as it gives no answer (a scale-in of hundreds
  * of instances shares one Auto Scaling bucket; the hook's own timeout is
@@ -192,7 +216,7 @@ complete_terminate(struct agent *a, char **hook, int tagged)
 	char		*cause = NULL;
 	double		 until = mono_now() + SERVE_NOT_PENDING_WAIT;
 	enum outcome	 r;
-	int		 timeout, changed;
+	int		 next;
 
 	/* The hook's own timeout is the backstop: no deadline here. */
 	serve_retry(a, &rt, HUGE_VAL);
@@ -204,11 +228,19 @@ complete_terminate(struct agent *a, char **hook, int tagged)
 			log_info("lifecycle: CONTINUE sent for terminate hook %s", *hook);
 			break;
 		}
-		if (r == OUTCOME_NOT_FOUND && tagged && !outcome_retryable(agent_hook_recheck(a,
-		    0, hook, &timeout, &changed, &cause))) {
-			tagged = 0;
-			if (changed)
-				continue;
+		if (r == OUTCOME_NOT_FOUND && tagged) {
+			r = terminate_renamed(a, hook, &tagged, &next, &cause);
+			if (next > 0)
+				continue;	/* renamed: complete that one now */
+			if (next < 0) {
+				state_set(&a->st.lifecycle, "no terminate hook on the group");
+				break;
+			}
+			/* Not known yet whether the name is right: no countdown meanwhile. */
+			if (outcome_retryable(r))
+				until = mono_now() + SERVE_NOT_PENDING_WAIT;
+			else
+				r = OUTCOME_NOT_FOUND;
 		}
 		if (r == OUTCOME_FATAL || a->halt.signals > 1 ||
 		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
@@ -296,7 +328,7 @@ drain(struct serve *s, int terminating, const char *why)
 	if (terminating && a->group != NULL) {
 		found = terminate_hook(a, 0, &hook, &timeout, &tagged);
 		if (hook != NULL)
-			agent_heartbeats(a, hook, timeout);
+			agent_heartbeats(a, hook, timeout, tagged ? &hook : NULL, 0);
 	}
 	end = mono_now() + a->cfg->drain;
 	/* A second stop signal cuts the drain short. */
@@ -306,11 +338,12 @@ drain(struct serve *s, int terminating, const char *why)
 	}
 	agent_stop_app(a, "app");
 	a->hb_hook = NULL;
+	a->hb_ref = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
 	if (outcome_retryable(found))
 		terminate_hook(a, 1, &hook, &timeout, &tagged);
 	if (hook != NULL)
-		complete_terminate(a, &hook, tagged);
+		complete_terminate(a, &hook, tagged && a->tag_term.name != NULL);
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
 	a->st.drain_until = 0;

@@ -216,9 +216,13 @@ out:
 	return ret;
 }
 
-enum outcome
-tags_set_group(struct aws *a, const char *group, const char *const kv[][2], size_t n,
-    int propagate, char **cause)
+/*
+ * One CreateOrUpdateTags (nfield 5: key, value, propagation) or DeleteTags
+ * (nfield 3: the key alone) for up to TAGS_SET_MAX tags of a group.
+ */
+static enum outcome
+group_tags_call(struct aws *a, const char *action, const char *group, const char *const kv[][2],
+    size_t n, size_t nfield, int propagate, char **cause)
 {
 	static const char	*field[] = { "ResourceId", "ResourceType", "Key", "Value",
 				    "PropagateAtLaunch" };
@@ -230,21 +234,42 @@ tags_set_group(struct aws *a, const char *group, const char *const kv[][2], size
 	enum outcome		 ret;
 
 	if (n > TAGS_SET_MAX)
-		fatal("tags_set_group: %zu tags, at most %d", n, TAGS_SET_MAX);
+		fatal("%s: %zu tags, at most %d", action, n, TAGS_SET_MAX);
 	for (i = 0; i < n; i++) {
 		value[0] = group;
 		value[1] = "auto-scaling-group";
 		value[2] = kv[i][0];
 		value[3] = kv[i][1];
 		value[4] = propagate ? "true" : "false";
-		for (f = 0; f < nitems(field); f++, np++) {
+		for (f = 0; f < nfield; f++, np++) {
 			snprintf(names[np], sizeof names[np], "Tags.member.%zu.%s", i + 1,
 			    field[f]);
 			p[np].name = names[np];
 			p[np].value = value[f];
 		}
 	}
-	ret = aws_call(a, AWS_AUTOSCALING, "CreateOrUpdateTags", p, np, &res, cause);
+	ret = aws_call(a, AWS_AUTOSCALING, action, p, np, &res, cause);
 	aws_result_free(&res);
 	return ret;
+}
+
+enum outcome
+tags_set_group(struct aws *a, const char *group, const char *const kv[][2], size_t n,
+    int propagate, char **cause)
+{
+	return group_tags_call(a, "CreateOrUpdateTags", group, kv, n, 5, propagate, cause);
+}
+
+enum outcome
+tags_delete_group(struct aws *a, const char *group, const char *const *keys, size_t n,
+    char **cause)
+{
+	const char	*kv[TAGS_SET_MAX][2];
+	size_t		 i;
+
+	for (i = 0; i < n && i < TAGS_SET_MAX; i++) {
+		kv[i][0] = keys[i];
+		kv[i][1] = NULL;
+	}
+	return group_tags_call(a, "DeleteTags", group, kv, n, 3, 0, cause);
 }

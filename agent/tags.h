@@ -46,6 +46,9 @@ enum outcome tags_from_group(struct aws *, const char *group, const char *const 
 #define TAGS_SET_MAX	4
 enum outcome tags_set_group(struct aws *, const char *group, const char *const kv[][2],
 	    size_t n, int propagate, char **);
+/* Delete up to TAGS_SET_MAX tags of a group by key, in one DeleteTags (a missing one is no error). */
+enum outcome tags_delete_group(struct aws *, const char *group, const char *const *keys,
+	    size_t n, char **);
 /* The instance's group and lifecycle state from DescribeAutoScalingInstances. */
 enum outcome tags_instance_group(struct aws *, const char *instance_id, char **group,
 	    char **lifecycle_state, char **);

@@ -142,6 +142,51 @@ class Pacing(FakeAWSCase):
         completes = [r.get("status") for r in self.autoscaling("CompleteLifecycleAction")]
         self.assertEqual(completes, [400, 200, 200], "old name refused, then both hooks")
 
+    def test_stale_launch_tag_found_by_the_first_heartbeat(self):
+        # A short hook gets a heartbeat at once; under the tag's old name it finds no
+        # action, so that heartbeat, not the CONTINUE, asks DescribeLifecycleHooks, and
+        # the heartbeats and the CONTINUE go to the hook's real name.
+        w, _ = self.world(heartbeat_timeout=60, tags=self.hook_tags("old-launch 60",
+                                                                     "old-terminate 60"))
+        a = self.start()
+        self.assert_serving(a, w)
+        self.assertIn(f"launch hook old-launch, named by tag asg-agent:launch-hook, is not the "
+                      f"group's: it is {self.group}-launch", a.log_text())
+        beats = [r.get("status") for r in self.autoscaling("RecordLifecycleActionHeartbeat")]
+        self.assertEqual(beats[:1], [400], "the first heartbeat, under the old name")
+        self.assertEqual([r.get("status") for r in self.autoscaling("CompleteLifecycleAction")],
+                         [200], "the CONTINUE went to the real name at once")
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+
+    def test_stale_terminate_tag_falls_back_at_scale_in(self):
+        # The launch tag is right, the terminate tag older than a rename: the boot asks
+        # nothing; the scale-in's CONTINUE is refused under the old name, one
+        # DescribeLifecycleHooks finds the real one, which gets the CONTINUE.
+        w, _ = self.world(terminate_hook=True, tags=self.hook_tags(
+            f"{self.group}-launch 300", "old-terminate 300"))
+        a = self.start("[lifecycle]\ndrain = 1\n")
+        self.assert_serving(a, w)
+        self.assertEqual(self.autoscaling("DescribeLifecycleHooks"), [])
+        self.scale_in(a, w)
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+        completes = [r.get("status") for r in self.autoscaling("CompleteLifecycleAction")]
+        self.assertEqual(completes, [200, 400, 200], "launch, old terminate name, real one")
+
+    def test_tag_of_a_deleted_terminate_hook(self):
+        # The group lost its terminate hook but kept the tag: one refused CONTINUE, one
+        # DescribeLifecycleHooks that finds no terminate hook, and the agent is done at once
+        # rather than retrying "no active action" for a minute.
+        w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", "gone 300"))
+        a = self.start("[lifecycle]\ndrain = 1\n")
+        self.assert_serving(a, w)
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(30), 0, a.log_text())
+        self.assertEqual(a.status_json()["lifecycle"], "no terminate hook on the group")
+        self.assertEqual([r.get("status") for r in self.autoscaling("CompleteLifecycleAction")],
+                         [200, 400])
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+
     def test_unreadable_hook_tag_is_ignored(self):
         w, _ = self.world(tags={"asg-agent:launch-hook": "launch;reboot 300"})
         a = self.start()

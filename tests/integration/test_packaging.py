@@ -312,18 +312,22 @@ class Packaging(unittest.TestCase):
         """The IAM actions the given agent/*.c files call: aws_call() and
         rollout.c's call() wrapper name service and action literally; rollout.c's
         standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
-        DescribeTags of its service; tags_set_group() is CreateOrUpdateTags, a
-        call of whoever calls it (CI's rollout and publish), not of tags.c, and
-        lifecycle_hook_tags() their DescribeLifecycleHooks;
+        DescribeTags of its service; tags_set_group() and tags_delete_group() are
+        CreateOrUpdateTags and DeleteTags, calls of whoever calls them (CI's rollout
+        and publish), not of tags.c, and lifecycle_hook_tags() their
+        DescribeLifecycleHooks;
         aws_s3_open() is s3:GetObject."""
         calls = set()
         for name in files:
             src = read(os.path.join(SRCDIR, "agent", name))
-            if name == "tags.c":
-                src, n = re.subn(r"\ntags_set_group\(.*?\n}\n", "\n", src, flags=re.S)
-                self.assertEqual(n, 1, "tags.c defines tags_set_group")
-            elif re.search(r"\btags_set_group\(", src):
-                calls.add("autoscaling:CreateOrUpdateTags")
+            # tags.c's group setters are calls of whoever calls them (CI's rollout and publish).
+            setters = {"tags_set_group": "CreateOrUpdateTags", "tags_delete_group": "DeleteTags"}
+            for fn, action in setters.items():
+                if name == "tags.c":
+                    src, n = re.subn(r"\n" + fn + r"\(.*?\n}\n", "\n", src, flags=re.S)
+                    self.assertEqual(n, 1, f"tags.c defines {fn}")
+                elif re.search(r"\b" + fn + r"\(", src):
+                    calls.add(f"autoscaling:{action}")
             # lifecycle_hook_tags() reads the hooks for whoever tags the group with them.
             if name != "lifecycle.c" and re.search(r"\blifecycle_hook_tags\(", src):
                 calls.add("autoscaling:DescribeLifecycleHooks")

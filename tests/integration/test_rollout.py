@@ -173,6 +173,10 @@ class Rollout(FakeAWSCase):
 
     def test_start_then_finish(self):
         self.fake_agents()
+        # A terminate hook's tag left from before: green has no terminate hook now.
+        self.asg.create_or_update_tags(Tags=[{
+            "ResourceId": self.green, "ResourceType": "auto-scaling-group",
+            "Key": "asg-agent:terminate-hook", "Value": "gone 300", "PropagateAtLaunch": True}])
         r = self.start()
         self.assert_exit(r, 0)
         self.assertIn("put in Standby", r.stdout)
@@ -181,7 +185,7 @@ class Rollout(FakeAWSCase):
         tags = self.tags(self.green)
         self.assertEqual(tags["asg-agent:version"], "2.0.0")
         self.assertEqual(tags["asg-agent:sha256"], "a" * 64)
-        # The new group's hook is named for its instances; it has no terminate hook.
+        # The new group's hook is named for its instances; the stale terminate tag is gone.
         self.assertEqual(tags.get("asg-agent:launch-hook"), f"{self.green}-launch 300", tags)
         self.assertNotIn("asg-agent:terminate-hook", tags)
         self.assertIn("phase=switched", tags["asg-agent:rollout"])
