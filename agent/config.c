@@ -126,7 +126,8 @@ static const struct opt opts[] = {
 	  .min = 0,
 	  .max = 1000,
 	  .def = "10",
-	  .help = "AWS requests per second this agent sends at most (0: no limit)"
+	  .help = "AWS API requests per second this agent sends at most, S3 transfers not "
+	      "counted (0: no limit)"
 	},
 	{ .section = "aws",
 	  .key = "retry_mode",

@@ -83,7 +83,7 @@ def _cached_get_available_regions(self, service_name, partition_name="aws", allo
 
 
 boto3.session.Session.get_available_regions = _cached_get_available_regions
-from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     create_backend_app,
@@ -93,6 +93,7 @@ import moto.autoscaling.models as asg_models  # noqa: E402
 import moto.autoscaling.responses as asg_responses  # noqa: E402
 from moto.autoscaling.exceptions import ValidationError  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.s3.models import FakeKey  # noqa: E402
 
 log = logging.getLogger("fakeaws")
 
@@ -415,6 +416,26 @@ class Lifecycle:
 LIFECYCLE = Lifecycle()
 
 
+def install_s3_value_cache() -> None:
+    """moto reads an object's whole body out of its spooled file for every GET,
+    ranged ones too, inside the one moto lock: a 164 MiB artifact fetched in 4 MiB
+    ranges cost 41 whole reads (about 4 s), which real S3 does not. Keep each
+    key's bytes once read; moto only ever replaces a body through the setter."""
+    prop = FakeKey.value
+
+    def get(self):
+        body = self.__dict__.get("_fake_body")
+        if body is None:
+            body = self.__dict__["_fake_body"] = prop.fget(self)
+        return body
+
+    def set_(self, new_value):
+        self.__dict__.pop("_fake_body", None)
+        prop.fset(self, new_value)
+
+    FakeKey.value = property(get, set_)
+
+
 def install_moto_patches() -> None:
     """Monkeypatch moto.autoscaling (models + responses), see Lifecycle."""
     G = asg_models.FakeAutoScalingGroup
@@ -545,6 +566,15 @@ def install_moto_patches() -> None:
     # moto dispatches on inspect.isfunction members of the class.
     R.complete_lifecycle_action = complete_lifecycle_action
     R.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+
+
+class NoDelayHandler(WSGIRequestHandler):
+    """moto's server writes an answer's headers and body apart: without TCP_NODELAY,
+    Nagle holds the body until the proxy's delayed ACK, about 40 ms a request."""
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class LockedApp:
@@ -2116,7 +2146,9 @@ def main(argv=None) -> int:
     parent = os.getppid()
 
     install_moto_patches()
-    moto_srv = make_server("127.0.0.1", 0, LockedApp(DomainDispatcherApplication(create_backend_app)), threaded=True)
+    install_s3_value_cache()
+    moto_srv = make_server("127.0.0.1", 0, LockedApp(DomainDispatcherApplication(create_backend_app)), threaded=True,
+                           request_handler=NoDelayHandler)
     MOTO_PORT = moto_srv.server_port
     threading.Thread(target=moto_srv.serve_forever, kwargs={"poll_interval": 0.05}, name="moto", daemon=True).start()
 

@@ -275,6 +275,23 @@ class VerifiedFetch(FakeAWSCase):
         # The first GET (dropped after its headers, cut or not), n chunks, one cut chunk again.
         self.assertEqual(len(self.s3_gets("sized.tar.gz")), 1 + n + 1)
 
+    def test_s3_ranges_are_not_under_the_api_rate_ceiling(self):
+        # [aws] max_rate keeps one agent from flooding the APIs' shared buckets; an
+        # artifact's ranged GETs are S3 data (5,500 a second per prefix). Under a
+        # ceiling of 1 a second the 7 GETs below would span at least 6 s.
+        files = random_files(5, 4 << 20, seed=9)
+        art = make_artifact(files)
+        self.f.put_s3("vfetch", "capped.tar.gz", art)
+        conf = write(os.path.join(self.dir, "rate.conf"), "[aws]\napi_timeout = 30\nmax_rate = 1\n"
+                     "[artifact]\nconnections = 3\n")
+        r = self.fetch("s3://vfetch/capped.tar.gz", "--sha256", sha256(art), "-o",
+                       os.path.join(self.dir, "capped.tar.gz"), conf=conf)
+        self.assert_exit(r, 0)
+        starts = sorted(q["time"] - q["duration"] for q in self.s3_gets("capped.tar.gz"))
+        n = (len(art) + (4 << 20) - 1) // (4 << 20)
+        self.assertEqual(len(starts), 1 + n, "the first GET and one per 4 MiB chunk")
+        self.assertLess(starts[-1] - starts[0], 3.0, f"GETs started at {starts}")
+
     def test_old_style_digest_stages_then_unpacks(self):
         out = os.path.join(self.dir, "o1")
         r = self.cli("-v", "fetch", "s3://vfetch/app.tar.gz", "--sha256", sha256(self.art),
