@@ -410,7 +410,9 @@ agent_hook_recheck(struct agent *a, int launch, char **hook, struct hook_recheck
 	char			*term;
 
 	memset(rc, 0, sizeof *rc);
-	if ((r = lifecycle_find_hooks(&a->client.aws, a->group, &l, &t, cause)) != OUTCOME_OK)
+	/* A group with two hooks of the transition: the tag's name, while it is one of them. */
+	if ((r = lifecycle_find_named(&a->client.aws, a->group, launch ? *hook : NULL,
+	    launch ? NULL : *hook, &l, &t, cause)) != OUTCOME_OK)
 		return r;
 	/* The answer names both hooks, for now: a scale-in soon after uses it, not the tags. */
 	free(a->tag_launch.name);

@@ -47,46 +47,68 @@ lifecycle_hook_parse(const char *s, struct lifecycle_hook *h)
 	return 0;
 }
 
-/* Fill h from a member of DescribeLifecycleHooks' answer, unless an earlier member did. */
+/*
+ * Fill h from a member of DescribeLifecycleHooks' answer, unless an earlier
+ * member did: the first hook of a transition, or the one named prefer.
+ */
 static void
-take_hook(struct lifecycle_hook *h, const struct xml_node *m)
+take_hook(struct lifecycle_hook *h, const struct xml_node *m, const char *prefer)
 {
-	const char	*t;
+	const char	*name, *t;
 
-	if (h->name != NULL || (t = xml_child_text(m, "LifecycleHookName")) == NULL)
+	if ((name = xml_child_text(m, "LifecycleHookName")) == NULL)
 		return;
-	h->name = xstrdup(t);
-	if ((t = xml_child_text(m, "HeartbeatTimeout")) != NULL)
-		h->timeout = atoi(t);
+	if (h->name != NULL && (prefer == NULL || strcmp(name, prefer) != 0 ||
+	    strcmp(h->name, prefer) == 0))
+		return;
+	free(h->name);
+	h->name = xstrdup(name);
+	h->timeout = (t = xml_child_text(m, "HeartbeatTimeout")) != NULL ? atoi(t) : 0;
 }
 
 enum outcome
 lifecycle_find_hooks(struct aws *a, const char *group, struct lifecycle_hook *launch,
     struct lifecycle_hook *terminate, char **cause)
 {
+	return lifecycle_find_named(a, group, NULL, NULL, launch, terminate, cause);
+}
+
+enum outcome
+lifecycle_find_named(struct aws *a, const char *group, const char *launch_name,
+    const char *terminate_name, struct lifecycle_hook *launch,
+    struct lifecycle_hook *terminate, char **cause)
+{
 	struct aws_param	 p[] = { { "AutoScalingGroupName", group } };
 	struct aws_result	 res;
-	struct xml_node		*m;
-	const char		*t;
 	enum outcome		 ret;
 
 	memset(launch, 0, sizeof *launch);
 	memset(terminate, 0, sizeof *terminate);
 	if ((ret = aws_call(a, AWS_AUTOSCALING, "DescribeLifecycleHooks", p, nitems(p), &res,
-	    cause)) != OUTCOME_OK)
-		goto out;
-	for (m = xml_child(xml_find(res.xml, "LifecycleHooks"), "member"); m != NULL;
+	    cause)) == OUTCOME_OK)
+		lifecycle_parse_hooks(res.xml, launch_name, terminate_name, launch, terminate);
+	aws_result_free(&res);
+	return ret;
+}
+
+void
+lifecycle_parse_hooks(const struct xml_node *root, const char *launch_name,
+    const char *terminate_name, struct lifecycle_hook *launch, struct lifecycle_hook *terminate)
+{
+	struct xml_node	*m;
+	const char	*t;
+
+	memset(launch, 0, sizeof *launch);
+	memset(terminate, 0, sizeof *terminate);
+	for (m = xml_child(xml_find(root, "LifecycleHooks"), "member"); m != NULL;
 	    m = xml_next(m)) {
 		if ((t = xml_child_text(m, "LifecycleTransition")) == NULL)
 			continue;
 		if (strcmp(t, LIFECYCLE_LAUNCHING) == 0)
-			take_hook(launch, m);
+			take_hook(launch, m, launch_name);
 		else if (strcmp(t, LIFECYCLE_TERMINATING) == 0)
-			take_hook(terminate, m);
+			take_hook(terminate, m, terminate_name);
 	}
-out:
-	aws_result_free(&res);
-	return ret;
 }
 
 /*

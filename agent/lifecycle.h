@@ -58,6 +58,15 @@ void	lifecycle_tags_free(struct lifecycle_tags *);
  */
 enum outcome lifecycle_find_hooks(struct aws *, const char *group,
 	    struct lifecycle_hook *launch, struct lifecycle_hook *terminate, char **);
+/* The same, but a hook of that transition with the given name (if any) wins over the first. */
+enum outcome lifecycle_find_named(struct aws *, const char *group, const char *launch_name,
+	    const char *terminate_name, struct lifecycle_hook *launch,
+	    struct lifecycle_hook *terminate, char **);
+/* The parser of that answer, exported for the unit tests. */
+struct xml_node;
+void	lifecycle_parse_hooks(const struct xml_node *, const char *launch_name,
+	    const char *terminate_name, struct lifecycle_hook *launch,
+	    struct lifecycle_hook *terminate);
 /* SetInstanceHealth Unhealthy: the ASG replaces the instance. */
 enum outcome lifecycle_set_unhealthy(struct aws *, const char *instance_id, char **);
 /*

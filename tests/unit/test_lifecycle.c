@@ -4,6 +4,7 @@
 
 #include "lifecycle.h"
 #include "tap.h"
+#include "xml.h"
 
 /* What rollout writes reads back the same. */
 static void
@@ -64,11 +65,53 @@ test_refused(void)
 	tap_int(lifecycle_hook_parse(name, &h), -1, "a 256-character name");
 }
 
+static const char hooks_doc[] =
+    "<DescribeLifecycleHooksResponse><DescribeLifecycleHooksResult><LifecycleHooks>"
+    "<member><LifecycleHookName>other-tool</LifecycleHookName><LifecycleTransition>"
+    "autoscaling:EC2_INSTANCE_LAUNCHING</LifecycleTransition><HeartbeatTimeout>600"
+    "</HeartbeatTimeout></member>"
+    "<member><LifecycleHookName>ours</LifecycleHookName><LifecycleTransition>"
+    "autoscaling:EC2_INSTANCE_LAUNCHING</LifecycleTransition><HeartbeatTimeout>60"
+    "</HeartbeatTimeout></member>"
+    "<member><LifecycleHookName>bye</LifecycleHookName><LifecycleTransition>"
+    "autoscaling:EC2_INSTANCE_TERMINATING</LifecycleTransition><HeartbeatTimeout>300"
+    "</HeartbeatTimeout></member>"
+    "</LifecycleHooks></DescribeLifecycleHooksResult></DescribeLifecycleHooksResponse>";
+
+/* The first hook of each transition, unless a name asked for is one of the group's. */
+static void
+test_parse_hooks(void)
+{
+	struct xml_node		*root = NULL;
+	struct lifecycle_hook	 l, t;
+
+	tap_int(xml_parse(hooks_doc, strlen(hooks_doc), &root, NULL), 0, "the answer parses");
+	lifecycle_parse_hooks(root, NULL, NULL, &l, &t);
+	tap_str(l.name, "other-tool", "no name asked: the first launch hook");
+	tap_int(l.timeout, 600, "its timeout");
+	tap_str(t.name, "bye", "the terminate hook");
+	tap_int(t.timeout, 300, "its timeout");
+	free(l.name);
+	free(t.name);
+	lifecycle_parse_hooks(root, "ours", NULL, &l, &t);
+	tap_str(l.name, "ours", "a tag's name that is still a hook of the group wins");
+	tap_int(l.timeout, 60, "with its own timeout");
+	free(l.name);
+	free(t.name);
+	lifecycle_parse_hooks(root, "renamed-away", "gone", &l, &t);
+	tap_str(l.name, "other-tool", "a name the group no longer has: the first");
+	tap_str(t.name, "bye", "the same for the terminate hook");
+	free(l.name);
+	free(t.name);
+	xml_free(root);
+}
+
 int
 main(void)
 {
 	tap_run("round trip", test_round_trip);
 	tap_run("edges", test_edges);
 	tap_run("refused", test_refused);
+	tap_run("parse hooks", test_parse_hooks);
 	return tap_done();
 }
