@@ -299,12 +299,13 @@ class BootEdges(FakeAWSCase):
         self.assertIn("autoscaling:DescribeTags", self.tag_calls())
 
     def test_max_rate_spaces_the_agents_requests(self):
-        # [aws] max_rate = 1: a bucket of 1 refilled once a second, S3 reads included.
+        # [aws] max_rate = 1: a bucket of 1 refilled once a second for the API requests;
+        # S3 transfers are not under it (test_verified_fetch checks that side).
         w, _ = self.world()
         a = self.start("[aws]\nmax_rate = 1\n")
         self.assert_serving(a, w)
-        starts = [q["start"] for q in self.f.requests(target="aws")]
-        self.assertGreaterEqual(len(starts), 4, self.f.requests(target="aws"))
+        starts = [q["start"] for q in self.f.requests(target="aws") if q.get("service") != "s3"]
+        self.assertGreaterEqual(len(starts), 3, self.f.requests(target="aws"))
         gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
         self.assertGreaterEqual(min(gaps), 0.9, gaps)
 

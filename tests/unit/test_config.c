@@ -294,7 +294,8 @@ test_man(void)
 	free(got);
 	got = man_entry_of(man, "terminate_hook");
 	tap_str(got, ".TP\n.BI terminate_hook \" = \" string\n"
-	    "terminate lifecycle hook name; empty: found with DescribeLifecycleHooks.\n"
+	    "terminate lifecycle hook name; empty: named by the group's tag\n"
+	    "asg\\-agent:terminate\\-hook, else found with DescribeLifecycleHooks.\n"
 	    ".br\nType: string.\nDefault: empty.\nReloaded by SIGHUP.\n",
 	    "an empty default, reloaded by SIGHUP");
 	free(got);
