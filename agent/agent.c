@@ -292,8 +292,11 @@ agent_heartbeats(struct agent *a, const char *hook, int hook_timeout, char **tag
 	}
 }
 
-/* A tag-named hook had no action to beat for: follow a rename, or stop beating. */
-static void
+/*
+ * A tag-named hook had no action to beat for: 1 when heartbeats go on (a
+ * rename followed, or no answer yet: the next heartbeat asks again), else 0.
+ */
+static int
 heartbeat_renamed(struct agent *a)
 {
 	struct hook_recheck	 rc;
@@ -301,23 +304,20 @@ heartbeat_renamed(struct agent *a)
 	int			 launch = a->hb_launch;
 	enum outcome		 r;
 
-	/* No answer: the next heartbeat asks again. */
-	if (outcome_retryable(r = agent_hook_recheck(a, launch, ref, &rc, &cause)))
-		goto out;
-	if (r != OUTCOME_OK)
+	r = agent_hook_recheck(a, launch, ref, &rc, &cause);
+	if (r != OUTCOME_OK && !outcome_retryable(r))
 		log_warn("DescribeLifecycleHooks: %s", cause);
+	free(cause);
+	if (outcome_retryable(r))
+		return 1;
 	if (launch)
 		a->hook_tagged = 0;
-	if (rc.changed) {
-		arm_heartbeats(a, *ref, rc.timeout);
-		a->next_heartbeat = 0;	/* the renamed hook's first, at the next tick */
-	} else {
-		log_info("lifecycle hook %s has no pending action: no more heartbeats", *ref);
-		a->hb_hook = NULL;
-		a->hb_ref = NULL;
-	}
-out:
-	free(cause);
+	a->hb_ref = NULL;
+	if (!rc.changed)
+		return 0;
+	arm_heartbeats(a, *ref, rc.timeout);
+	a->next_heartbeat = 0;	/* the renamed hook's first, at the next tick */
+	return 1;
 }
 
 void
@@ -351,12 +351,13 @@ agent_tick(void *arg)
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
 	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
-	else if (r == OUTCOME_NOT_FOUND && a->hb_ref != NULL)
-		heartbeat_renamed(a);
 	else if (r == OUTCOME_NOT_FOUND) {
-		log_info("lifecycle hook %s has no pending action: no more heartbeats",
-		    a->hb_hook);
-		a->hb_hook = NULL;
+		/* A tag's name may be out of date: follow a rename before giving up. */
+		if (a->hb_ref == NULL || !heartbeat_renamed(a)) {
+			log_info("lifecycle hook %s has no pending action: no more heartbeats",
+			    a->hb_hook);
+			a->hb_hook = NULL;
+		}
 	} else
 		log_debug("lifecycle heartbeat sent for hook %s", a->hb_hook);
 	free(cause);

@@ -102,8 +102,9 @@ struct hook_recheck {
 /*
  * A hook named by a tag had no pending action: the tag may be older than a
  * rename of the hook. One DescribeLifecycleHooks (launch: the launch hook's,
- * else the terminate hook's) fills rc; its answer also serves a scale-in, and
- * neither hook tag is used again. Returns the call's outcome.
+ * else the terminate hook's) fills rc; once it answers, that answer also
+ * serves a scale-in and neither hook tag is used again. Returns the call's
+ * outcome.
  */
 enum outcome agent_hook_recheck(struct agent *, int launch, char **hook, struct hook_recheck *,
 	    char **cause);
