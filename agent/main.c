@@ -24,6 +24,7 @@
 #include "log.h"
 #include "publish.h"
 #include "rollout.h"
+#include "rollrec.h"
 #include "serve.h"
 #include "state.h"
 #include "status.h"
@@ -639,7 +640,7 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		case 'f': o.force = 1; break;
 		case 'b':
 			o.bake = strtod(optarg, &end);
-			if (*end != '\0' || !(o.bake >= 0 && o.bake <= 86400)) {
+			if (*end != '\0' || !(o.bake >= 0 && o.bake <= ROLLREC_MAX_BAKE)) {
 				fprintf(stderr, "asg-agent: bad --bake '%s'\n", optarg);
 				return ROLLOUT_USAGE;
 			}

@@ -14,6 +14,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "rollout.h"
+#include "rollrec.h"
 #include "tags.h"
 #include "util.h"
 #include "xml.h"
@@ -22,8 +23,6 @@
 #define ROLLOUT_BATCH		20	/* instance ids per Enter/ExitStandby call */
 #define ROLLOUT_KEEP		16	/* history entries kept on each group */
 #define ROLLOUT_MAX_ALARMS	16
-#define ROLLOUT_MAX_SIZE	100000	/* a recorded capacity beyond this is not ours */
-#define ROLLOUT_MAX_PCT		5	/* --steps entries: ten steps' times fit the history tag */
 
 struct inst {
 	char	*id;
@@ -44,24 +43,6 @@ struct group {
 	char		*alarms;	/* the alarms tag's value, or NULL */
 	struct history	*hist;		/* past rollouts onto this group */
 	size_t		 nhist;
-};
-
-/*
- * What the rollout tag records: "VERSION live=G idle=G step=K/N phase=P size=W
- * steps=LIST bake=S since=T hist=T". Phases: scaling (the step's capacity and
- * health), baking (since T), baked, and switched (the last step baked).
- */
-struct record {
-	char		*version;
-	char		*live;
-	char		*idle;
-	int		 step, nsteps;
-	char		*phase;
-	int		 size;		/* the live group's capacity when it began */
-	char		*steps;		/* the --steps list, "-" for one step */
-	int		 bake;
-	long long	 since;
-	long long	 hist;		/* the history entry's start time */
 };
 
 static void
@@ -89,114 +70,6 @@ group_clear(struct group *g)
 		history_clear(&g->hist[i]);
 	free(g->hist);
 	memset(g, 0, sizeof *g);
-}
-
-static void
-record_clear(struct record *r)
-{
-	if (r == NULL)
-		return;
-	free(r->version);
-	free(r->live);
-	free(r->idle);
-	free(r->phase);
-	free(r->steps);
-	memset(r, 0, sizeof *r);
-}
-
-static void
-replace_str(char **p, const char *s)
-{
-	free(*p);
-	*p = xstrdup(s);
-}
-
-/* Only the last step ends "switched"; the others end "baked". */
-static int
-phase_known(const char *p, int last)
-{
-	if (strcmp(p, "scaling") == 0 || strcmp(p, "baking") == 0)
-		return 1;
-	return strcmp(p, last ? "switched" : "baked") == 0;
-}
-
-static int
-record_parse(const char *s, struct record *r)
-{
-	char	*copy = xstrdup(s), *w, *save = NULL;
-	int	 ret = -1;
-
-	memset(r, 0, sizeof *r);
-	for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
-		/* A word given twice: the last one counts. */
-		if (strncmp(w, "live=", 5) == 0)
-			replace_str(&r->live, w + 5);
-		else if (strncmp(w, "idle=", 5) == 0)
-			replace_str(&r->idle, w + 5);
-		else if (strncmp(w, "step=", 5) == 0)
-			sscanf(w + 5, "%d/%d", &r->step, &r->nsteps);
-		else if (strncmp(w, "phase=", 6) == 0)
-			replace_str(&r->phase, w + 6);
-		else if (strncmp(w, "size=", 5) == 0)
-			r->size = atoi(w + 5);
-		else if (strncmp(w, "steps=", 6) == 0)
-			replace_str(&r->steps, w + 6);
-		else if (strncmp(w, "bake=", 5) == 0)
-			r->bake = atoi(w + 5);
-		else if (strncmp(w, "since=", 6) == 0)
-			r->since = atoll(w + 6);
-		else if (strncmp(w, "hist=", 5) == 0)
-			r->hist = atoll(w + 5);
-		else if (r->version == NULL)
-			r->version = xstrdup(w);
-	}
-	if (r->version != NULL && r->live != NULL && r->idle != NULL && r->phase != NULL &&
-	    r->steps != NULL && r->step >= 1 && r->step <= r->nsteps && r->size > 0 &&
-	    r->size <= ROLLOUT_MAX_SIZE && phase_known(r->phase, r->step == r->nsteps))
-		ret = 0;
-	else
-		record_clear(r);
-	free(copy);
-	return ret;
-}
-
-static char *
-record_encode(const struct record *r)
-{
-	return xasprintf("%s live=%s idle=%s step=%d/%d phase=%s size=%d steps=%s bake=%d "
-	    "since=%lld hist=%lld", r->version, r->live, r->idle, r->step, r->nsteps, r->phase,
-	    r->size, r->steps, r->bake, r->since, r->hist);
-}
-
-/* The --steps list as percentages: rising, 1 to 100, ending at 100. */
-static int
-steps_parse(const char *s, int *pct, size_t *n, char **cause)
-{
-	char	*copy, *w, *save = NULL, *end;
-	long	 v, last = 0;
-	int	 ret = -1;
-
-	*n = 0;
-	if (s == NULL || strcmp(s, "-") == 0)
-		return 0;
-	copy = xstrdup(s);
-	for (w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
-		v = strtol(w, &end, 10);
-		if (*end != '\0' || v <= last || v > 100 || *n == ROLLOUT_MAX_PCT) {
-			set_cause(cause, "bad --steps '%s': at most %d rising percentages up "
-			    "to 100", s, ROLLOUT_MAX_PCT);
-			goto out;
-		}
-		pct[(*n)++] = (int)(last = v);
-	}
-	if (last != 100) {
-		set_cause(cause, "bad --steps '%s': the last step must be 100", s);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(copy);
-	return ret;
 }
 
 /* One line of progress (text), or nothing with --json (the summary comes at the end). */
@@ -647,7 +520,7 @@ summary_json(const struct rollout_opts *o, const char *action, int code, const c
 /* The two groups of the rollout in progress, from the rollout tag (or the options). */
 static int
 load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struct group *idle,
-    struct record *rec, char **cause)
+    struct rollrec *rec, char **cause)
 {
 	struct aws_param	 p[] = {
 		{ "Filters.member.1.Name", "key" },
@@ -683,7 +556,7 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 			    ROLLOUT_TAG);
 			goto out;
 		}
-		if (record_parse(first, rec) != 0) {
+		if (rollrec_parse(first, rec) != 0) {
 			set_cause(cause, "unreadable %s tag '%s'", ROLLOUT_TAG, first);
 			goto out;
 		}
@@ -692,7 +565,7 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	    describe(a, o, o->idle != NULL ? o->idle : rec->idle, idle, cause) != 0)
 		goto out;
 	if (rec->version == NULL && (idle->rollout == NULL ||
-	    record_parse(idle->rollout, rec) != 0)) {
+	    rollrec_parse(idle->rollout, rec) != 0)) {
 		set_cause(cause, "no rollout in progress between %s and %s", live->name,
 		    idle->name);
 		goto out;
@@ -707,7 +580,7 @@ out:
 struct run {
 	struct aws			*a;
 	const struct rollout_opts	*o;
-	struct record			 rec;
+	struct rollrec			 rec;
 	struct history			 hist;
 	char				*alarms;	/* comma-separated, or NULL */
 	int				 pct[HISTORY_STEPS];
@@ -718,7 +591,7 @@ struct run {
 static void
 run_clear(struct run *r)
 {
-	record_clear(&r->rec);
+	rollrec_clear(&r->rec);
 	history_clear(&r->hist);
 	free(r->alarms);
 	r->alarms = NULL;
@@ -728,7 +601,7 @@ static int
 save_record(struct run *r, char **cause)
 {
 	const char	*kv[1][2];
-	char		*tag = record_encode(&r->rec);
+	char		*tag = rollrec_encode(&r->rec);
 	int		 ret;
 
 	kv[0][0] = ROLLOUT_TAG;
@@ -761,7 +634,7 @@ save_history(struct run *r, char **cause)
 static int
 run_plan(struct run *r, char **cause)
 {
-	if (steps_parse(r->rec.steps, r->pct, &r->npct, cause) != 0)
+	if (rollrec_steps(r->rec.steps, r->pct, &r->npct, cause) != 0)
 		return -1;
 	if (r->rec.nsteps != (r->npct == 0 ? 1 : 2 * (int)r->npct))
 		return set_cause(cause, "the rollout tag's steps do not match its step count");
@@ -1198,7 +1071,7 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	const struct group		*both[2] = { live, idle };
 	const char			*sha = o->sha256, *kv[1][2];
 
-	if (steps_parse(o->steps, r->pct, &r->npct, cause) != 0 ||
+	if (rollrec_steps(o->steps, r->pct, &r->npct, cause) != 0 ||
 	    alarms_join(o, &r->alarms, cause) != 0)
 		return ROLLOUT_USAGE;
 	if (idle->desired > 0 || idle->ninst > 0) {
@@ -1331,7 +1204,7 @@ rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 	if (live.rollout != NULL || idle.rollout != NULL) {
 		cur = idle.rollout != NULL ? idle.rollout : live.rollout;
 		/* The same switch again (a CI job rerun after a crash) resumes it. */
-		if (record_parse(cur, &r.rec) != 0 || strcmp(r.rec.version, o->version) != 0 ||
+		if (rollrec_parse(cur, &r.rec) != 0 || strcmp(r.rec.version, o->version) != 0 ||
 		    strcmp(r.rec.live, o->live) != 0 || strcmp(r.rec.idle, o->idle) != 0) {
 			set_cause(cause, "a rollout is in progress (%s = '%s'): finish or roll "
 			    "it back first", ROLLOUT_TAG, cur);

@@ -187,6 +187,17 @@ def history_seeds(d):
           "x" * 100)
 
 
+# ---------------------------------------------------------------- rollout tag
+def rollrec_seeds(d):
+    write(d, "baking.txt", "2.0.0 live=web-blue idle=web-green step=2/4 phase=baking size=6 "
+          "steps=25,100 bake=300 since=1796534900 hist=1796534895")
+    write(d, "switched.txt", "1.4.2 live=a idle=b step=1/1 phase=switched size=1 steps=- "
+          "bake=0 since=0 hist=5")
+    write(d, "twice.txt", "v live=a idle=b step=1/2 phase=scaling size=3 steps=50,100 "
+          "size=4 extra=word")
+    write(d, "junk.txt", "v live=a idle=b step=1/2x phase=baked size=6abc steps=- bake=-1")
+
+
 # ---------------------------------------------------------------- state.json
 def state_seeds(d):
     st = {
@@ -518,6 +529,7 @@ def main():
     creds_seeds(os.path.join(c, "creds"))
     state_seeds(os.path.join(c, "state"))
     history_seeds(os.path.join(c, "history"))
+    rollrec_seeds(os.path.join(c, "rollrec"))
     artifact_seeds(os.path.join(c, "artifact"))
     config_seeds(os.path.join(c, "config"), a.srcdir)
     sigv4_seeds(os.path.join(c, "sigv4"))

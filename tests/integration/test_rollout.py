@@ -270,6 +270,25 @@ class Rollout(FakeAWSCase):
         self.assertEqual(len(self.asg_group(self.green)["Instances"]), 2, "no extra capacity")
         self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
 
+    def test_corrupted_record_is_refused(self):
+        # A size with junk after it once read as its number; the CI scales by it.
+        bad = (f"2.0.0 live={self.blue} idle={self.green} step=1/1 phase=scaling size=2x "
+               "steps=- bake=0 since=0 hist=5")
+        self.asg.create_or_update_tags(Tags=[{
+            "ResourceId": g, "ResourceType": "auto-scaling-group", "Key": "asg-agent:rollout",
+            "Value": bad, "PropagateAtLaunch": False} for g in (self.blue, self.green)])
+        r = self.rollout("step")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("unreadable asg-agent:rollout tag", r.stderr)
+        r = self.rollout("step", "--live", self.blue, "--idle", self.green)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("no rollout in progress", r.stderr)
+        r = self.start()
+        self.assert_exit(r, 3)
+        self.assertIn("a rollout is in progress", r.stderr)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0, "nothing scaled")
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+
     def guarded(self, *extra, version="2.0.0"):
         return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
                 "--sha256", "a" * 64, "--timeout", "60", *extra]
