@@ -229,16 +229,20 @@ delete_tag(struct aws *a, const char *group, const char *key, char **cause)
 	return 0;
 }
 
+/* The group's desired capacity, with MinSize min (-1: lowered only as far as desired needs). */
 static int
-set_capacity(struct aws *a, const struct group *g, int desired, char **cause)
+set_capacity(struct aws *a, const struct group *g, int min, int desired, char **cause)
 {
 	struct aws_param	 p[4];
 	struct aws_result	 res;
 	char			 smin[16], smax[16], sdes[16];
-	int			 ret;
+	int			 ret, max;
 
-	snprintf(smin, sizeof smin, "%d", g->min < desired ? g->min : desired);
-	snprintf(smax, sizeof smax, "%d", g->max > desired ? g->max : desired);
+	if (min < 0 || min > desired)
+		min = g->min < desired ? g->min : desired;
+	max = g->max > desired ? g->max : desired;
+	snprintf(smin, sizeof smin, "%d", min);
+	snprintf(smax, sizeof smax, "%d", max);
 	snprintf(sdes, sizeof sdes, "%d", desired);
 	p[0] = (struct aws_param){ "AutoScalingGroupName", g->name };
 	p[1] = (struct aws_param){ "MinSize", smin };
@@ -517,7 +521,11 @@ summary_json(const struct rollout_opts *o, const char *action, int code, const c
 	json_object_put(root);
 }
 
-/* The two groups of the rollout in progress, from the rollout tag (or the options). */
+/*
+ * The two groups of the rollout in progress, from the rollout tag (or the
+ * options, which must name them as the tag does: swapped, finish would remove
+ * the new group). ROLLOUT_OK, ROLLOUT_ERROR or ROLLOUT_REFUSED.
+ */
 static int
 load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struct group *idle,
     struct rollrec *rec, char **cause)
@@ -529,7 +537,7 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	struct aws_result	 res;
 	struct xml_node		*m;
 	const char		*v, *first = NULL;
-	int			 ret = -1;
+	int			 ret = ROLLOUT_ERROR;
 
 	memset(rec, 0, sizeof *rec);
 	memset(&res, 0, sizeof res);
@@ -570,7 +578,13 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 		    idle->name);
 		goto out;
 	}
-	ret = 0;
+	if (strcmp(rec->live, live->name) != 0 || strcmp(rec->idle, idle->name) != 0) {
+		set_cause(cause, "the rollout in progress is from %s to %s, not from %s to %s",
+		    rec->live, rec->idle, live->name, idle->name);
+		ret = ROLLOUT_REFUSED;
+		goto out;
+	}
+	ret = ROLLOUT_OK;
 out:
 	aws_result_free(&res);
 	return ret;
@@ -709,14 +723,14 @@ static int
 do_step(struct run *r, char **cause)
 {
 	struct group	g;
-	int		idle_want, standby_want, moved, n, ret = ROLLOUT_ERROR;
+	int		idle_want, standby_want, moved, n, lo, ret = ROLLOUT_ERROR;
 
 	step_targets(r, r->rec.step, &idle_want, &standby_want);
 	memset(&g, 0, sizeof g);
 	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0)
 		goto out;
 	if (g.desired < idle_want) {
-		if (set_capacity(r->a, &g, idle_want, cause) != 0)
+		if (set_capacity(r->a, &g, -1, idle_want, cause) != 0)
 			goto out;
 		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
 		    r->rec.step, r->rec.nsteps);
@@ -729,6 +743,10 @@ do_step(struct run *r, char **cause)
 	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0)
 		goto out;
 	if ((n = count_state(&g, "Standby")) < standby_want) {
+		/* EnterStandby may not take the desired capacity below MinSize. */
+		lo = g.desired - (standby_want - n) < 0 ? 0 : g.desired - (standby_want - n);
+		if (lo < g.min && set_capacity(r->a, &g, lo, g.desired, cause) != 0)
+			goto out;
 		if (standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,
 		    cause) != 0)
 			goto out;
@@ -848,6 +866,15 @@ drive(struct run *r, int advance, char **cause)
 {
 	int	ret;
 
+	if (strcmp(r->rec.phase, "rolling-back") == 0) {
+		set_cause(cause, "a rollback was under way");
+		return ROLLOUT_FAILED;
+	}
+	if (strcmp(r->rec.phase, "finishing") == 0) {
+		set_cause(cause, "the rollout of %s is finishing: run 'asg-agent rollout finish' "
+		    "again", r->rec.version);
+		return ROLLOUT_REFUSED;
+	}
 	for (;;) {
 		if (strcmp(r->rec.phase, "scaling") == 0) {
 			if (r->hist.nsteps < (size_t)r->rec.step ||
@@ -910,15 +937,29 @@ end_rollout(struct run *r, const char *outcome, char **cause)
 	return 0;
 }
 
-/* Old instances back from Standby and healthy, then the new group to 0. */
+/*
+ * Old instances back from Standby, the old group back to its size and
+ * MinSize and healthy, then the new group to 0.
+ */
 static int
 roll_back(struct run *r, char **cause)
 {
 	struct group	live, idle;
-	int		ret = ROLLOUT_ERROR, moved;
+	int		ret = ROLLOUT_ERROR, moved, want;
 
 	memset(&live, 0, sizeof live);
 	memset(&idle, 0, sizeof idle);
+	if (strcmp(r->rec.phase, "finishing") == 0) {
+		set_cause(cause, "the rollout of %s is finishing (%s is on its way out): run "
+		    "'asg-agent rollout finish' again", r->rec.version, r->rec.live);
+		return ROLLOUT_REFUSED;
+	}
+	/* Recorded first: a rerun of start or step then goes on back, never forward. */
+	if (strcmp(r->rec.phase, "rolling-back") != 0) {
+		set_phase(r, "rolling-back");
+		if (save_record(r, cause) != 0)
+			goto out;
+	}
 	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0 ||
 	    standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
 		goto out;
@@ -927,13 +968,18 @@ roll_back(struct run *r, char **cause)
 	group_clear(&live);
 	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0)
 		goto out;
+	/* Its recorded size, even when Standby instances were lost on the way. */
+	want = live.desired > r->rec.size ? live.desired : r->rec.size;
+	if ((want != live.desired || (r->rec.min >= 0 && live.min != r->rec.min)) &&
+	    set_capacity(r->a, &live, r->rec.min, want, cause) != 0)
+		goto out;
 	/* The old instances must serve again before the new ones go. */
-	ret = wait_healthy(r->a, r->o, live.name, live.desired, 0, NULL, cause);
+	ret = wait_healthy(r->a, r->o, live.name, want, 0, NULL, cause);
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
 	if (describe(r->a, r->o, r->rec.idle, &idle, cause) != 0 ||
-	    set_capacity(r->a, &idle, 0, cause) != 0)
+	    set_capacity(r->a, &idle, -1, 0, cause) != 0)
 		goto out;
 	progress(r->o, "%s: scaled to 0", idle.name);
 	if (end_rollout(r, "rolled-back", cause) != 0)
@@ -955,8 +1001,11 @@ drive_guarded(struct run *r, int advance, char **cause)
 
 	if ((ret = drive(r, advance, cause)) != ROLLOUT_FAILED)
 		return ret;
-	why = xasprintf("%s during step %d of %d (%s)", *cause, r->rec.step, r->rec.nsteps,
-	    strcmp(r->rec.phase, "baking") == 0 ? "bake" : "scaling");
+	if (strcmp(r->rec.phase, "rolling-back") == 0)
+		why = xasprintf("%s (step %d of %d)", *cause, r->rec.step, r->rec.nsteps);
+	else
+		why = xasprintf("%s during step %d of %d (%s)", *cause, r->rec.step,
+		    r->rec.nsteps, strcmp(r->rec.phase, "baking") == 0 ? "bake" : "scaling");
 	progress(r->o, "%s: rolling back", why);
 	if ((ret = roll_back(r, &err)) != ROLLOUT_OK)
 		set_cause(cause, "%s; the rollback failed: %s", why, err);
@@ -1063,6 +1112,43 @@ alarms_join(const struct rollout_opts *o, char **out, char **cause)
 	return 0;
 }
 
+/* Both groups behind the same target groups: else the new one's health says nothing. */
+static int
+same_target_groups(const struct group *live, const struct group *idle, char **cause)
+{
+	size_t	i;
+
+	for (i = 0; i < live->ntgs && live->ntgs == idle->ntgs; i++) {
+		if (!in_list(idle->tgs, idle->ntgs, live->tgs[i]))
+			break;
+	}
+	if (live->ntgs == idle->ntgs && i == live->ntgs)
+		return 0;
+	return set_cause(cause, "%s and %s are not behind the same target groups (%zu and "
+	    "%zu): the new group's health would not be the traffic's", live->name, idle->name,
+	    live->ntgs, idle->ntgs);
+}
+
+/* The record at its longest (a ten-digit time, the last step, the longest phase) fits a tag. */
+static int
+record_fits(const struct rollrec *rec, char **cause)
+{
+	struct rollrec	 longest = *rec;
+	char		*v;
+	size_t		 len;
+
+	longest.since = ROLLREC_MAX_TIME;
+	longest.step = longest.nsteps;
+	longest.phase = (char *)"rolling-back";
+	v = rollrec_encode(&longest);
+	len = strlen(v);
+	free(v);
+	if (len <= ROLLREC_MAX)
+		return 0;
+	return set_cause(cause, "the group names and version are too long for the %s tag (%zu "
+	    "characters, at most %d)", ROLLOUT_TAG, len, ROLLREC_MAX);
+}
+
 /* A new rollout: check, then record it (tags) before touching any capacity. */
 static int
 run_begin(struct run *r, const struct group *live, const struct group *idle, char **cause)
@@ -1070,6 +1156,7 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	const struct rollout_opts	*o = r->o;
 	const struct group		*both[2] = { live, idle };
 	const char			*sha = o->sha256, *kv[1][2];
+	int				 ret;
 
 	if (rollrec_steps(o->steps, r->pct, &r->npct, cause) != 0 ||
 	    alarms_join(o, &r->alarms, cause) != 0)
@@ -1083,8 +1170,15 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 		set_cause(cause, "live group %s has no capacity to match", live->name);
 		return ROLLOUT_REFUSED;
 	}
-	if (r->alarms != NULL && check_alarms(r->a, r->alarms, cause) == ROLLOUT_ERROR)
-		return ROLLOUT_ERROR;
+	if (same_target_groups(live, idle, cause) != 0)
+		return ROLLOUT_REFUSED;
+	/* An alarm already firing would roll back what it did not cause. */
+	if ((ret = check_alarms(r->a, r->alarms, cause)) == ROLLOUT_FAILED) {
+		set_cause(cause, "%s: not starting", *cause);
+		return ROLLOUT_REFUSED;
+	}
+	if (ret != ROLLOUT_OK)
+		return ret;
 	if (sha == NULL && (sha = history_digest(both, 2, o->version)) != NULL)
 		progress(o, "%s: digest %s from the history", o->version, sha);
 	r->rec.version = xstrdup(o->version);
@@ -1097,6 +1191,9 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	r->rec.steps = xstrdup(o->steps != NULL ? o->steps : "-");
 	r->rec.bake = (int)o->bake;
 	r->rec.hist = (long long)wall_now();
+	r->rec.min = live->min;
+	if (record_fits(&r->rec, cause) != 0)
+		return ROLLOUT_USAGE;
 	r->hist.started = r->rec.hist;
 	r->hist.version = xstrdup(o->version);
 	r->hist.sha256 = sha != NULL ? xstrdup(sha) : NULL;
@@ -1148,6 +1245,10 @@ tag_version(struct run *r, char **cause)
 		kv[n++][1] = hooks.kv[i][1];
 	}
 	if (set_tags(r->a, r->rec.idle, kv, n, 1, cause) != 0)
+		goto out;
+	/* An earlier version's digest would make every new instance fail its check. */
+	if (!with_sha && *r->o->sha256_tag != '\0' &&
+	    delete_tag(r->a, r->rec.idle, r->o->sha256_tag, cause) != 0)
 		goto out;
 	if (hooks.ngone > 0 && tags_delete_group(r->a, r->rec.idle, hooks.gone, hooks.ngone,
 	    &err) != OUTCOME_OK)
@@ -1229,17 +1330,19 @@ out:
 	return ret;
 }
 
-/* A recorded rollout, for the commands that continue or end it. */
+/* A recorded rollout, for the commands that continue or end it: a ROLLOUT_ code. */
 static int
 run_load(struct run *r, struct aws *a, const struct rollout_opts *o, struct group *live,
     struct group *idle, char **cause)
 {
+	int	ret;
+
 	memset(r, 0, sizeof *r);
 	r->a = a;
 	r->o = o;
-	if (load_pair(a, o, live, idle, &r->rec, cause) != 0)
-		return -1;
-	return run_resume(r, idle, cause);
+	if ((ret = load_pair(a, o, live, idle, &r->rec, cause)) != ROLLOUT_OK)
+		return ret;
+	return run_resume(r, idle, cause) != 0 ? ROLLOUT_ERROR : ROLLOUT_OK;
 }
 
 int
@@ -1249,7 +1352,7 @@ rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
 	struct run	r;
 	int		ret = ROLLOUT_ERROR, advance;
 
-	if (run_load(&r, a, o, &live, &idle, cause) != 0)
+	if ((ret = run_load(&r, a, o, &live, &idle, cause)) != ROLLOUT_OK)
 		goto out;
 	/* A rerun after a crash finishes the step it was running; it starts no other. */
 	advance = o->autorun ? INT_MAX : strcmp(r.rec.phase, "baked") == 0;
@@ -1265,28 +1368,49 @@ out:
 	return ret;
 }
 
+/* The new group still serves: checked before finish removes the way back. */
+static int
+finish_healthy(struct run *r, char **cause)
+{
+	int	ret;
+
+	if ((ret = check_alarms(r->a, r->alarms, cause)) == ROLLOUT_OK)
+		ret = check_new(r, r->rec.size, cause);
+	if (ret == ROLLOUT_FAILED) {
+		set_cause(cause, "%s: not finishing (roll back, or wait until it is well)",
+		    *cause);
+		return ROLLOUT_REFUSED;
+	}
+	return ret;
+}
+
 /* Refused unless every step baked (or, with --force, the last one is baking). */
 static int
 finish_allowed(struct run *r, char **cause)
 {
 	double	left = (double)r->rec.since + r->rec.bake - wall_now();
 
+	/* Begun: the old group may be gone already, so only going on is left. */
+	if (strcmp(r->rec.phase, "finishing") == 0)
+		return ROLLOUT_OK;
 	if (strcmp(r->rec.phase, "switched") == 0)
-		return 0;
+		return finish_healthy(r, cause);
 	if (strcmp(r->rec.phase, "baking") == 0 && r->rec.step == r->rec.nsteps) {
-		if (r->o->force) {
-			progress(r->o, "--force: finishing during the bake (%.0f s left)",
-			    left > 0 ? left : 0);
-			history_mark(&r->hist, r->rec.step - 1, 1, (long long)wall_now());
-			return 0;
+		if (!r->o->force) {
+			set_cause(cause, "the bake of step %d of %d is still running (%.0f s "
+			    "left): wait for it, or 'finish --force'", r->rec.step,
+			    r->rec.nsteps, left > 0 ? left : 0);
+			return ROLLOUT_REFUSED;
 		}
-		return set_cause(cause, "the bake of step %d of %d is still running (%.0f s "
-		    "left): wait for it, or 'finish --force'", r->rec.step, r->rec.nsteps,
+		progress(r->o, "--force: finishing during the bake (%.0f s left)",
 		    left > 0 ? left : 0);
+		history_mark(&r->hist, r->rec.step - 1, 1, (long long)wall_now());
+		return finish_healthy(r, cause);
 	}
-	return set_cause(cause, "the rollout of %s has not switched yet (step %d of %d, %s): "
-	    "run 'asg-agent rollout step' (or start again), or roll back", r->rec.version,
+	set_cause(cause, "the rollout of %s has not switched yet (step %d of %d, %s): run "
+	    "'asg-agent rollout step' (or start again), or roll back", r->rec.version,
 	    r->rec.step, r->rec.nsteps, r->rec.phase);
+	return ROLLOUT_REFUSED;
 }
 
 int
@@ -1301,13 +1425,17 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 	int			 ret = ROLLOUT_ERROR;
 
 	memset(&res, 0, sizeof res);
-	if (run_load(&r, a, o, &live, &idle, cause) != 0)
+	if ((ret = run_load(&r, a, o, &live, &idle, cause)) != ROLLOUT_OK ||
+	    (ret = finish_allowed(&r, cause)) != ROLLOUT_OK)
 		goto out;
-	if (finish_allowed(&r, cause) != 0) {
-		ret = ROLLOUT_REFUSED;
-		goto out;
+	ret = ROLLOUT_ERROR;
+	/* Recorded first: a rollback after a part of this would find nothing to go back to. */
+	if (strcmp(r.rec.phase, "finishing") != 0) {
+		set_phase(&r, "finishing");
+		if (save_record(&r, cause) != 0)
+			goto out;
 	}
-	if (set_capacity(a, &live, 0, cause) != 0)
+	if (set_capacity(a, &live, -1, 0, cause) != 0)
 		goto out;
 	/* Standby instances do not count in the capacity: terminate them explicitly. */
 	for (i = 0; i < live.ninst; i++) {
@@ -1350,7 +1478,7 @@ rollout_rollback(struct aws *a, const struct rollout_opts *o, char **cause)
 	struct run	r;
 	int		ret = ROLLOUT_ERROR;
 
-	if (run_load(&r, a, o, &live, &idle, cause) == 0)
+	if ((ret = run_load(&r, a, o, &live, &idle, cause)) == ROLLOUT_OK)
 		ret = roll_back(&r, cause);
 	final_json(&r, "rollback", ret, *cause);
 	run_clear(&r);
@@ -1411,8 +1539,9 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 	size_t			 i, k;
 	int			 ret = ROLLOUT_ERROR;
 
-	if (run_load(&r, a, o, &live, &idle, cause) != 0)
+	if ((ret = run_load(&r, a, o, &live, &idle, cause)) != ROLLOUT_OK)
 		goto out;
+	ret = ROLLOUT_ERROR;
 	if (target_health(a, &live, cause) != 0 || target_health(a, &idle, cause) != 0)
 		goto out;
 	left = strcmp(r.rec.phase, "baking") == 0 ? (double)r.rec.since + r.rec.bake -

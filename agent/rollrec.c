@@ -1,5 +1,6 @@
 /* rollrec.c - where a rollout is, as the value of the rollout tag on both its groups. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,19 +102,24 @@ word(const char *w, struct rollrec *r)
 		if (number(w + 5, 0, ROLLREC_MAX_TIME, &v) != 0)
 			return -1;
 		r->hist = v;
-	} else if (r->version == NULL)
+	} else if (strncmp(w, "min=", 4) == 0)
+		return int_field(w + 4, 0, ROLLREC_MAX_SIZE, &r->min);
+	else if (r->version == NULL)
 		r->version = xstrdup(w);
 	/* Other words are a later version's: ignored. */
 	return 0;
 }
 
-/* Only the last step ends "switched"; the others end "baked". */
+/* Only the last step ends "switched" (or is finished); the others end "baked". */
 static int
 phase_known(const char *p, int last)
 {
-	if (strcmp(p, "scaling") == 0 || strcmp(p, "baking") == 0)
+	if (strcmp(p, "scaling") == 0 || strcmp(p, "baking") == 0 ||
+	    strcmp(p, "rolling-back") == 0)
 		return 1;
-	return strcmp(p, last ? "switched" : "baked") == 0;
+	if (last)
+		return strcmp(p, "switched") == 0 || strcmp(p, "finishing") == 0;
+	return strcmp(p, "baked") == 0;
 }
 
 int
@@ -123,6 +129,7 @@ rollrec_parse(const char *s, struct rollrec *r)
 	int	 ret = -1;
 
 	memset(r, 0, sizeof *r);
+	r->min = -1;
 	for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
 		if (word(w, r) != 0) {
 			log_debug("rollout tag: bad word '%s'", w);
@@ -146,9 +153,13 @@ out:
 char *
 rollrec_encode(const struct rollrec *r)
 {
+	char	min[24] = "";
+
+	if (r->min >= 0)
+		snprintf(min, sizeof min, " min=%d", r->min);
 	return xasprintf("%s live=%s idle=%s step=%d/%d phase=%s size=%d steps=%s bake=%d "
-	    "since=%lld hist=%lld", r->version, r->live, r->idle, r->step, r->nsteps, r->phase,
-	    r->size, r->steps, r->bake, r->since, r->hist);
+	    "since=%lld hist=%lld%s", r->version, r->live, r->idle, r->step, r->nsteps, r->phase,
+	    r->size, r->steps, r->bake, r->since, r->hist, min);
 }
 
 int

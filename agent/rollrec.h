@@ -8,11 +8,13 @@
 #define ROLLREC_MAX_PCT		5	/* --steps entries: ten steps' times fit the history tag */
 #define ROLLREC_MAX_BAKE	86400	/* seconds: a day */
 #define ROLLREC_MAX_TIME	99999999999LL	/* the year 5138 */
+#define ROLLREC_MAX		256	/* an Auto Scaling tag value's limit */
 
 /*
  * "VERSION live=G idle=G step=K/N phase=P size=W steps=LIST bake=S since=T
- * hist=T". Phases: scaling (the step's capacity and health), baking (since
- * T), baked, and switched (the last step baked).
+ * hist=T min=M". Phases: scaling (the step's capacity and health), baking
+ * (since T), baked, switched (the last step baked), finishing (the old group
+ * on its way out: only finish may go on) and rolling-back (only back).
  */
 struct rollrec {
 	char		*version;
@@ -25,6 +27,7 @@ struct rollrec {
 	int		 bake;
 	long long	 since;
 	long long	 hist;		/* the history entry's start time */
+	int		 min;		/* the live group's MinSize when it began; -1 unknown */
 };
 
 void	 rollrec_clear(struct rollrec *);

@@ -42,6 +42,19 @@ test_round_trip(void)
 	tap_int(rollrec_parse("2.0.0 live=a idle=b step=1/1 phase=switched size=1 steps=- bake=0 "
 	    "since=0 hist=0 size=3", &r), 0, "a word given twice");
 	tap_int(r.size, 3, "the last one counts");
+	tap_int(r.min, -1, "no min: unknown");
+	rollrec_clear(&r);
+	tap_int(rollrec_parse(GOOD " min=2", &r), 0, "the old group's MinSize");
+	tap_int(r.min, 2, "min");
+	v = rollrec_encode(&r);
+	tap_str(v, GOOD " min=2", "encoded last");
+	free(v);
+	rollrec_clear(&r);
+	tap_int(rollrec_parse("v live=a idle=b step=1/4 phase=rolling-back size=1 steps=50,100",
+	    &r), 0, "rolling back from any step");
+	rollrec_clear(&r);
+	tap_int(rollrec_parse("v live=a idle=b step=4/4 phase=finishing size=1 steps=50,100",
+	    &r), 0, "finishing after the last step");
 	rollrec_clear(&r);
 }
 
@@ -90,6 +103,9 @@ test_refuses(void)
 	refuse("hist=1796534895", "hist=999999999999", "a hist past the year 5138");
 	refuse("phase=baking", "phase=switched", "switched before the last step");
 	refuse("phase=baking", "phase=cooking", "an unknown phase");
+	refuse("phase=baking", "phase=finishing", "finishing before the last step");
+	refuse("hist=1796534895", "hist=1796534895 min=-1", "a negative min");
+	refuse("hist=1796534895", "hist=1796534895 min=x", "a min that is not a number");
 	refuse(" live=web-blue", "", "no live group");
 	refuse(" steps=25,100", "", "no steps");
 	refuse(" size=6", "", "no size");
