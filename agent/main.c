@@ -97,7 +97,7 @@ static const struct cmd cmds[] = {
 	{ .name = "rollout",
 	  .fn = cmd_rollout,
 	  .usage = "start --live GROUP --idle GROUP --version V [--sha256 HEX] [--steps LIST] "
-		   "[--bake S] [--alarm NAME]... [--auto] | step [--auto] | status | "
+		   "[--bake S] [--alarm NAME]... [--auto] | step [--step K | --auto] | status | "
 		   "finish [--force] | rollback | history  [--live G --idle G] [--timeout S] "
 		   "[--json]",
 	  .summary = "the blue/green switch between two groups, in guarded steps (for CI)"
@@ -590,6 +590,7 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		{ "alarm", required_argument, NULL, 'a' },
 		{ "auto", no_argument, NULL, 'A' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "step", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const struct {
@@ -638,6 +639,13 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 		case 'a': o.alarms[o.nalarms++] = optarg; break;
 		case 'A': o.autorun = 1; break;
 		case 'f': o.force = 1; break;
+		case 'k':
+			o.step = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || o.step < 1 || o.step > 2 * ROLLREC_MAX_PCT) {
+				fprintf(stderr, "asg-agent: bad --step '%s'\n", optarg);
+				return ROLLOUT_USAGE;
+			}
+			break;
 		case 'b':
 			o.bake = strtod(optarg, &end);
 			if (*end != '\0' || !(o.bake >= 0 && o.bake <= ROLLREC_MAX_BAKE)) {
@@ -659,6 +667,10 @@ cmd_rollout(struct globals *g, int argc, char **argv)
 	if (optind != argc - 1 || (steps[i].fn == rollout_start && (o.live == NULL ||
 	    o.idle == NULL || o.version == NULL)) || (o.live == NULL) != (o.idle == NULL)) {
 		cmd_usage(cmd_find("rollout"), stderr);
+		return ROLLOUT_USAGE;
+	}
+	if (o.step > 0 && (steps[i].fn != rollout_step || o.autorun)) {
+		fprintf(stderr, "asg-agent: --step is for 'rollout step', without --auto\n");
 		return ROLLOUT_USAGE;
 	}
 	if (o.live != NULL && strcmp(o.live, o.idle) == 0) {

@@ -1345,6 +1345,30 @@ run_load(struct run *r, struct aws *a, const struct rollout_opts *o, struct grou
 	return run_resume(r, idle, cause) != 0 ? ROLLOUT_ERROR : ROLLOUT_OK;
 }
 
+/*
+ * step --step K runs step K, resumes it, or finds it done: an approval run
+ * twice (a retried CI job) advances the rollout once.
+ */
+static int
+step_wanted(const struct run *r, int *advance, char **cause)
+{
+	int	want = r->o->step;
+
+	if (want == r->rec.step) {
+		*advance = 0;
+		if (strcmp(r->rec.phase, "baked") == 0 || strcmp(r->rec.phase, "switched") == 0)
+			progress(r->o, "step %d of %d is done already", want, r->rec.nsteps);
+		return ROLLOUT_OK;
+	}
+	if (want == r->rec.step + 1 && strcmp(r->rec.phase, "baked") == 0) {
+		*advance = 1;
+		return ROLLOUT_OK;
+	}
+	set_cause(cause, "--step %d: the rollout is at step %d of %d (%s)", want, r->rec.step,
+	    r->rec.nsteps, r->rec.phase);
+	return ROLLOUT_REFUSED;
+}
+
 int
 rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
 {
@@ -1356,6 +1380,8 @@ rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
 		goto out;
 	/* A rerun after a crash finishes the step it was running; it starts no other. */
 	advance = o->autorun ? INT_MAX : strcmp(r.rec.phase, "baked") == 0;
+	if (o->step > 0 && (ret = step_wanted(&r, &advance, cause)) != ROLLOUT_OK)
+		goto out;
 	if (advance == 0 && strcmp(r.rec.phase, "switched") != 0)
 		progress(o, "resuming step %d of %d (%s)", r.rec.step, r.rec.nsteps,
 		    r.rec.phase);

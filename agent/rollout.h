@@ -34,6 +34,7 @@ struct rollout_opts {
 	size_t		 nalarms;
 	int		 autorun;	/* --auto: every step to the end */
 	int		 force;		/* finish --force: even during a bake */
+	int		 step;		/* step --step K: that step, never a later one (0: next) */
 	double		 timeout;	/* seconds to wait for health */
 	double		 poll;		/* seconds between checks */
 	int		 json;

@@ -93,9 +93,9 @@ _asg_agent()
 			return
 		fi
 		case $prev in
-		--live|--idle|--version|--sha256|--timeout|--steps|--bake|--alarm) ;;
+		--live|--idle|--version|--sha256|--timeout|--steps|--bake|--alarm|--step) ;;
 		*) COMPREPLY=($(compgen -W "--live --idle --version --sha256 --steps --bake
-		    --alarm --auto --force --timeout --json --help" -- "$cur")) ;;
+		    --alarm --auto --force --step --timeout --json --help" -- "$cur")) ;;
 		esac
 		;;
 	publish)

@@ -342,6 +342,29 @@ class Rollout(FakeAWSCase):
         self.assert_exit(self.rollout("finish"), 0)
         self.assert_always_served()
 
+    def test_step_named_runs_once(self):
+        self.fake_agents()
+        self.assert_exit(self.rollout(*self.guarded("--steps", "50,100")), 0)
+        r = self.rollout("step", "--step", "3")
+        self.assert_exit(r, 3)
+        self.assertIn("--step 3: the rollout is at step 1 of 4 (baked)", r.stderr)
+        self.assert_exit(self.rollout("step", "--step", "2"), 0)
+        self.assertEqual(self.record()["step"], "2/4")
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 2)
+        # The same approval job again: step 2 is done, nothing moves.
+        r = self.rollout("step", "--step", "2")
+        self.assert_exit(r, 0)
+        self.assertIn("step 2 of 4 is done already", r.stdout)
+        self.assertEqual(self.record()["step"], "2/4")
+        self.assertEqual(self.states(self.blue), ["InService", "InService"], "no Standby yet")
+        self.assert_exit(self.rollout("step", "--step", "3"), 0)
+        self.assertEqual(self.record()["step"], "3/4")
+        self.assertEqual(sorted(self.states(self.blue)), ["InService", "Standby"])
+        for bad in (["--step", "0"], ["--step", "11"], ["--step", "2x"],
+                    ["--step", "4", "--auto"]):
+            self.assert_exit(self.rollout("step", *bad), 2)
+        self.assert_exit(self.rollout("finish", "--step", "4"), 2)
+
     def test_alarm_in_first_bake_rolls_back(self):
         self.watch_serving()
         alarm = f"5xx{self.n}"
