@@ -460,6 +460,31 @@ step_activate(struct agent *a, char **cause)
 }
 
 /*
+ * Fetch, install and activate under the state dir's lock: another process's
+ * prune (a prefetch beside a boot) would empty a staging dir being unpacked.
+ */
+static int
+step_install(struct agent *a, char **cause)
+{
+	int	lock, r, said = 0, ret;
+
+	while ((r = fs_lock_try(a->cfg->state_dir, &lock, cause)) == 1) {
+		if (!said++)
+			log_info("waiting for another asg-agent installing in %s",
+			    a->cfg->state_dir);
+		if (halt_stopped(&a->halt))
+			return set_cause(cause, "stopped waiting for the lock of %s",
+			    a->cfg->state_dir);
+		sleep_for(0.2, &a->halt);
+	}
+	if (r != 0)
+		return -1;
+	ret = step_release(a, cause) != 0 || step_activate(a, cause) != 0 ? -1 : 0;
+	close(lock);
+	return ret;
+}
+
+/*
  * After a crash or restart of the agent: is the app an earlier agent started
  * for this very version still running and healthy? Then keep it.
  */
@@ -695,8 +720,7 @@ static int
 boot_path(struct agent *a, const struct state *old, char **cause)
 {
 	if (step_version(a, cause) != 0 || step_group(a, cause) != 0 ||
-	    step_hook(a, cause) != 0 ||
-	    step_release(a, cause) != 0 || step_activate(a, cause) != 0)
+	    step_hook(a, cause) != 0 || step_install(a, cause) != 0)
 		return -1;
 	if (a->warm && !a->cfg->warm_start)
 		return 0;
@@ -909,7 +933,7 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 		    "with %s, or configure [artifact] public_key", a.version, cfg->sha256_tag);
 		goto out;
 	}
-	if (step_release(&a, cause) != 0 || step_activate(&a, cause) != 0)
+	if (step_install(&a, cause) != 0)
 		goto out;
 	log_info("prefetched %s into %s (%s)", a.version, a.st.release_dir,
 	    a.st.downloaded ? a.st.verification : "already installed");

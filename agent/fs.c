@@ -1,4 +1,5 @@
 /* fs.c - file system helpers shared by the release and artifact code. */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -143,18 +144,29 @@ fs_tmpfile(const char *path, char **tmp, char **cause)
 	return fd;
 }
 
-/* Copy tmp's bytes into the FIFO or device at path, which stays what it is. */
+/*
+ * Copy tmp's bytes into the FIFO or device at path (sb, from lstat), which
+ * stays what it is; only the caller's or root's, and still the same one once open.
+ */
 static int
-commit_into(const char *tmp, const char *path, char **cause)
+commit_into(const char *tmp, const char *path, const struct stat *sb, char **cause)
 {
-	char	*buf;
-	ssize_t	 n;
-	int	 in, out = -1, ret = -1;
+	struct stat	 now;
+	char		*buf;
+	ssize_t		 n;
+	int		 in, out = -1, ret = -1;
 
+	if (sb->st_uid != geteuid() && sb->st_uid != 0)
+		return set_cause(cause, "%s belongs to another user (uid %lu): not written into",
+		    path, (unsigned long)sb->st_uid);
 	if ((in = open(tmp, O_RDONLY|O_CLOEXEC)) == -1)
 		return set_cause(cause, "%s: %s", tmp, strerror(errno));
 	if ((out = open(path, O_WRONLY|O_NOCTTY|O_NOFOLLOW|O_CLOEXEC)) == -1) {
 		set_cause(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(out, &now) == -1 || now.st_dev != sb->st_dev || now.st_ino != sb->st_ino) {
+		set_cause(cause, "%s was replaced while it was opened", path);
 		goto out;
 	}
 	buf = xmalloc(65536);
@@ -193,10 +205,35 @@ fs_commit(const char *tmp, const char *path, char **cause)
 		else
 			return 0;
 	} else if (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
-		ret = commit_into(tmp, path, cause);
+		ret = commit_into(tmp, path, &sb, cause);
 	else
 		set_cause(cause, "%s exists and is not a file, a FIFO or a device", path);
 out:
 	unlink(tmp);
+	return ret;
+}
+
+int
+fs_lock_try(const char *dir, int *fd, char **cause)
+{
+	char	*path = xasprintf("%s/.lock", dir);
+	int	 ret = -1;
+
+	if ((*fd = open(path, O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC, 0600)) == -1) {
+		set_cause(cause, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX|LOCK_NB) == 0)
+		ret = 0;
+	else if (errno == EWOULDBLOCK)
+		ret = 1;
+	else
+		set_cause(cause, "flock %s: %s", path, strerror(errno));
+	if (ret != 0) {
+		close(*fd);
+		*fd = -1;
+	}
+out:
+	free(path);
 	return ret;
 }

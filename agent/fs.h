@@ -14,9 +14,16 @@ int	fs_tmpfile(const char *path, char **tmp, char **cause);
 /*
  * Put the complete file tmp at path. A missing path, a regular file or a
  * symlink is replaced by renaming tmp over it; a FIFO or a device is written
- * into and never replaced (fetch -o /dev/null as root keeps /dev/null); a
- * directory or anything else is refused. tmp is gone afterwards either way.
+ * into and never replaced (fetch -o /dev/null as root keeps /dev/null), if it
+ * is the caller's or root's (another user's FIFO in /tmp would read the
+ * artifact); a directory or anything else is refused. tmp is gone afterwards either way.
  */
 int	fs_commit(const char *tmp, const char *path, char **cause);
+
+/*
+ * The lock of a state dir (DIR/.lock, flock): 0 with *fd held until it is
+ * closed, 1 when another process holds it, -1 with a cause.
+ */
+int	fs_lock_try(const char *dir, int *fd, char **cause);
 
 #endif

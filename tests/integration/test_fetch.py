@@ -1,8 +1,10 @@
 """`asg-agent fetch`: the verified pipeline for operators and image bakes."""
+import fcntl
 import hashlib
 import http.server
 import os
 import threading
+import time
 import unittest
 
 from agentlib import write
@@ -126,6 +128,35 @@ class Fetch(FakeAWSCase):
     def test_usage(self):
         self.assert_exit(self.fetch(self.http_url, "--sha256", "1" * 64), 2)
         self.assert_exit(self.fetch(self.http_url, "--sha256", "1" * 64, "-o", "a", "-x", "b"), 2)
+
+    def test_prefetch_waits_for_the_state_dirs_lock(self):
+        """One install at a time per state dir: a prefetch beside a boot once pruned
+        the other's staging dir while it was being unpacked, and an empty release was
+        marked verified (security review, finding 1)."""
+        state, conf = self.prefetch_conf("pf4")
+        os.makedirs(state)
+        lock = os.open(os.path.join(state, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = {}
+        t = threading.Thread(target=lambda: done.update(r=self.cli(
+            "-v", "prefetch", "--version", "1.0.0", "--sha256", sha256(self.art),
+            conf=conf)[0]))
+        try:
+            t.start()
+            time.sleep(2)
+            self.assertTrue(t.is_alive(), f"prefetch did not wait: {done}")
+            self.assertFalse(os.path.exists(os.path.join(state, "current")),
+                             "nothing installed while another process holds the lock")
+            staging = os.path.join(state, "staging")
+            self.assertEqual(os.listdir(staging) if os.path.isdir(staging) else [], [],
+                             "nothing unpacked while another process holds the lock")
+        finally:
+            os.close(lock)
+        t.join(60)
+        self.assertFalse(t.is_alive(), "prefetch did not go on once the lock was free")
+        self.assert_exit(done["r"], 0)
+        self.assertIn("waiting for another asg-agent installing in", done["r"].stderr)
+        self.assertTrue(os.path.isfile(os.path.join(state, "current", "README")))
 
 
 if __name__ == "__main__":

@@ -113,6 +113,25 @@ class FetchOutput(unittest.TestCase):
         self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
         self.assertEqual(self.leftovers("bad.fifo"), [])
 
+    def test_another_users_fifo_is_refused(self):
+        """A FIFO another user made where the artifact is to go (their /tmp/app.tar.gz)
+        would hand them the artifact: refused, and nothing written (security review)."""
+        if os.geteuid() != 0:
+            self.skipTest("making a FIFO of another user needs root")
+        fifo = os.path.join(self.dir, "theirs.fifo")
+        os.mkfifo(fifo, 0o666)
+        os.chown(fifo, 65534, 65534)
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            r = self.fetch(fifo)
+            self.assert_exit(r, 1)
+            self.assertIn("belongs to another user (uid 65534)", r.stderr)
+            got = os.read(rd, 1 << 20)
+        finally:
+            os.close(rd)
+        self.assertEqual(got, b"", "not a byte reaches their FIFO")
+        self.assertEqual(self.leftovers("theirs.fifo"), [])
+
     def test_device_is_not_replaced(self):
         """`fetch -o /dev/null` as root replaced /dev/null with a regular file: a null
         device of the test's own keeps being that device."""
