@@ -25,13 +25,14 @@ char *
 history_encode(const struct history *h)
 {
 	struct buf	b;
-	size_t		i;
+	size_t		i, keep;
 	char		*s;
 
 	memset(&b, 0, sizeof b);
 	buf_addf(&b, "%s %s %s from=%s t=", h->version, h->sha256 != NULL ? h->sha256 : "-",
 	    h->outcome, h->from);
 	for (i = 0; i < h->nsteps; i++) {
+		keep = b.len;
 		if (i > 0)
 			buf_addc(&b, ',');
 		if (h->begin[i] >= 0)
@@ -39,6 +40,12 @@ history_encode(const struct history *h)
 		buf_addc(&b, '-');
 		if (h->end[i] >= 0)
 			buf_addf(&b, "%lld", h->end[i] - h->started);
+		/* Step times that leave no room for " by=" go: a cut inside t= would not parse. */
+		if (b.len + 4 > HISTORY_MAX && keep + 4 <= HISTORY_MAX) {
+			b.len = keep;
+			b.data[keep] = '\0';
+			break;
+		}
 	}
 	buf_addf(&b, " by=%s", h->by != NULL ? h->by : "?");
 	s = buf_take(&b);

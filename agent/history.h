@@ -24,7 +24,10 @@ struct history {
 };
 
 void	 history_clear(struct history *);
-/* The tag value: "VERSION SHA256|- OUTCOME from=G t=B-E,B-... by=ARN", by cut to fit. */
+/*
+ * The tag value: "VERSION SHA256|- OUTCOME from=G t=B-E,B-... by=ARN", by cut
+ * to fit, and the last steps' times left out when even they do not.
+ */
 char	*history_encode(const struct history *);
 int	 history_parse(const char *key, const char *value, struct history *);
 /* Mark step (0-based) begun or ended at t; 0, or -1 past HISTORY_STEPS. */

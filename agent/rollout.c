@@ -1208,6 +1208,10 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	kv[0][1] = r->alarms;
 	if (r->alarms != NULL && set_tags(r->a, idle->name, kv, 1, 0, cause) != 0)
 		return ROLLOUT_ERROR;
+	/* Left by a start that crashed before its record: a resume would watch them. */
+	if (r->alarms == NULL && idle->alarms != NULL &&
+	    delete_tag(r->a, idle->name, ROLLOUT_ALARMS, cause) != 0)
+		return ROLLOUT_ERROR;
 	if (save_record(r, cause) != 0)
 		return ROLLOUT_ERROR;
 	progress(o, "recorded the rollout of %s from %s to %s in %d steps", o->version,

@@ -270,6 +270,22 @@ class Rollout(FakeAWSCase):
         self.assertEqual(len(self.asg_group(self.green)["Instances"]), 2, "no extra capacity")
         self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
 
+    def test_stale_alarms_tag_is_not_watched(self):
+        # A start that crashed after tagging its alarms, before its record; the rerun
+        # names none, and its resumed steps must not watch the old ones.
+        cw = self.make_alarm(f"old{self.n}")
+        self.asg.create_or_update_tags(Tags=[{
+            "ResourceId": self.green, "ResourceType": "auto-scaling-group",
+            "Key": "asg-agent:rollout-alarms", "Value": f"old{self.n}",
+            "PropagateAtLaunch": False}])
+        self.fake_agents()
+        self.assert_exit(self.rollout(*self.guarded("--steps", "50,100")), 0)
+        self.assertNotIn("asg-agent:rollout-alarms", self.tags(self.green))
+        cw.set_alarm_state(AlarmName=f"old{self.n}", StateValue="ALARM",
+                                StateReason="not this rollout's")
+        self.assert_exit(self.rollout("step"), 0)
+        self.assertEqual(self.record()["step"], "2/4")
+
     def test_corrupted_record_is_refused(self):
         # A size with junk after it once read as its number; the CI scales by it.
         bad = (f"2.0.0 live={self.blue} idle={self.green} step=1/1 phase=scaling size=2x "

@@ -77,6 +77,40 @@ test_cut_to_fit(void)
 	history_clear(&h);
 }
 
+/* Ten steps of long bakes and a long group name: times, not the entry, are lost. */
+static void
+test_steps_cut_to_fit(void)
+{
+	struct history	h, back;
+	char		*v;
+	size_t		i;
+
+	filled(&h);
+	free(h.from);
+	h.from = xstrdup("web-production-eu-west-1-blue-0123456789abcdef");
+	for (i = 0; i < 10; i++) {
+		history_mark(&h, i, 0, h.started + 1000000 + (long long)i * 200000);
+		history_mark(&h, i, 1, h.started + 1100000 + (long long)i * 200000);
+	}
+	v = history_encode(&h);
+	tap_true(strlen(v) <= HISTORY_MAX, "at most %d characters (%zu)", HISTORY_MAX, strlen(v));
+	tap_int(history_parse("asg-agent:history:1796534895", v, &back), 0,
+	    "it still parses ('%s')", v);
+	tap_str(back.sha256, h.sha256, "the digest is kept");
+	tap_str(back.from, h.from, "the old group is kept");
+	tap_true(back.nsteps > 0 && back.nsteps < 10, "the first steps' times kept (%zu of 10)",
+	    back.nsteps);
+	for (i = 0; i < back.nsteps; i++) {
+		tap_ll(back.begin[i], h.begin[i], "step %zu's begin", i + 1);
+		tap_ll(back.end[i], h.end[i], "step %zu's end (none cut short)", i + 1);
+	}
+	tap_true(back.by != NULL && strncmp(h.by, back.by, strlen(back.by)) == 0,
+	    "the identity, cut ('%s')", back.by != NULL ? back.by : "(none)");
+	history_clear(&back);
+	free(v);
+	history_clear(&h);
+}
+
 static void
 test_refuses(void)
 {
@@ -106,6 +140,7 @@ main(void)
 {
 	tap_run("round trip", test_round_trip);
 	tap_run("cut to fit", test_cut_to_fit);
+	tap_run("steps cut to fit", test_steps_cut_to_fit);
 	tap_run("refuses", test_refuses);
 	return tap_done();
 }
