@@ -528,6 +528,24 @@ def install_moto_patches() -> None:
 
     B.terminate_instance = terminate_instance
 
+    orig_enter_standby = B.enter_standby_instances
+
+    def enter_standby_instances(self, group_name, instance_ids, should_decrement):
+        # AWS refuses a decrement below MinSize (EnterStandby API reference); moto does not.
+        group = self.autoscaling_groups[group_name]
+        n = sum(1 for s in group.instance_states if s.instance.id in instance_ids)
+        desired = group.desired_capacity or 0
+        if should_decrement and desired - n < group.min_size:
+            raise ValidationError(
+                f"AutoScalingGroup {group_name} has min-size={group.min_size}, "
+                f"max-size={group.max_size}, and desired-capacity={desired}. You requested "
+                f"to move {n} instances to Standby with ShouldDecrementDesiredCapacity, "
+                f"which would leave a desired-capacity of {desired - n}, below min-size "
+                f"{group.min_size}.")
+        return orig_enter_standby(self, group_name, instance_ids, should_decrement)
+
+    B.enter_standby_instances = enter_standby_instances
+
     orig_delete_group = B.delete_auto_scaling_group
 
     def delete_auto_scaling_group(self, group_name):

@@ -495,6 +495,24 @@ class TestLifecycle(FakeTestCase):
         self.assertEqual(FAKE.ec2_instance_state(victim), "terminated")
         self.assertEqual(len(FAKE.group_instances(w.group)), 1)
 
+    def test_standby_decrement_below_min_size_refused(self):
+        w = FAKE.make_world(group=unique("sbmin"), hook=False, desired=2)
+        asg = FAKE.client("autoscaling")
+        asg.update_auto_scaling_group(AutoScalingGroupName=w.group, MinSize=1)
+        ids = [i["InstanceId"] for i in FAKE.group_instances(w.group)]
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            asg.enter_standby(AutoScalingGroupName=w.group, InstanceIds=ids,
+                              ShouldDecrementDesiredCapacity=True)
+        self.assertEqual(error_code(cm.exception), ("ValidationError", 400))
+        self.assertIn("min-size", cm.exception.response["Error"]["Message"])
+        self.assertEqual([FAKE.instance_state(i) for i in ids], ["InService", "InService"])
+        # Down to MinSize is allowed, and so is any number without the decrement.
+        asg.enter_standby(AutoScalingGroupName=w.group, InstanceIds=ids[:1],
+                          ShouldDecrementDesiredCapacity=True)
+        asg.enter_standby(AutoScalingGroupName=w.group, InstanceIds=ids[1:],
+                          ShouldDecrementDesiredCapacity=False)
+        self.assertEqual([FAKE.instance_state(i) for i in ids], ["Standby", "Standby"])
+
 
 class TestProxyFaults(FakeTestCase):
     @classmethod
