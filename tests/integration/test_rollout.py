@@ -11,7 +11,9 @@ from fakecase import FakeAWSCase
 from harness import LAUNCHING
 
 
-class Rollout(FakeAWSCase):
+class RolloutCase(FakeAWSCase):
+    """Two groups behind one target group (blue live with 2 instances, green empty with a
+    launch hook) and the helpers of the rollout tests; test_rollout_guards.py reuses it."""
     prefix = "rollout"
     config = "[aws]\napi_timeout = 10\n"
 
@@ -171,6 +173,13 @@ class Rollout(FakeAWSCase):
                             "--version", "2.0.0", "--sha256", "a" * 64, "--timeout", "60",
                             *extra)
 
+    def guarded(self, *extra, version="2.0.0"):
+        return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
+                "--sha256", "a" * 64, "--timeout", "60", *extra]
+
+
+
+class Rollout(RolloutCase):
     def test_start_then_finish(self):
         self.fake_agents()
         # A terminate hook's tag left from before: green has no terminate hook now.
@@ -304,10 +313,6 @@ class Rollout(FakeAWSCase):
         self.assertIn("a rollout is in progress", r.stderr)
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0, "nothing scaled")
         self.assertEqual(self.states(self.blue), ["InService", "InService"])
-
-    def guarded(self, *extra, version="2.0.0"):
-        return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
-                "--sha256", "a" * 64, "--timeout", "60", *extra]
 
     def test_steps_auto_to_the_end(self):
         self.watch_serving()
