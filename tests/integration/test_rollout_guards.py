@@ -81,6 +81,8 @@ class RolloutGuards(RolloutCase):
         self.switched()
         self.assert_refused(["finish", "--live", self.green, "--idle", self.blue],
                             "the rollout in progress is from")
+        self.assert_refused(["rollback", "--live", self.green, "--idle", self.blue,
+                             "--timeout", "60"], "the rollout in progress is from")
 
     def test_step_with_swapped_names_is_refused(self):
         # Once step ran the recorded rollout's next step whatever the names said.
