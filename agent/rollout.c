@@ -322,11 +322,29 @@ in_list(char **list, size_t n, const char *s)
 	return 0;
 }
 
-/* DescribeAlarms for a comma-separated list of names; every name must exist. */
+/* The alarms of a DescribeAlarms answer, metric ones then composite ones; NULL after the last. */
+static struct xml_node *
+alarm_next(const struct xml_node *root, const struct xml_node *m)
+{
+	struct xml_node	*n = NULL;
+
+	if (m != NULL && (n = xml_next(m)) != NULL)
+		return n;
+	if (m == NULL)
+		n = xml_child(xml_find(root, "MetricAlarms"), "member");
+	if (n == NULL && (m == NULL || strcmp(m->parent->name, "MetricAlarms") == 0))
+		n = xml_child(xml_find(root, "CompositeAlarms"), "member");
+	return n;
+}
+
+/*
+ * DescribeAlarms for a comma-separated list of names, composite alarms too
+ * (without AlarmTypes AWS answers metric alarms only); every name must exist.
+ */
 static int
 describe_alarms(struct aws *a, const char *alarms, struct aws_result *res, char **cause)
 {
-	struct aws_param	 p[ROLLOUT_MAX_ALARMS];
+	struct aws_param	 p[2 + ROLLOUT_MAX_ALARMS];
 	char			 names[ROLLOUT_MAX_ALARMS][40], *copy, *w, *save = NULL;
 	struct xml_node		*m;
 	size_t			 n = 0, found = 0;
@@ -334,17 +352,22 @@ describe_alarms(struct aws *a, const char *alarms, struct aws_result *res, char 
 
 	memset(res, 0, sizeof *res);
 	copy = xstrdup(alarms);
-	for (w = strtok_r(copy, ",", &save); w != NULL && n < ROLLOUT_MAX_ALARMS;
-	    w = strtok_r(NULL, ",", &save)) {
+	p[0] = (struct aws_param){ "AlarmTypes.member.1", "CompositeAlarm" };
+	p[1] = (struct aws_param){ "AlarmTypes.member.2", "MetricAlarm" };
+	for (w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
+		if (n == ROLLOUT_MAX_ALARMS) {
+			set_cause(cause, "more than %d alarms in '%s'", ROLLOUT_MAX_ALARMS,
+			    alarms);
+			goto out;
+		}
 		snprintf(names[n], sizeof names[n], "AlarmNames.member.%zu", n + 1);
-		p[n].name = names[n];
-		p[n].value = w;
+		p[2 + n].name = names[n];
+		p[2 + n].value = w;
 		n++;
 	}
-	if (call(a, AWS_CLOUDWATCH, "DescribeAlarms", p, n, res, cause) != 0)
+	if (call(a, AWS_CLOUDWATCH, "DescribeAlarms", p, 2 + n, res, cause) != 0)
 		goto out;
-	for (m = xml_child(xml_find(res->xml, "MetricAlarms"), "member"); m != NULL;
-	    m = xml_next(m))
+	for (m = alarm_next(res->xml, NULL); m != NULL; m = alarm_next(res->xml, m))
 		found += xml_child_text(m, "AlarmName") != NULL;
 	if (found < n) {
 		set_cause(cause, "DescribeAlarms: %zu of the alarms %s do not exist", n - found,
@@ -371,8 +394,7 @@ check_alarms(struct aws *a, const char *alarms, char **cause)
 	if (describe_alarms(a, alarms, &res, cause) != 0)
 		goto out;
 	ret = ROLLOUT_OK;
-	for (m = xml_child(xml_find(res.xml, "MetricAlarms"), "member"); m != NULL;
-	    m = xml_next(m)) {
+	for (m = alarm_next(res.xml, NULL); m != NULL; m = alarm_next(res.xml, m)) {
 		state = xml_child_text(m, "StateValue");
 		if (state == NULL || strcmp(state, "ALARM") != 0)
 			continue;
@@ -1533,8 +1555,7 @@ status_alarms(struct run *r, struct json_object *doc, char **cause)
 		return -1;
 	}
 	arr = json_object_new_array();
-	for (m = xml_child(xml_find(res.xml, "MetricAlarms"), "member"); m != NULL;
-	    m = xml_next(m)) {
+	for (m = alarm_next(res.xml, NULL); m != NULL; m = alarm_next(res.xml, m)) {
 		name = xml_child_text(m, "AlarmName");
 		state = xml_child_text(m, "StateValue");
 		reason = xml_child_text(m, "StateReason");

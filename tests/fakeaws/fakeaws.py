@@ -436,6 +436,26 @@ def install_s3_value_cache() -> None:
     FakeKey.value = property(get, set_)
 
 
+def install_cloudwatch_alarm_types() -> None:
+    """AWS's DescribeAlarms answers metric alarms only unless AlarmTypes names
+    CompositeAlarm too; moto answers both kinds whatever is asked, and has no
+    PutCompositeAlarm (its PutMetricAlarm stores an AlarmRule as a composite)."""
+    import moto.cloudwatch.responses as cw_responses
+    from moto.core.responses import ActionResult
+
+    R = cw_responses.CloudWatchResponse
+    orig_describe = R.describe_alarms
+
+    def describe_alarms(self):
+        types = self._get_param("AlarmTypes", []) or ["MetricAlarm"]
+        res = orig_describe(self).result
+        return ActionResult({k: (v if k[:-len("Alarms")] + "Alarm" in types else [])
+                             for k, v in res.items()})
+
+    R.describe_alarms = describe_alarms
+    R.put_composite_alarm = R.put_metric_alarm
+
+
 def install_moto_patches() -> None:
     """Monkeypatch moto.autoscaling (models + responses), see Lifecycle."""
     G = asg_models.FakeAutoScalingGroup
@@ -2165,6 +2185,7 @@ def main(argv=None) -> int:
 
     install_moto_patches()
     install_s3_value_cache()
+    install_cloudwatch_alarm_types()
     moto_srv = make_server("127.0.0.1", 0, LockedApp(DomainDispatcherApplication(create_backend_app)), threaded=True,
                            request_handler=NoDelayHandler)
     MOTO_PORT = moto_srv.server_port

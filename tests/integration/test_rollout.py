@@ -412,6 +412,25 @@ class Rollout(RolloutCase):
         self.assertEqual(self.history()[0]["outcome"], "rolled-back")
         self.assert_always_served()
 
+    def test_composite_alarm_rolls_back(self):
+        # Without AlarmTypes, AWS's DescribeAlarms answers metric alarms only: a
+        # composite --alarm was "not found" at start.
+        metric, composite = f"m{self.n}", f"c{self.n}"
+        cw = self.make_alarm(metric)
+        cw.put_composite_alarm(AlarmName=composite, AlarmRule=f"ALARM({metric})")
+        self.fake_agents()
+        p = self.background(*self.guarded("--bake", "30", "--alarm", composite, "--auto"))
+        self.wait_record("1/1", "baking")
+        st = self.rollout("status", "--json")
+        self.assert_exit(st, 0)
+        self.assertEqual([a["name"] for a in json.loads(st.stdout)["alarms"]], [composite])
+        cw.set_alarm_state(AlarmName=composite, StateValue="ALARM",
+                           StateReason="ALARM(m) is true")
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn(f"alarm {composite} is in ALARM", r.stderr)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+
     def test_alarm_with_old_in_standby_rolls_back(self):
         # The last step: every old instance in Standby; they must serve again first.
         self.watch_serving()
