@@ -284,27 +284,35 @@ out:
 	return ret;
 }
 
-/* Connections for m's chunks: as configured, at most one per chunk. */
+/* Connections for nchunks chunks: as configured, one per chunk at most, as many as fit. */
 static int
-connections(const struct artifact_spec *spec, const struct manifest *m)
+connections(const struct artifact_spec *spec, long long chunk_size, size_t nchunks)
 {
-	if ((size_t)spec->connections > m->nchunks)
-		return (int)m->nchunks;
-	return spec->connections;
+	int	n = spec->connections;
+
+	if ((size_t)n > nchunks)
+		n = (int)nchunks;
+	return pfetch_fit(chunk_size, n);
 }
 
-/* A verified manifest and several connections: ranged GETs of its chunks, in parallel. */
+/* A verified manifest and n connections: ranged GETs of its chunks, in parallel. */
 static int
 source_parallel(struct source *src, struct aws *aws, const struct artifact_spec *spec,
-    const struct download_opts *opts, char **cause)
+    int n, const struct download_opts *opts, char **cause)
 {
-	if ((src->pf = pfetch_new(aws, spec->url, &src->m, connections(spec, &src->m), opts,
-	    cause)) == NULL)
+	if ((src->pf = pfetch_new(aws, spec->url, &src->m, n, opts, cause)) == NULL)
 		return -1;
 	src->ck = chunks_new(&src->m, pfetch_read, src->pf, 1, spec->halt);
 	src->read = chunks_read;
 	src->arg = src->ck;
 	return 0;
+}
+
+/* Without a manifest: the chunks of an artifact of size bytes. */
+static size_t
+sized_chunks(long long size)
+{
+	return (size_t)((size + PAR_CHUNK - 1) / PAR_CHUNK);
 }
 
 /*
@@ -314,15 +322,14 @@ source_parallel(struct source *src, struct aws *aws, const struct artifact_spec 
  */
 static int
 source_sized(struct source *src, struct aws *aws, const struct artifact_spec *spec,
-    const struct download_opts *opts, char **cause)
+    int n, const struct download_opts *opts, char **cause)
 {
 	src->m.size = download_total(src->dl);
 	src->m.chunk_size = PAR_CHUNK;
-	src->m.nchunks = (size_t)((src->m.size + PAR_CHUNK - 1) / PAR_CHUNK);
+	src->m.nchunks = sized_chunks(src->m.size);
 	download_free(src->dl);
 	src->dl = NULL;
-	if ((src->pf = pfetch_new(aws, spec->url, &src->m, connections(spec, &src->m), opts,
-	    cause)) == NULL)
+	if ((src->pf = pfetch_new(aws, spec->url, &src->m, n, opts, cause)) == NULL)
 		return -1;
 	verify_source(src->v, pfetch_read, src->pf, spec->halt);
 	src->read = verify_read;
@@ -337,6 +344,7 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 {
 	struct download_opts	 opts;
 	const char		*hex;
+	int			 n;
 
 	src->spec = spec;
 	if (spec->url == NULL || *spec->url == '\0')
@@ -359,8 +367,8 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	opts.halt = spec->halt;
 	opts.tick = spec->tick;
 	opts.tick_arg = spec->tick_arg;
-	if (hex != NULL && spec->connections > 1 && src->m.nchunks > 1)
-		return source_parallel(src, aws, spec, &opts, cause);
+	if (hex != NULL && (n = connections(spec, src->m.chunk_size, src->m.nchunks)) > 1)
+		return source_parallel(src, aws, spec, n, &opts, cause);
 	if ((src->dl = download_new(aws, spec->url, &opts, cause)) == NULL)
 		return -1;
 	log_debug("artifact: download of %s starts (%s, %s)", download_log_url(src->dl),
@@ -370,8 +378,9 @@ source_open(struct source *src, struct aws *aws, const struct artifact_spec *spe
 	if (download_start(src->dl, cause) != 0)
 		return -1;
 	if (hex == NULL && spec->connections > 1 && download_ranges(src->dl) &&
-	    download_total(src->dl) > 2 * PAR_CHUNK)
-		return source_sized(src, aws, spec, &opts, cause);
+	    download_total(src->dl) > 2 * PAR_CHUNK &&
+	    (n = connections(spec, PAR_CHUNK, sized_chunks(download_total(src->dl)))) > 1)
+		return source_sized(src, aws, spec, n, &opts, cause);
 	if (hex != NULL) {
 		src->ck = chunks_new(&src->m, download_read, src->dl, 0, spec->halt);
 		src->read = chunks_read;

@@ -113,8 +113,6 @@ worker(void *arg)
 		s = &p->slots[idx % (size_t)p->n];
 		len = (size_t)manifest_chunk_len(p->m, idx);
 		pthread_mutex_unlock(&p->mtx);
-		if (s->buf == NULL)
-			s->buf = xmalloc((size_t)p->m->chunk_size);
 		if (fetch_chunk(p, idx, s->buf, len, &cause) != 0) {
 			pthread_mutex_lock(&p->mtx);
 			fail_locked(p, cause != NULL ? cause : xstrdup("chunk fetch failed"));
@@ -132,6 +130,55 @@ worker(void *arg)
 	}
 	pthread_mutex_unlock(&p->mtx);
 	return NULL;
+}
+
+/* A thread's stack as pthread_create makes it: address space RLIMIT_DATA counts. */
+static size_t
+stack_size(void)
+{
+	pthread_attr_t	attr;
+	size_t		n = 0;
+
+	if (pthread_attr_init(&attr) != 0)
+		return 0;
+	if (pthread_attr_getstacksize(&attr, &n) != 0)
+		n = 0;
+	pthread_attr_destroy(&attr);
+	return n;
+}
+
+int
+pfetch_fit(long long chunk_size, int n)
+{
+	long long	limit = mem_limit_now(), each, fit;
+	size_t		stack = stack_size();
+
+	if (limit < 0 || n <= 1)
+		return n;
+	each = chunk_size + (long long)stack;
+	fit = limit / 2 / each;
+	if (fit >= n)
+		return n;
+	if (fit < 1)
+		fit = 1;
+	log_debug("artifact: %d connections (a %lld-byte chunk and a %zu-byte stack each) "
+	    "do not fit in half the memory limit of %lld bytes: %lld", n, chunk_size, stack,
+	    limit, fit);
+	return (int)fit;
+}
+
+/* Every connection's chunk buffer, here on the caller's thread: running out is an error. */
+static int
+slots_alloc(struct pfetch *p, char **cause)
+{
+	int	i;
+
+	for (i = 0; i < p->n; i++) {
+		if ((p->slots[i].buf = malloc((size_t)p->m->chunk_size)) == NULL)
+			return set_cause(cause, "out of memory for %d chunks of %lld bytes", p->n,
+			    p->m->chunk_size);
+	}
+	return 0;
 }
 
 struct pfetch *
@@ -158,6 +205,10 @@ pfetch_new(struct aws *aws, const char *url, const struct manifest *m, int n,
 	pthread_cond_init(&p->cond, NULL);
 	p->slots = xcalloc((size_t)n, sizeof *p->slots);
 	p->threads = xcalloc((size_t)n, sizeof *p->threads);
+	if (slots_alloc(p, cause) != 0) {
+		pfetch_free(p);
+		return NULL;
+	}
 	/* Signals stay with the main thread: the connections block them all. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

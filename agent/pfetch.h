@@ -15,10 +15,17 @@ struct pfetch;
  * lists, each with a ranged GET that resumes on its own when it breaks; each
  * chunk is checked against m before it is handed on (when m lists digests: a
  * size and chunk size alone fetch the chunks unchecked). At most n chunks are
- * held at once, in flight or waiting for their turn: memory is n chunks.
+ * held at once, in flight or waiting for their turn: memory is n chunks,
+ * allocated here on the caller's thread (running out is an error, not an
+ * abort in a connection).
  */
 struct pfetch	*pfetch_new(struct aws *, const char *url, const struct manifest *, int n,
 		    const struct download_opts *, char **);
+/*
+ * How many of n connections fit: their chunk buffers and thread stacks take at
+ * most half the memory limit in force (mem_limit_now), and never fewer than 1.
+ */
+int		 pfetch_fit(long long chunk_size, int n);
 /* A reader (reader.h), arg the pfetch: the artifact's verified bytes, in order. */
 ssize_t		 pfetch_read(void *, void *, size_t, char **);
 /* Range requests made after broken transfers, over all connections. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -94,6 +95,17 @@ mem_limit_undo(void)
 {
 	if (mem_limited)
 		(void)setrlimit(RLIMIT_DATA, &mem_saved);
+}
+
+long long
+mem_limit_now(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_DATA, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > (rlim_t)LLONG_MAX)
+		return -1;
+	return (long long)rl.rlim_cur;
 }
 
 void *

@@ -26,6 +26,8 @@ void fatal_hook(void (*)(const char *));
  */
 int mem_limit(long long, char **);
 void mem_limit_undo(void);
+/* The data segment's cap (RLIMIT_DATA) in force now, in bytes, or -1: none. */
+long long mem_limit_now(void);
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
 void *xrealloc(void *, size_t);

@@ -3,9 +3,12 @@ never in the kernel's OOM killer (review item 6 of issue 16). Both archives belo
 tagged with their true digest, so they reach the tar reader whatever the pipeline."""
 import gzip
 import os
+import signal
 import unittest
 
+from bootlib import make_artifact
 from fakecase import FakeAWSCase
+from manifestlib import make_manifest, pin
 
 LIMIT = "[agent]\nmemory_limit = 64M\n"
 
@@ -93,6 +96,36 @@ class MemoryLimit(FakeAWSCase):
         # fatal()'s own words: our allocation failed, and the hook ran the fail path.
         self.assertEqual(st["error"], "out of memory", st)
         self.assertIn("fatal: out of memory", a.log_text())
+
+    def boot_chunked(self, limit, chunk):
+        """A boot of a 40 MiB plain tar pinned by its manifest of chunk-byte chunks over
+        3 connections under memory_limit = limit: it must serve, and no connection's
+        thread may end it with SIGABRT (which left the status at fetching, no ABANDON)."""
+        art = make_artifact({"zeros.bin": bytes(40 << 20)}, mode="w")
+        man = make_manifest(art, chunk)
+        w, _ = self.world(art=art, sha=pin(man))
+        self.f.put_s3("releases", "app/1.0.0.tar.gz.manifest", man)
+        a = self.start(f"[agent]\nmemory_limit = {limit}\n[artifact]\nconnections = 3\n")
+        self.wait_for(lambda: a.proc.poll() is not None or
+                      (a.status_json() or {}).get("phase") in ("serving", "failed"), 120, 0.5)
+        self.assertNotEqual(a.proc.poll(), -signal.SIGABRT, "SIGABRT:\n" + a.log_text())
+        self.assert_serving(a, w)
+        return a.log_text()
+
+    def test_parallel_fetch_fits_its_connections_in_the_limit(self):
+        """The review's repro: 32M, 3 connections, 16 MiB chunks. Three chunk buffers and
+        three thread stacks do not fit: the agent fetches over one connection."""
+        log = self.boot_chunked("32M", 16 << 20)
+        self.assertRegex(log, r"artifact: 3 connections \(a 16777216-byte chunk and a "
+                         r"\d+-byte stack each\) do not fit in half the memory limit of "
+                         r"33554432 bytes: 1\n")
+        self.assertNotIn("chunks over", log, "one connection is the plain download")
+
+    def test_parallel_fetch_with_fewer_connections(self):
+        """64M, 3 connections, 8 MiB chunks: two connections fit in half the limit."""
+        log = self.boot_chunked("64M", 8 << 20)
+        self.assertIn("do not fit in half the memory limit of 67108864 bytes: 2\n", log)
+        self.assertIn("artifact: 6 chunks over 2 connections", log)
 
     def test_default_limit_lets_a_release_through(self):
         w, _ = self.world()
