@@ -46,6 +46,26 @@ struct pfetch {
 	int			 resumes;
 };
 
+/*
+ * The object's length, as a ranged answer gives it, against the manifest's
+ * size: the ranges never reach bytes past it, so only the length can say they are there.
+ */
+static int
+check_end(struct pfetch *p, long long total, char **cause)
+{
+	if (total == p->m->size)
+		return 0;
+	if (total == -1)
+		return set_cause(cause, "%s: the answer gives no object length, so the artifact's "
+		    "end cannot be checked against the manifest's %lld bytes", p->url,
+		    p->m->size);
+	if (total > p->m->size)
+		return set_cause(cause, "the artifact is longer than the manifest's %lld "
+		    "bytes (%lld)", p->m->size, total);
+	return set_cause(cause, "the artifact ends at byte %lld, the manifest says %lld",
+	    total, p->m->size);
+}
+
 /* Fetch chunk idx into buf over one connection (resuming on its own): 0 or -1. */
 static int
 fetch_chunk(struct pfetch *p, size_t idx, unsigned char *buf, size_t len, char **cause)
@@ -60,6 +80,8 @@ fetch_chunk(struct pfetch *p, size_t idx, unsigned char *buf, size_t len, char *
 		return -1;
 	download_range(d, from, from + (long long)len - 1);
 	if (download_start(d, cause) != 0)
+		goto out;
+	if (p->m->chunks != NULL && check_end(p, download_total(d), cause) != 0)
 		goto out;
 	while (got < len) {
 		if ((r = download_read(d, buf + got, len - got, cause)) < 0)

@@ -13,11 +13,11 @@ struct pfetch;
 /*
  * Start n connections fetching the chunks of url that m (borrowed, verified)
  * lists, each with a ranged GET that resumes on its own when it breaks; each
- * chunk is checked against m before it is handed on (when m lists digests: a
- * size and chunk size alone fetch the chunks unchecked). At most n chunks are
- * held at once, in flight or waiting for their turn: memory is n chunks,
- * allocated here on the caller's thread (running out is an error, not an
- * abort in a connection).
+ * chunk is checked against m before it is handed on, and each answer's
+ * object length against m's size (when m lists digests: a size and chunk
+ * size alone fetch the chunks unchecked). At most n chunks are held at once,
+ * in flight or waiting for their turn: memory is n chunks, allocated here on
+ * the caller's thread (running out is an error, not an abort in a connection).
  */
 struct pfetch	*pfetch_new(struct aws *, const char *url, const struct manifest *, int n,
 		    const struct download_opts *, char **);

@@ -223,6 +223,46 @@ class VerifiedFetch(FakeAWSCase):
                       r.stderr)
         self.assert_nothing_left(out)
 
+    def test_the_artifact_must_end_at_size_over_any_connections(self):
+        """README: the artifact must end at the manifest's `size`. Bytes past it (or an
+        object cut short) are refused over one connection and over several alike: the
+        ranged GETs never ask for the extra bytes, so each answer's object length is
+        checked."""
+        for name, data, want in (
+                ("long", self.art + b"appended after size", "the artifact is longer than "
+                 f"the manifest's {len(self.art)} bytes"),
+                ("cut", self.art[:-1], f"ends at byte {len(self.art) - 1}, the manifest "
+                 f"says {len(self.art)}")):
+            self.f.put_s3("vfetch", f"{name}.tar.gz", data)
+            self.f.put_s3("vfetch", f"{name}.tar.gz.manifest", self.man)
+            srv = ByteServer({"/x.tar.gz": data, "/x.tar.gz.manifest": self.man})
+            self.addCleanup(srv.shutdown)
+            for url in (f"s3://vfetch/{name}.tar.gz", srv.url("/x.tar.gz")):
+                for n in (1, 3):
+                    out = os.path.join(self.dir, f"{name}{n}{url[:2]}")
+                    r = self.fetch(url, "--sha256", pin(self.man), "-x", out,
+                                   conf=self.parallel(n))
+                    self.assert_exit(r, 1)
+                    self.assertIn(want, r.stderr, f"{url} over {n} connection(s)")
+                    self.assert_nothing_left(out)
+        outf = os.path.join(self.dir, "long.tar.gz")
+        r = self.fetch("s3://vfetch/long.tar.gz", "--sha256", pin(self.man), "-o", outf,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 1)
+        self.assertIn("the artifact is longer than the manifest's", r.stderr)
+        self.assertFalse(os.path.exists(outf), "-o FILE is not written")
+        # A server that will not say how long the object is: its end cannot be checked.
+        srv = ByteServer({"/x.tar.gz": self.art, "/x.tar.gz.manifest": self.man},
+                         length=False)
+        self.addCleanup(srv.shutdown)
+        out = os.path.join(self.dir, "nolength")
+        r = self.fetch(srv.url("/x.tar.gz"), "--sha256", pin(self.man), "-x", out,
+                       conf=self.parallel(3))
+        self.assert_exit(r, 1)
+        self.assertIn("the answer gives no object length, so the artifact's end cannot be "
+                      f"checked against the manifest's {len(self.art)} bytes", r.stderr)
+        self.assert_nothing_left(out)
+
     def test_parallel_without_a_manifest_from_the_size(self):
         """A digest pin, an artifact over two 4 MiB chunks: the first answer's size
         splits it into ranged GETs; the whole is hashed in order and staged."""

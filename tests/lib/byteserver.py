@@ -10,11 +10,13 @@ import time
 class ByteServer:
     """Serves {path: bytes} on 127.0.0.1 (TCP_NODELAY). rate: bytes per second per
     connection (0: unlimited); ranges=False: no Accept-Ranges header (Range is honoured anyway). cut(path, after): the next GET of path sends `after`
-    bytes of its body and closes. self.gets: (path, Range header or None) per GET."""
+    bytes of its body and closes. length=False: a ranged answer's Content-Range gives the
+    object's length as "*" (unknown). self.gets: (path, Range header or None) per GET."""
 
-    def __init__(self, served, rate=0, ranges=True):
+    def __init__(self, served, rate=0, ranges=True, length=True):
         self.served = dict(served)
         self.ranges = ranges
+        self.length = length
         self.rate = rate
         self.cuts = {}
         self.gets = []
@@ -62,7 +64,8 @@ class ByteServer:
                     if m.group(2):
                         end = min(end, int(m.group(2)))
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+                    total = len(body) if srv.length else "*"
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
                 else:
                     self.send_response(200)
                 self.send_header("Content-Length", str(end - start + 1))
