@@ -47,8 +47,8 @@ typedef reader_fn artifact_read_fn;
  * spec->connections connections). Otherwise the artifact is staged in a file
  * beside dest while hashed (and signature-checked), verified, then unpacked.
  * Unsafe entries (absolute paths, "..", links leaving dest, devices, fifos)
- * fail the whole artifact; setuid/setgid bits are dropped. On any failure
- * dest is removed.
+ * fail the whole artifact; setuid/setgid, sticky and group/other write bits
+ * are dropped. On any failure dest is removed.
  */
 int	artifact_fetch(struct aws *, const struct artifact_spec *, const char *dest,
 	    struct artifact_result *, char **);

@@ -200,9 +200,36 @@ walk_fail(struct unpack *u, int unsafe, const char *pre, const char *rel, size_t
 }
 
 /*
+ * The directory fd, the first len bytes of rel, must be the agent's: one
+ * another user owns (made, say, in a moment it was writable) is theirs to
+ * change after the release is verified, so nothing is written below it.
+ */
+static int
+dir_owned(struct unpack *u, int fd, const char *rel, size_t len, char **cause)
+{
+	struct stat	 sb;
+	char		*msg;
+
+	if (fstat(fd, &sb) == -1) {
+		msg = xasprintf(": %s", strerror(errno));
+		walk_fail(u, 0, "stat ", rel, len, msg, cause);
+		free(msg);
+		return -1;
+	}
+	if (sb.st_uid == geteuid())
+		return 0;
+	msg = xasprintf(" is owned by uid %lu, not by the agent's uid %lu",
+	    (unsigned long)sb.st_uid, (unsigned long)geteuid());
+	walk_fail(u, 1, "", rel, len, msg, cause);
+	free(msg);
+	return -1;
+}
+
+/*
  * Open the directory at the first len bytes of clean path rel one component
  * at a time with O_NOFOLLOW, so a symlink made by an earlier entry is never
- * followed; missing directories are made when create is set.
+ * followed, nor a directory another user owns; missing directories are made
+ * when create is set.
  */
 static int
 walk(struct unpack *u, const char *rel, size_t len, int create, const char *what,
@@ -258,6 +285,8 @@ walk(struct unpack *u, const char *rel, size_t len, int create, const char *what
 			}
 			goto out;
 		}
+		if (dir_owned(u, next, rel, i + n, cause) != 0)
+			goto out;
 		if (fd != u->rootfd)
 			close(fd);
 		fd = next;
@@ -381,7 +410,8 @@ extract_file(struct unpack *u, struct archive_entry *e, int pfd, const char *bas
 		}
 		u->unpacked += size - pos;
 	}
-	if (fchmod(fd, archive_entry_perm(e) & 0777) == -1) {
+	/* No group or other write: a local user could change the verified release. */
+	if (fchmod(fd, archive_entry_perm(e) & 0755) == -1) {
 		entry_fail(u->name, 0, cause, "chmod: %s", strerror(errno));
 		goto out;
 	}
@@ -485,8 +515,13 @@ extract_dir(struct unpack *u, struct archive_entry *e, const char *clean, int pf
 		entry_fail(u->name, 0, cause, "open: %s", strerror(errno));
 		goto out;
 	}
-	/* Keep the owner able to write (and remove) what goes inside; sticky stays, set-id goes. */
-	if (fchmod(fd, (archive_entry_perm(e) & 01777) | 0700) == -1) {
+	if (dir_owned(u, fd, clean, strlen(clean), cause) != 0)
+		goto out;
+	/*
+	 * The owner keeps write (to fill and remove it); group and other never get
+	 * it, so the sticky bit, which only matters to them, goes with set-id.
+	 */
+	if (fchmod(fd, (archive_entry_perm(e) & 0755) | 0700) == -1) {
 		entry_fail(u->name, 0, cause, "chmod: %s", strerror(errno));
 		goto out;
 	}

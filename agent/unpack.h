@@ -18,8 +18,10 @@ int		 unpack_open(struct unpack *, char **);
 /*
  * Read the tar (plain or zstd) from a view reader (reader.h) and write its
  * entries. Unsafe ones (absolute paths, "..", links leaving dest, devices,
- * fifos) fail the whole archive; setuid/setgid bits are dropped. The
- * reader's own cause wins over libarchive's.
+ * fifos, a directory on the way that another user owns) fail the whole
+ * archive; setuid/setgid, sticky and group/other write bits are dropped
+ * (nobody but the agent's user can change the release). The reader's own
+ * cause wins over libarchive's.
  */
 int		 unpack_entries(struct unpack *, reader_view_fn, void *, char **);
 /* All entries are in: set the directories' mtimes. */

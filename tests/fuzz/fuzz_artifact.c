@@ -152,6 +152,9 @@ check_tree(struct walk *w, const char *path, int depth)
 	FUZZ_CHECK(lstat(path, &sb) == 0, "lstat %s: %s", path, strerror(errno));
 	FUZZ_CHECK((sb.st_mode & (S_ISUID | S_ISGID)) == 0, "setuid/setgid kept: %s (%o)",
 	    path, (unsigned)sb.st_mode);
+	/* A symlink's mode is always 0777 and means nothing. */
+	FUZZ_CHECK(S_ISLNK(sb.st_mode) || (sb.st_mode & (S_ISVTX | S_IWGRP | S_IWOTH)) == 0,
+	    "sticky or group/other write kept: %s (%o)", path, (unsigned)sb.st_mode);
 	if (S_ISREG(sb.st_mode)) {
 		/* Hard links share their bytes (and may only link inside dest). */
 		w->bytes += sb.st_size / (off_t)sb.st_nlink;
