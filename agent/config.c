@@ -231,7 +231,8 @@ static const struct opt opts[] = {
 	  .min = 1,
 	  .max = 16,
 	  .def = "3",
-	  .help = "connections fetching the chunks of an artifact with a manifest at once"
+	  .help = "connections fetching the chunks of an artifact at once (fewer when their "
+		  "chunks and thread stacks would pass half of memory_limit)"
 	},
 	{ .section = "artifact",
 	  .key = "allow_unverified",
