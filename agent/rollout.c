@@ -543,61 +543,82 @@ summary_json(const struct rollout_opts *o, const char *action, int code, const c
 	json_object_put(root);
 }
 
-/*
- * The two groups of the rollout in progress, from the rollout tag (or the
- * options, which must name them as the tag does: swapped, finish would remove
- * the new group). ROLLOUT_OK, ROLLOUT_ERROR or ROLLOUT_REFUSED.
- */
+/* The two groups the rollout tags name (commands without --live/--idle). */
 static int
-load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struct group *idle,
-    struct rollrec *rec, char **cause)
+find_pair(struct aws *a, char **live, char **idle, char **cause)
 {
 	struct aws_param	 p[] = {
 		{ "Filters.member.1.Name", "key" },
 		{ "Filters.member.1.Values.member.1", ROLLOUT_TAG },
 	};
 	struct aws_result	 res;
+	struct rollrec		 rec;
 	struct xml_node		*m;
-	const char		*v, *first = NULL;
-	int			 ret = ROLLOUT_ERROR;
+	const char		*v;
+	int			 ret = -1;
+
+	if (call(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
+		goto out;
+	/* Both groups carry it, maybe a step apart after a crash; other groups are another rollout. */
+	for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL; m = xml_next(m)) {
+		if ((v = xml_child_text(m, "Value")) == NULL)
+			continue;
+		if (rollrec_parse(v, &rec) != 0) {
+			set_cause(cause, "unreadable %s tag '%s' on %s", ROLLOUT_TAG, v,
+			    xml_child_text(m, "ResourceId"));
+			goto out;
+		}
+		if (*live == NULL) {
+			*live = xstrdup(rec.live);
+			*idle = xstrdup(rec.idle);
+		} else if (strcmp(*live, rec.live) != 0 || strcmp(*idle, rec.idle) != 0) {
+			set_cause(cause, "several rollouts in progress (%s to %s, %s to %s): name "
+			    "one with --live and --idle", *live, *idle, rec.live, rec.idle);
+			rollrec_clear(&rec);
+			goto out;
+		}
+		rollrec_clear(&rec);
+	}
+	if (*live == NULL) {
+		set_cause(cause, "no rollout in progress (no group has the %s tag)", ROLLOUT_TAG);
+		goto out;
+	}
+	ret = 0;
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
+/*
+ * The two groups of the rollout in progress and its record, the new group's
+ * copy (written first, so the newer after a crash between the two). Names
+ * given must be the record's: swapped, finish would remove the new group.
+ * ROLLOUT_OK, ROLLOUT_ERROR or ROLLOUT_REFUSED.
+ */
+static int
+load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struct group *idle,
+    struct rollrec *rec, char **cause)
+{
+	char		*ln = NULL, *in = NULL;
+	const char	*v;
+	int		 ret = ROLLOUT_ERROR;
 
 	memset(rec, 0, sizeof *rec);
-	memset(&res, 0, sizeof res);
 	memset(live, 0, sizeof *live);
 	memset(idle, 0, sizeof *idle);
-	if (o->live == NULL || o->idle == NULL) {
-		if (call(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
-			goto out;
-		/* Both groups carry the same value; another value is another rollout. */
-		for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL;
-		    m = xml_next(m)) {
-			if ((v = xml_child_text(m, "Value")) == NULL)
-				continue;
-			if (first == NULL)
-				first = v;
-			else if (strcmp(first, v) != 0) {
-				set_cause(cause, "several rollouts in progress ('%s', '%s'): name "
-				    "one with --live and --idle", first, v);
-				goto out;
-			}
-		}
-		if (first == NULL) {
-			set_cause(cause, "no rollout in progress (no group has the %s tag)",
-			    ROLLOUT_TAG);
-			goto out;
-		}
-		if (rollrec_parse(first, rec) != 0) {
-			set_cause(cause, "unreadable %s tag '%s'", ROLLOUT_TAG, first);
-			goto out;
-		}
-	}
-	if (describe(a, o, o->live != NULL ? o->live : rec->live, live, cause) != 0 ||
-	    describe(a, o, o->idle != NULL ? o->idle : rec->idle, idle, cause) != 0)
+	if (o->live == NULL && find_pair(a, &ln, &in, cause) != 0)
 		goto out;
-	if (rec->version == NULL && (idle->rollout == NULL ||
-	    rollrec_parse(idle->rollout, rec) != 0)) {
+	if (describe(a, o, o->live != NULL ? o->live : ln, live, cause) != 0 ||
+	    describe(a, o, o->idle != NULL ? o->idle : in, idle, cause) != 0)
+		goto out;
+	if ((v = idle->rollout != NULL ? idle->rollout : live->rollout) == NULL) {
 		set_cause(cause, "no rollout in progress between %s and %s", live->name,
 		    idle->name);
+		goto out;
+	}
+	if (rollrec_parse(v, rec) != 0) {
+		set_cause(cause, "unreadable %s tag '%s' (see README: a damaged rollout tag)",
+		    ROLLOUT_TAG, v);
 		goto out;
 	}
 	if (strcmp(rec->live, live->name) != 0 || strcmp(rec->idle, idle->name) != 0) {
@@ -608,7 +629,8 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	}
 	ret = ROLLOUT_OK;
 out:
-	aws_result_free(&res);
+	free(ln);
+	free(in);
 	return ret;
 }
 
@@ -642,8 +664,9 @@ save_record(struct run *r, char **cause)
 
 	kv[0][0] = ROLLOUT_TAG;
 	kv[0][1] = tag;
-	ret = set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ||
-	    set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ? -1 : 0;
+	/* The new group's copy first: the one read back (load_pair). */
+	ret = set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ||
+	    set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ? -1 : 0;
 	free(tag);
 	return ret;
 }
@@ -767,8 +790,16 @@ do_step(struct run *r, char **cause)
 	if ((n = count_state(&g, "Standby")) < standby_want) {
 		/* EnterStandby may not take the desired capacity below MinSize. */
 		lo = g.desired - (standby_want - n) < 0 ? 0 : g.desired - (standby_want - n);
-		if (lo < g.min && set_capacity(r->a, &g, lo, g.desired, cause) != 0)
-			goto out;
+		if (lo < g.min) {
+			/* Recorded before it is lowered (a record from before min=), for the rollback. */
+			if (r->rec.min < 0) {
+				r->rec.min = g.min;
+				if (save_record(r, cause) != 0)
+					goto out;
+			}
+			if (set_capacity(r->a, &g, lo, g.desired, cause) != 0)
+				goto out;
+		}
 		if (standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,
 		    cause) != 0)
 			goto out;
@@ -781,7 +812,11 @@ out:
 	return ret;
 }
 
-/* ROLLOUT_FAILED when the new group has fewer healthy instances than the step wants. */
+/*
+ * ROLLOUT_FAILED when the new group has fewer healthy instances than the step
+ * wants; want -1: the old group's size, or the new group's capacity when its
+ * own scaling has lowered it since the switch.
+ */
 static int
 check_new(struct run *r, int want, char **cause)
 {
@@ -794,6 +829,8 @@ check_new(struct run *r, int want, char **cause)
 	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0 ||
 	    target_health(r->a, &g, cause) != 0)
 		goto out;
+	if (want < 0)
+		want = g.desired > 0 && g.desired < r->rec.size ? g.desired : r->rec.size;
 	ret = ROLLOUT_OK;
 	if ((int)(healthy = count_healthy(&g)) >= want)
 		goto out;
@@ -1420,14 +1457,21 @@ out:
 	return ret;
 }
 
-/* The new group still serves: checked before finish removes the way back. */
+/*
+ * The new group still serves: checked before finish removes the way back
+ * (--force: not, for an alarm deleted or stuck since the start).
+ */
 static int
 finish_healthy(struct run *r, char **cause)
 {
 	int	ret;
 
+	if (r->o->force) {
+		progress(r->o, "--force: the alarms and the new group's health not checked");
+		return ROLLOUT_OK;
+	}
 	if ((ret = check_alarms(r->a, r->alarms, cause)) == ROLLOUT_OK)
-		ret = check_new(r, r->rec.size, cause);
+		ret = check_new(r, -1, cause);
 	if (ret == ROLLOUT_FAILED) {
 		set_cause(cause, "%s: not finishing (roll back, or wait until it is well)",
 		    *cause);
@@ -1445,6 +1489,11 @@ finish_allowed(struct run *r, char **cause)
 	/* Begun: the old group may be gone already, so only going on is left. */
 	if (strcmp(r->rec.phase, "finishing") == 0)
 		return ROLLOUT_OK;
+	if (strcmp(r->rec.phase, "rolling-back") == 0) {
+		set_cause(cause, "a rollback of the rollout of %s is under way: run 'asg-agent "
+		    "rollout rollback' again", r->rec.version);
+		return ROLLOUT_REFUSED;
+	}
 	if (strcmp(r->rec.phase, "switched") == 0)
 		return finish_healthy(r, cause);
 	if (strcmp(r->rec.phase, "baking") == 0 && r->rec.step == r->rec.nsteps) {
@@ -1474,7 +1523,7 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 	const char		*kv[1][2];
 	struct aws_result	 res;
 	size_t			 i;
-	int			 ret = ROLLOUT_ERROR;
+	int			 ret = ROLLOUT_ERROR, floor;
 
 	memset(&res, 0, sizeof res);
 	if ((ret = run_load(&r, a, o, &live, &idle, cause)) != ROLLOUT_OK ||
@@ -1504,6 +1553,13 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 			goto out;
 	}
 	progress(o, "%s: scaled to 0 and its Standby instances terminated", live.name);
+	/* The floor the old group had goes with the traffic, as far as the new one's capacity. */
+	floor = r.rec.min < idle.desired ? r.rec.min : idle.desired;
+	if (floor > idle.min) {
+		if (set_capacity(a, &idle, floor, idle.desired, cause) != 0)
+			goto out;
+		progress(o, "%s: MinSize %d, as %s had", idle.name, floor, live.name);
+	}
 	kv[0][0] = ROLLOUT_LIVE;
 	kv[0][1] = "true";
 	if (set_tags(a, idle.name, kv, 1, 0, cause) != 0)

@@ -307,7 +307,7 @@ class Rollout(RolloutCase):
         self.assertIn("unreadable asg-agent:rollout tag", r.stderr)
         r = self.rollout("step", "--live", self.blue, "--idle", self.green)
         self.assertNotEqual(r.returncode, 0, r.stdout)
-        self.assertIn("no rollout in progress", r.stderr)
+        self.assertIn("unreadable asg-agent:rollout tag", r.stderr)
         r = self.start()
         self.assert_exit(r, 3)
         self.assertIn("a rollout is in progress", r.stderr)

@@ -176,6 +176,33 @@ class RolloutGuards(RolloutCase):
         self.assert_exit(r, 4)
         self.assert_rolled_back()
 
+    def test_rollback_killed_between_the_two_copies_goes_on_back(self):
+        # A rollback killed after writing its record to the new group only: the new
+        # group's copy, written first, is the one read (no "several rollouts").
+        self.switched()
+        rec = self.tags(self.green)["asg-agent:rollout"].replace("phase=switched",
+                                                                 "phase=rolling-back")
+        self.asg.create_or_update_tags(Tags=[{
+            "ResourceId": self.green, "ResourceType": "auto-scaling-group",
+            "Key": "asg-agent:rollout", "Value": rec, "PropagateAtLaunch": False}])
+        self.assertIn("phase=switched", self.tags(self.blue)["asg-agent:rollout"])
+        r = self.rollout("step", "--timeout", "60")
+        self.assert_exit(r, 4)
+        self.assert_rolled_back()
+
+    def test_damaged_tag_named_is_said_unreadable(self):
+        self.switched()
+        for g in (self.blue, self.green):
+            self.asg.create_or_update_tags(Tags=[{
+                "ResourceId": g, "ResourceType": "auto-scaling-group",
+                "Key": "asg-agent:rollout", "Value": "2.0.0 live=x size=two",
+                "PropagateAtLaunch": False}])
+        for args in (["finish"], ["rollback"], ["step"]):
+            r = self.rollout(*args, "--live", self.blue, "--idle", self.green)
+            self.assert_exit(r, 1)
+            self.assertIn("unreadable asg-agent:rollout tag", r.stderr)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"], "nothing acted on")
+
     # -- 5. the old group's MinSize --------------------------------------------------------
     def min_size_two(self):
         self.asg.update_auto_scaling_group(AutoScalingGroupName=self.blue, MinSize=2)
@@ -198,8 +225,30 @@ class RolloutGuards(RolloutCase):
     def test_min_size_old_group_switch_then_finish(self):
         self.min_size_two()
         self.switched()
-        self.assert_exit(self.rollout("finish"), 0)
+        r = self.rollout("finish")
+        self.assert_exit(r, 0)
         self.assert_finished()
+        # The floor goes with the traffic: the next rollout back must not find it gone.
+        self.assertEqual(self.asg_group(self.green)["MinSize"], 2, r.stdout)
+
+    def test_min_size_restored_for_a_record_from_before_min(self):
+        # A rollout begun by a version that did not record min=: the step that lowers
+        # MinSize records it first, and the rollback puts it back.
+        self.min_size_two()
+        self.fake_agents()
+        self.assert_exit(self.rollout(*self.guarded("--steps", "50,100")), 0)
+        old = " ".join(w for w in self.tags(self.green)["asg-agent:rollout"].split()
+                       if not w.startswith("min="))
+        self.asg.create_or_update_tags(Tags=[{
+            "ResourceId": g, "ResourceType": "auto-scaling-group", "Key": "asg-agent:rollout",
+            "Value": old, "PropagateAtLaunch": False} for g in (self.blue, self.green)])
+        for _ in range(2):
+            self.assert_exit(self.rollout("step"), 0)
+        self.assertEqual(self.record()["step"], "3/4")
+        self.assertEqual(self.record().get("min"), "2", "recorded before it was lowered")
+        self.assertEqual(sorted(self.states(self.blue)), ["InService", "Standby"])
+        self.assert_exit(self.rollout("rollback", "--timeout", "60"), 0)
+        self.assertEqual(self.asg_group(self.blue)["MinSize"], 2, "blue's MinSize restored")
 
     # -- 6. finish checks the new version once more -------------------------------------------
     def test_finish_refused_while_an_alarm_fires(self):
@@ -208,6 +257,19 @@ class RolloutGuards(RolloutCase):
         self.switched("--alarm", alarm)
         cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx up")
         self.assert_refused(["finish"], "ALARM")
+
+    def test_finish_forced_past_a_deleted_alarm(self):
+        alarm = f"gone{self.n}"
+        cw = self.make_alarm(alarm)
+        self.switched("--alarm", alarm)
+        cw.delete_alarms(AlarmNames=[alarm])
+        r = self.rollout("finish")
+        self.assert_exit(r, 1)
+        self.assertIn("do not exist", r.stderr)
+        r = self.rollout("finish", "--force")
+        self.assert_exit(r, 0)
+        self.assertIn("--force: the alarms and the new group's health not checked", r.stdout)
+        self.assert_finished()
 
     def test_finish_refused_with_a_new_instance_unhealthy(self):
         self.switched()
@@ -221,6 +283,18 @@ class RolloutGuards(RolloutCase):
                            TargetGroupArn=self.tg)["TargetHealthDescriptions"])
         self.assertTrue(self.wait_for(unhealthy, 20), f"{ids[0]} stopped but healthy")
         self.assert_refused(["finish"], "healthy")
+
+    def test_finish_after_the_new_group_scaled_in(self):
+        # Its own scaling took the new group below the old one's size after the
+        # switch: its capacity, all healthy, is what finish asks for.
+        self.switched()
+        self.asg.set_desired_capacity(AutoScalingGroupName=self.green, DesiredCapacity=1)
+        self.assertTrue(self.wait_for(lambda: self.states(self.green) == ["InService"], 20),
+                        f"green: {self.states(self.green)}")
+        self.assert_exit(self.rollout("finish"), 0)
+        self.assertEqual(self.asg_group(self.blue)["DesiredCapacity"], 0)
+        self.assertEqual(self.record(self.green), {}, "the rollout is over")
+        self.assertEqual(self.history()[-1]["outcome"], "finished")
 
     # -- 7. no other version's digest ------------------------------------------------------
     def test_start_without_digest_drops_a_stale_one(self):
