@@ -554,9 +554,10 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 	struct aws_result	 res;
 	struct rollrec		 rec;
 	struct xml_node		*m;
-	const char		*v;
+	const char		*v, *on;
 	int			 ret = -1;
 
+	memset(&res, 0, sizeof res);
 	if (call(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
 		goto out;
 	/* Both groups carry it, maybe a step apart after a crash; other groups are another rollout. */
@@ -564,8 +565,9 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 		if ((v = xml_child_text(m, "Value")) == NULL)
 			continue;
 		if (rollrec_parse(v, &rec) != 0) {
+			on = xml_child_text(m, "ResourceId");
 			set_cause(cause, "unreadable %s tag '%s' on %s", ROLLOUT_TAG, v,
-			    xml_child_text(m, "ResourceId"));
+			    on != NULL ? on : "a group");
 			goto out;
 		}
 		if (*live == NULL) {
