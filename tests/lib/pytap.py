@@ -36,6 +36,13 @@ class TapResult(unittest.TestResult):
         self._point(False, test)
         self._diag(err)
 
+    def addSubTest(self, test, subtest, err):
+        # A failing subtest leaves its test without a point of its own: it is one.
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._point(False, subtest)
+            self._diag(err)
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._point(True, test, f" # SKIP {reason}")
