@@ -475,6 +475,8 @@ step_install(struct agent *a, char **cause)
 		if (halt_stopped(&a->halt))
 			return set_cause(cause, "stopped waiting for the lock of %s",
 			    a->cfg->state_dir);
+		/* Heartbeats (and the watchdog) go on while the other install runs. */
+		agent_tick(a);
 		sleep_for(0.2, &a->halt);
 	}
 	if (r != 0)

@@ -145,27 +145,30 @@ fs_tmpfile(const char *path, char **tmp, char **cause)
 }
 
 /*
- * Copy tmp's bytes into the FIFO or device at path (sb, from lstat), which
- * stays what it is; only the caller's or root's, and still the same one once open.
+ * Copy tmp's bytes into the FIFO or device at path (sb, from lstat, or stat
+ * with follow), which stays what it is; only the caller's or root's, and
+ * still the same one once open. sb NULL: one of the caller's own descriptors.
  */
 static int
-commit_into(const char *tmp, const char *path, const struct stat *sb, char **cause)
+commit_into(const char *tmp, const char *path, const struct stat *sb, int follow,
+    char **cause)
 {
 	struct stat	 now;
 	char		*buf;
 	ssize_t		 n;
 	int		 in, out = -1, ret = -1;
 
-	if (sb->st_uid != geteuid() && sb->st_uid != 0)
+	if (sb != NULL && sb->st_uid != geteuid() && sb->st_uid != 0)
 		return set_cause(cause, "%s belongs to another user (uid %lu): not written into",
 		    path, (unsigned long)sb->st_uid);
 	if ((in = open(tmp, O_RDONLY|O_CLOEXEC)) == -1)
 		return set_cause(cause, "%s: %s", tmp, strerror(errno));
-	if ((out = open(path, O_WRONLY|O_NOCTTY|O_NOFOLLOW|O_CLOEXEC)) == -1) {
+	if ((out = open(path, O_WRONLY|O_NOCTTY|O_CLOEXEC|(follow ? 0 : O_NOFOLLOW))) == -1) {
 		set_cause(cause, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (fstat(out, &now) == -1 || now.st_dev != sb->st_dev || now.st_ino != sb->st_ino) {
+	if (sb != NULL && (fstat(out, &now) == -1 || now.st_dev != sb->st_dev ||
+	    now.st_ino != sb->st_ino)) {
 		set_cause(cause, "%s was replaced while it was opened", path);
 		goto out;
 	}
@@ -185,10 +188,31 @@ out:
 	return ret;
 }
 
+/* A name of one of the process's own descriptors (/dev/stdout is /proc/self/fd/1). */
+static int
+own_fd(const char *path)
+{
+	static const char	*const dirs[] = { "/dev/fd/", "/proc/self/fd/",
+				    "/proc/thread-self/fd/" };
+	char			 to[64];
+	ssize_t			 n;
+	size_t			 i;
+
+	if ((n = readlink(path, to, sizeof to - 1)) < 0)
+		n = 0;
+	to[n] = '\0';
+	for (i = 0; i < nitems(dirs); i++) {
+		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0 ||
+		    strncmp(to, dirs[i], strlen(dirs[i])) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 fs_commit(const char *tmp, const char *path, char **cause)
 {
-	struct stat	sb;
+	struct stat	sb, to;
 	int		ret = -1;
 
 	if (lstat(path, &sb) == -1) {
@@ -198,6 +222,16 @@ fs_commit(const char *tmp, const char *path, char **cause)
 		}
 		sb.st_mode = S_IFREG;
 	}
+	/* Renamed over, /dev/stdout would be a file for the whole machine. */
+	if (S_ISLNK(sb.st_mode) && own_fd(path)) {
+		ret = commit_into(tmp, path, NULL, 1, cause);
+		goto out;
+	}
+	if (S_ISLNK(sb.st_mode) && stat(path, &to) == 0 && (S_ISFIFO(to.st_mode) ||
+	    S_ISCHR(to.st_mode) || S_ISBLK(to.st_mode))) {
+		ret = commit_into(tmp, path, &to, 1, cause);
+		goto out;
+	}
 	if (S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)) {
 		/* A file (or a link, itself replaced) is replaced whole, atomically. */
 		if (rename(tmp, path) == -1)
@@ -205,7 +239,7 @@ fs_commit(const char *tmp, const char *path, char **cause)
 		else
 			return 0;
 	} else if (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
-		ret = commit_into(tmp, path, &sb, cause);
+		ret = commit_into(tmp, path, &sb, 0, cause);
 	else
 		set_cause(cause, "%s exists and is not a file, a FIFO or a device", path);
 out:

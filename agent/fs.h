@@ -13,10 +13,11 @@ int	fs_rmtree(const char *, char **);
 int	fs_tmpfile(const char *path, char **tmp, char **cause);
 /*
  * Put the complete file tmp at path. A missing path, a regular file or a
- * symlink is replaced by renaming tmp over it; a FIFO or a device is written
- * into and never replaced (fetch -o /dev/null as root keeps /dev/null), if it
- * is the caller's or root's (another user's FIFO in /tmp would read the
- * artifact); a directory or anything else is refused. tmp is gone afterwards either way.
+ * symlink is replaced by renaming tmp over it; a FIFO or a device (or a
+ * symlink to one, or to one of the caller's own descriptors: /dev/stdout) is
+ * written into and never replaced (fetch -o /dev/null as root keeps
+ * /dev/null), if it is the caller's or root's (another user's FIFO in /tmp
+ * would read the artifact); a directory or anything else is refused. tmp is gone afterwards either way.
  */
 int	fs_commit(const char *tmp, const char *path, char **cause);
 

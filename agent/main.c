@@ -1,5 +1,6 @@
 /* main.c - asg-agent's command line: one table of subcommands, help generated from it. */
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -460,6 +461,18 @@ out:
 	return ret;
 }
 
+/* Where fetch's report goes: stderr when the artifact went to stdout (-o /dev/stdout). */
+static FILE *
+report_stream(const char *out_file)
+{
+	struct stat	o, f;
+
+	if (out_file != NULL && fstat(STDOUT_FILENO, &o) == 0 && stat(out_file, &f) == 0 &&
+	    o.st_dev == f.st_dev && o.st_ino == f.st_ino)
+		return stderr;
+	return stdout;
+}
+
 static int
 cmd_fetch(struct globals *g, int argc, char **argv)
 {
@@ -518,8 +531,8 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 			goto fail;
 	} else if (artifact_fetch(&c.aws, &spec, out_dir, &res, &cause) != 0)
 		goto fail;
-	printf("%s %lld bytes sha256 %s%s%s\n", spec.url, res.bytes, res.sha256,
-	    res.digest_ok ? " digest-ok" : "", res.signature_ok ? " signature-ok" : "");
+	fprintf(report_stream(out_file), "%s %lld bytes sha256 %s%s%s\n", spec.url, res.bytes,
+	    res.sha256, res.digest_ok ? " digest-ok" : "", res.signature_ok ? " signature-ok" : "");
 	ret = 0;
 	goto out;
 fail:

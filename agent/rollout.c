@@ -253,6 +253,26 @@ set_capacity(struct aws *a, const struct group *g, int min, int desired, char **
 	return ret;
 }
 
+/*
+ * MinSize alone: the desired capacity is left as the group's own scaling has
+ * it now (AWS raises it to MinSize if it is lower).
+ */
+static int
+set_min(struct aws *a, const char *group, int min, char **cause)
+{
+	struct aws_param	 p[2];
+	struct aws_result	 res;
+	char			 smin[16];
+	int			 ret;
+
+	snprintf(smin, sizeof smin, "%d", min);
+	p[0] = (struct aws_param){ "AutoScalingGroupName", group };
+	p[1] = (struct aws_param){ "MinSize", smin };
+	ret = call(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, nitems(p), &res, cause);
+	aws_result_free(&res);
+	return ret;
+}
+
 /* EnterStandby or ExitStandby for the group's instances in the given state, in batches. */
 static int
 standby(struct aws *a, const struct group *g, const char *action, const char *from,
@@ -1555,12 +1575,12 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 			goto out;
 	}
 	progress(o, "%s: scaled to 0 and its Standby instances terminated", live.name);
-	/* The floor the old group had goes with the traffic, as far as the new one's capacity. */
-	floor = r.rec.min < idle.desired ? r.rec.min : idle.desired;
+	/* The floor the old group had goes with the traffic (as far as MaxSize allows). */
+	floor = r.rec.min < idle.max ? r.rec.min : idle.max;
 	if (floor > idle.min) {
-		if (set_capacity(a, &idle, floor, idle.desired, cause) != 0)
+		if (set_min(a, idle.name, floor, cause) != 0)
 			goto out;
-		progress(o, "%s: MinSize %d, as %s had", idle.name, floor, live.name);
+		progress(o, "%s: MinSize %d (%s had %d)", idle.name, floor, live.name, r.rec.min);
 	}
 	kv[0][0] = ROLLOUT_LIVE;
 	kv[0][1] = "true";

@@ -5,10 +5,11 @@ import http.server
 import os
 import socket
 import stat
+import subprocess
 import threading
 import unittest
 
-from agentlib import TempDir, run, write
+from agentlib import AGENT, TempDir, clean_env, run, write
 from bootlib import make_artifact, sha256
 
 ART = make_artifact({"README": b"hello\n"})
@@ -131,6 +132,28 @@ class FetchOutput(unittest.TestCase):
             os.close(rd)
         self.assertEqual(got, b"", "not a byte reaches their FIFO")
         self.assertEqual(self.leftovers("theirs.fifo"), [])
+
+    def test_link_to_own_descriptor_is_written_through(self):
+        """`-o /dev/stdout` (a link to /proc/self/fd/1) renamed the artifact over the
+        link: as root, over /dev/stdout for the whole machine. A link of the test's
+        own stands in for it, to a file and to a pipe."""
+        link = os.path.join(self.dir, "stdout")
+        os.symlink("/proc/self/fd/1", link)
+        captured = os.path.join(self.dir, "captured")
+        cmd = [AGENT, "-c", self.conf, "fetch", self.url, "--sha256", sha256(ART), "-o", link]
+        with open(captured, "wb") as fh:
+            r = subprocess.run(cmd, env=clean_env(), stdout=fh, stderr=subprocess.PIPE,
+                               timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"digest-ok", r.stderr, "the report goes to stderr, not into the artifact")
+        with open(captured, "rb") as fh:
+            self.assertEqual(sha256(fh.read()), sha256(ART), "stdout got the artifact alone")
+        self.assertEqual(os.readlink(link), "/proc/self/fd/1", "the link is still a link")
+        r = subprocess.run(cmd, env=clean_env(), capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sha256(r.stdout), sha256(ART), "a pipe got the artifact")
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(self.leftovers("stdout"), [])
 
     def test_device_is_not_replaced(self):
         """`fetch -o /dev/null` as root replaced /dev/null with a regular file: a null
