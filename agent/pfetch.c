@@ -154,26 +154,11 @@ worker(void *arg)
 	return NULL;
 }
 
-/* A thread's stack as pthread_create makes it: address space RLIMIT_DATA counts. */
-static size_t
-stack_size(void)
-{
-	pthread_attr_t	attr;
-	size_t		n = 0;
-
-	if (pthread_attr_init(&attr) != 0)
-		return 0;
-	if (pthread_attr_getstacksize(&attr, &n) != 0)
-		n = 0;
-	pthread_attr_destroy(&attr);
-	return n;
-}
-
 int
 pfetch_fit(long long chunk_size, int n)
 {
 	long long	limit = mem_limit_now(), each, fit;
-	size_t		stack = stack_size();
+	size_t		stack = PFETCH_STACK;
 
 	if (limit < 0 || n <= 1)
 		return n;
@@ -209,6 +194,7 @@ pfetch_new(struct aws *aws, const char *url, const struct manifest *m, int n,
 {
 	struct pfetch	*p;
 	sigset_t	 all, old;
+	pthread_attr_t	 attr;
 	int		 i, err;
 
 	p = xcalloc(1, sizeof *p);
@@ -231,17 +217,21 @@ pfetch_new(struct aws *aws, const char *url, const struct manifest *m, int n,
 		pfetch_free(p);
 		return NULL;
 	}
+	/* The stack is ours to size: glibc's default follows ulimit -s (8 MiB), musl's is 128 KiB. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, PFETCH_STACK);
 	/* Signals stay with the main thread: the connections block them all. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < n; i++) {
-		if ((err = pthread_create(&p->threads[i], NULL, worker, p)) != 0) {
+		if ((err = pthread_create(&p->threads[i], &attr, worker, p)) != 0) {
 			set_cause(cause, "pthread_create: %s", strerror(err));
 			break;
 		}
 		p->started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (p->started == 0) {
 		pfetch_free(p);
 		return NULL;

@@ -21,6 +21,8 @@ struct pfetch;
  */
 struct pfetch	*pfetch_new(struct aws *, const char *url, const struct manifest *, int n,
 		    const struct download_opts *, char **);
+/* A connection's thread stack: curl and OpenSSL need far less; RLIMIT_DATA counts it. */
+#define PFETCH_STACK	(1024 * 1024)
 /*
  * How many of n connections fit: their chunk buffers and thread stacks take at
  * most half the memory limit in force (mem_limit_now), and never fewer than 1.

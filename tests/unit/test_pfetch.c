@@ -42,13 +42,7 @@ __asan_default_options(void)
 static long long
 stack_bytes(void)
 {
-	pthread_attr_t	attr;
-	size_t		n = 0;
-
-	pthread_attr_init(&attr);
-	pthread_attr_getstacksize(&attr, &n);
-	pthread_attr_destroy(&attr);
-	return (long long)n;
+	return PFETCH_STACK;
 }
 
 /* Under a limit of limit bytes, n connections of chunk-byte chunks: fit to the most that fit. */
