@@ -229,46 +229,33 @@ delete_tag(struct aws *a, const char *group, const char *key, char **cause)
 	return 0;
 }
 
-/* The group's desired capacity, with MinSize min (-1: lowered only as far as desired needs). */
+/*
+ * UpdateAutoScalingGroup: the desired capacity, with MinSize min (-1: lowered
+ * only as far as desired needs); desired -1: MinSize alone, the desired
+ * capacity left as the group's own scaling has it (AWS raises it to MinSize
+ * if it is lower).
+ */
 static int
 set_capacity(struct aws *a, const struct group *g, int min, int desired, char **cause)
 {
 	struct aws_param	 p[4];
 	struct aws_result	 res;
 	char			 smin[16], smax[16], sdes[16];
-	int			 ret, max;
-
-	if (min < 0 || min > desired)
-		min = g->min < desired ? g->min : desired;
-	max = g->max > desired ? g->max : desired;
-	snprintf(smin, sizeof smin, "%d", min);
-	snprintf(smax, sizeof smax, "%d", max);
-	snprintf(sdes, sizeof sdes, "%d", desired);
-	p[0] = (struct aws_param){ "AutoScalingGroupName", g->name };
-	p[1] = (struct aws_param){ "MinSize", smin };
-	p[2] = (struct aws_param){ "MaxSize", smax };
-	p[3] = (struct aws_param){ "DesiredCapacity", sdes };
-	ret = call(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, nitems(p), &res, cause);
-	aws_result_free(&res);
-	return ret;
-}
-
-/*
- * MinSize alone: the desired capacity is left as the group's own scaling has
- * it now (AWS raises it to MinSize if it is lower).
- */
-static int
-set_min(struct aws *a, const char *group, int min, char **cause)
-{
-	struct aws_param	 p[2];
-	struct aws_result	 res;
-	char			 smin[16];
+	size_t			 n = 0;
 	int			 ret;
 
+	if (desired >= 0 && (min < 0 || min > desired))
+		min = g->min < desired ? g->min : desired;
 	snprintf(smin, sizeof smin, "%d", min);
-	p[0] = (struct aws_param){ "AutoScalingGroupName", group };
-	p[1] = (struct aws_param){ "MinSize", smin };
-	ret = call(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, nitems(p), &res, cause);
+	snprintf(smax, sizeof smax, "%d", g->max > desired ? g->max : desired);
+	snprintf(sdes, sizeof sdes, "%d", desired);
+	p[n++] = (struct aws_param){ "AutoScalingGroupName", g->name };
+	p[n++] = (struct aws_param){ "MinSize", smin };
+	if (desired >= 0) {
+		p[n++] = (struct aws_param){ "MaxSize", smax };
+		p[n++] = (struct aws_param){ "DesiredCapacity", sdes };
+	}
+	ret = call(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, n, &res, cause);
 	aws_result_free(&res);
 	return ret;
 }
@@ -1578,7 +1565,7 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 	/* The floor the old group had goes with the traffic (as far as MaxSize allows). */
 	floor = r.rec.min < idle.max ? r.rec.min : idle.max;
 	if (floor > idle.min) {
-		if (set_min(a, idle.name, floor, cause) != 0)
+		if (set_capacity(a, &idle, floor, -1, cause) != 0)
 			goto out;
 		progress(o, "%s: MinSize %d (%s had %d)", idle.name, floor, live.name, r.rec.min);
 	}
