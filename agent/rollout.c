@@ -925,6 +925,16 @@ set_phase(struct run *r, const char *phase)
 	r->rec.phase = xstrdup(phase);
 }
 
+/* Record phase before acting on it (a rerun then knows), unless it is recorded already. */
+static int
+enter_phase(struct run *r, const char *phase, char **cause)
+{
+	if (strcmp(r->rec.phase, phase) == 0)
+		return 0;
+	set_phase(r, phase);
+	return save_record(r, cause);
+}
+
 /*
  * Run the current step to the end of its bake, then advance more steps. Every
  * change is recorded before the next action, so a rerun continues from it.
@@ -1023,11 +1033,8 @@ roll_back(struct run *r, char **cause)
 		return ROLLOUT_REFUSED;
 	}
 	/* Recorded first: a rerun of start or step then goes on back, never forward. */
-	if (strcmp(r->rec.phase, "rolling-back") != 0) {
-		set_phase(r, "rolling-back");
-		if (save_record(r, cause) != 0)
-			goto out;
-	}
+	if (enter_phase(r, "rolling-back", cause) != 0)
+		goto out;
 	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0 ||
 	    standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
 		goto out;
@@ -1540,11 +1547,8 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 		goto out;
 	ret = ROLLOUT_ERROR;
 	/* Recorded first: a rollback after a part of this would find nothing to go back to. */
-	if (strcmp(r.rec.phase, "finishing") != 0) {
-		set_phase(&r, "finishing");
-		if (save_record(&r, cause) != 0)
-			goto out;
-	}
+	if (enter_phase(&r, "finishing", cause) != 0)
+		goto out;
 	if (set_capacity(a, &live, -1, 0, cause) != 0)
 		goto out;
 	/* Standby instances do not count in the capacity: terminate them explicitly. */
