@@ -567,7 +567,10 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 	memset(&res, 0, sizeof res);
 	if (call(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
 		goto out;
-	/* Both groups carry it, maybe a step apart after a crash; other groups are another rollout. */
+	/*
+	 * Both groups carry it, maybe a step apart after a crash; other groups are
+	 * another rollout. One page is enough: past 50 tags it holds two rollouts.
+	 */
 	for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL; m = xml_next(m)) {
 		if ((v = xml_child_text(m, "Value")) == NULL)
 			continue;
@@ -806,7 +809,8 @@ do_step(struct run *r, char **cause)
 				if (save_record(r, cause) != 0)
 					goto out;
 			}
-			if (set_capacity(r->a, &g, lo, g.desired, cause) != 0)
+			/* MinSize alone: the group's own scaling may move desired meanwhile. */
+			if (set_capacity(r->a, &g, lo, -1, cause) != 0)
 				goto out;
 		}
 		if (standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,

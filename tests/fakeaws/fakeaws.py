@@ -456,6 +456,26 @@ def install_cloudwatch_alarm_types() -> None:
     R.put_composite_alarm = R.put_metric_alarm
 
 
+def install_autoscaling_tag_pages() -> None:
+    """AWS's Auto Scaling DescribeTags answers MaxRecords tags at a time (50
+    unless asked, at most 100) with a NextToken for the rest; moto answers
+    every tag at once, so a client that never pages passed against it."""
+    from moto.core.responses import ActionResult
+
+    R = asg_responses.AutoScalingResponse
+    orig_describe = R.describe_tags
+
+    def describe_tags(self):
+        tags = orig_describe(self).result["Tags"]
+        size = min(int(self._get_param("MaxRecords") or 50), 100)
+        token = self._get_param("NextToken")
+        start = int(token) if token and token.isdigit() else 0
+        nxt = str(start + size) if start + size < len(tags) else None
+        return ActionResult({"Tags": tags[start:start + size], "NextToken": nxt})
+
+    R.describe_tags = describe_tags
+
+
 def install_moto_patches() -> None:
     """Monkeypatch moto.autoscaling (models + responses), see Lifecycle."""
     G = asg_models.FakeAutoScalingGroup
@@ -2186,6 +2206,7 @@ def main(argv=None) -> int:
     install_moto_patches()
     install_s3_value_cache()
     install_cloudwatch_alarm_types()
+    install_autoscaling_tag_pages()
     moto_srv = make_server("127.0.0.1", 0, LockedApp(DomainDispatcherApplication(create_backend_app)), threaded=True,
                            request_handler=NoDelayHandler)
     MOTO_PORT = moto_srv.server_port

@@ -552,6 +552,34 @@ class Rollout(RolloutCase):
         self.assertEqual(self.history()[-1]["sha256"], "a" * 64)
         self.assert_always_served()
 
+    def test_history_of_every_group_reads_every_page(self):
+        """`rollout history` without names lists every group's history tags, and
+        DescribeTags answers 50 at a time, as AWS does: the entries past the first
+        page are there too."""
+        w = self.asg_group(self.blue)
+        decoys = [f"hist{self.n}x{i:02d}" for i in range(30)]
+        for name in decoys:
+            self.asg.create_auto_scaling_group(
+                AutoScalingGroupName=name, MinSize=0,
+                LaunchTemplate={"LaunchTemplateId": w["LaunchTemplate"]["LaunchTemplateId"],
+                                "Version": "$Latest"},
+                MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=w["VPCZoneIdentifier"])
+            self.addCleanup(self.asg.delete_auto_scaling_group, AutoScalingGroupName=name,
+                            ForceDelete=True)
+            self.asg.create_or_update_tags(Tags=[{
+                "ResourceId": name, "ResourceType": "auto-scaling-group",
+                "Key": f"asg-agent:history:{started}", "PropagateAtLaunch": False,
+                "Value": f"1.0.{started} - finished from=old t=0-5 "
+                         "by=arn:aws:iam::123456789012:user/ci"}
+                for started in (1700000000, 1700000100)])
+        r = self.rollout("history", "--json")
+        self.assert_exit(r, 0)
+        seen = sorted((h["to"], h["version"]) for h in json.loads(r.stdout)
+                      if h["to"] in decoys)
+        want = sorted((name, f"1.0.{t}") for name in decoys for t in (1700000000, 1700000100))
+        self.assertEqual(len(seen), len(want), f"entries: {seen[:3]}...")
+        self.assertEqual(seen, want)
+
     def test_usage(self):
         self.assert_exit(self.rollout("start", "--live", self.blue), 2)
         self.assert_exit(self.rollout("sideways"), 2)
