@@ -385,13 +385,18 @@ step_release(struct agent *a, char **cause)
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
 	char			*url = NULL, *sig_url = NULL, *staging = NULL, *have = NULL;
+	enum release_presence	 pres;
 	int			 ret = -1;
 
 	memset(&res, 0, sizeof res);
 	if (artifact_urls(a, &url, &sig_url, cause) != 0)
 		goto out;
 	state_set(&a->st.artifact, url);
-	if (release_present(a->cfg->state_dir, a->version, &have) == 1 && policy_reusable(a->cfg, have, a->sha256)) {
+	pres = release_present(a->cfg->state_dir, a->version, &have);
+	if (pres == RELEASE_LOOSE)
+		log_warn("release %s was installed by an older agent, which kept the archive's "
+		    "write bits: fetching it again", a->version);
+	if (pres == RELEASE_PRESENT && policy_reusable(a->cfg, have, a->sha256)) {
 		a->st.downloaded = 0;
 		state_set(&a->st.sha256, have);
 		state_set(&a->st.verification, have != NULL ? "verified when installed" :

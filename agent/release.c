@@ -27,8 +27,9 @@
  *
  *	releases/VERSION/		an unpacked release
  *	releases/.VERSION.complete	its marker: the sha256 (or the pinned
- *					"manifest:HEX") or "unverified"; a
- *					release is present only with a valid marker
+ *					"manifest:HEX") or "unverified", then
+ *					"modes 0755"; a release is present only
+ *					with a valid marker
  *	staging/VERSION.XXXXXX		where a release is unpacked before commit
  *	current -> releases/VERSION	relative, swapped with rename
  *
@@ -39,6 +40,8 @@
 #define VERSION_MAX	128
 #define MARKER_MAX	128
 #define UNVERIFIED	"unverified"
+/* The marker's second line: unpacked with modes at most 0755 (agents before wrote none). */
+#define MASKED		"modes 0755"
 
 struct found {
 	char		*name;
@@ -225,12 +228,9 @@ release_commit(const char *state_dir, const char *version, const char *staging,
 		goto out;
 	}
 
-	if (sha256 != NULL) {
-		content = xasprintf("%s\n", sha256);
-		for (c = content; *c != '\0'; c++)
-			*c = (char)tolower((unsigned char)*c);
-	} else
-		content = xstrdup(UNVERIFIED "\n");
+	content = xasprintf("%s\n" MASKED "\n", sha256 != NULL ? sha256 : UNVERIFIED);
+	for (c = content; *c != '\n'; c++)
+		*c = (char)tolower((unsigned char)*c);
 	if (file_replace(marker, content, strlen(content), 0644, cause) != 0)
 		goto out;
 	ret = 0;
@@ -246,14 +246,15 @@ out:
 	return ret;
 }
 
-int
+enum release_presence
 release_present(const char *state_dir, const char *version, char **sha256)
 {
-	struct stat	 sb;
-	char		*marker = NULL, *dir = NULL, buf[MARKER_MAX];
-	ssize_t		 n;
-	size_t		 len;
-	int		 fd = -1, ret = 0;
+	struct stat		 sb;
+	char			*marker = NULL, *dir = NULL, *line, buf[MARKER_MAX];
+	ssize_t			 n;
+	size_t			 len;
+	enum release_presence	 kind, ret = RELEASE_ABSENT;
+	int			 fd = -1;
 
 	if (sha256 != NULL)
 		*sha256 = NULL;
@@ -272,12 +273,19 @@ release_present(const char *state_dir, const char *version, char **sha256)
 	if (buf[len - 1] != '\n')
 		goto out;
 	buf[--len] = '\0';
+	kind = RELEASE_LOOSE;
+	if ((line = strchr(buf, '\n')) != NULL) {
+		*line++ = '\0';
+		if (strcmp(line, MASKED) != 0)
+			goto out;
+		kind = RELEASE_PRESENT;
+	}
 	if (strcmp(buf, UNVERIFIED) == 0)
-		ret = 1;
+		ret = kind;
 	else if (digest_ok(buf)) {
 		if (sha256 != NULL)
 			*sha256 = xstrdup(buf);
-		ret = 1;
+		ret = kind;
 	}
 out:
 	if (fd != -1)

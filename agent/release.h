@@ -19,11 +19,19 @@ int	release_commit(const char *state_dir, const char *version, const char *stagi
 int	release_activate(const char *state_dir, const char *version, char **);
 /* The version current points at, or NULL (no error) when there is none. */
 int	release_current(const char *state_dir, char **version, char **);
+enum release_presence {
+	RELEASE_ABSENT = 0,
+	RELEASE_PRESENT = 1,
+	/* Installed by an agent that kept the archive's group/world-write bits: not to be reused. */
+	RELEASE_LOOSE = 2,
+};
+
 /*
  * Whether releases/VERSION is complete, and its recorded digest (allocated,
- * may be NULL when it was installed unverified). Returns 1 present, 0 absent.
+ * may be NULL when it was installed unverified).
  */
-int	release_present(const char *state_dir, const char *version, char **sha256);
+enum release_presence release_present(const char *state_dir, const char *version,
+	    char **sha256);
 /* Keep the newest keep releases (and always current); remove the others and stale staging. */
 int	release_prune(const char *state_dir, int keep, char **);
 

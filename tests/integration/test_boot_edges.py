@@ -67,9 +67,11 @@ class BootEdges(FakeAWSCase):
     prefix = "edge"
 
     # -- helpers ---------------------------------------------------------------------
-    def marker(self, version):
+    def marker(self, version, whole=False):
+        """The release's marker: its first line (what it was verified with), or all of it."""
         with open(os.path.join(self.state, "releases", f".{version}.complete")) as fh:
-            return fh.read().strip()
+            text = fh.read()
+        return text if whole else text.split("\n")[0]
 
     # -- 1. an unverified release is never reused as verified ---------------------------
     def unverified_then_signed(self, signer):
@@ -106,6 +108,36 @@ class BootEdges(FakeAWSCase):
         self.assertEqual(st["sha256"], sha256(art))
         self.assertEqual(self.marker("1.0.0"), sha256(art), "now installed as verified")
         self.assertEqual(os.readlink(os.path.join(self.state, "current")), "releases/1.0.0")
+
+    def test_release_of_an_older_agent_fetched_again(self):
+        """A release whose marker has no "modes 0755" line was unpacked by an agent
+        that kept the archive's group/world-write bits, so a local user may have
+        changed it: it is fetched and verified again, not reused."""
+        art = make_artifact()
+        w1, _ = self.world(art=art)
+        a = self.start()
+        self.assert_serving(a, w1)
+        self.assertEqual(self.marker("1.0.0", whole=True), sha256(art) + "\nmodes 0755\n")
+        self.assertEqual(a.stop(), 0)
+        # What an older agent left: the digest alone, and a file anyone could write.
+        with open(os.path.join(self.state, "releases", ".1.0.0.complete"), "w") as fh:
+            fh.write(sha256(art) + "\n")
+        app = os.path.join(self.state, "releases", "1.0.0", "app.py")
+        with open(app, "a") as fh:
+            fh.write("\n# changed by someone else\n")
+        os.chmod(app, 0o666)
+
+        w2, _ = self.world(art=art, group=f"{self.group}b", upload=False)
+        self.f.clear_requests()
+        b = self.start()
+        st = self.assert_serving(b, w2)
+        self.assertTrue(st["downloaded"], "a release of an older agent must not be reused")
+        self.assertEqual(len(self.s3_gets("app/1.0.0.tar.gz")), 1, self.f.requests(service="s3"))
+        self.assertIn("installed by an older agent", b.log_text())
+        self.assertEqual(self.marker("1.0.0", whole=True), sha256(art) + "\nmodes 0755\n")
+        with open(app) as fh:
+            self.assertNotIn("changed by someone else", fh.read())
+        self.assertEqual(oct(os.stat(app).st_mode & 0o022), oct(0), "no group/world write")
 
     def test_unverified_release_not_served_when_signature_bad(self):
         b, w2, _ = self.unverified_then_signed("evil")

@@ -236,7 +236,7 @@ test_commit(void)
 	tap_int(release_present(state, "2.0", &sha), 1, "an unverified release is present");
 	tap_null(sha, "... without a digest");
 	s = read_at("%s/releases/.%s.complete", state, "2.0");
-	tap_str(s, "unverified\n", "its marker says unverified");
+	tap_str(s, "unverified\nmodes 0755\n", "its marker says unverified, modes masked");
 	free(s);
 
 	r = release_activate(state, "2.0", &cause);
@@ -269,7 +269,7 @@ test_commit(void)
 static void
 test_present(void)
 {
-	char	*dir, *sha = NULL;
+	char	*dir, *sha = NULL, *v = NULL;
 
 	/* A crash before the marker: the tree is there, the release is not. */
 	dir = xasprintf("%s/releases/5.0", state);
@@ -282,9 +282,31 @@ test_present(void)
 	tap_int(release_present(state, "5.0", NULL), 0, "a garbage marker is not present");
 	write_at(dir, ".5.0.complete", SHA_A);
 	tap_int(release_present(state, "5.0", NULL), 0, "a marker without its newline is torn");
+	write_at(dir, ".5.0.complete", "unverified\nmodes 0755\n");
+	tap_int(release_present(state, "5.0", NULL), RELEASE_PRESENT,
+	    "a complete marker makes it present");
 	write_at(dir, ".5.0.complete", "unverified\n");
-	tap_int(release_present(state, "5.0", NULL), 1, "a complete marker makes it present");
-	write_at(dir, ".6.0.complete", "unverified\n");
+	tap_int(release_present(state, "5.0", NULL), RELEASE_LOOSE,
+	    "a marker of one line is an older agent's: present, its modes unchecked");
+	free(v);
+	v = xasprintf("%s\n", SHA_A);
+	write_at(dir, ".5.0.complete", v);
+	tap_int(release_present(state, "5.0", &sha), RELEASE_LOOSE,
+	    "... with a digest too");
+	tap_str(sha, SHA_A, "... which it still reads");
+	free(sha);
+	free(v);
+	v = xasprintf("%s\nmodes 0777\n", SHA_A);
+	write_at(dir, ".5.0.complete", v);
+	tap_int(release_present(state, "5.0", NULL), RELEASE_ABSENT,
+	    "a second line that is not the masked modes is not present");
+	free(v);
+	v = xasprintf("%s\nmodes 0755\n", SHA_A);
+	write_at(dir, ".5.0.complete", v);
+	free(v);
+	tap_int(release_present(state, "5.0", NULL), RELEASE_PRESENT,
+	    "a digest and masked modes is present");
+	write_at(dir, ".6.0.complete", "unverified\nmodes 0755\n");
 	tap_int(release_present(state, "6.0", NULL), 0, "a marker without its tree is not");
 	tap_int(release_present(state, "../releases/5.0", NULL), 0,
 	    "present refuses bad versions");
