@@ -448,12 +448,24 @@ out:
 	return ret;
 }
 
+/*
+ * Point current at the release, then prune. if_none: only where current is
+ * not set yet (prefetch, an image being baked: on a live instance the running
+ * app's next restart would run this version instead; the boot activates the
+ * version it runs either way).
+ */
 static int
-step_activate(struct agent *a, char **cause)
+step_activate(struct agent *a, int if_none, char **cause)
 {
-	char	*err = NULL;
+	char	*err = NULL, *cur = NULL;
+	int	 set;
 
-	if (release_activate(a->cfg->state_dir, a->version, cause) != 0)
+	if (if_none && release_current(a->cfg->state_dir, &cur, cause) != 0)
+		return -1;
+	if ((set = cur == NULL) == 0 && strcmp(cur, a->version) != 0)
+		log_info("current stays %s: the boot activates the version it runs", cur);
+	free(cur);
+	if (set && release_activate(a->cfg->state_dir, a->version, cause) != 0)
 		return -1;
 	free(a->st.release_dir);
 	a->st.release_dir = release_dir(a->cfg->state_dir, a->version);
@@ -469,7 +481,7 @@ step_activate(struct agent *a, char **cause)
  * prune (a prefetch beside a boot) would empty a staging dir being unpacked.
  */
 static int
-step_install(struct agent *a, char **cause)
+step_install(struct agent *a, int if_none, char **cause)
 {
 	int	lock, r, said = 0, ret;
 
@@ -486,7 +498,7 @@ step_install(struct agent *a, char **cause)
 	}
 	if (r != 0)
 		return -1;
-	ret = step_release(a, cause) != 0 || step_activate(a, cause) != 0 ? -1 : 0;
+	ret = step_release(a, cause) != 0 || step_activate(a, if_none, cause) != 0 ? -1 : 0;
 	close(lock);
 	return ret;
 }
@@ -727,7 +739,7 @@ static int
 boot_path(struct agent *a, const struct state *old, char **cause)
 {
 	if (step_version(a, cause) != 0 || step_group(a, cause) != 0 ||
-	    step_hook(a, cause) != 0 || step_install(a, cause) != 0)
+	    step_hook(a, cause) != 0 || step_install(a, 0, cause) != 0)
 		return -1;
 	if (a->warm && !a->cfg->warm_start)
 		return 0;
@@ -940,7 +952,7 @@ boot_prefetch(struct config *cfg, const char *version, const char *sha256,
 		    "with %s, or configure [artifact] public_key", a.version, cfg->sha256_tag);
 		goto out;
 	}
-	if (step_install(&a, cause) != 0)
+	if (step_install(&a, 1, cause) != 0)
 		goto out;
 	log_info("prefetched %s into %s (%s)", a.version, a.st.release_dir,
 	    a.st.downloaded ? a.st.verification : "already installed");

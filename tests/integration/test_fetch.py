@@ -110,6 +110,24 @@ class Fetch(FakeAWSCase):
         self.assert_exit(r, 0)
         self.assertEqual([q for q in self.f.requests(target="aws", service="s3")], [])
 
+    def test_prefetch_beside_a_current_release_leaves_current(self):
+        """On a live instance, current is what the running app restarts into: a
+        prefetch installs beside it and leaves it; the boot activates what it runs."""
+        state, conf = self.prefetch_conf("pf5")
+        art2 = make_artifact({"README": b"two\n"})
+        self.f.put_s3("bakes", "app/2.0.0.tar.gz", art2)
+        r = self.cli("prefetch", "--version", "1.0.0", "--sha256", sha256(self.art), conf=conf)[0]
+        self.assert_exit(r, 0)
+        self.assertEqual(os.readlink(os.path.join(state, "current")), "releases/1.0.0",
+                         "the first prefetch (an image being baked) sets current")
+        r = self.cli("prefetch", "--version", "2.0.0", "--sha256", sha256(art2), conf=conf)[0]
+        self.assert_exit(r, 0)
+        self.assertEqual(os.readlink(os.path.join(state, "current")), "releases/1.0.0",
+                         "a prefetch beside a current release must not move it")
+        self.assertIn("current stays 1.0.0", r.stderr)
+        with open(os.path.join(state, "releases", "2.0.0", "README")) as fh:
+            self.assertEqual(fh.read(), "two\n", "2.0.0 is installed all the same")
+
     def test_prefetch_from_group_needs_a_digest(self):
         state, conf = self.prefetch_conf("pf2")
         r = self.cli("prefetch", "--group", "fetch-blue", conf=conf)[0]
