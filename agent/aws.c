@@ -744,6 +744,16 @@ out:
 	return ret;
 }
 
+/* aws_call for a caller that only needs the answer OK: any other outcome is an error. */
+int
+aws_call_ok(struct aws *a, int svc, const char *action, const struct aws_param *p,
+    size_t n, struct aws_result *res, char **cause)
+{
+	if (aws_call(a, svc, action, p, n, res, cause) != OUTCOME_OK)
+		return set_cause(cause, "%s: %s", action, *cause);
+	return 0;
+}
+
 int
 aws_s3_parse_url(const char *url, char **bucket, char **key, char **cause)
 {

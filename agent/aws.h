@@ -93,6 +93,9 @@ char	*aws_endpoint(const struct aws *, int);
  */
 enum outcome aws_call(struct aws *, int service, const char *action,
 	    const struct aws_param *, size_t, struct aws_result *, char **);
+/* aws_call, 0 when OUTCOME_OK; else -1 with the action named first in the cause. */
+int	aws_call_ok(struct aws *, int service, const char *action,
+	    const struct aws_param *, size_t, struct aws_result *, char **);
 void	aws_result_free(struct aws_result *);
 /* Split s3://BUCKET/KEY; -1 with a cause when malformed. */
 int	aws_s3_parse_url(const char *, char **bucket, char **key, char **);

@@ -90,16 +90,6 @@ progress(const struct rollout_opts *o, const char *fmt, ...)
 	fflush(o->out);
 }
 
-/* An Auto Scaling call whose answer we only need to be OK. */
-static int
-call(struct aws *a, int svc, const char *action, const struct aws_param *p, size_t n,
-    struct aws_result *res, char **cause)
-{
-	if (aws_call(a, svc, action, p, n, res, cause) != OUTCOME_OK)
-		return set_cause(cause, "%s: %s", action, *cause);
-	return 0;
-}
-
 /* Read a group: capacity, instances, target groups, and our tags. */
 static int
 describe(struct aws *a, const struct rollout_opts *o, const char *name, struct group *g,
@@ -112,7 +102,7 @@ describe(struct aws *a, const struct rollout_opts *o, const char *name, struct g
 	int			 ret = -1;
 
 	memset(g, 0, sizeof *g);
-	if (call(a, AWS_AUTOSCALING, "DescribeAutoScalingGroups", p, nitems(p), &res,
+	if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeAutoScalingGroups", p, nitems(p), &res,
 	    cause) != 0)
 		goto out;
 	if ((m = xml_child(xml_find(res.xml, "AutoScalingGroups"), "member")) == NULL) {
@@ -184,7 +174,8 @@ target_health(struct aws *a, struct group *g, char **cause)
 		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[t] } };
 
 		aws_result_free(&res);
-		if (call(a, AWS_ELBV2, "DescribeTargetHealth", p, nitems(p), &res, cause) != 0)
+		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetHealth", p, nitems(p), &res,
+		    cause) != 0)
 			goto out;
 		for (i = 0; i < g->ninst; i++) {
 			state = "unregistered";
@@ -255,7 +246,7 @@ set_capacity(struct aws *a, const struct group *g, int min, int desired, char **
 		p[n++] = (struct aws_param){ "MaxSize", smax };
 		p[n++] = (struct aws_param){ "DesiredCapacity", sdes };
 	}
-	ret = call(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, n, &res, cause);
+	ret = aws_call_ok(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, n, &res, cause);
 	aws_result_free(&res);
 	return ret;
 }
@@ -291,7 +282,7 @@ standby(struct aws *a, const struct group *g, const char *action, const char *fr
 			memmove(&p[1], &p[2], n * sizeof p[0]);
 			np = 1 + n;
 		}
-		if (call(a, AWS_AUTOSCALING, action, p, np, &res, cause) != 0) {
+		if (aws_call_ok(a, AWS_AUTOSCALING, action, p, np, &res, cause) != 0) {
 			aws_result_free(&res);
 			return -1;
 		}
@@ -372,7 +363,7 @@ describe_alarms(struct aws *a, const char *alarms, struct aws_result *res, char 
 		p[2 + n].value = w;
 		n++;
 	}
-	if (call(a, AWS_CLOUDWATCH, "DescribeAlarms", p, 2 + n, res, cause) != 0)
+	if (aws_call_ok(a, AWS_CLOUDWATCH, "DescribeAlarms", p, 2 + n, res, cause) != 0)
 		goto out;
 	for (m = alarm_next(res->xml, NULL); m != NULL; m = alarm_next(res->xml, m))
 		found += xml_child_text(m, "AlarmName") != NULL;
@@ -565,7 +556,7 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 	int			 ret = -1;
 
 	memset(&res, 0, sizeof res);
-	if (call(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
+	if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeTags", p, nitems(p), &res, cause) != 0)
 		goto out;
 	/*
 	 * Both groups carry it, maybe a step apart after a crash; other groups are
@@ -1105,7 +1096,7 @@ caller_identity(struct aws *a)
 	const char		*arn;
 	char			*cause = NULL, *s;
 
-	if (call(a, AWS_STS, "GetCallerIdentity", NULL, 0, &res, &cause) != 0 ||
+	if (aws_call_ok(a, AWS_STS, "GetCallerIdentity", NULL, 0, &res, &cause) != 0 ||
 	    (arn = xml_find_text(res.xml, "Arn")) == NULL)
 		s = xstrdup("unknown");
 	else
@@ -1565,8 +1556,8 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 		if (strcmp(live.inst[i].state, "Standby") != 0)
 			continue;
 		aws_result_free(&res);
-		if (call(a, AWS_AUTOSCALING, "TerminateInstanceInAutoScalingGroup", p, nitems(p),
-		    &res, cause) != 0)
+		if (aws_call_ok(a, AWS_AUTOSCALING, "TerminateInstanceInAutoScalingGroup", p,
+		    nitems(p), &res, cause) != 0)
 			goto out;
 	}
 	progress(o, "%s: scaled to 0 and its Standby instances terminated", live.name);
@@ -1725,7 +1716,8 @@ history_all(struct aws *a, struct group *g, char **cause)
 	do {
 		p[0] = (struct aws_param){ "NextToken", token };
 		aws_result_free(&res);
-		if (call(a, AWS_AUTOSCALING, "DescribeTags", p, token != NULL, &res, cause) != 0)
+		if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeTags", p, token != NULL, &res,
+		    cause) != 0)
 			goto out;
 		for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL &&
 		    g->nhist < ROLLOUT_MAX_INSTANCES * 4; m = xml_next(m)) {

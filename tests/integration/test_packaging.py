@@ -310,7 +310,7 @@ class Packaging(unittest.TestCase):
 
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
-        rollout.c's call() wrapper name service and action literally; rollout.c's
+        aws_call_ok() name service and action literally; rollout.c's
         standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
         DescribeTags of its service; tags_set_group() and tags_delete_group() are
         CreateOrUpdateTags and DeleteTags, calls of whoever calls them (CI's rollout
@@ -332,7 +332,7 @@ class Packaging(unittest.TestCase):
             if name != "lifecycle.c" and re.search(r"\blifecycle_hook_tags\(", src):
                 calls.add("autoscaling:DescribeLifecycleHooks")
             for svc, action in re.findall(
-                    r'\b(?:aws_call|call)\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
+                    r'\baws_call(?:_ok)?\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
                     r'\s*"(\w+)"', src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
