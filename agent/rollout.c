@@ -13,64 +13,15 @@
 #include "history.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "rollgrp.h"
 #include "rollout.h"
 #include "rollrec.h"
 #include "tags.h"
 #include "util.h"
 #include "xml.h"
 
-#define ROLLOUT_MAX_INSTANCES	500
-#define ROLLOUT_BATCH		20	/* instance ids per Enter/ExitStandby call */
 #define ROLLOUT_KEEP		16	/* history entries kept on each group */
 #define ROLLOUT_MAX_ALARMS	16
-
-struct inst {
-	char	*id;
-	char	*state;		/* LifecycleState */
-	char	*health;	/* target health: healthy, unhealthy, ... or NULL */
-};
-
-struct group {
-	char		*name;
-	int		 min, max, desired;
-	struct inst	*inst;
-	size_t		 ninst;
-	char		**tgs;		/* target group ARNs */
-	size_t		 ntgs;
-	char		*rollout;	/* the rollout tag's value, or NULL */
-	char		*live;		/* the live tag's value, or NULL */
-	char		*version;	/* the version tag's value, or NULL */
-	char		*alarms;	/* the alarms tag's value, or NULL */
-	struct history	*hist;		/* past rollouts onto this group */
-	size_t		 nhist;
-};
-
-static void
-group_clear(struct group *g)
-{
-	size_t	i;
-
-	if (g == NULL)
-		return;
-	for (i = 0; i < g->ninst; i++) {
-		free(g->inst[i].id);
-		free(g->inst[i].state);
-		free(g->inst[i].health);
-	}
-	free(g->inst);
-	for (i = 0; i < g->ntgs; i++)
-		free(g->tgs[i]);
-	free(g->tgs);
-	free(g->name);
-	free(g->rollout);
-	free(g->live);
-	free(g->version);
-	free(g->alarms);
-	for (i = 0; i < g->nhist; i++)
-		history_clear(&g->hist[i]);
-	free(g->hist);
-	memset(g, 0, sizeof *g);
-}
 
 /* One line of progress (text), or nothing with --json (the summary comes at the end). */
 static void
@@ -88,224 +39,6 @@ progress(const struct rollout_opts *o, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', o->out);
 	fflush(o->out);
-}
-
-/* Read a group: capacity, instances, target groups, and our tags. */
-static int
-describe(struct aws *a, const struct rollout_opts *o, const char *name, struct group *g,
-    char **cause)
-{
-	struct aws_param	 p[] = { { "AutoScalingGroupNames.member.1", name } };
-	struct aws_result	 res;
-	struct xml_node		*m, *n;
-	const char		*k, *v;
-	int			 ret = -1;
-
-	memset(g, 0, sizeof *g);
-	if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeAutoScalingGroups", p, nitems(p), &res,
-	    cause) != 0)
-		goto out;
-	if ((m = xml_child(xml_find(res.xml, "AutoScalingGroups"), "member")) == NULL) {
-		set_cause(cause, "no Auto Scaling group named %s", name);
-		goto out;
-	}
-	g->name = xstrdup(name);
-	g->min = (v = xml_child_text(m, "MinSize")) != NULL ? atoi(v) : 0;
-	g->max = (v = xml_child_text(m, "MaxSize")) != NULL ? atoi(v) : 0;
-	g->desired = (v = xml_child_text(m, "DesiredCapacity")) != NULL ? atoi(v) : 0;
-	for (n = xml_child(xml_child(m, "Instances"), "member"); n != NULL &&
-	    g->ninst < ROLLOUT_MAX_INSTANCES; n = xml_next(n)) {
-		if ((k = xml_child_text(n, "InstanceId")) == NULL)
-			continue;
-		g->inst = xrealloc(g->inst, (g->ninst + 1) * sizeof *g->inst);
-		g->inst[g->ninst].id = xstrdup(k);
-		v = xml_child_text(n, "LifecycleState");
-		g->inst[g->ninst].state = xstrdup(v != NULL ? v : "?");
-		g->inst[g->ninst].health = NULL;
-		g->ninst++;
-	}
-	for (n = xml_child(xml_child(m, "TargetGroupARNs"), "member"); n != NULL;
-	    n = xml_next(n)) {
-		g->tgs = xrealloc(g->tgs, (g->ntgs + 1) * sizeof *g->tgs);
-		g->tgs[g->ntgs++] = xstrdup(n->text);
-	}
-	for (n = xml_child(xml_child(m, "Tags"), "member"); n != NULL; n = xml_next(n)) {
-		if ((k = xml_child_text(n, "Key")) == NULL)
-			continue;
-		v = xml_child_text(n, "Value");
-		if (strcmp(k, ROLLOUT_TAG) == 0 && g->rollout == NULL)
-			g->rollout = xstrdup(v != NULL ? v : "");
-		else if (strcmp(k, ROLLOUT_LIVE) == 0 && g->live == NULL)
-			g->live = xstrdup(v != NULL ? v : "");
-		else if (strcmp(k, o->version_tag) == 0 && g->version == NULL)
-			g->version = xstrdup(v != NULL ? v : "");
-		else if (strcmp(k, ROLLOUT_ALARMS) == 0 && g->alarms == NULL)
-			g->alarms = xstrdup(v != NULL ? v : "");
-		else if (v != NULL && g->nhist < ROLLOUT_MAX_INSTANCES) {
-			g->hist = xrealloc(g->hist, (g->nhist + 1) * sizeof *g->hist);
-			if (history_parse(k, v, &g->hist[g->nhist]) == 0)
-				g->hist[g->nhist++].to = xstrdup(name);
-		}
-	}
-	ret = 0;
-out:
-	aws_result_free(&res);
-	if (ret != 0)
-		group_clear(g);
-	return ret;
-}
-
-/* Fill each instance's target health; an instance counts healthy only in every target group. */
-static int
-target_health(struct aws *a, struct group *g, char **cause)
-{
-	struct aws_result	 res;
-	struct xml_node		*m;
-	const char		*id, *state;
-	size_t			 t, i;
-	int			 ret = -1;
-
-	memset(&res, 0, sizeof res);
-	for (i = 0; i < g->ninst; i++) {
-		free(g->inst[i].health);
-		g->inst[i].health = g->ntgs == 0 ? xstrdup("no target group") : NULL;
-	}
-	for (t = 0; t < g->ntgs; t++) {
-		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[t] } };
-
-		aws_result_free(&res);
-		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetHealth", p, nitems(p), &res,
-		    cause) != 0)
-			goto out;
-		for (i = 0; i < g->ninst; i++) {
-			state = "unregistered";
-			for (m = xml_child(xml_find(res.xml, "TargetHealthDescriptions"),
-			    "member"); m != NULL; m = xml_next(m)) {
-				id = xml_child_text(xml_child(m, "Target"), "Id");
-				if (id != NULL && strcmp(id, g->inst[i].id) == 0) {
-					state = xml_child_text(xml_child(m, "TargetHealth"),
-					    "State");
-					break;
-				}
-			}
-			if (state == NULL)
-				state = "unknown";
-			/* Keep the first state that is not healthy. */
-			if (g->inst[i].health == NULL || strcmp(g->inst[i].health, "healthy") == 0) {
-				free(g->inst[i].health);
-				g->inst[i].health = xstrdup(state);
-			}
-		}
-	}
-	ret = 0;
-out:
-	aws_result_free(&res);
-	return ret;
-}
-
-static int
-set_tags(struct aws *a, const char *group, const char *const kv[][2], size_t n,
-    int propagate, char **cause)
-{
-	if (tags_set_group(a, group, kv, n, propagate, cause) != OUTCOME_OK)
-		return set_cause(cause, "CreateOrUpdateTags: %s", *cause);
-	return 0;
-}
-
-static int
-delete_tag(struct aws *a, const char *group, const char *key, char **cause)
-{
-	if (tags_delete_group(a, group, &key, 1, cause) != OUTCOME_OK)
-		return set_cause(cause, "DeleteTags: %s", *cause);
-	return 0;
-}
-
-/*
- * UpdateAutoScalingGroup: the desired capacity, with MinSize min (-1: lowered
- * only as far as desired needs); desired -1: MinSize alone, the desired
- * capacity left as the group's own scaling has it (AWS raises it to MinSize
- * if it is lower).
- */
-static int
-set_capacity(struct aws *a, const struct group *g, int min, int desired, char **cause)
-{
-	struct aws_param	 p[4];
-	struct aws_result	 res;
-	char			 smin[16], smax[16], sdes[16];
-	size_t			 n = 0;
-	int			 ret;
-
-	if (desired >= 0 && (min < 0 || min > desired))
-		min = g->min < desired ? g->min : desired;
-	snprintf(smin, sizeof smin, "%d", min);
-	snprintf(smax, sizeof smax, "%d", g->max > desired ? g->max : desired);
-	snprintf(sdes, sizeof sdes, "%d", desired);
-	p[n++] = (struct aws_param){ "AutoScalingGroupName", g->name };
-	p[n++] = (struct aws_param){ "MinSize", smin };
-	if (desired >= 0) {
-		p[n++] = (struct aws_param){ "MaxSize", smax };
-		p[n++] = (struct aws_param){ "DesiredCapacity", sdes };
-	}
-	ret = aws_call_ok(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, n, &res, cause);
-	aws_result_free(&res);
-	return ret;
-}
-
-/* EnterStandby or ExitStandby for the group's instances in the given state, in batches. */
-static int
-standby(struct aws *a, const struct group *g, const char *action, const char *from,
-    int limit, int *moved, char **cause)
-{
-	struct aws_param	 p[2 + ROLLOUT_BATCH];
-	struct aws_result	 res;
-	char			 names[ROLLOUT_BATCH][48];
-	size_t			 i, n = 0, np;
-	int			 enter = strcmp(action, "EnterStandby") == 0;
-
-	*moved = 0;
-	for (i = 0; i <= g->ninst; i++) {
-		if (i < g->ninst && strcmp(g->inst[i].state, from) == 0 &&
-		    *moved + (int)n < limit) {
-			snprintf(names[n], sizeof names[n], "InstanceIds.member.%zu", n + 1);
-			p[2 + n].name = names[n];
-			p[2 + n].value = g->inst[i].id;
-			n++;
-		}
-		if (n == 0 || (n < ROLLOUT_BATCH && i < g->ninst))
-			continue;
-		np = 2 + n;
-		p[0] = (struct aws_param){ "AutoScalingGroupName", g->name };
-		if (enter)
-			p[1] = (struct aws_param){ "ShouldDecrementDesiredCapacity", "true" };
-		else {
-			/* ExitStandby takes no such flag: shift the ids down. */
-			memmove(&p[1], &p[2], n * sizeof p[0]);
-			np = 1 + n;
-		}
-		if (aws_call_ok(a, AWS_AUTOSCALING, action, p, np, &res, cause) != 0) {
-			aws_result_free(&res);
-			return -1;
-		}
-		aws_result_free(&res);
-		*moved += (int)n;
-		n = 0;
-	}
-	return 0;
-}
-
-/* How many InService instances of the group are healthy in all its target groups. */
-static size_t
-count_healthy(const struct group *g)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < g->ninst; i++) {
-		if (strcmp(g->inst[i].state, "InService") == 0 && g->inst[i].health != NULL &&
-		    (strcmp(g->inst[i].health, "healthy") == 0 ||
-		    strcmp(g->inst[i].health, "no target group") == 0))
-			n++;
-	}
-	return n;
 }
 
 static int
@@ -416,7 +149,7 @@ static int
 wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int want,
     int abandon_check, const char *alarms, char **cause)
 {
-	struct group	  g;
+	struct rollgrp	  g;
 	char		**seen = NULL, *bad = NULL;
 	size_t		  nseen = 0, i, healthy = 0, last = (size_t)-1;
 	double		  deadline = mono_now() + o->timeout;
@@ -424,11 +157,12 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 
 	memset(&g, 0, sizeof g);
 	for (;;) {
-		group_clear(&g);
+		rollgrp_clear(&g);
 		if ((ret = check_alarms(a, alarms, cause)) != ROLLOUT_OK)
 			goto out;
 		ret = ROLLOUT_ERROR;
-		if (describe(a, o, name, &g, cause) != 0 || target_health(a, &g, cause) != 0)
+		if (rollgrp_describe(a, o->version_tag, name, &g, cause) != 0 ||
+		    rollgrp_target_health(a, &g, cause) != 0)
 			goto out;
 		for (i = 0; i < g.ninst && abandon_check; i++) {
 			if (strncmp(g.inst[i].state, "Terminating", 11) == 0 ||
@@ -457,7 +191,7 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 			ret = ROLLOUT_FAILED;
 			goto out;
 		}
-		healthy = count_healthy(&g);
+		healthy = rollgrp_count_healthy(&g);
 		if (healthy != last) {
 			progress(o, "%s: %zu of %d instances InService and healthy", name,
 			    healthy, want);
@@ -484,13 +218,13 @@ out:
 		free(seen[i]);
 	free(seen);
 	free(bad);
-	group_clear(&g);
+	rollgrp_clear(&g);
 	return ret;
 }
 
 static void
 summary_json(const struct rollout_opts *o, const char *action, int code, const char *error,
-    const struct group *const *groups, size_t ngroups, struct json_object *extra)
+    const struct rollgrp *const *groups, size_t ngroups, struct json_object *extra)
 {
 	struct json_object	*root, *arr, *jg, *ji, *jis;
 	size_t			 i, j;
@@ -510,7 +244,7 @@ summary_json(const struct rollout_opts *o, const char *action, int code, const c
 	}
 	arr = json_object_new_array();
 	for (i = 0; i < ngroups; i++) {
-		const struct group *g = groups[i];
+		const struct rollgrp *g = groups[i];
 
 		if (g == NULL || g->name == NULL)
 			continue;
@@ -547,7 +281,7 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 {
 	struct aws_param	 p[] = {
 		{ "Filters.member.1.Name", "key" },
-		{ "Filters.member.1.Values.member.1", ROLLOUT_TAG },
+		{ "Filters.member.1.Values.member.1", ROLLGRP_TAG_ROLLOUT },
 	};
 	struct aws_result	 res;
 	struct rollrec		 rec;
@@ -567,7 +301,7 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 			continue;
 		if (rollrec_parse(v, &rec) != 0) {
 			on = xml_child_text(m, "ResourceId");
-			set_cause(cause, "unreadable %s tag '%s' on %s", ROLLOUT_TAG, v,
+			set_cause(cause, "unreadable %s tag '%s' on %s", ROLLGRP_TAG_ROLLOUT, v,
 			    on != NULL ? on : "a group");
 			goto out;
 		}
@@ -583,7 +317,8 @@ find_pair(struct aws *a, char **live, char **idle, char **cause)
 		rollrec_clear(&rec);
 	}
 	if (*live == NULL) {
-		set_cause(cause, "no rollout in progress (no group has the %s tag)", ROLLOUT_TAG);
+		set_cause(cause, "no rollout in progress (no group has the %s tag)",
+		    ROLLGRP_TAG_ROLLOUT);
 		goto out;
 	}
 	ret = 0;
@@ -599,7 +334,7 @@ out:
  * ROLLOUT_OK, ROLLOUT_ERROR or ROLLOUT_REFUSED.
  */
 static int
-load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struct group *idle,
+load_pair(struct aws *a, const struct rollout_opts *o, struct rollgrp *live, struct rollgrp *idle,
     struct rollrec *rec, char **cause)
 {
 	char		*ln = NULL, *in = NULL;
@@ -611,8 +346,8 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	memset(idle, 0, sizeof *idle);
 	if (o->live == NULL && find_pair(a, &ln, &in, cause) != 0)
 		goto out;
-	if (describe(a, o, o->live != NULL ? o->live : ln, live, cause) != 0 ||
-	    describe(a, o, o->idle != NULL ? o->idle : in, idle, cause) != 0)
+	if (rollgrp_describe(a, o->version_tag, o->live != NULL ? o->live : ln, live, cause) != 0 ||
+	    rollgrp_describe(a, o->version_tag, o->idle != NULL ? o->idle : in, idle, cause) != 0)
 		goto out;
 	if ((v = idle->rollout != NULL ? idle->rollout : live->rollout) == NULL) {
 		set_cause(cause, "no rollout in progress between %s and %s", live->name,
@@ -621,7 +356,7 @@ load_pair(struct aws *a, const struct rollout_opts *o, struct group *live, struc
 	}
 	if (rollrec_parse(v, rec) != 0) {
 		set_cause(cause, "unreadable %s tag '%s' (see README: a damaged rollout tag)",
-		    ROLLOUT_TAG, v);
+		    ROLLGRP_TAG_ROLLOUT, v);
 		goto out;
 	}
 	if (strcmp(rec->live, live->name) != 0 || strcmp(rec->idle, idle->name) != 0) {
@@ -665,11 +400,11 @@ save_record(struct run *r, char **cause)
 	char		*tag = rollrec_encode(&r->rec);
 	int		 ret;
 
-	kv[0][0] = ROLLOUT_TAG;
+	kv[0][0] = ROLLGRP_TAG_ROLLOUT;
 	kv[0][1] = tag;
 	/* The new group's copy first: the one read back (load_pair). */
-	ret = set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ||
-	    set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ? -1 : 0;
+	ret = rollgrp_set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ||
+	    rollgrp_set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ? -1 : 0;
 	free(tag);
 	return ret;
 }
@@ -686,7 +421,7 @@ save_history(struct run *r, char **cause)
 	value = history_encode(&r->hist);
 	kv[0][0] = key;
 	kv[0][1] = value;
-	ret = set_tags(r->a, r->rec.idle, kv, 1, 0, cause);
+	ret = rollgrp_set_tags(r->a, r->rec.idle, kv, 1, 0, cause);
 	free(key);
 	free(value);
 	return ret;
@@ -705,7 +440,7 @@ run_plan(struct run *r, char **cause)
 
 /* Continue a recorded rollout: its alarms and history entry come from the idle group. */
 static int
-run_resume(struct run *r, struct group *idle, char **cause)
+run_resume(struct run *r, struct rollgrp *idle, char **cause)
 {
 	size_t	i;
 
@@ -755,30 +490,19 @@ step_targets(const struct run *r, int k, int *idle_want, int *standby_want)
 	}
 }
 
-static int
-count_state(const struct group *g, const char *state)
-{
-	size_t	i;
-	int	n = 0;
-
-	for (i = 0; i < g->ninst; i++)
-		n += strcmp(g->inst[i].state, state) == 0;
-	return n;
-}
-
 /* Scale the new group to the step's share, wait for its health, then Standby the old. */
 static int
 do_step(struct run *r, char **cause)
 {
-	struct group	g;
+	struct rollgrp	g;
 	int		idle_want, standby_want, moved, n, lo, ret = ROLLOUT_ERROR;
 
 	step_targets(r, r->rec.step, &idle_want, &standby_want);
 	memset(&g, 0, sizeof g);
-	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0)
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0)
 		goto out;
 	if (g.desired < idle_want) {
-		if (set_capacity(r->a, &g, -1, idle_want, cause) != 0)
+		if (rollgrp_set_capacity(r->a, &g, -1, idle_want, cause) != 0)
 			goto out;
 		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
 		    r->rec.step, r->rec.nsteps);
@@ -787,10 +511,10 @@ do_step(struct run *r, char **cause)
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
-	group_clear(&g);
-	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0)
+	rollgrp_clear(&g);
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &g, cause) != 0)
 		goto out;
-	if ((n = count_state(&g, "Standby")) < standby_want) {
+	if ((n = rollgrp_count_state(&g, "Standby")) < standby_want) {
 		/* EnterStandby may not take the desired capacity below MinSize. */
 		lo = g.desired - (standby_want - n) < 0 ? 0 : g.desired - (standby_want - n);
 		if (lo < g.min) {
@@ -801,10 +525,10 @@ do_step(struct run *r, char **cause)
 					goto out;
 			}
 			/* MinSize alone: the group's own scaling may move desired meanwhile. */
-			if (set_capacity(r->a, &g, lo, -1, cause) != 0)
+			if (rollgrp_set_capacity(r->a, &g, lo, -1, cause) != 0)
 				goto out;
 		}
-		if (standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,
+		if (rollgrp_standby(r->a, &g, "EnterStandby", "InService", standby_want - n, &moved,
 		    cause) != 0)
 			goto out;
 		progress(r->o, "%s: %d instances put in Standby (kept for a rollback)", g.name,
@@ -812,7 +536,7 @@ do_step(struct run *r, char **cause)
 	}
 	ret = ROLLOUT_OK;
 out:
-	group_clear(&g);
+	rollgrp_clear(&g);
 	return ret;
 }
 
@@ -824,19 +548,19 @@ out:
 static int
 check_new(struct run *r, int want, char **cause)
 {
-	struct group	 g;
+	struct rollgrp	 g;
 	const char	*bad = NULL, *why = NULL;
 	size_t		 i, healthy;
 	int		 ret = ROLLOUT_ERROR;
 
 	memset(&g, 0, sizeof g);
-	if (describe(r->a, r->o, r->rec.idle, &g, cause) != 0 ||
-	    target_health(r->a, &g, cause) != 0)
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0 ||
+	    rollgrp_target_health(r->a, &g, cause) != 0)
 		goto out;
 	if (want < 0)
 		want = g.desired > 0 && g.desired < r->rec.size ? g.desired : r->rec.size;
 	ret = ROLLOUT_OK;
-	if ((int)(healthy = count_healthy(&g)) >= want)
+	if ((int)(healthy = rollgrp_count_healthy(&g)) >= want)
 		goto out;
 	for (i = 0; i < g.ninst && bad == NULL; i++) {
 		if (strcmp(g.inst[i].state, "InService") != 0)
@@ -854,7 +578,7 @@ check_new(struct run *r, int want, char **cause)
 		    "groups", g.name, healthy, want);
 	ret = ROLLOUT_FAILED;
 out:
-	group_clear(&g);
+	rollgrp_clear(&g);
 	return ret;
 }
 
@@ -865,14 +589,14 @@ out:
 static int
 check_old(struct run *r, char **cause)
 {
-	struct group	g;
+	struct rollgrp	g;
 	size_t		i;
 	int		bad = 0;
 
 	memset(&g, 0, sizeof g);
-	if (describe(r->a, r->o, r->rec.live, &g, cause) != 0 ||
-	    target_health(r->a, &g, cause) != 0) {
-		group_clear(&g);
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &g, cause) != 0 ||
+	    rollgrp_target_health(r->a, &g, cause) != 0) {
+		rollgrp_clear(&g);
 		return ROLLOUT_ERROR;
 	}
 	for (i = 0; i < g.ninst; i++) {
@@ -884,7 +608,7 @@ check_old(struct run *r, char **cause)
 		progress(r->o, "%s: %d serving instances of the old version not healthy", g.name,
 		    bad);
 	r->old_unhealthy = bad;
-	group_clear(&g);
+	rollgrp_clear(&g);
 	return ROLLOUT_OK;
 }
 
@@ -1002,10 +726,11 @@ end_rollout(struct run *r, const char *outcome, char **cause)
 	free(r->hist.outcome);
 	r->hist.outcome = xstrdup(outcome);
 	if (save_history(r, cause) != 0 ||
-	    delete_tag(r->a, r->rec.live, ROLLOUT_TAG, cause) != 0 ||
-	    delete_tag(r->a, r->rec.idle, ROLLOUT_TAG, cause) != 0)
+	    rollgrp_delete_tag(r->a, r->rec.live, ROLLGRP_TAG_ROLLOUT, cause) != 0 ||
+	    rollgrp_delete_tag(r->a, r->rec.idle, ROLLGRP_TAG_ROLLOUT, cause) != 0)
 		return -1;
-	if (r->alarms != NULL && delete_tag(r->a, r->rec.idle, ROLLOUT_ALARMS, cause) != 0)
+	if (r->alarms != NULL &&
+	    rollgrp_delete_tag(r->a, r->rec.idle, ROLLGRP_TAG_ALARMS, cause) != 0)
 		return -1;
 	return 0;
 }
@@ -1017,7 +742,7 @@ end_rollout(struct run *r, const char *outcome, char **cause)
 static int
 roll_back(struct run *r, char **cause)
 {
-	struct group	live, idle;
+	struct rollgrp	live, idle;
 	int		ret = ROLLOUT_ERROR, moved, want;
 
 	memset(&live, 0, sizeof live);
@@ -1030,26 +755,26 @@ roll_back(struct run *r, char **cause)
 	/* Recorded first: a rerun of start or step then goes on back, never forward. */
 	if (enter_phase(r, "rolling-back", cause) != 0)
 		goto out;
-	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0 ||
-	    standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &live, cause) != 0 ||
+	    rollgrp_standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
 		goto out;
 	if (moved > 0)
 		progress(r->o, "%s: %d instances back from Standby", live.name, moved);
-	group_clear(&live);
-	if (describe(r->a, r->o, r->rec.live, &live, cause) != 0)
+	rollgrp_clear(&live);
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &live, cause) != 0)
 		goto out;
 	/* Its recorded size, even when Standby instances were lost on the way. */
 	want = live.desired > r->rec.size ? live.desired : r->rec.size;
 	if ((want != live.desired || (r->rec.min >= 0 && live.min != r->rec.min)) &&
-	    set_capacity(r->a, &live, r->rec.min, want, cause) != 0)
+	    rollgrp_set_capacity(r->a, &live, r->rec.min, want, cause) != 0)
 		goto out;
 	/* The old instances must serve again before the new ones go. */
 	ret = wait_healthy(r->a, r->o, live.name, want, 0, NULL, cause);
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
-	if (describe(r->a, r->o, r->rec.idle, &idle, cause) != 0 ||
-	    set_capacity(r->a, &idle, -1, 0, cause) != 0)
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &idle, cause) != 0 ||
+	    rollgrp_set_capacity(r->a, &idle, -1, 0, cause) != 0)
 		goto out;
 	progress(r->o, "%s: scaled to 0", idle.name);
 	if (end_rollout(r, "rolled-back", cause) != 0)
@@ -1057,8 +782,8 @@ roll_back(struct run *r, char **cause)
 	progress(r->o, "rolled back: %s is live again", live.name);
 	ret = ROLLOUT_OK;
 out:
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
@@ -1108,7 +833,7 @@ caller_identity(struct aws *a)
 
 /* The digest of the newest rollout of version, from either group's history. */
 static const char *
-history_digest(const struct group *const *gs, size_t n, const char *version)
+history_digest(const struct rollgrp *const *gs, size_t n, const char *version)
 {
 	const struct history	*best = NULL, *h;
 	size_t			 i, j;
@@ -1126,11 +851,11 @@ history_digest(const struct group *const *gs, size_t n, const char *version)
 
 /* Keep room for one more entry: the oldest go. */
 static int
-history_prune(struct aws *a, const struct group *g, char **cause)
+history_prune(struct aws *a, const struct rollgrp *g, char **cause)
 {
 	size_t	i, oldest, left = g->nhist;
 	char	*key;
-	int	 gone[ROLLOUT_MAX_INSTANCES] = { 0 };
+	int	 gone[ROLLGRP_MAX_INSTANCES] = { 0 };
 
 	while (left >= ROLLOUT_KEEP) {
 		oldest = g->nhist;
@@ -1140,7 +865,7 @@ history_prune(struct aws *a, const struct group *g, char **cause)
 				oldest = i;
 		}
 		key = xasprintf(HISTORY_PREFIX "%lld", g->hist[oldest].started);
-		if (delete_tag(a, g->name, key, cause) != 0) {
+		if (rollgrp_delete_tag(a, g->name, key, cause) != 0) {
 			free(key);
 			return -1;
 		}
@@ -1184,7 +909,7 @@ alarms_join(const struct rollout_opts *o, char **out, char **cause)
 
 /* Both groups behind the same target groups: else the new one's health says nothing. */
 static int
-same_target_groups(const struct group *live, const struct group *idle, char **cause)
+same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
 {
 	size_t	i;
 
@@ -1216,15 +941,15 @@ record_fits(const struct rollrec *rec, char **cause)
 	if (len <= ROLLREC_MAX)
 		return 0;
 	return set_cause(cause, "the group names and version are too long for the %s tag (%zu "
-	    "characters, at most %d)", ROLLOUT_TAG, len, ROLLREC_MAX);
+	    "characters, at most %d)", ROLLGRP_TAG_ROLLOUT, len, ROLLREC_MAX);
 }
 
 /* A new rollout: check, then record it (tags) before touching any capacity. */
 static int
-run_begin(struct run *r, const struct group *live, const struct group *idle, char **cause)
+run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle, char **cause)
 {
 	const struct rollout_opts	*o = r->o;
-	const struct group		*both[2] = { live, idle };
+	const struct rollgrp		*both[2] = { live, idle };
 	const char			*sha = o->sha256, *kv[1][2];
 	int				 ret;
 
@@ -1274,13 +999,13 @@ run_begin(struct run *r, const struct group *live, const struct group *idle, cha
 	/* Record the rollout first: a crash from here on is resumable. */
 	if (history_prune(r->a, idle, cause) != 0 || save_history(r, cause) != 0)
 		return ROLLOUT_ERROR;
-	kv[0][0] = ROLLOUT_ALARMS;
+	kv[0][0] = ROLLGRP_TAG_ALARMS;
 	kv[0][1] = r->alarms;
-	if (r->alarms != NULL && set_tags(r->a, idle->name, kv, 1, 0, cause) != 0)
+	if (r->alarms != NULL && rollgrp_set_tags(r->a, idle->name, kv, 1, 0, cause) != 0)
 		return ROLLOUT_ERROR;
 	/* Left by a start that crashed before its record: a resume would watch them. */
 	if (r->alarms == NULL && idle->alarms != NULL &&
-	    delete_tag(r->a, idle->name, ROLLOUT_ALARMS, cause) != 0)
+	    rollgrp_delete_tag(r->a, idle->name, ROLLGRP_TAG_ALARMS, cause) != 0)
 		return ROLLOUT_ERROR;
 	if (save_record(r, cause) != 0)
 		return ROLLOUT_ERROR;
@@ -1318,11 +1043,11 @@ tag_version(struct run *r, char **cause)
 		kv[n][0] = hooks.kv[i][0];
 		kv[n++][1] = hooks.kv[i][1];
 	}
-	if (set_tags(r->a, r->rec.idle, kv, n, 1, cause) != 0)
+	if (rollgrp_set_tags(r->a, r->rec.idle, kv, n, 1, cause) != 0)
 		goto out;
 	/* An earlier version's digest would make every new instance fail its check. */
 	if (!with_sha && *r->o->sha256_tag != '\0' &&
-	    delete_tag(r->a, r->rec.idle, r->o->sha256_tag, cause) != 0)
+	    rollgrp_delete_tag(r->a, r->rec.idle, r->o->sha256_tag, cause) != 0)
 		goto out;
 	if (hooks.ngone > 0 && tags_delete_group(r->a, r->rec.idle, hooks.gone, hooks.ngone,
 	    &err) != OUTCOME_OK)
@@ -1340,8 +1065,8 @@ out:
 static void
 final_json(struct run *r, const char *action, int ret, const char *cause)
 {
-	struct group		 live, idle;
-	const struct group	*both[2] = { &live, &idle };
+	struct rollgrp		 live, idle;
+	const struct rollgrp	*both[2] = { &live, &idle };
 	const char		*ln, *in;
 	char			*err = NULL;
 
@@ -1351,20 +1076,20 @@ final_json(struct run *r, const char *action, int ret, const char *cause)
 	memset(&idle, 0, sizeof idle);
 	ln = r->rec.live != NULL ? r->rec.live : r->o->live;
 	in = r->rec.idle != NULL ? r->rec.idle : r->o->idle;
-	if (ln != NULL && describe(r->a, r->o, ln, &live, &err) == 0)
-		target_health(r->a, &live, &err);
-	if (in != NULL && describe(r->a, r->o, in, &idle, &err) == 0)
-		target_health(r->a, &idle, &err);
+	if (ln != NULL && rollgrp_describe(r->a, r->o->version_tag, ln, &live, &err) == 0)
+		rollgrp_target_health(r->a, &live, &err);
+	if (in != NULL && rollgrp_describe(r->a, r->o->version_tag, in, &idle, &err) == 0)
+		rollgrp_target_health(r->a, &idle, &err);
 	summary_json(r->o, action, ret, ret == ROLLOUT_OK ? NULL : cause, both, 2, NULL);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	free(err);
 }
 
 int
 rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group	 live, idle;
+	struct rollgrp	 live, idle;
 	struct run	 r;
 	const char	*cur;
 	int		 ret = ROLLOUT_ERROR;
@@ -1374,7 +1099,8 @@ rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 	memset(&r, 0, sizeof r);
 	r.a = a;
 	r.o = o;
-	if (describe(a, o, o->live, &live, cause) != 0 || describe(a, o, o->idle, &idle, cause) != 0)
+	if (rollgrp_describe(a, o->version_tag, o->live, &live, cause) != 0 ||
+	    rollgrp_describe(a, o->version_tag, o->idle, &idle, cause) != 0)
 		goto out;
 	if (live.rollout != NULL || idle.rollout != NULL) {
 		cur = idle.rollout != NULL ? idle.rollout : live.rollout;
@@ -1382,7 +1108,7 @@ rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 		if (rollrec_parse(cur, &r.rec) != 0 || strcmp(r.rec.version, o->version) != 0 ||
 		    strcmp(r.rec.live, o->live) != 0 || strcmp(r.rec.idle, o->idle) != 0) {
 			set_cause(cause, "a rollout is in progress (%s = '%s'): finish or roll "
-			    "it back first", ROLLOUT_TAG, cur);
+			    "it back first", ROLLGRP_TAG_ROLLOUT, cur);
 			ret = ROLLOUT_REFUSED;
 			goto out;
 		}
@@ -1399,15 +1125,15 @@ rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 out:
 	final_json(&r, "start", ret, *cause);
 	run_clear(&r);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
 /* A recorded rollout, for the commands that continue or end it: a ROLLOUT_ code. */
 static int
-run_load(struct run *r, struct aws *a, const struct rollout_opts *o, struct group *live,
-    struct group *idle, char **cause)
+run_load(struct run *r, struct aws *a, const struct rollout_opts *o, struct rollgrp *live,
+    struct rollgrp *idle, char **cause)
 {
 	int	ret;
 
@@ -1446,7 +1172,7 @@ step_wanted(const struct run *r, int *advance, char **cause)
 int
 rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group	live, idle;
+	struct rollgrp	live, idle;
 	struct run	r;
 	int		ret = ROLLOUT_ERROR, advance;
 
@@ -1463,8 +1189,8 @@ rollout_step(struct aws *a, const struct rollout_opts *o, char **cause)
 out:
 	final_json(&r, "step", ret, *cause);
 	run_clear(&r);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
@@ -1528,8 +1254,8 @@ finish_allowed(struct run *r, char **cause)
 int
 rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group		 live, idle;
-	const struct group	*both[2] = { &live, &idle };
+	struct rollgrp		 live, idle;
+	const struct rollgrp	*both[2] = { &live, &idle };
 	struct run		 r;
 	const char		*kv[1][2];
 	struct aws_result	 res;
@@ -1544,7 +1270,7 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 	/* Recorded first: a rollback after a part of this would find nothing to go back to. */
 	if (enter_phase(&r, "finishing", cause) != 0)
 		goto out;
-	if (set_capacity(a, &live, -1, 0, cause) != 0)
+	if (rollgrp_set_capacity(a, &live, -1, 0, cause) != 0)
 		goto out;
 	/* Standby instances do not count in the capacity: terminate them explicitly. */
 	for (i = 0; i < live.ninst; i++) {
@@ -1564,16 +1290,16 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 	/* The floor the old group had goes with the traffic (as far as MaxSize allows). */
 	floor = r.rec.min < idle.max ? r.rec.min : idle.max;
 	if (floor > idle.min) {
-		if (set_capacity(a, &idle, floor, -1, cause) != 0)
+		if (rollgrp_set_capacity(a, &idle, floor, -1, cause) != 0)
 			goto out;
 		progress(o, "%s: MinSize %d (%s had %d)", idle.name, floor, live.name, r.rec.min);
 	}
-	kv[0][0] = ROLLOUT_LIVE;
+	kv[0][0] = ROLLGRP_TAG_LIVE;
 	kv[0][1] = "true";
-	if (set_tags(a, idle.name, kv, 1, 0, cause) != 0)
+	if (rollgrp_set_tags(a, idle.name, kv, 1, 0, cause) != 0)
 		goto out;
 	kv[0][1] = "false";
-	if (set_tags(a, live.name, kv, 1, 0, cause) != 0 ||
+	if (rollgrp_set_tags(a, live.name, kv, 1, 0, cause) != 0 ||
 	    end_rollout(&r, "finished", cause) != 0)
 		goto out;
 	progress(o, "finished: %s is live with %s", idle.name, r.rec.version);
@@ -1582,15 +1308,15 @@ out:
 	summary_json(o, "finish", ret, ret == ROLLOUT_OK ? NULL : *cause, both, 2, NULL);
 	aws_result_free(&res);
 	run_clear(&r);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
 int
 rollout_rollback(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group	live, idle;
+	struct rollgrp	live, idle;
 	struct run	r;
 	int		ret = ROLLOUT_ERROR;
 
@@ -1598,8 +1324,8 @@ rollout_rollback(struct aws *a, const struct rollout_opts *o, char **cause)
 		ret = roll_back(&r, cause);
 	final_json(&r, "rollback", ret, *cause);
 	run_clear(&r);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
@@ -1646,8 +1372,8 @@ status_alarms(struct run *r, struct json_object *doc, char **cause)
 int
 rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group		 live, idle;
-	const struct group	*both[2] = { &live, &idle }, *g;
+	struct rollgrp		 live, idle;
+	const struct rollgrp	*both[2] = { &live, &idle }, *g;
 	struct json_object	*doc = NULL;
 	struct run		 r;
 	double			 left;
@@ -1657,7 +1383,8 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 	if ((ret = run_load(&r, a, o, &live, &idle, cause)) != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
-	if (target_health(a, &live, cause) != 0 || target_health(a, &idle, cause) != 0)
+	if (rollgrp_target_health(a, &live, cause) != 0 ||
+	    rollgrp_target_health(a, &idle, cause) != 0)
 		goto out;
 	left = strcmp(r.rec.phase, "baking") == 0 ? (double)r.rec.since + r.rec.bake -
 	    wall_now() : 0;
@@ -1695,14 +1422,14 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 out:
 	json_object_put(doc);
 	run_clear(&r);
-	group_clear(&live);
-	group_clear(&idle);
+	rollgrp_clear(&live);
+	rollgrp_clear(&idle);
 	return ret;
 }
 
 /* Every history tag of every group: DescribeTags, page by page. */
 static int
-history_all(struct aws *a, struct group *g, char **cause)
+history_all(struct aws *a, struct rollgrp *g, char **cause)
 {
 	struct aws_param	 p[1];
 	struct aws_result	 res;
@@ -1720,7 +1447,7 @@ history_all(struct aws *a, struct group *g, char **cause)
 		    cause) != 0)
 			goto out;
 		for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL &&
-		    g->nhist < ROLLOUT_MAX_INSTANCES * 4; m = xml_next(m)) {
+		    g->nhist < ROLLGRP_MAX_INSTANCES * 4; m = xml_next(m)) {
 			k = xml_child_text(m, "Key");
 			v = xml_child_text(m, "Value");
 			id = xml_child_text(m, "ResourceId");
@@ -1825,15 +1552,15 @@ history_print(const struct rollout_opts *o, const struct history *h, size_t n)
 int
 rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
 {
-	struct group	g[2];
+	struct rollgrp	g[2];
 	struct history	*all = NULL;
 	size_t		 n = 0, i, k;
 	int		 ret = ROLLOUT_ERROR;
 
 	memset(g, 0, sizeof g);
 	if (o->live != NULL) {
-		if (describe(a, o, o->live, &g[0], cause) != 0 ||
-		    describe(a, o, o->idle, &g[1], cause) != 0)
+		if (rollgrp_describe(a, o->version_tag, o->live, &g[0], cause) != 0 ||
+		    rollgrp_describe(a, o->version_tag, o->idle, &g[1], cause) != 0)
 			goto out;
 	} else if (history_all(a, &g[0], cause) != 0)
 		goto out;
@@ -1848,7 +1575,7 @@ rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
 	ret = ROLLOUT_OK;
 out:
 	free(all);	/* the entries still belong to the groups */
-	group_clear(&g[0]);
-	group_clear(&g[1]);
+	rollgrp_clear(&g[0]);
+	rollgrp_clear(&g[1]);
 	return ret;
 }

@@ -17,10 +17,6 @@ enum rollout_code {
 	ROLLOUT_TIMEOUT = 5,
 };
 
-#define ROLLOUT_TAG	"asg-agent:rollout"
-#define ROLLOUT_LIVE	"asg-agent:live"
-#define ROLLOUT_ALARMS	"asg-agent:rollout-alarms"	/* the --alarm names, comma-separated */
-
 struct rollout_opts {
 	const char	*live;
 	const char	*idle;

@@ -310,8 +310,8 @@ class Packaging(unittest.TestCase):
 
     def aws_calls(self, files):
         """The IAM actions the given agent/*.c files call: aws_call() and
-        aws_call_ok() name service and action literally; rollout.c's
-        standby() passes EnterStandby/ExitStandby; tags.c's describe_tags() is
+        aws_call_ok() name service and action literally; rollgrp_standby() is
+        passed EnterStandby/ExitStandby by its callers; tags.c's describe_tags() is
         DescribeTags of its service; tags_set_group() and tags_delete_group() are
         CreateOrUpdateTags and DeleteTags, calls of whoever calls them (CI's rollout
         and publish), not of tags.c, and lifecycle_hook_tags() their
@@ -335,7 +335,7 @@ class Packaging(unittest.TestCase):
                     r'\baws_call(?:_ok)?\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
                     r'\s*"(\w+)"', src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
-            for action in re.findall(r'\bstandby\([^;]*?"(\w+Standby)"', src):
+            for action in re.findall(r'\brollgrp_standby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")
             # tags.c's describe_tags() makes DescribeTags calls for the service it is given.
             for svc in re.findall(r'\bdescribe_tags\([^;]*?AWS_(EC2|AUTOSCALING)', src):
@@ -360,11 +360,11 @@ class Packaging(unittest.TestCase):
 
     def test_iam_policies_allow_every_call(self):
         """The instance role allows what the agent calls on the instance; the CI
-        role what `asg-agent rollout` and `publish` (agent/rollout.c, publish.c)
+        role what `asg-agent rollout` and `publish` (agent/roll*.c, publish.c)
         call; nothing more."""
         sources = sorted(n for n in os.listdir(os.path.join(SRCDIR, "agent"))
                          if n.endswith(".c"))
-        ci_sources = [n for n in sources if n in ("rollout.c", "publish.c")]
+        ci_sources = [n for n in sources if n.startswith("roll") or n == "publish.c"]
         instance = self.aws_calls([n for n in sources if n not in ci_sources])
         self.assertIn("autoscaling:CompleteLifecycleAction", instance)
         self.assertIn("s3:GetObject", instance)

@@ -1,0 +1,270 @@
+/* rollgrp.c - one Auto Scaling group as a rollout sees it, and the rollout's calls on it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws.h"
+#include "history.h"
+#include "rollgrp.h"
+#include "tags.h"
+#include "util.h"
+#include "xml.h"
+
+#define ROLLGRP_BATCH		20	/* instance ids per Enter/ExitStandby call */
+
+void
+rollgrp_clear(struct rollgrp *g)
+{
+	size_t	i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < g->ninst; i++) {
+		free(g->inst[i].id);
+		free(g->inst[i].state);
+		free(g->inst[i].health);
+	}
+	free(g->inst);
+	for (i = 0; i < g->ntgs; i++)
+		free(g->tgs[i]);
+	free(g->tgs);
+	free(g->name);
+	free(g->rollout);
+	free(g->live);
+	free(g->version);
+	free(g->alarms);
+	for (i = 0; i < g->nhist; i++)
+		history_clear(&g->hist[i]);
+	free(g->hist);
+	memset(g, 0, sizeof *g);
+}
+
+/* Read a group: capacity, instances, target groups, and our tags. */
+int
+rollgrp_describe(struct aws *a, const char *version_tag, const char *name,
+    struct rollgrp *g, char **cause)
+{
+	struct aws_param	 p[] = { { "AutoScalingGroupNames.member.1", name } };
+	struct aws_result	 res;
+	struct xml_node		*m, *n;
+	const char		*k, *v;
+	int			 ret = -1;
+
+	memset(g, 0, sizeof *g);
+	if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeAutoScalingGroups", p, nitems(p), &res,
+	    cause) != 0)
+		goto out;
+	if ((m = xml_child(xml_find(res.xml, "AutoScalingGroups"), "member")) == NULL) {
+		set_cause(cause, "no Auto Scaling group named %s", name);
+		goto out;
+	}
+	g->name = xstrdup(name);
+	g->min = (v = xml_child_text(m, "MinSize")) != NULL ? atoi(v) : 0;
+	g->max = (v = xml_child_text(m, "MaxSize")) != NULL ? atoi(v) : 0;
+	g->desired = (v = xml_child_text(m, "DesiredCapacity")) != NULL ? atoi(v) : 0;
+	for (n = xml_child(xml_child(m, "Instances"), "member"); n != NULL &&
+	    g->ninst < ROLLGRP_MAX_INSTANCES; n = xml_next(n)) {
+		if ((k = xml_child_text(n, "InstanceId")) == NULL)
+			continue;
+		g->inst = xrealloc(g->inst, (g->ninst + 1) * sizeof *g->inst);
+		g->inst[g->ninst].id = xstrdup(k);
+		v = xml_child_text(n, "LifecycleState");
+		g->inst[g->ninst].state = xstrdup(v != NULL ? v : "?");
+		g->inst[g->ninst].health = NULL;
+		g->ninst++;
+	}
+	for (n = xml_child(xml_child(m, "TargetGroupARNs"), "member"); n != NULL;
+	    n = xml_next(n)) {
+		g->tgs = xrealloc(g->tgs, (g->ntgs + 1) * sizeof *g->tgs);
+		g->tgs[g->ntgs++] = xstrdup(n->text);
+	}
+	for (n = xml_child(xml_child(m, "Tags"), "member"); n != NULL; n = xml_next(n)) {
+		if ((k = xml_child_text(n, "Key")) == NULL)
+			continue;
+		v = xml_child_text(n, "Value");
+		if (strcmp(k, ROLLGRP_TAG_ROLLOUT) == 0 && g->rollout == NULL)
+			g->rollout = xstrdup(v != NULL ? v : "");
+		else if (strcmp(k, ROLLGRP_TAG_LIVE) == 0 && g->live == NULL)
+			g->live = xstrdup(v != NULL ? v : "");
+		else if (strcmp(k, version_tag) == 0 && g->version == NULL)
+			g->version = xstrdup(v != NULL ? v : "");
+		else if (strcmp(k, ROLLGRP_TAG_ALARMS) == 0 && g->alarms == NULL)
+			g->alarms = xstrdup(v != NULL ? v : "");
+		else if (v != NULL && g->nhist < ROLLGRP_MAX_INSTANCES) {
+			g->hist = xrealloc(g->hist, (g->nhist + 1) * sizeof *g->hist);
+			if (history_parse(k, v, &g->hist[g->nhist]) == 0)
+				g->hist[g->nhist++].to = xstrdup(name);
+		}
+	}
+	ret = 0;
+out:
+	aws_result_free(&res);
+	if (ret != 0)
+		rollgrp_clear(g);
+	return ret;
+}
+
+/* Fill each instance's target health; an instance counts healthy only in every target group. */
+int
+rollgrp_target_health(struct aws *a, struct rollgrp *g, char **cause)
+{
+	struct aws_result	 res;
+	struct xml_node		*m;
+	const char		*id, *state;
+	size_t			 t, i;
+	int			 ret = -1;
+
+	memset(&res, 0, sizeof res);
+	for (i = 0; i < g->ninst; i++) {
+		free(g->inst[i].health);
+		g->inst[i].health = g->ntgs == 0 ? xstrdup("no target group") : NULL;
+	}
+	for (t = 0; t < g->ntgs; t++) {
+		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[t] } };
+
+		aws_result_free(&res);
+		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetHealth", p, nitems(p), &res,
+		    cause) != 0)
+			goto out;
+		for (i = 0; i < g->ninst; i++) {
+			state = "unregistered";
+			for (m = xml_child(xml_find(res.xml, "TargetHealthDescriptions"),
+			    "member"); m != NULL; m = xml_next(m)) {
+				id = xml_child_text(xml_child(m, "Target"), "Id");
+				if (id != NULL && strcmp(id, g->inst[i].id) == 0) {
+					state = xml_child_text(xml_child(m, "TargetHealth"),
+					    "State");
+					break;
+				}
+			}
+			if (state == NULL)
+				state = "unknown";
+			/* Keep the first state that is not healthy. */
+			if (g->inst[i].health == NULL || strcmp(g->inst[i].health, "healthy") == 0) {
+				free(g->inst[i].health);
+				g->inst[i].health = xstrdup(state);
+			}
+		}
+	}
+	ret = 0;
+out:
+	aws_result_free(&res);
+	return ret;
+}
+
+int
+rollgrp_set_tags(struct aws *a, const char *group, const char *const kv[][2], size_t n,
+    int propagate, char **cause)
+{
+	if (tags_set_group(a, group, kv, n, propagate, cause) != OUTCOME_OK)
+		return set_cause(cause, "CreateOrUpdateTags: %s", *cause);
+	return 0;
+}
+
+int
+rollgrp_delete_tag(struct aws *a, const char *group, const char *key, char **cause)
+{
+	if (tags_delete_group(a, group, &key, 1, cause) != OUTCOME_OK)
+		return set_cause(cause, "DeleteTags: %s", *cause);
+	return 0;
+}
+
+/*
+ * UpdateAutoScalingGroup: the desired capacity, with MinSize min (-1: lowered
+ * only as far as desired needs); desired -1: MinSize alone, the desired
+ * capacity left as the group's own scaling has it (AWS raises it to MinSize
+ * if it is lower).
+ */
+int
+rollgrp_set_capacity(struct aws *a, const struct rollgrp *g, int min, int desired, char **cause)
+{
+	struct aws_param	 p[4];
+	struct aws_result	 res;
+	char			 smin[16], smax[16], sdes[16];
+	size_t			 n = 0;
+	int			 ret;
+
+	if (desired >= 0 && (min < 0 || min > desired))
+		min = g->min < desired ? g->min : desired;
+	snprintf(smin, sizeof smin, "%d", min);
+	snprintf(smax, sizeof smax, "%d", g->max > desired ? g->max : desired);
+	snprintf(sdes, sizeof sdes, "%d", desired);
+	p[n++] = (struct aws_param){ "AutoScalingGroupName", g->name };
+	p[n++] = (struct aws_param){ "MinSize", smin };
+	if (desired >= 0) {
+		p[n++] = (struct aws_param){ "MaxSize", smax };
+		p[n++] = (struct aws_param){ "DesiredCapacity", sdes };
+	}
+	ret = aws_call_ok(a, AWS_AUTOSCALING, "UpdateAutoScalingGroup", p, n, &res, cause);
+	aws_result_free(&res);
+	return ret;
+}
+
+/* EnterStandby or ExitStandby for the group's instances in the given state, in batches. */
+int
+rollgrp_standby(struct aws *a, const struct rollgrp *g, const char *action, const char *from,
+    int limit, int *moved, char **cause)
+{
+	struct aws_param	 p[2 + ROLLGRP_BATCH];
+	struct aws_result	 res;
+	char			 names[ROLLGRP_BATCH][48];
+	size_t			 i, n = 0, np;
+	int			 enter = strcmp(action, "EnterStandby") == 0;
+
+	*moved = 0;
+	for (i = 0; i <= g->ninst; i++) {
+		if (i < g->ninst && strcmp(g->inst[i].state, from) == 0 &&
+		    *moved + (int)n < limit) {
+			snprintf(names[n], sizeof names[n], "InstanceIds.member.%zu", n + 1);
+			p[2 + n].name = names[n];
+			p[2 + n].value = g->inst[i].id;
+			n++;
+		}
+		if (n == 0 || (n < ROLLGRP_BATCH && i < g->ninst))
+			continue;
+		np = 2 + n;
+		p[0] = (struct aws_param){ "AutoScalingGroupName", g->name };
+		if (enter)
+			p[1] = (struct aws_param){ "ShouldDecrementDesiredCapacity", "true" };
+		else {
+			/* ExitStandby takes no such flag: shift the ids down. */
+			memmove(&p[1], &p[2], n * sizeof p[0]);
+			np = 1 + n;
+		}
+		if (aws_call_ok(a, AWS_AUTOSCALING, action, p, np, &res, cause) != 0) {
+			aws_result_free(&res);
+			return -1;
+		}
+		aws_result_free(&res);
+		*moved += (int)n;
+		n = 0;
+	}
+	return 0;
+}
+
+/* How many InService instances of the group are healthy in all its target groups. */
+size_t
+rollgrp_count_healthy(const struct rollgrp *g)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < g->ninst; i++) {
+		if (strcmp(g->inst[i].state, "InService") == 0 && g->inst[i].health != NULL &&
+		    (strcmp(g->inst[i].health, "healthy") == 0 ||
+		    strcmp(g->inst[i].health, "no target group") == 0))
+			n++;
+	}
+	return n;
+}
+
+int
+rollgrp_count_state(const struct rollgrp *g, const char *state)
+{
+	size_t	i;
+	int	n = 0;
+
+	for (i = 0; i < g->ninst; i++)
+		n += strcmp(g->inst[i].state, state) == 0;
+	return n;
+}
+

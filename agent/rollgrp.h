@@ -1,0 +1,54 @@
+/* rollgrp.h - one Auto Scaling group as a rollout sees it, and the rollout's calls on it. */
+#ifndef ASG_ROLLGRP_H
+#define ASG_ROLLGRP_H
+
+#include <stddef.h>
+
+struct aws;
+struct history;
+
+/* The tags a rollout keeps on its groups. */
+#define ROLLGRP_TAG_ROLLOUT	"asg-agent:rollout"	/* the record (rollrec) */
+#define ROLLGRP_TAG_LIVE	"asg-agent:live"
+/* The --alarm names, comma-separated. */
+#define ROLLGRP_TAG_ALARMS	"asg-agent:rollout-alarms"
+
+#define ROLLGRP_MAX_INSTANCES	500	/* instances (and history entries) read of a group */
+
+struct rollgrp_inst {
+	char	*id;
+	char	*state;		/* LifecycleState */
+	char	*health;	/* target health: healthy, unhealthy, ... or NULL */
+};
+
+struct rollgrp {
+	char			*name;
+	int			 min, max, desired;
+	struct rollgrp_inst	*inst;
+	size_t			 ninst;
+	char			**tgs;		/* target group ARNs */
+	size_t			 ntgs;
+	char			*rollout;	/* the rollout tag's value, or NULL */
+	char			*live;		/* the live tag's value, or NULL */
+	char			*version;	/* the version tag's value, or NULL */
+	char			*alarms;	/* the alarms tag's value, or NULL */
+	struct history		*hist;		/* past rollouts onto this group */
+	size_t			 nhist;
+};
+
+void	rollgrp_clear(struct rollgrp *);
+/* Capacity, instances, target groups, and the tags: ours, version_tag and the history. */
+int	rollgrp_describe(struct aws *, const char *version_tag, const char *name,
+	    struct rollgrp *, char **);
+int	rollgrp_target_health(struct aws *, struct rollgrp *, char **);
+int	rollgrp_set_tags(struct aws *, const char *name, const char *const kv[][2], size_t n,
+	    int propagate, char **);
+int	rollgrp_delete_tag(struct aws *, const char *name, const char *key, char **);
+int	rollgrp_set_capacity(struct aws *, const struct rollgrp *, int min, int desired,
+	    char **);
+int	rollgrp_standby(struct aws *, const struct rollgrp *, const char *action,
+	    const char *from, int limit, int *moved, char **);
+size_t	rollgrp_count_healthy(const struct rollgrp *);
+int	rollgrp_count_state(const struct rollgrp *, const char *state);
+
+#endif
