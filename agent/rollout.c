@@ -13,6 +13,7 @@
 #include "history.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "rollalarm.h"
 #include "rollgrp.h"
 #include "rollout.h"
 #include "rollrec.h"
@@ -21,7 +22,6 @@
 #include "xml.h"
 
 #define ROLLOUT_KEEP		16	/* history entries kept on each group */
-#define ROLLOUT_MAX_ALARMS	16
 
 /* One line of progress (text), or nothing with --json (the summary comes at the end). */
 static void
@@ -53,91 +53,13 @@ in_list(char **list, size_t n, const char *s)
 	return 0;
 }
 
-/* The alarms of a DescribeAlarms answer, metric ones then composite ones; NULL after the last. */
-static struct xml_node *
-alarm_next(const struct xml_node *root, const struct xml_node *m)
-{
-	struct xml_node	*n = NULL;
-
-	if (m != NULL && (n = xml_next(m)) != NULL)
-		return n;
-	if (m == NULL)
-		n = xml_child(xml_find(root, "MetricAlarms"), "member");
-	if (n == NULL && (m == NULL || strcmp(m->parent->name, "MetricAlarms") == 0))
-		n = xml_child(xml_find(root, "CompositeAlarms"), "member");
-	return n;
-}
-
-/*
- * DescribeAlarms for a comma-separated list of names, composite alarms too
- * (without AlarmTypes AWS answers metric alarms only); every name must exist.
- */
-static int
-describe_alarms(struct aws *a, const char *alarms, struct aws_result *res, char **cause)
-{
-	struct aws_param	 p[2 + ROLLOUT_MAX_ALARMS];
-	char			 names[ROLLOUT_MAX_ALARMS][40], *copy, *w, *save = NULL;
-	struct xml_node		*m;
-	size_t			 n = 0, found = 0;
-	int			 ret = -1;
-
-	memset(res, 0, sizeof *res);
-	copy = xstrdup(alarms);
-	p[0] = (struct aws_param){ "AlarmTypes.member.1", "CompositeAlarm" };
-	p[1] = (struct aws_param){ "AlarmTypes.member.2", "MetricAlarm" };
-	for (w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
-		if (n == ROLLOUT_MAX_ALARMS) {
-			set_cause(cause, "more than %d alarms in '%s'", ROLLOUT_MAX_ALARMS,
-			    alarms);
-			goto out;
-		}
-		snprintf(names[n], sizeof names[n], "AlarmNames.member.%zu", n + 1);
-		p[2 + n].name = names[n];
-		p[2 + n].value = w;
-		n++;
-	}
-	if (aws_call_ok(a, AWS_CLOUDWATCH, "DescribeAlarms", p, 2 + n, res, cause) != 0)
-		goto out;
-	for (m = alarm_next(res->xml, NULL); m != NULL; m = alarm_next(res->xml, m))
-		found += xml_child_text(m, "AlarmName") != NULL;
-	if (found < n) {
-		set_cause(cause, "DescribeAlarms: %zu of the alarms %s do not exist", n - found,
-		    alarms);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(copy);
-	return ret;
-}
-
 /* ROLLOUT_FAILED, with the alarm and its reason, when any alarm is in state ALARM. */
 static int
 check_alarms(struct aws *a, const char *alarms, char **cause)
 {
-	struct aws_result	 res;
-	struct xml_node		*m;
-	const char		*state, *reason;
-	int			 ret = ROLLOUT_ERROR;
+	int	ret = rollalarm_check(a, alarms, cause);
 
-	if (alarms == NULL || *alarms == '\0')
-		return ROLLOUT_OK;
-	if (describe_alarms(a, alarms, &res, cause) != 0)
-		goto out;
-	ret = ROLLOUT_OK;
-	for (m = alarm_next(res.xml, NULL); m != NULL; m = alarm_next(res.xml, m)) {
-		state = xml_child_text(m, "StateValue");
-		if (state == NULL || strcmp(state, "ALARM") != 0)
-			continue;
-		reason = xml_child_text(m, "StateReason");
-		set_cause(cause, "alarm %s is in ALARM (%s)", xml_child_text(m, "AlarmName"),
-		    reason != NULL ? reason : "no reason given");
-		ret = ROLLOUT_FAILED;
-		break;
-	}
-out:
-	aws_result_free(&res);
-	return ret;
+	return ret == 0 ? ROLLOUT_OK : ret > 0 ? ROLLOUT_FAILED : ROLLOUT_ERROR;
 }
 
 /*
@@ -876,37 +798,6 @@ history_prune(struct aws *a, const struct rollgrp *g, char **cause)
 	return 0;
 }
 
-/* The --alarm names as one tag value. */
-static int
-alarms_join(const struct rollout_opts *o, char **out, char **cause)
-{
-	struct buf	b;
-	size_t		i;
-
-	*out = NULL;
-	if (o->nalarms == 0)
-		return 0;
-	if (o->nalarms > ROLLOUT_MAX_ALARMS)
-		return set_cause(cause, "at most %d --alarm", ROLLOUT_MAX_ALARMS);
-	memset(&b, 0, sizeof b);
-	for (i = 0; i < o->nalarms; i++) {
-		if (*o->alarms[i] == '\0' || strchr(o->alarms[i], ',') != NULL) {
-			buf_free(&b);
-			return set_cause(cause, "bad --alarm '%s' (empty, or with a comma)",
-			    o->alarms[i]);
-		}
-		buf_addf(&b, "%s%s", i > 0 ? "," : "", o->alarms[i]);
-	}
-	*out = buf_take(&b);
-	if (strlen(*out) > HISTORY_MAX) {
-		free(*out);
-		*out = NULL;
-		return set_cause(cause, "the --alarm names exceed %d characters together (one "
-		    "tag value)", HISTORY_MAX);
-	}
-	return 0;
-}
-
 /* Both groups behind the same target groups: else the new one's health says nothing. */
 static int
 same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
@@ -954,7 +845,7 @@ run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle,
 	int				 ret;
 
 	if (rollrec_steps(o->steps, r->pct, &r->npct, cause) != 0 ||
-	    alarms_join(o, &r->alarms, cause) != 0)
+	    rollalarm_join(o->alarms, o->nalarms, &r->alarms, cause) != 0)
 		return ROLLOUT_USAGE;
 	if (idle->desired > 0 || idle->ninst > 0) {
 		set_cause(cause, "idle group %s is not empty (desired %d, %zu instances)",
@@ -1329,46 +1220,6 @@ rollout_rollback(struct aws *a, const struct rollout_opts *o, char **cause)
 	return ret;
 }
 
-/* The alarms' states, printed (text) or added to doc (--json). */
-static int
-status_alarms(struct run *r, struct json_object *doc, char **cause)
-{
-	struct aws_result	 res;
-	struct json_object	*arr, *ja;
-	struct xml_node		*m;
-	const char		*name, *state, *reason;
-
-	if (r->alarms == NULL)
-		return 0;
-	if (describe_alarms(r->a, r->alarms, &res, cause) != 0) {
-		aws_result_free(&res);
-		return -1;
-	}
-	arr = json_object_new_array();
-	for (m = alarm_next(res.xml, NULL); m != NULL; m = alarm_next(res.xml, m)) {
-		name = xml_child_text(m, "AlarmName");
-		state = xml_child_text(m, "StateValue");
-		reason = xml_child_text(m, "StateReason");
-		if (name == NULL)
-			continue;
-		if (!r->o->json) {
-			fprintf(r->o->out, "  alarm %s: %s (%s)\n", name, state != NULL ? state :
-			    "?", reason != NULL ? reason : "");
-			continue;
-		}
-		ja = json_object_new_object();
-		json_object_object_add(ja, "name", json_object_new_string(name));
-		json_object_object_add(ja, "state", state != NULL ?
-		    json_object_new_string(state) : NULL);
-		json_object_object_add(ja, "reason", reason != NULL ?
-		    json_object_new_string(reason) : NULL);
-		json_object_array_add(arr, ja);
-	}
-	json_object_object_add(doc, "alarms", arr);
-	aws_result_free(&res);
-	return 0;
-}
-
 int
 rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 {
@@ -1403,7 +1254,7 @@ rollout_status(struct aws *a, const struct rollout_opts *o, char **cause)
 			fprintf(o->out, " (%.0f s of the bake left)", left);
 		fputc('\n', o->out);
 	}
-	if (status_alarms(&r, doc, cause) != 0)
+	if (rollalarm_status(a, r.alarms, o->out, o->json ? doc : NULL, cause) != 0)
 		goto out;
 	ret = ROLLOUT_OK;
 	if (o->json) {
