@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <json-c/json.h>
 
@@ -15,13 +14,12 @@
 #include "log.h"
 #include "rollalarm.h"
 #include "rollgrp.h"
+#include "rollhist.h"
 #include "rollout.h"
 #include "rollrec.h"
 #include "tags.h"
 #include "util.h"
 #include "xml.h"
-
-#define ROLLOUT_KEEP		16	/* history entries kept on each group */
 
 /* One line of progress (text), or nothing with --json (the summary comes at the end). */
 static void
@@ -753,51 +751,6 @@ caller_identity(struct aws *a)
 	return s;
 }
 
-/* The digest of the newest rollout of version, from either group's history. */
-static const char *
-history_digest(const struct rollgrp *const *gs, size_t n, const char *version)
-{
-	const struct history	*best = NULL, *h;
-	size_t			 i, j;
-
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < gs[i]->nhist; j++) {
-			h = &gs[i]->hist[j];
-			if (h->sha256 != NULL && strcmp(h->version, version) == 0 &&
-			    (best == NULL || h->started > best->started))
-				best = h;
-		}
-	}
-	return best != NULL ? best->sha256 : NULL;
-}
-
-/* Keep room for one more entry: the oldest go. */
-static int
-history_prune(struct aws *a, const struct rollgrp *g, char **cause)
-{
-	size_t	i, oldest, left = g->nhist;
-	char	*key;
-	int	 gone[ROLLGRP_MAX_INSTANCES] = { 0 };
-
-	while (left >= ROLLOUT_KEEP) {
-		oldest = g->nhist;
-		for (i = 0; i < g->nhist; i++) {
-			if (!gone[i] && (oldest == g->nhist ||
-			    g->hist[i].started < g->hist[oldest].started))
-				oldest = i;
-		}
-		key = xasprintf(HISTORY_PREFIX "%lld", g->hist[oldest].started);
-		if (rollgrp_delete_tag(a, g->name, key, cause) != 0) {
-			free(key);
-			return -1;
-		}
-		free(key);
-		gone[oldest] = 1;
-		left--;
-	}
-	return 0;
-}
-
 /* Both groups behind the same target groups: else the new one's health says nothing. */
 static int
 same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
@@ -865,7 +818,7 @@ run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle,
 	}
 	if (ret != ROLLOUT_OK)
 		return ret;
-	if (sha == NULL && (sha = history_digest(both, 2, o->version)) != NULL)
+	if (sha == NULL && (sha = rollhist_digest(both, 2, o->version)) != NULL)
 		progress(o, "%s: digest %s from the history", o->version, sha);
 	r->rec.version = xstrdup(o->version);
 	r->rec.live = xstrdup(live->name);
@@ -888,7 +841,7 @@ run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle,
 	r->hist.to = xstrdup(idle->name);
 	r->hist.by = caller_identity(r->a);
 	/* Record the rollout first: a crash from here on is resumable. */
-	if (history_prune(r->a, idle, cause) != 0 || save_history(r, cause) != 0)
+	if (rollhist_prune(r->a, idle, cause) != 0 || save_history(r, cause) != 0)
 		return ROLLOUT_ERROR;
 	kv[0][0] = ROLLGRP_TAG_ALARMS;
 	kv[0][1] = r->alarms;
@@ -1278,128 +1231,6 @@ out:
 	return ret;
 }
 
-/* Every history tag of every group: DescribeTags, page by page. */
-static int
-history_all(struct aws *a, struct rollgrp *g, char **cause)
-{
-	struct aws_param	 p[1];
-	struct aws_result	 res;
-	struct xml_node		*m;
-	const char		*k, *v, *id;
-	char			*token = NULL;
-	int			 ret = -1;
-
-	memset(g, 0, sizeof *g);
-	memset(&res, 0, sizeof res);
-	do {
-		p[0] = (struct aws_param){ "NextToken", token };
-		aws_result_free(&res);
-		if (aws_call_ok(a, AWS_AUTOSCALING, "DescribeTags", p, token != NULL, &res,
-		    cause) != 0)
-			goto out;
-		for (m = xml_child(xml_find(res.xml, "Tags"), "member"); m != NULL &&
-		    g->nhist < ROLLGRP_MAX_INSTANCES * 4; m = xml_next(m)) {
-			k = xml_child_text(m, "Key");
-			v = xml_child_text(m, "Value");
-			id = xml_child_text(m, "ResourceId");
-			if (k == NULL || v == NULL || id == NULL)
-				continue;
-			g->hist = xrealloc(g->hist, (g->nhist + 1) * sizeof *g->hist);
-			if (history_parse(k, v, &g->hist[g->nhist]) == 0)
-				g->hist[g->nhist++].to = xstrdup(id);
-		}
-		free(token);
-		v = xml_find_text(res.xml, "NextToken");
-		token = v != NULL && *v != '\0' ? xstrdup(v) : NULL;
-	} while (token != NULL);
-	ret = 0;
-out:
-	free(token);
-	aws_result_free(&res);
-	return ret;
-}
-
-static int
-history_cmp(const void *a, const void *b)
-{
-	const struct history	*x = a, *y = b;
-
-	return x->started < y->started ? -1 : x->started > y->started;
-}
-
-static char *
-iso_time(long long t)
-{
-	time_t		tt = (time_t)t;
-	struct tm	tm;
-	char		s[32];
-
-	if (t < 0 || gmtime_r(&tt, &tm) == NULL)
-		return NULL;
-	strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return xstrdup(s);
-}
-
-static struct json_object *
-json_time(long long t)
-{
-	char			*s = iso_time(t);
-	struct json_object	*j = s != NULL ? json_object_new_string(s) : NULL;
-
-	free(s);
-	return j;
-}
-
-static void
-history_print(const struct rollout_opts *o, const struct history *h, size_t n)
-{
-	struct json_object	*arr = json_object_new_array(), *jh, *js, *jst;
-	size_t			 i, k;
-	char			*t, *b, *e;
-
-	for (i = 0; i < n; i++) {
-		if (!o->json) {
-			t = iso_time(h[i].started);
-			fprintf(o->out, "%s  %s  %s -> %s  %s  sha256 %.12s  by %s\n", t,
-			    h[i].version, h[i].from, h[i].to, h[i].outcome, h[i].sha256 != NULL ?
-			    h[i].sha256 : "-", h[i].by != NULL ? h[i].by : "?");
-			free(t);
-			for (k = 0; k < h[i].nsteps; k++) {
-				b = iso_time(h[i].begin[k]);
-				e = iso_time(h[i].end[k]);
-				fprintf(o->out, "    step %zu: %s .. %s\n", k + 1, b != NULL ? b :
-				    "-", e != NULL ? e : "-");
-				free(b);
-				free(e);
-			}
-			continue;
-		}
-		jh = json_object_new_object();
-		json_object_object_add(jh, "started", json_time(h[i].started));
-		json_object_object_add(jh, "version", json_object_new_string(h[i].version));
-		json_object_object_add(jh, "sha256", h[i].sha256 != NULL ?
-		    json_object_new_string(h[i].sha256) : NULL);
-		json_object_object_add(jh, "outcome", json_object_new_string(h[i].outcome));
-		json_object_object_add(jh, "from", json_object_new_string(h[i].from));
-		json_object_object_add(jh, "to", json_object_new_string(h[i].to));
-		json_object_object_add(jh, "by", h[i].by != NULL ?
-		    json_object_new_string(h[i].by) : NULL);
-		jst = json_object_new_array();
-		for (k = 0; k < h[i].nsteps; k++) {
-			js = json_object_new_object();
-			json_object_object_add(js, "began", json_time(h[i].begin[k]));
-			json_object_object_add(js, "ended", json_time(h[i].end[k]));
-			json_object_array_add(jst, js);
-		}
-		json_object_object_add(jh, "steps", jst);
-		json_object_array_add(arr, jh);
-	}
-	if (o->json)
-		fprintf(o->out, "%s\n", json_object_to_json_string_ext(arr,
-		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(arr);
-}
-
 int
 rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
 {
@@ -1409,11 +1240,12 @@ rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
 	int		 ret = ROLLOUT_ERROR;
 
 	memset(g, 0, sizeof g);
+	/* Without --live, g[0] holds every group's entries (freed with it). */
 	if (o->live != NULL) {
 		if (rollgrp_describe(a, o->version_tag, o->live, &g[0], cause) != 0 ||
 		    rollgrp_describe(a, o->version_tag, o->idle, &g[1], cause) != 0)
 			goto out;
-	} else if (history_all(a, &g[0], cause) != 0)
+	} else if (rollhist_all(a, &g[0].hist, &g[0].nhist, cause) != 0)
 		goto out;
 	for (k = 0; k < 2; k++) {
 		for (i = 0; i < g[k].nhist; i++) {
@@ -1421,8 +1253,7 @@ rollout_history(struct aws *a, const struct rollout_opts *o, char **cause)
 			all[n++] = g[k].hist[i];
 		}
 	}
-	qsort(all, n, sizeof *all, history_cmp);
-	history_print(o, all, n);
+	rollhist_print(o->out, o->json, all, n);
 	ret = ROLLOUT_OK;
 out:
 	free(all);	/* the entries still belong to the groups */
