@@ -266,6 +266,7 @@ arm_heartbeats(struct agent *a, const char *hook, int hook_timeout)
 		interval = hook_timeout / 3.0;
 	a->hb_hook = hook;
 	a->hb_ref = NULL;
+	a->hb_ok = 0;
 	a->hb_interval = interval;
 	a->next_heartbeat = mono_now() + interval;
 }
@@ -351,15 +352,19 @@ agent_tick(void *arg)
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
 	if (r == OUTCOME_FATAL || outcome_retryable(r))
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
-	else if (r == OUTCOME_NOT_FOUND) {
-		/* A tag's name may be out of date: follow a rename before giving up. */
-		if (a->hb_ref == NULL || !heartbeat_renamed(a)) {
-			log_info("lifecycle hook %s has no pending action: no more heartbeats",
-			    a->hb_hook);
-			a->hb_hook = NULL;
-		}
-	} else
+	else if (r == OUTCOME_OK) {
+		a->hb_ok = 1;
 		log_debug("lifecycle heartbeat sent for hook %s", a->hb_hook);
+	} else if (a->hb_ref != NULL && heartbeat_renamed(a)) {
+		/* A tag's name may be out of date: a rename is followed, heartbeats go on. */
+	} else if (!a->hb_launch && !a->hb_ok) {
+		/* AWS registers a terminate action after the deregistration delay. */
+		log_debug("lifecycle hook %s: no action yet, beating on", a->hb_hook);
+	} else {
+		log_info("lifecycle hook %s has no pending action: no more heartbeats",
+		    a->hb_hook);
+		a->hb_hook = NULL;
+	}
 	free(cause);
 }
 

@@ -51,6 +51,7 @@ struct agent {
 	const char		*hb_hook;	/* hook owed heartbeats, or NULL */
 	char			**hb_ref;	/* where a tag-named hb_hook's name lives, or NULL */
 	int			 hb_launch;	/* hb_ref is the launch hook's */
+	int			 hb_ok;		/* a heartbeat for hb_hook was answered OK */
 	double			 hb_interval;
 	double			 next_heartbeat;
 	double			 last_extend;

@@ -358,7 +358,7 @@ cmd_run(struct globals *g, int argc, char **argv)
 	struct agent	 a;
 	struct config	 cfg;
 	char		*cause = NULL;
-	int		 ret;
+	int		 ret, to_pool = 0;
 
 	if (argc != 1) {
 		cmd_usage(cmd_find("run"), stderr);
@@ -373,19 +373,23 @@ cmd_run(struct globals *g, int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	agent_init(&a, &cfg);
-	switch (boot_run(&a)) {
-	case BOOT_SERVE:
-		ret = serve_run(&a);
-		break;
-	case BOOT_STOPPED:
-		ret = 0;
-		break;
-	default:
-		ret = 1;
-		break;
-	}
-	agent_free(&a);
+	/* A scale-in into the warm pool ends a run; leaving the pool starts the next. */
+	do {
+		to_pool = 0;
+		agent_init(&a, &cfg);
+		switch (boot_run(&a)) {
+		case BOOT_SERVE:
+			ret = serve_run(&a, &to_pool);
+			break;
+		case BOOT_STOPPED:
+			ret = 0;
+			break;
+		default:
+			ret = 1;
+			break;
+		}
+		agent_free(&a);
+	} while (ret == 0 && to_pool && !halt_stopped(&a.halt));
 	http_cleanup();
 	config_free(&cfg);
 	return ret;

@@ -19,7 +19,15 @@
 #define SERVE_COMPLETE_RETRY	5.0	/* seconds between CONTINUE retries */
 #define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
 #define SERVE_RETRY_CAP		2.0
-#define SERVE_NOT_PENDING_WAIT	60.0	/* retry "No active Lifecycle Action" this long */
+/*
+ * A terminate action exists only once the load balancer's deregistration
+ * delay is over (300 s by default, at most 3600 s): "No active Lifecycle
+ * Action" is retried that long on a scale-in (a minute when systemd stops
+ * us), the pauses doubling up to SERVE_NOT_PENDING_CAP.
+ */
+#define SERVE_NOT_PENDING_WAIT	3660.0
+#define SERVE_NOT_PENDING_STOP	60.0
+#define SERVE_NOT_PENDING_CAP	30.0
 #define SERVE_HOOKS_FRESH	900.0	/* seconds the boot's DescribeLifecycleHooks answer serves */
 #define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
 #define SERVE_CLOUDWATCH_TRIES	5
@@ -210,11 +218,11 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
  * has no action: the tag may be older than a rename.
  */
 static void
-complete_terminate(struct agent *a, char **hook, int tagged)
+complete_terminate(struct agent *a, char **hook, int tagged, double wait)
 {
 	struct retry	 rt;
 	char		*cause = NULL;
-	double		 until = mono_now() + SERVE_NOT_PENDING_WAIT;
+	double		 until = mono_now() + wait;
 	enum outcome	 r;
 	int		 next;
 
@@ -238,7 +246,7 @@ complete_terminate(struct agent *a, char **hook, int tagged)
 			}
 			/* Not known yet whether the name is right: no countdown meanwhile. */
 			if (outcome_retryable(r))
-				until = mono_now() + SERVE_NOT_PENDING_WAIT;
+				until = mono_now() + wait;
 			else
 				r = OUTCOME_NOT_FOUND;
 		}
@@ -252,7 +260,15 @@ complete_terminate(struct agent *a, char **hook, int tagged)
 		}
 		if (outcome_retryable(r))
 			log_warn("terminate hook %s (will retry): %s", *hook, cause);
-		/* Not pending yet: AWS has not registered the action; ask again soon. */
+		/* Not pending yet: the deregistration delay may run for minutes more. */
+		if (r == OUTCOME_NOT_FOUND && rt.attempt == 0) {
+			state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
+			    "(AWS registers it once the load balancer has deregistered the "
+			    "instance)", *hook);
+			agent_save(a);
+		}
+		if (r == OUTCOME_NOT_FOUND)
+			rt.cap = SERVE_NOT_PENDING_CAP;
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
 	}
@@ -310,10 +326,12 @@ terminate_hook(struct agent *a, int persist, char **hook, int *timeout, int *tag
 
 /*
  * Leave the fleet without dropping a request: 503 first, wait while the load
- * balancer stops sending, stop the app, then let the ASG go on.
+ * balancer stops sending, stop the app, then let the ASG go on. stopping:
+ * systemd stops us (a shutdown waits on it), so a terminate action that is
+ * not there is asked for a minute, not through a deregistration delay.
  */
 static int
-drain(struct serve *s, int terminating, const char *why)
+drain(struct serve *s, int terminating, int stopping, const char *why)
 {
 	struct agent	*a = s->a;
 	char		*hook = NULL;
@@ -343,7 +361,8 @@ drain(struct serve *s, int terminating, const char *why)
 	if (outcome_retryable(found))
 		terminate_hook(a, 1, &hook, &timeout, &tagged);
 	if (hook != NULL)
-		complete_terminate(a, &hook, tagged && a->tag_term.name != NULL);
+		complete_terminate(a, &hook, tagged && a->tag_term.name != NULL,
+		    stopping ? SERVE_NOT_PENDING_STOP : SERVE_NOT_PENDING_WAIT);
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
 	a->st.drain_until = 0;
@@ -383,7 +402,11 @@ reload(struct serve *s)
 	config_free(&next);
 }
 
-/* A new target lifecycle state: standby, back in service, or terminating. */
+/*
+ * A new target lifecycle state: standby, back in service, or leaving: 1
+ * terminating, 2 back to the warm pool (a scale-in with ReuseOnScaleIn, whose
+ * terminate hook AWS fires at Warmed:Pending:Wait).
+ */
 static int
 on_target(struct serve *s, const char *target)
 {
@@ -398,6 +421,8 @@ on_target(struct serve *s, const char *target)
 	}
 	if (strcmp(target, "Terminated") == 0)
 		return 1;
+	if (strncmp(target, "Warmed:", 7) == 0)
+		return 2;
 	if (strcmp(target, "Standby") == 0 && !s->standby) {
 		s->standby = 1;
 		update_endpoint(s);
@@ -413,13 +438,14 @@ on_target(struct serve *s, const char *target)
 }
 
 int
-serve_run(struct agent *a)
+serve_run(struct agent *a, int *to_pool)
 {
 	struct serve	 s;
 	char		*target;
 	double		 now, next_poll, next_probe, next_complete;
 	int		 ret, terminating;
 
+	*to_pool = 0;
 	memset(&s, 0, sizeof s);
 	s.a = a;
 	now = mono_now();
@@ -442,7 +468,10 @@ serve_run(struct agent *a)
 				terminating = on_target(&s, target);
 				free(target);
 				if (terminating) {
-					ret = drain(&s, 1, "the group is terminating this instance");
+					*to_pool = terminating == 2;
+					ret = drain(&s, 1, 0, *to_pool ? "the group is putting this "
+					    "instance back in its warm pool" : "the group is "
+					    "terminating this instance");
 					goto out;
 				}
 			}
@@ -462,7 +491,7 @@ serve_run(struct agent *a)
 		terminating = strcmp(target, "Terminated") == 0;
 		free(target);
 	}
-	ret = drain(&s, terminating, "stop requested");
+	ret = drain(&s, terminating, 1, "stop requested");
 out:
 	free(s.last_failure);
 	free(s.last_target);

@@ -4,7 +4,11 @@
 
 struct agent;
 
-/* After a successful boot: serve until stopped or terminated, then drain. Returns the exit code. */
-int	serve_run(struct agent *);
+/*
+ * After a successful boot: serve until stopped or terminated, then drain.
+ * Returns the exit code; *to_pool set when the instance went back to its
+ * warm pool, to be booted again when it leaves it.
+ */
+int	serve_run(struct agent *, int *to_pool);
 
 #endif

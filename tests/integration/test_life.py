@@ -107,10 +107,12 @@ class Life(FakeAWSCase):
         cls.art = make_artifact({"app.py": APP.encode()})
         cls.f.put_s3("releases", "app/1.0.0.tar.gz", cls.art)
 
-    def boot(self, extra="", terminate_hook=False, wait=True, env=None, **kw):
+    def boot(self, extra="", terminate_hook=False, wait=True, env=None, heartbeat_timeout=30,
+             **kw):
         self.app_port, self.health_port = free_port(), free_port()
         w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
-                              terminate_hook=terminate_hook, heartbeat_timeout=30, **kw)
+                              terminate_hook=terminate_hook,
+                              heartbeat_timeout=heartbeat_timeout, **kw)
         a = self.start(extra, env=env)
         if wait:
             self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
@@ -164,6 +166,53 @@ class Life(FakeAWSCase):
         beats = self.lifecycle(w, "heartbeat", f"{self.group}-terminate")
         self.assertGreaterEqual(len(beats), 2, self.f.lifecycle())
         self.assertEqual(len(self.lifecycle(w, "complete", f"{self.group}-terminate")), 1)
+
+    def not_pending_for(self, w, seconds):
+        """What AWS answers until the load balancer's deregistration delay is over
+        (300 s by default): the terminate action does not exist yet."""
+        self.f.fault(kind="status", status=400, code="ValidationError",
+                     message=f"No active Lifecycle Action found with instance ID "
+                             f"{w.instance_id}",
+                     action=["CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"],
+                     for_seconds=seconds)
+
+    def test_terminate_action_registered_after_a_minute_is_completed(self):
+        """The agent gave up on the terminate action 60 s after the drain, so with a
+        deregistration delay over a minute (AWS's default is 300 s) every scale-in
+        waited out the hook's timeout (review, session 6)."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True,
+                         heartbeat_timeout=300)
+        self.not_pending_for(w, 66)
+        t0 = time.time()
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.wait_or_fail(lambda: "waiting for its action" in
+                          (a.status_json() or {}).get("lifecycle", ""), timeout=30,
+                          what="status to say the agent waits for the terminate action")
+        self.assertEqual(a.wait_exit(120), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"],
+                         f"exited after {time.time() - t0:.0f} s: {a.status_json()['lifecycle']}")
+        self.assertGreaterEqual(done[0]["time"], t0 + 66)
+        calls = [q for q in self.f.requests(target="aws", action="CompleteLifecycleAction")]
+        # Pauses doubling up to 30 s: about 9 in 66 s, where 1-2 s pauses made 60.
+        self.assertLess(len(calls), 20, "the agent asks less and less often")
+
+    def test_heartbeats_go_on_until_the_terminate_action_exists(self):
+        """The first heartbeat of a drain comes before AWS registers the action; the
+        agent took that answer as final and a drain longer than the hook's timeout
+        was cut by the hook's DefaultResult while the app still served."""
+        w, a = self.boot("[lifecycle]\ndrain = 35\nheartbeat = 10\n", terminate_hook=True)
+        self.not_pending_for(w, 5)
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(90), 0, a.log_text())
+        hook = f"{self.group}-terminate"
+        ends = [(e["kind"], e.get("result")) for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
+                and e.get("kind") in ("timeout", "complete")]
+        self.assertEqual(ends, [("complete", "CONTINUE")], self.f.lifecycle())
+        self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat", hook)), 2)
 
     def test_scale_in_while_auto_scaling_is_throttled(self):
         # A fleet-wide scale-in empties the shared Auto Scaling bucket for longer
@@ -224,6 +273,31 @@ class Life(FakeAWSCase):
         self.assertFalse(st["downloaded"])
         self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
                           if q.get("action") == "GetObject"], [], "no second download")
+
+    def test_scale_in_into_the_warm_pool_drains_then_boots_again(self):
+        """A scale-in with ReuseOnScaleIn sends the instance back to the warm pool
+        (target Warmed:*): the agent ignored it and went on serving with 200; it
+        drains as for a termination, waits in the pool, and boots again (its
+        installed release, the tags read again) when the instance leaves it."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n")
+        pid = http_get(self.app_port, "/")[1].split()[0]
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          what="503 once the instance goes back to the pool")
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                          timeout=30, what="the warmed phase after the drain")
+        self.assertIsNone(http_get(self.app_port, "/health")[0], "the app was stopped")
+        st = a.status_json()
+        self.assertEqual(st["target_state"], "Warmed:Running")
+        self.f.clear_requests()
+        self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 200,
+                          timeout=30, what="serving again after the pool")
+        self.assertNotEqual(http_get(self.app_port, "/")[1].split()[0], pid,
+                            "a new app, started by the second boot")
+        self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
+                          if q.get("action") == "GetObject"], [], "no second download")
+        self.assertIsNone(a.proc.poll(), "the agent runs on")
 
     def test_app_turns_unhealthy_then_replaced(self):
         w, a = self.boot()
