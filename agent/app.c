@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "halt.h"
+#include "state.h"
 #include "util.h"
 
 #define APP_SHOW_TIMEOUT	5.0	/* seconds for a `systemctl show` read after the boot */
@@ -539,11 +540,21 @@ out:
 }
 
 void
-app_adopt(struct app *app, pid_t pid)
+app_adopt(struct app *app, pid_t pid, unsigned long long start)
 {
 	app->pid = pid;
 	app->adopted = 1;
 	app->exited = 0;
+	app->start = start;
+}
+
+/* The adopted app still runs: its pid is there and was not given to another process. */
+static int
+adopted_alive(const struct app *app)
+{
+	if (kill(app->pid, 0) == -1 && errno == ESRCH)
+		return 0;
+	return app->start == 0 || state_process_start((int)app->pid) == app->start;
 }
 
 int
@@ -566,7 +577,7 @@ app_check(struct app *app, char **cause)
 	if (app->pid <= 0)
 		return set_cause(cause, "app is not running");
 	if (!app->exited && app->adopted) {
-		if (kill(app->pid, 0) == -1 && errno == ESRCH) {
+		if (!adopted_alive(app)) {
 			app->exited = 1;
 			return set_cause(cause, "app %s (pid %d) is gone", app->argv[0],
 			    (int)app->pid);
@@ -592,9 +603,13 @@ stop_adopted(struct app *app, double timeout, char **cause)
 {
 	double	deadline = mono_now() + timeout;
 
+	if (!adopted_alive(app)) {
+		app->exited = 1;
+		return 0;
+	}
 	kill(-app->pid, SIGTERM);
 	kill(app->pid, SIGTERM);
-	while (kill(app->pid, 0) == 0) {
+	while (adopted_alive(app)) {
 		if (mono_now() >= deadline) {
 			kill(-app->pid, SIGKILL);
 			kill(app->pid, SIGKILL);

@@ -15,6 +15,7 @@ struct app {
 	int	 exited;
 	int	 status;	/* wait status once exited */
 	int	 adopted;	/* started by an earlier agent: not our child */
+	unsigned long long start; /* adopted: its start time, for a reused pid (0: unknown) */
 	const struct halt *halt;	/* give up waiting when stopped */
 	void	(*tick)(void *);	/* called while waiting: heartbeats */
 	void	*tick_arg;
@@ -35,8 +36,12 @@ int	app_pre_start(struct app *, const char *prog, double timeout, const struct h
 	    char **);
 /* Start the app: RestartUnit and wait for the job, or fork and exec the command. */
 int	app_start(struct app *, double timeout, char **);
-/* Take over a command an earlier agent started (after a crash or restart). */
-void	app_adopt(struct app *, pid_t);
+/*
+ * Take over a command an earlier agent started (after a crash), started at
+ * start (state_process_start): a pid the kernel has given to another process
+ * since is not the app, and is never signalled.
+ */
+void	app_adopt(struct app *, pid_t, unsigned long long start);
 /* 0 while running; -1 with a cause once a command has exited or a unit is not active. */
 int	app_check(struct app *, char **);
 /*

@@ -527,7 +527,7 @@ try_adopt(struct agent *a, const struct state *old)
 	if (!ok)
 		return 0;
 	if (a->app.unit == NULL) {
-		app_adopt(&a->app, old->app_pid);
+		app_adopt(&a->app, old->app_pid, old->app_pid_start);
 		a->st.app_pid = old->app_pid;
 		a->st.app_pid_start = old->app_pid_start;
 	}

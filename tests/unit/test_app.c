@@ -1,0 +1,85 @@
+/* test_app.c - an adopted app is known by its pid and its start time, never by its pid alone. */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "state.h"
+
+#include "tap.h"
+
+/* A child in its own process group, as the agent starts an app, that waits to be killed. */
+static pid_t
+spawn(void)
+{
+	pid_t	pid = fork();
+
+	if (pid == 0) {
+		setpgid(0, 0);
+		for (;;)
+			pause();
+	}
+	if (pid > 0)
+		setpgid(pid, pid);
+	return pid;
+}
+
+static int
+running(pid_t pid)
+{
+	return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static void
+test_reused_pid(void)
+{
+	struct app		 app;
+	char			*argv[] = { "app", NULL }, *cause = NULL;
+	unsigned long long	 start;
+	pid_t			 pid;
+
+	if ((pid = spawn()) <= 0) {
+		tap_true(0, "fork: %s", strerror(errno));
+		return;
+	}
+	start = state_process_start((int)pid);
+	tap_true(start != 0, "the child's start time is readable");
+
+	/* An earlier agent recorded another start: the pid now belongs to someone else. */
+	memset(&app, 0, sizeof app);
+	app.argv = argv;
+	app_adopt(&app, pid, start + 1);
+	tap_int(app_check(&app, &cause), -1, "a pid with another start time is not the app");
+	tap_has(cause, "is gone", "... and says the app is gone");
+	free(cause);
+	cause = NULL;
+	memset(&app, 0, sizeof app);
+	app.argv = argv;
+	app_adopt(&app, pid, start + 1);
+	tap_int(app_stop(&app, 1.0, &cause), 0, "stopping it is done at once: %s",
+	    cause != NULL ? cause : "no cause");
+	free(cause);
+	cause = NULL;
+	tap_true(running(pid), "the process that has the pid now was not signalled");
+
+	memset(&app, 0, sizeof app);
+	app.argv = argv;
+	app_adopt(&app, pid, start);
+	tap_int(app_check(&app, &cause), 0, "the same pid and start time is the app: %s",
+	    cause != NULL ? cause : "running");
+	free(cause);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+int
+main(void)
+{
+	tap_run("reused pid", test_reused_pid);
+	return tap_done();
+}
