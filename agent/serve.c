@@ -30,6 +30,7 @@
 #define SERVE_NOT_PENDING_CAP	30.0
 #define SERVE_HOOKS_FRESH	900.0	/* seconds the boot's DescribeLifecycleHooks answer serves */
 #define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
+#define SERVE_LB_SAVE_EVERY	10.0	/* seconds between saves of the load balancer's counts */
 #define SERVE_CLOUDWATCH_TRIES	5
 
 struct serve {
@@ -43,6 +44,7 @@ struct serve {
 	int		 cw_sent;		/* PutMetricData calls settled (0, 1 or 2) */
 	int		 cw_tries;		/* of the next one */
 	double		 cw_next;		/* mono; when to try it */
+	double		 lb_saved;		/* mono; the load balancer's counts last saved */
 };
 
 /* The endpoint's answer follows from standby, draining and the app's health. */
@@ -127,10 +129,13 @@ watch_lb(struct serve *s)
 	struct agent		*a = s->a;
 	struct state		*st = &a->st;
 	struct health_lb	 lb;
+	int			 mark;
 
 	health_lb(a->health, &lb);
 	if (lb.checks == st->lb_checks && lb.healthy == st->marks[MARK_LB_HEALTHY])
 		return;
+	mark = lb.first != st->marks[MARK_LB_FIRST] ||
+	    (lb.healthy > 0 && st->marks[MARK_LB_HEALTHY] == 0);
 	st->marks[MARK_LB_FIRST] = lb.first;
 	st->lb_checks = lb.checks;
 	st->lb_interval = lb.interval;
@@ -140,6 +145,10 @@ watch_lb(struct serve *s)
 		    "%.3f s after serving", st->lb_threshold,
 		    lb.healthy - st->marks[MARK_SERVING]);
 	}
+	/* Every node of an ALB checks every few seconds: counts alone are saved now and then. */
+	if (!mark && mono_now() - s->lb_saved < SERVE_LB_SAVE_EVERY)
+		return;
+	s->lb_saved = mono_now();
 	agent_save(a);
 }
 
@@ -485,7 +494,9 @@ serve_run(struct agent *a, int *to_pool)
 		agent_tick(a);
 		sleep_for(0.1, &a->halt);
 	}
-	/* Stopped by systemd: complete the terminate hook only if one is pending. */
+	/* Stopped by systemd: 503 before anything slow; complete the terminate hook only if pending. */
+	s.draining = 1;
+	update_endpoint(&s);
 	terminating = 0;
 	if ((target = agent_target_state(a)) != NULL) {
 		terminating = strcmp(target, "Terminated") == 0;
