@@ -458,15 +458,14 @@ static int
 step_activate(struct agent *a, int if_none, char **cause)
 {
 	char	*err = NULL, *cur = NULL;
-	int	 set;
 
 	if (if_none && release_current(a->cfg->state_dir, &cur, cause) != 0)
 		return -1;
-	if ((set = cur == NULL) == 0 && strcmp(cur, a->version) != 0)
+	if (cur != NULL && strcmp(cur, a->version) != 0)
 		log_info("current stays %s: the boot activates the version it runs", cur);
-	free(cur);
-	if (set && release_activate(a->cfg->state_dir, a->version, cause) != 0)
+	if (cur == NULL && release_activate(a->cfg->state_dir, a->version, cause) != 0)
 		return -1;
+	free(cur);
 	free(a->st.release_dir);
 	a->st.release_dir = release_dir(a->cfg->state_dir, a->version);
 	if (release_prune(a->cfg->state_dir, a->cfg->keep, &err) != 0) {

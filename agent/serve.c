@@ -134,12 +134,12 @@ watch_lb(struct serve *s)
 	health_lb(a->health, &lb);
 	if (lb.checks == st->lb_checks && lb.healthy == st->marks[MARK_LB_HEALTHY])
 		return;
-	mark = lb.first != st->marks[MARK_LB_FIRST] ||
-	    (lb.healthy > 0 && st->marks[MARK_LB_HEALTHY] == 0);
+	mark = lb.first != st->marks[MARK_LB_FIRST];
 	st->marks[MARK_LB_FIRST] = lb.first;
 	st->lb_checks = lb.checks;
 	st->lb_interval = lb.interval;
 	if (lb.healthy > 0 && st->marks[MARK_LB_HEALTHY] == 0) {
+		mark = 1;
 		st->marks[MARK_LB_HEALTHY] = lb.healthy;
 		log_info("load balancer healthy (as seen from here): %d checks in a row, "
 		    "%.3f s after serving", st->lb_threshold,
