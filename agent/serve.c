@@ -270,14 +270,13 @@ complete_terminate(struct agent *a, char **hook, int tagged, double wait)
 		if (outcome_retryable(r))
 			log_warn("terminate hook %s (will retry): %s", *hook, cause);
 		/* Not pending yet: the deregistration delay may run for minutes more. */
-		if (r == OUTCOME_NOT_FOUND && rt.attempt == 0) {
+		if (r == OUTCOME_NOT_FOUND && rt.cap != SERVE_NOT_PENDING_CAP) {
+			rt.cap = SERVE_NOT_PENDING_CAP;
 			state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
 			    "(AWS registers it once the load balancer has deregistered the "
 			    "instance)", *hook);
 			agent_save(a);
 		}
-		if (r == OUTCOME_NOT_FOUND)
-			rt.cap = SERVE_NOT_PENDING_CAP;
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
 	}
