@@ -750,7 +750,7 @@ boot_path(struct agent *a, const struct state *old, char **cause)
 /*
  * A warm-pool instance: the release is installed (and was started once when
  * warm_start is set); complete the hook and wait, not serving, until the
- * instance leaves the pool.
+ * instance leaves the pool: 1 into service, 2 terminated from the pool.
  */
 static int
 warm_wait(struct agent *a, char **cause)
@@ -771,6 +771,12 @@ warm_wait(struct agent *a, char **cause)
 		if ((target = agent_target_state(a)) == NULL)
 			continue;
 		state_set(&a->st.target_state, target);
+		/* Shrunk out of the pool: its terminate hook waits in Warmed:Terminating:Wait. */
+		if (strcmp(target, "Warmed:Terminated") == 0) {
+			log_info("terminated from the warm pool");
+			free(target);
+			return 2;
+		}
 		if (strncmp(target, "Warmed:", 7) != 0) {
 			log_info("left the warm pool (target state %s)", target);
 			free(target);
@@ -843,7 +849,7 @@ boot_run(struct agent *a)
 			/* Stopped in the pool (the instance stops or hibernates): fine. */
 			state_step_end(&a->st);
 			agent_save(a);
-			ret = BOOT_STOPPED;
+			ret = r == 2 ? BOOT_TERMINATED : BOOT_STOPPED;
 			goto out;
 		}
 		/* Out of the pool: the launch hook fires again; boot from the installed release. */

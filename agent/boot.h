@@ -9,6 +9,7 @@ struct config;
 enum boot_end {
 	BOOT_SERVE,	/* healthy, CONTINUE sent (or owed): serve_run next */
 	BOOT_STOPPED,	/* stopped in the warm pool: exit 0 */
+	BOOT_TERMINATED, /* terminated from the warm pool: serve_leave next */
 	BOOT_FAILED,	/* failed closed (503, app stopped, ABANDON sent): exit 1 */
 };
 

@@ -381,6 +381,9 @@ cmd_run(struct globals *g, int argc, char **argv)
 		case BOOT_SERVE:
 			ret = serve_run(&a, &to_pool);
 			break;
+		case BOOT_TERMINATED:
+			ret = serve_leave(&a);
+			break;
 		case BOOT_STOPPED:
 			ret = 0;
 			break;

@@ -381,6 +381,30 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	return 0;
 }
 
+int
+serve_leave(struct agent *a)
+{
+	char	*hook = NULL;
+	int	 timeout = 0, tagged = 0;
+
+	agent_phase(a, PHASE_DRAINING, "leave", "terminated from the warm pool: "
+	    "completing the terminate hook");
+	if (a->group != NULL) {
+		terminate_hook(a, 1, &hook, &timeout, &tagged);
+		/* AWS registers the action as it enters Warmed:Terminating:Wait: no delay to wait out. */
+		if (hook != NULL)
+			complete_terminate(a, &hook, tagged && a->tag_term.name != NULL,
+			    SERVE_NOT_PENDING_STOP);
+		else
+			state_set(&a->st.lifecycle, "no terminate hook on the group");
+	}
+	agent_phase(a, PHASE_STOPPED, "stopped", "terminated from the warm pool");
+	state_step_end(&a->st);
+	agent_save(a);
+	free(hook);
+	return 0;
+}
+
 /* SIGHUP: apply what can change while running; say what needs a restart. */
 static void
 reload(struct serve *s)

@@ -10,5 +10,10 @@ struct agent;
  * warm pool, to be booted again when it leaves it.
  */
 int	serve_run(struct agent *, int *to_pool);
+/*
+ * Terminated from the warm pool: nothing serves and no load balancer has the
+ * instance, so no drain; complete the terminate hook. Returns the exit code.
+ */
+int	serve_leave(struct agent *);
 
 #endif

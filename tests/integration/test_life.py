@@ -299,6 +299,32 @@ class Life(FakeAWSCase):
                           if q.get("action") == "GetObject"], [], "no second download")
         self.assertIsNone(a.proc.poll(), "the agent runs on")
 
+    def test_terminated_from_the_warm_pool_completes_the_terminate_hook(self):
+        """An instance shrunk out of a running warm pool (target Warmed:Terminated)
+        waits in Warmed:Terminating:Wait for its terminate hook: the agent took the
+        target for one more warm state and waited on, so every such termination
+        waited out the hook's timeout. Nothing serves there: no drain."""
+        self.app_port, self.health_port = free_port(), free_port()
+        w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
+                              terminate_hook=True, heartbeat_timeout=300)
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        a = self.start("[lifecycle]\ndrain = 60\n")
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                          what="the warmed phase")
+        self.f.set_imds(lifecycle_state="Warmed:Terminated")
+        t0 = time.time()
+        self.f.client("autoscaling").terminate_instance_in_auto_scaling_group(
+            InstanceId=w.instance_id, ShouldDecrementDesiredCapacity=True)
+        self.assertEqual(a.wait_exit(30), 0, a.log_text())
+        took = time.time() - t0
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertLess(took, 20, "no 60 s drain for an instance that never served")
+        st = a.status_json()
+        self.assertEqual((st["phase"], st["target_state"]), ("stopped", "Warmed:Terminated"))
+        self.assertIn("CONTINUE sent for terminate hook", st["lifecycle"])
+        self.assertIsNone(http_get(self.app_port, "/health")[0], "no app was started")
+
     def test_app_turns_unhealthy_then_replaced(self):
         w, a = self.boot()
         open(os.path.join(self.state, "current", "FAIL"), "w").close()
