@@ -437,7 +437,8 @@ static const struct opt opts[] = {
 	  .min = 0,
 	  .max = 3600,
 	  .def = "30",
-	  .help = "seconds between the health endpoint turning 503 and the app being stopped",
+	  .help = "seconds between the health endpoint turning 503 and the app being stopped (at "
+		  "least: on scale-in the app serves until the load balancer has drained the instance)",
 	  .reload = 1
 	},
 };

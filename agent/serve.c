@@ -220,37 +220,50 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
 }
 
 /*
- * Complete the terminate hook, retrying while AWS has not registered the
- * action yet, and for as long as it gives no answer (a scale-in of hundreds
- * of instances shares one Auto Scaling bucket; the hook's own timeout is
- * the backstop). A hook named by a tag is checked once against AWS when it
- * has no action: the tag may be older than a rename.
+ * Complete the terminate hook (with beat, send it a heartbeat instead: one
+ * answered means the action exists), retrying while AWS has not registered
+ * the action yet, and for as long as it gives no answer (a scale-in of
+ * hundreds of instances shares one Auto Scaling bucket; the hook's own
+ * timeout is the backstop). A hook named by a tag is checked once against
+ * AWS when it has no action: the tag may be older than a rename (*hook and
+ * *tagged follow it; *hook NULL when the group has no terminate hook).
+ * Returns 0 once AWS answered OK, -1 when there is no action to wait for.
  */
-static void
-complete_terminate(struct agent *a, char **hook, int tagged, double wait)
+static int
+terminate_action(struct agent *a, char **hook, int *tagged, double wait, int beat)
 {
 	struct retry	 rt;
 	char		*cause = NULL;
 	double		 until = mono_now() + wait;
 	enum outcome	 r;
-	int		 next;
+	int		 next, ret = -1;
 
-	/* The hook's own timeout is the backstop: no deadline here. */
-	serve_retry(a, &rt, HUGE_VAL);
+	/* The hook's own timeout is the backstop: no deadline here. A beat stops at a signal. */
+	if (beat)
+		agent_retry(a, &rt, SERVE_RETRY_BASE, SERVE_RETRY_CAP, HUGE_VAL, 0, 1);
+	else
+		serve_retry(a, &rt, HUGE_VAL);
 	for (;;) {
-		r = lifecycle_complete(&a->client.aws, a->group, *hook, a->instance_id,
-		    "CONTINUE", &cause);
+		r = beat ? lifecycle_heartbeat(&a->client.aws, a->group, *hook, a->instance_id,
+		    &cause) : lifecycle_complete(&a->client.aws, a->group, *hook,
+		    a->instance_id, "CONTINUE", &cause);
 		if (r == OUTCOME_OK) {
-			state_setf(&a->st.lifecycle, "CONTINUE sent for terminate hook %s", *hook);
-			log_info("lifecycle: CONTINUE sent for terminate hook %s", *hook);
+			if (!beat) {
+				state_setf(&a->st.lifecycle, "CONTINUE sent for terminate hook %s",
+				    *hook);
+				log_info("lifecycle: CONTINUE sent for terminate hook %s", *hook);
+			}
+			ret = 0;
 			break;
 		}
-		if (r == OUTCOME_NOT_FOUND && tagged) {
-			r = terminate_renamed(a, hook, &tagged, &next, &cause);
+		if (r == OUTCOME_NOT_FOUND && *tagged) {
+			r = terminate_renamed(a, hook, tagged, &next, &cause);
 			if (next > 0)
-				continue;	/* renamed: complete that one now */
+				continue;	/* renamed: ask for that one now */
 			if (next < 0) {
 				state_set(&a->st.lifecycle, "no terminate hook on the group");
+				free(*hook);
+				*hook = NULL;
 				break;
 			}
 			/* Not known yet whether the name is right: no countdown meanwhile. */
@@ -261,9 +274,11 @@ complete_terminate(struct agent *a, char **hook, int tagged, double wait)
 		}
 		if (r == OUTCOME_FATAL || a->halt.signals > 1 ||
 		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
-			state_setf(&a->st.lifecycle, "terminate hook %s not completed: %s", *hook,
+			state_setf(&a->st.lifecycle, "terminate hook %s not %s: %s", *hook,
+			    beat ? "registered" : "completed",
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
-			log_warn("terminate hook %s not completed: %s", *hook,
+			log_warn("terminate hook %s not %s: %s", *hook,
+			    beat ? "registered" : "completed",
 			    r == OUTCOME_NOT_FOUND ? "no active lifecycle action" : cause);
 			break;
 		}
@@ -274,13 +289,15 @@ complete_terminate(struct agent *a, char **hook, int tagged, double wait)
 			rt.cap = SERVE_NOT_PENDING_CAP;
 			state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
 			    "(AWS registers it once the load balancer has deregistered the "
-			    "instance)", *hook);
+			    "instance)%s", *hook, beat ? "; the app serves the load balancer's "
+			    "last requests meanwhile" : "");
 			agent_save(a);
 		}
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
 	}
 	free(cause);
+	return ret;
 }
 
 /*
@@ -334,7 +351,9 @@ terminate_hook(struct agent *a, int persist, char **hook, int *timeout, int *tag
 
 /*
  * Leave the fleet without dropping a request: 503 first, wait while the load
- * balancer stops sending, stop the app, then let the ASG go on. stopping:
+ * balancer stops sending (on a scale-in, until the terminate action exists:
+ * the load balancer has drained the instance), stop the app, then let the
+ * ASG go on. stopping:
  * systemd stops us (a shutdown waits on it), so a terminate action that is
  * not there is asked for a minute, not through a deregistration delay.
  */
@@ -343,9 +362,9 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 {
 	struct agent	*a = s->a;
 	char		*hook = NULL;
-	double		 end;
+	double		 end, budget;
 	enum outcome	 found = OUTCOME_OK;
-	int		 timeout = 0, tagged = 0;
+	int		 timeout = 0, tagged = 0, beats;
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
@@ -362,15 +381,26 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 		sleep_for(0.25, NULL);
 		agent_tick(a);
 	}
-	agent_stop_app(a, "app");
+	beats = a->hb_ok;
 	a->hb_hook = NULL;
 	a->hb_ref = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
 	if (outcome_retryable(found))
 		terminate_hook(a, 1, &hook, &timeout, &tagged);
+	tagged = tagged && a->tag_term.name != NULL;
+	/*
+	 * Until the action exists the load balancer is still draining the
+	 * instance (its deregistration delay): the app finishes its requests.
+	 */
+	budget = stopping ? SERVE_NOT_PENDING_STOP : SERVE_NOT_PENDING_WAIT;
+	if (hook != NULL && !stopping && !beats) {
+		a->st.drain_until = 0;
+		if (terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_WAIT, 1) != 0)
+			budget = SERVE_NOT_PENDING_STOP;	/* waited for it already */
+	}
+	agent_stop_app(a, "app");
 	if (hook != NULL)
-		complete_terminate(a, &hook, tagged && a->tag_term.name != NULL,
-		    stopping ? SERVE_NOT_PENDING_STOP : SERVE_NOT_PENDING_WAIT);
+		terminate_action(a, &hook, &tagged, budget, 0);
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
 	a->st.drain_until = 0;
@@ -392,9 +422,9 @@ serve_leave(struct agent *a)
 	if (a->group != NULL) {
 		terminate_hook(a, 1, &hook, &timeout, &tagged);
 		/* AWS registers the action as it enters Warmed:Terminating:Wait: no delay to wait out. */
+		tagged = tagged && a->tag_term.name != NULL;
 		if (hook != NULL)
-			complete_terminate(a, &hook, tagged && a->tag_term.name != NULL,
-			    SERVE_NOT_PENDING_STOP);
+			terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_STOP, 0);
 		else
 			state_set(&a->st.lifecycle, "no terminate hook on the group");
 	}

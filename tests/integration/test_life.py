@@ -198,6 +198,34 @@ class Life(FakeAWSCase):
         # Pauses doubling up to 30 s: about 9 in 66 s, where 1-2 s pauses made 60.
         self.assertLess(len(calls), 20, "the agent asks less and less often")
 
+    def test_app_serves_through_the_load_balancers_deregistration_delay(self):
+        """AWS registers the terminate action once the load balancer has drained the
+        instance (the target group's deregistration delay): the agent stopped the app
+        `drain` seconds after the 503, cutting the requests the load balancer was
+        still letting finish; it now keeps the app until the action exists."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True,
+                         heartbeat_timeout=300)
+        self.not_pending_for(w, 10)
+        t0 = time.time()
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          what="503 once the scale-in begins")
+        self.wait_or_fail(lambda: "the app serves the load balancer's last requests" in
+                          (a.status_json() or {}).get("lifecycle", ""), timeout=15,
+                          what="status to say the app serves while the action is missing")
+        time.sleep(max(0.0, t0 + 6 - time.time()))
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200,
+                         "the app still serves 4 s after the drain, the action not there yet")
+        self.assertEqual(a.wait_exit(90), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertGreaterEqual(done[0]["time"], t0 + 10)
+        self.assertIsNone(http_get(self.app_port, "/health")[0], "the app stopped at the end")
+        beats = self.lifecycle(w, "heartbeat", f"{self.group}-terminate")
+        self.assertEqual(len(beats), 1, "one heartbeat answered, then the app stopped")
+        self.assertLessEqual(beats[0]["time"], done[0]["time"])
+
     def test_heartbeats_go_on_until_the_terminate_action_exists(self):
         """The first heartbeat of a drain comes before AWS registers the action; the
         agent took that answer as final and a drain longer than the hook's timeout

@@ -169,8 +169,11 @@ class Pacing(FakeAWSCase):
         self.assertEqual(self.autoscaling("DescribeLifecycleHooks"), [])
         self.scale_in(a, w)
         self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+        # The wait for the action (the load balancer's drain) meets the old name first.
+        beats = [r.get("status") for r in self.autoscaling("RecordLifecycleActionHeartbeat")]
+        self.assertEqual(beats, [400, 200], "old terminate name, real one")
         completes = [r.get("status") for r in self.autoscaling("CompleteLifecycleAction")]
-        self.assertEqual(completes, [200, 400, 200], "launch, old terminate name, real one")
+        self.assertEqual(completes, [200, 200], "launch, the real terminate hook")
 
     def test_tag_of_a_deleted_terminate_hook(self):
         # The group lost its terminate hook but kept the tag: one refused CONTINUE, one
@@ -183,8 +186,10 @@ class Pacing(FakeAWSCase):
                                                          DesiredCapacity=0)
         self.assertEqual(a.wait_exit(30), 0, a.log_text())
         self.assertEqual(a.status_json()["lifecycle"], "no terminate hook on the group")
+        self.assertEqual([r.get("status") for r in
+                          self.autoscaling("RecordLifecycleActionHeartbeat")], [400])
         self.assertEqual([r.get("status") for r in self.autoscaling("CompleteLifecycleAction")],
-                         [200, 400])
+                         [200], "the launch hook's alone")
         self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
 
     def test_unreadable_hook_tag_is_ignored(self):
