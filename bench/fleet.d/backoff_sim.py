@@ -31,7 +31,9 @@ def run(policy, n, burst, rate, seed, spread=1.5, max_t=3600.0):
     rng = random.Random(seed)
     tokens, last = float(burst), 0.0
     starts = [rng.uniform(0, spread) for _ in range(n)]
-    ev = [(t, i, 0) for i, t in enumerate(starts)]
+    # A policy told the wave's size (what-if rows) may hold its first attempt back.
+    first = getattr(policy, "first", lambda *_: 0.0)
+    ev = [(t + first(rng, n, burst, rate), i, 0) for i, t in enumerate(starts)]
     heapq.heapify(ev)
     state = [{"slow": 1.0, "prev": None, "start": starts[i]} for i in range(n)]
     world = {"rate": rate, "waiting": n, "epoch": 1.8e9 + rng.random()}
@@ -121,6 +123,25 @@ def oracle(rng, a, s, t, world):
     U(0, W / rate): the W spread over the time the bucket needs to serve
     them, the best a client can do without coordinating with the others."""
     return rng.random() * world["waiting"] / world["rate"]
+
+
+class Announced:
+    """What-if, not built: every instance is told N (a tag the CI's rollout
+    would write before it raises the capacity) and holds its first attempt
+    back U(0, (N - burst) / rate) from its own start, then retries after
+    hold x U(0.7, 1). It needs the bucket's size, which AWS does not publish,
+    and it spreads what the boots may have spread already: with starts over
+    S seconds its p99 grows by up to S."""
+
+    def __init__(self, hold=0.5):
+        self.hold = hold
+
+    @staticmethod
+    def first(rng, n, burst, rate):
+        return rng.uniform(0, max(0.0, (n - burst) / rate))
+
+    def __call__(self, rng, a, s, *_):
+        return self.hold * rng.uniform(0.7, 1)
 
 
 class Botocore:
@@ -218,6 +239,8 @@ POLICIES = {
 }
 BOUNDS = {
     "bound: an oracle that knows W, the instances still waiting, and waits U(0, W / rate)": oracle,
+    "what-if: N announced by the CI, first attempt held U(0, (N - burst) / rate), then 0.5 s holds":
+        Announced(),
 }
 
 
