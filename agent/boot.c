@@ -521,7 +521,7 @@ try_adopt(struct agent *a, const struct state *old)
 		free(err);
 		return 0;
 	}
-	ok = appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1;
+	ok = appprobe_healthy(a->cfg->health_url, a->cfg->probe_timeout, &err) == 1;
 	free(err);
 	if (!ok)
 		return 0;
@@ -612,7 +612,7 @@ step_health(struct agent *a, char **cause)
 			goto out;
 		}
 		state_step_poll(&a->st);
-		if (appprobe_healthy(a->cfg->health_url, 2.0, &err) == 1)
+		if (appprobe_healthy(a->cfg->health_url, a->cfg->probe_timeout, &err) == 1)
 			break;
 		if (a->halt.stop) {
 			set_cause(cause, "stopped while waiting for the app to turn healthy");

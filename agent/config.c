@@ -311,6 +311,17 @@ static const struct opt opts[] = {
 	  .reload = 1
 	},
 	{ .section = "app",
+	  .key = "probe_timeout",
+	  .type = OPT_INT,
+	  .offset = O(probe_timeout),
+	  .min = 1,
+	  .max = 60,
+	  .def = "2",
+	  .help = "seconds one health probe of the app may take (at boot and once serving; a "
+		  "slower answer counts as a failed probe)",
+	  .reload = 1
+	},
+	{ .section = "app",
 	  .key = "unhealthy_after",
 	  .type = OPT_INT,
 	  .offset = O(unhealthy_after),

@@ -56,6 +56,7 @@ struct config {
 	int		 pre_start_timeout;
 	char		*health_url;
 	int		 health_timeout;
+	int		 probe_timeout;
 	int		 stop_timeout;
 	int		 health_interval;
 	int		 unhealthy_after;

@@ -77,10 +77,9 @@ probe(struct serve *s)
 	struct agent	*a = s->a;
 	char		*err = NULL;
 	int		 ok, was = s->unhealthy_since > 0;
-	double		 t;
 
-	t = a->cfg->health_interval < 2 ? a->cfg->health_interval : 2;
-	ok = app_check(&a->app, &err) == 0 && appprobe_healthy(a->cfg->health_url, t, &err) == 1;
+	ok = app_check(&a->app, &err) == 0 &&
+	    appprobe_healthy(a->cfg->health_url, a->cfg->probe_timeout, &err) == 1;
 	a->st.probes++;
 	if (ok) {
 		a->st.failing = 0;

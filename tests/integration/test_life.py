@@ -10,7 +10,7 @@ from fakecase import FakeAWSCase
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
 # health check: the file FAIL in its release directory; with the file ONCE there,
-# only its first health answer is 200.
+# only its first health answer is 200; with SLOW, each health answer takes 2.5 s.
 APP = r'''
 import http.server, os, sys, threading, time
 port = int(sys.argv[1])
@@ -22,6 +22,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/slow"):
             time.sleep(0.3)
+        if self.path == "/health" and os.path.exists("SLOW"):
+            time.sleep(2.5)
         bad = self.path == "/health" and (os.path.exists("FAIL") or
                                           (os.path.exists("ONCE") and len(answered) > 0))
         if self.path == "/health":
@@ -433,6 +435,30 @@ class Life(FakeAWSCase):
         # The adopted app is stopped on the way out like our own.
         self.assertEqual(b.stop(), 0)
         self.assertEqual(http_get(self.app_port, "/")[0], None)
+
+    def test_probe_timeout_lets_a_slow_health_check_boot_and_serve(self):
+        """Every probe waited at most 2 s, fixed: an app whose health check takes
+        longer (a database round trip under load) could never boot, and a slow
+        spell while serving took it out of the load balancer. `[app]
+        probe_timeout` sets the wait, and a reload applies it."""
+        art = make_artifact({"app.py": APP.encode(), "SLOW": b""})
+        self.f.put_s3("releases", "app/1.0.2.tar.gz", art)
+        self.app_port, self.health_port = free_port(), free_port()
+        self.f.make_world(group=self.group, version="1.0.2", sha256=sha256(art),
+                          heartbeat_timeout=300)
+        a = self.start("[app]\nprobe_timeout = 4\nhealth_timeout = 40\n")
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        time.sleep(7)   # two probes or more, 2.5 s each, one a second
+        self.assertNotIn("app health probe failed", a.log_text())
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
+        with open(a.config) as fh:
+            text = fh.read()
+        with open(a.config, "w") as fh:
+            fh.write(text.replace("probe_timeout = 4", "probe_timeout = 1"))
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          what="503 once each probe may take 1 s")
+        self.assertIn("applied [app] probe_timeout", a.log_text())
 
     def test_sighup_reloads_what_it_can(self):
         w, a = self.boot()
