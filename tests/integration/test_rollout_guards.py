@@ -250,6 +250,32 @@ class RolloutGuards(RolloutCase):
         self.assert_exit(self.rollout("rollback", "--timeout", "60"), 0)
         self.assertEqual(self.asg_group(self.blue)["MinSize"], 2, "blue's MinSize restored")
 
+    def test_min_size_lowered_alone_keeps_a_scaling_in_between(self):
+        # The step lowered MinSize with the desired capacity it had read: a scale-out of
+        # the old group between that read and the update was undone (an instance of the
+        # group that still takes the traffic terminated). Now MinSize goes alone.
+        self.min_size_two()
+        self.fake_agents()
+        self.assert_exit(self.rollout(*self.guarded("--steps", "50,100")), 0)
+        self.assert_exit(self.rollout("step"), 0)
+        self.assertEqual(self.record()["step"], "2/4")
+        self.f.fault(kind="delay", seconds=3, service="autoscaling",
+                     action="UpdateAutoScalingGroup", count=1)
+        p = self.background("step")
+
+        def updating():
+            q = self.f.control("GET", "/inflight")["requests"]
+            return any(e.get("action") == "UpdateAutoScalingGroup" for e in q)
+        self.assertTrue(self.wait_for(updating, 60), "the step's MinSize update")
+        self.asg.set_desired_capacity(AutoScalingGroupName=self.blue, DesiredCapacity=3)
+        r = self.finish_background(p)
+        self.assert_exit(r, 0)
+        self.assertEqual(self.record()["step"], "3/4")
+        blue = self.asg_group(self.blue)
+        self.assertEqual((blue["MinSize"], blue["DesiredCapacity"], self.states(self.blue)),
+                         (1, 2, ["InService", "InService", "Standby"]),
+                         "the scale-out to 3 kept, one of the 3 put in Standby")
+
     # -- 6. finish checks the new version once more -------------------------------------------
     def test_finish_refused_while_an_alarm_fires(self):
         alarm = f"5xx{self.n}"
