@@ -24,14 +24,19 @@
 
 /* Where the handlers write: one run context per process. */
 static struct halt	*signal_halt;
+/* A stop signal between two run contexts (the warm-pool loop): the next one stops. */
+static volatile sig_atomic_t signal_between;
 
 static void
 on_signal(int sig)
 {
 	struct halt	*h = signal_halt;
 
-	if (h == NULL)
+	if (h == NULL) {
+		if (sig == SIGTERM || sig == SIGINT)
+			signal_between = 1;
 		return;
+	}
 	switch (sig) {
 	case SIGHUP:
 		h->reload = 1;
@@ -88,6 +93,11 @@ agent_signals(struct agent *a)
 	struct sigaction	sa;
 
 	signal_halt = &a->halt;
+	if (signal_between) {
+		signal_between = 0;
+		a->halt.signals = 1;
+		a->halt.stop = 1;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
