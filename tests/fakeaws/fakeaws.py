@@ -2070,6 +2070,8 @@ class ControlHandler(TrackingHandler):
             return 200, {"requests": REQUESTS.list()}
         if route == ("GET", "/inflight"):
             return 200, {"requests": [dict(e) for e in list(INFLIGHT.values()) if e["target"] == "aws"]}
+        if route == ("GET", "/imds/inflight"):
+            return 200, {"requests": [dict(e) for e in list(INFLIGHT.values()) if e["target"] == "imds"]}
         if route == ("DELETE", "/requests"):
             REQUESTS.clear()
             return 200, {"cleared": True}

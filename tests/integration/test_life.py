@@ -415,6 +415,26 @@ class Life(FakeAWSCase):
         self.assertEqual(self.f.requests(target="aws", action="CompleteLifecycleAction"), [],
                          "no terminate action was pending")
 
+    def test_sigterm_answers_503_before_asking_imds(self):
+        """On SIGTERM the agent asked IMDS whether the instance was terminating
+        before it turned the endpoint 503: a slow IMDS kept the load balancer
+        sending for that long to an instance on its way down."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 60\n")
+        time.sleep(0.5)     # past the serving loop's first read of the target state
+        # Held for less than the agent's 3 s IMDS timeout: the read gets its answer.
+        self.f.fault("imds", kind="delay", seconds=2.5, path="target-lifecycle-state", count=1)
+
+        def held():
+            q = self.f.control("GET", "/imds/inflight")["requests"]
+            return any("target-lifecycle-state" in e["path"] for e in q)
+        a.proc.send_signal(signal.SIGTERM)
+        self.assertTrue(self.wait_for(held, 10), "the stop path's read of the target state")
+        # Once the read is under way the endpoint must already say 503.
+        code = http_get(self.health_port, "/healthz")[0]
+        self.assertTrue(held(), "the read still held after the health check")
+        self.assertEqual(code, 503, "the endpoint while IMDS holds the read")
+        self.assertEqual(a.wait_exit(30), 0, a.log_text())
+
     def test_agent_killed_then_restarted_keeps_the_app(self):
         # The test app normally exits with its agent; here it must outlive it, as real apps do.
         w, a = self.boot(env={"ASG_TEST_ORPHAN_OK": "1"})
