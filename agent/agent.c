@@ -24,7 +24,7 @@
 
 /* Where the handlers write: one run context per process. */
 static struct halt	*signal_halt;
-/* A stop signal between two run contexts (the warm-pool loop): the next one stops. */
+/* Stop signals between two run contexts (the warm-pool loop): the next one counts them. */
 static volatile sig_atomic_t signal_between;
 
 static void
@@ -34,7 +34,7 @@ on_signal(int sig)
 
 	if (h == NULL) {
 		if (sig == SIGTERM || sig == SIGINT)
-			signal_between = 1;
+			signal_between++;
 		return;
 	}
 	switch (sig) {
@@ -91,13 +91,22 @@ void
 agent_signals(struct agent *a)
 {
 	struct sigaction	sa;
+	sigset_t		stops, old;
 
+	/* Stop signals held while the handlers change context: none lost, none counted twice. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigprocmask(SIG_BLOCK, &stops, &old);
 	signal_halt = &a->halt;
-	if (signal_between) {
-		signal_between = 0;
-		a->halt.signals = 1;
+	if (signal_between > 0) {
+		a->halt.signals += signal_between;
 		a->halt.stop = 1;
+		if (a->halt.signals > 1)
+			a->halt.hurry = 1;
+		signal_between = 0;
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -324,6 +333,14 @@ heartbeat_renamed(struct agent *a)
 	if (launch)
 		a->hook_tagged = 0;
 	a->hb_ref = NULL;
+	if (rc.none && !launch) {
+		/* No terminate hook any more: nothing to beat for, and nothing to complete. */
+		log_info("the group has no terminate hook: no more heartbeats");
+		a->hb_hook = NULL;
+		free(*ref);
+		*ref = NULL;
+		return 1;
+	}
 	if (!rc.changed)
 		return 0;
 	arm_heartbeats(a, *ref, rc.timeout);

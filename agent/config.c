@@ -317,8 +317,8 @@ static const struct opt opts[] = {
 	  .min = 1,
 	  .max = 60,
 	  .def = "2",
-	  .help = "seconds one health probe of the app may take (at boot and once serving; a "
-		  "slower answer counts as a failed probe)",
+	  .help = "seconds one health probe of the app may take (at boot, and once serving at "
+		  "most [app] health_interval); a slower answer counts as a failed probe",
 	  .reload = 1
 	},
 	{ .section = "app",
@@ -449,7 +449,8 @@ static const struct opt opts[] = {
 	  .max = 3600,
 	  .def = "30",
 	  .help = "seconds between the health endpoint turning 503 and the app being stopped (at "
-		  "least: on scale-in the app serves until the load balancer has drained the instance)",
+		  "least: on a scale-in with a terminate hook the app serves until the load balancer "
+		  "has drained the instance)",
 	  .reload = 1
 	},
 };

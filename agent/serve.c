@@ -77,9 +77,12 @@ probe(struct serve *s)
 	struct agent	*a = s->a;
 	char		*err = NULL;
 	int		 ok, was = s->unhealthy_since > 0;
+	double		 t;
 
-	ok = app_check(&a->app, &err) == 0 &&
-	    appprobe_healthy(a->cfg->health_url, a->cfg->probe_timeout, &err) == 1;
+	/* At most an interval: the loop answers signals and the target state between probes. */
+	t = a->cfg->probe_timeout < a->cfg->health_interval ? a->cfg->probe_timeout :
+	    a->cfg->health_interval;
+	ok = app_check(&a->app, &err) == 0 && appprobe_healthy(a->cfg->health_url, t, &err) == 1;
 	a->st.probes++;
 	if (ok) {
 		a->st.failing = 0;
@@ -226,7 +229,8 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
  * timeout is the backstop). A hook named by a tag is checked once against
  * AWS when it has no action: the tag may be older than a rename (*hook and
  * *tagged follow it; *hook NULL when the group has no terminate hook).
- * Returns 0 once AWS answered OK, -1 when there is no action to wait for.
+ * Returns 0 once AWS answered OK, -2 when AWS refused the call itself (a
+ * role without the permission), else -1 (out of time, stopped, no hook).
  */
 static int
 terminate_action(struct agent *a, char **hook, int *tagged, double wait, int beat)
@@ -271,6 +275,8 @@ terminate_action(struct agent *a, char **hook, int *tagged, double wait, int bea
 			else
 				r = OUTCOME_NOT_FOUND;
 		}
+		if (r == OUTCOME_FATAL)
+			ret = -2;
 		if (r == OUTCOME_FATAL || a->halt.signals > 1 ||
 		    (r == OUTCOME_NOT_FOUND && mono_now() >= until)) {
 			state_setf(&a->st.lifecycle, "terminate hook %s not %s: %s", *hook,
@@ -367,6 +373,7 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
+	a->hb_ok = 0;		/* the boot's launch-hook heartbeats say nothing of this hook */
 	a->st.drain_until = wall_now() + a->cfg->drain;
 	agent_phase(a, PHASE_DRAINING, "drain", "%s: draining for %d s", why, a->cfg->drain);
 	if (terminating && a->group != NULL) {
@@ -390,12 +397,14 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	/*
 	 * Until the action exists the load balancer is still draining the
 	 * instance (its deregistration delay): the app finishes its requests.
+	 * Once the action was seen, or waited for, a CONTINUE that finds none
+	 * is asked for a minute; when heartbeats were refused, for the delay.
 	 */
-	budget = stopping ? SERVE_NOT_PENDING_STOP : SERVE_NOT_PENDING_WAIT;
+	budget = SERVE_NOT_PENDING_STOP;
 	if (hook != NULL && !stopping && !beats) {
 		a->st.drain_until = 0;
-		if (terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_WAIT, 1) != 0)
-			budget = SERVE_NOT_PENDING_STOP;	/* waited for it already */
+		if (terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_WAIT, 1) == -2)
+			budget = SERVE_NOT_PENDING_WAIT;
 	}
 	agent_stop_app(a, "app");
 	if (hook != NULL)

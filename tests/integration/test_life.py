@@ -196,8 +196,10 @@ class Life(FakeAWSCase):
         self.assertEqual([e["result"] for e in done], ["CONTINUE"],
                          f"exited after {time.time() - t0:.0f} s: {a.status_json()['lifecycle']}")
         self.assertGreaterEqual(done[0]["time"], t0 + 66)
-        calls = [q for q in self.f.requests(target="aws", action="CompleteLifecycleAction")]
-        # Pauses doubling up to 30 s: about 9 in 66 s, where 1-2 s pauses made 60.
+        # The wait is heartbeats now, then one CONTINUE: pauses doubling up to 30 s make
+        # about 9 calls in 66 s, where 1-2 s pauses made 60.
+        calls = [q for q in self.f.requests(target="aws")
+                 if q.get("action") in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")]
         self.assertLess(len(calls), 20, "the agent asks less and less often")
 
     def test_app_serves_through_the_load_balancers_deregistration_delay(self):
@@ -420,7 +422,13 @@ class Life(FakeAWSCase):
         before it turned the endpoint 503: a slow IMDS kept the load balancer
         sending for that long to an instance on its way down."""
         w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 60\n")
-        time.sleep(0.5)     # past the serving loop's first read of the target state
+        serving = next(s["start"] for s in a.status_json()["timeline"] if s["step"] == "serving")
+
+        def polled():
+            return any("target-lifecycle-state" in q.get("path", "") and q["start"] >= serving
+                       for q in self.f.requests(target="imds"))
+        # The serving loop's first read of the target state, the last for 60 s.
+        self.assertTrue(self.wait_for(polled, 10), "the serving loop's first read")
         # Held for less than the agent's 3 s IMDS timeout: the read gets its answer.
         self.f.fault("imds", kind="delay", seconds=2.5, path="target-lifecycle-state", count=1)
 
@@ -466,15 +474,18 @@ class Life(FakeAWSCase):
         self.app_port, self.health_port = free_port(), free_port()
         self.f.make_world(group=self.group, version="1.0.2", sha256=sha256(art),
                           heartbeat_timeout=300)
-        a = self.start("[app]\nprobe_timeout = 4\nhealth_timeout = 40\n")
+        # Once serving a probe waits at most health_interval: 4 here, not APP_CHECKS' 1.
+        a = FakeAWSCase.start(self, "[app]\nhealth_interval = 4\nunhealthy_after = 2\n"
+                              "unhealthy_grace = 3\nprobe_timeout = 3\nhealth_timeout = 40\n",
+                              new_ports=False)
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
-        time.sleep(7)   # two probes or more, 2.5 s each, one a second
+        time.sleep(9)   # two probes, 2.5 s each, one every 4 s
         self.assertNotIn("app health probe failed", a.log_text())
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
         with open(a.config) as fh:
             text = fh.read()
         with open(a.config, "w") as fh:
-            fh.write(text.replace("probe_timeout = 4", "probe_timeout = 1"))
+            fh.write(text.replace("probe_timeout = 3", "probe_timeout = 1"))
         a.proc.send_signal(signal.SIGHUP)
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                           what="503 once each probe may take 1 s")

@@ -176,9 +176,9 @@ class Pacing(FakeAWSCase):
         self.assertEqual(completes, [200, 200], "launch, the real terminate hook")
 
     def test_tag_of_a_deleted_terminate_hook(self):
-        # The group lost its terminate hook but kept the tag: one refused CONTINUE, one
-        # DescribeLifecycleHooks that finds no terminate hook, and the agent is done at once
-        # rather than retrying "no active action" for a minute.
+        # The group lost its terminate hook but kept the tag: one refused heartbeat (the wait
+        # for the action), one DescribeLifecycleHooks that finds no terminate hook, and the
+        # agent is done at once rather than asking for an action that never comes.
         w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", "gone 300"))
         a = self.start("[lifecycle]\ndrain = 1\n")
         self.assert_serving(a, w)
@@ -190,6 +190,21 @@ class Pacing(FakeAWSCase):
                           self.autoscaling("RecordLifecycleActionHeartbeat")], [400])
         self.assertEqual([r.get("status") for r in self.autoscaling("CompleteLifecycleAction")],
                          [200], "the launch hook's alone")
+        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+
+    def test_tag_of_a_deleted_terminate_hook_found_during_the_drain(self):
+        # The same with a short timeout in the tag: the drain's first heartbeat meets the
+        # missing hook. The agent beat on for a hook it knew was gone, and then waited an
+        # hour for its action with the app serving.
+        w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", "gone 60"))
+        a = self.start("[lifecycle]\ndrain = 3\n")
+        self.assert_serving(a, w)
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        self.assertEqual(a.wait_exit(30), 0, a.log_text())
+        self.assertEqual(a.status_json()["lifecycle"], "no terminate hook on the group")
+        self.assertEqual([r.get("status") for r in
+                          self.autoscaling("RecordLifecycleActionHeartbeat")], [400])
         self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
 
     def test_unreadable_hook_tag_is_ignored(self):
