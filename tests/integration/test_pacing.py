@@ -175,12 +175,12 @@ class Pacing(FakeAWSCase):
         completes = [r.get("status") for r in self.autoscaling("CompleteLifecycleAction")]
         self.assertEqual(completes, [200, 200], "launch, the real terminate hook")
 
-    def test_tag_of_a_deleted_terminate_hook(self):
-        # The group lost its terminate hook but kept the tag: one refused heartbeat (the wait
-        # for the action), one DescribeLifecycleHooks that finds no terminate hook, and the
-        # agent is done at once rather than asking for an action that never comes.
-        w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", "gone 300"))
-        a = self.start("[lifecycle]\ndrain = 1\n")
+    def scale_in_with_deleted_terminate_hook(self, tag, drain):
+        """The group lost its terminate hook but kept the tag: one refused heartbeat, one
+        DescribeLifecycleHooks that finds no terminate hook, and the agent is done at once
+        rather than asking for an action that never comes."""
+        w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", tag))
+        a = self.start(f"[lifecycle]\ndrain = {drain}\n")
         self.assert_serving(a, w)
         self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
                                                          DesiredCapacity=0)
@@ -192,20 +192,14 @@ class Pacing(FakeAWSCase):
                          [200], "the launch hook's alone")
         self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
 
+    def test_tag_of_a_deleted_terminate_hook(self):
+        # The heartbeat that meets it is the wait for the action, after the drain.
+        self.scale_in_with_deleted_terminate_hook("gone 300", 1)
+
     def test_tag_of_a_deleted_terminate_hook_found_during_the_drain(self):
-        # The same with a short timeout in the tag: the drain's first heartbeat meets the
-        # missing hook. The agent beat on for a hook it knew was gone, and then waited an
-        # hour for its action with the app serving.
-        w, _ = self.world(tags=self.hook_tags(f"{self.group}-launch 300", "gone 60"))
-        a = self.start("[lifecycle]\ndrain = 3\n")
-        self.assert_serving(a, w)
-        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
-                                                         DesiredCapacity=0)
-        self.assertEqual(a.wait_exit(30), 0, a.log_text())
-        self.assertEqual(a.status_json()["lifecycle"], "no terminate hook on the group")
-        self.assertEqual([r.get("status") for r in
-                          self.autoscaling("RecordLifecycleActionHeartbeat")], [400])
-        self.assertEqual(len(self.autoscaling("DescribeLifecycleHooks")), 1)
+        # A short timeout in the tag: the drain's first heartbeat meets the missing hook. The
+        # agent beat on for a hook it knew was gone, then waited an hour with the app serving.
+        self.scale_in_with_deleted_terminate_hook("gone 60", 3)
 
     def test_unreadable_hook_tag_is_ignored(self):
         w, _ = self.world(tags={"asg-agent:launch-hook": "launch;reboot 300"})
