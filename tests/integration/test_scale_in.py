@@ -1,0 +1,157 @@
+"""The scale-in: drain, heartbeats, the terminate hook through the load balancer's
+deregistration delay (apart from test_life.py, so that both run side by side)."""
+import time
+import unittest
+
+from bootlib import http_get
+from test_life import LifeCase, LoadBalancer
+
+
+class ScaleIn(LifeCase):
+    def scale_in(self):
+        """The group scaled to 0, as a scale-in does; returns when it was asked."""
+        t0 = time.time()
+        self.f.client("autoscaling").set_desired_capacity(AutoScalingGroupName=self.group,
+                                                         DesiredCapacity=0)
+        return t0
+
+    def test_scale_in_drains_without_dropping_requests(self):
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
+        lb = LoadBalancer(self.health_port, self.app_port)
+        try:
+            self.wait_or_fail(lambda: lb.ok >= 10, what="traffic through the load balancer")
+            self.f.client("autoscaling").set_desired_capacity(
+                AutoScalingGroupName=self.group, DesiredCapacity=0)
+            self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        finally:
+            lb.close()
+        self.assertEqual(lb.failures, [], "no request sent to the target may fail")
+        self.assertGreater(lb.ok, 10)
+        self.assertIsNotNone(lb.first_503, "the endpoint turned 503 before the app stopped")
+        # The app served until it was stopped, at least drain seconds after the 503.
+        st = a.status_json()
+        self.assertEqual(st["phase"], "stopped")
+        self.assertEqual(st["target_state"], "Terminated")
+        drain = next(s for s in st["timeline"] if s["step"] == "drain")
+        self.assertGreaterEqual(drain["seconds"], 2.0)
+        self.assertGreaterEqual(drain["start"] + 2.0, lb.first_503 - 1.0)
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"])
+        self.assertEqual(http_get(self.app_port, "/health")[0], None, "app stopped")
+        self.wait_or_fail(lambda: not self.f.ec2_instance_running(w.instance_id),
+                      what="the instance to terminate")
+
+    def test_long_drain_sends_heartbeats(self):
+        w, a = self.boot("[lifecycle]\ndrain = 6\nheartbeat = 5\n", terminate_hook=True)
+        self.scale_in()
+        time.sleep(1.5)
+        st = a.status_json()
+        self.assertEqual(st["phase"], "draining")
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 503)
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
+        self.assertIn("s left before the app is stopped", a.status().stdout)
+        self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        beats = self.lifecycle(w, "heartbeat", f"{self.group}-terminate")
+        self.assertGreaterEqual(len(beats), 2, self.f.lifecycle())
+        self.assertEqual(len(self.lifecycle(w, "complete", f"{self.group}-terminate")), 1)
+
+    def test_terminate_action_registered_after_a_minute_is_completed(self):
+        """The agent gave up on the terminate action 60 s after the drain, so with a
+        deregistration delay over a minute (AWS's default is 300 s) every scale-in
+        waited out the hook's timeout (review, session 6)."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True,
+                         heartbeat_timeout=300)
+        self.not_pending_for(w, 66)
+        t0 = self.scale_in()
+        self.wait_or_fail(lambda: "waiting for its action" in
+                          (a.status_json() or {}).get("lifecycle", ""), timeout=30,
+                          what="status to say the agent waits for the terminate action")
+        self.assertEqual(a.wait_exit(120), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"],
+                         f"exited after {time.time() - t0:.0f} s: {a.status_json()['lifecycle']}")
+        self.assertGreaterEqual(done[0]["time"], t0 + 66)
+        # The wait is heartbeats now, then one CONTINUE: pauses doubling up to 30 s make
+        # about 9 calls in 66 s, where 1-2 s pauses made 60.
+        calls = [q for q in self.f.requests(target="aws")
+                 if q.get("action") in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")]
+        self.assertLess(len(calls), 20, "the agent asks less and less often")
+
+    def test_terminate_action_completed_after_a_minute_without_heartbeats(self):
+        """A role without autoscaling:RecordLifecycleActionHeartbeat: the wait for the
+        action cannot be made with heartbeats, so the app stops after the drain and the
+        CONTINUE itself is asked for through the deregistration delay, not for a minute."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True,
+                         heartbeat_timeout=300)
+        self.f.fault(kind="status", status=400, code="AccessDenied",
+                     message="not authorized to perform: autoscaling:RecordLifecycleActionHeartbeat",
+                     action="RecordLifecycleActionHeartbeat")
+        self.not_pending_for(w, 100)
+        t0 = self.scale_in()
+        self.wait_or_fail(lambda: http_get(self.app_port, "/health")[0] is None, timeout=30,
+                          what="the app stopped after the drain")
+        self.assertEqual(a.wait_exit(150), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"],
+                         f"exited after {time.time() - t0:.0f} s: {a.status_json()['lifecycle']}")
+        # A minute's budget, its last pause up to 30 s, would have ended by 95 s.
+        self.assertGreaterEqual(done[0]["time"], t0 + 100)
+
+    def test_app_serves_through_the_load_balancers_deregistration_delay(self):
+        """AWS registers the terminate action once the load balancer has drained the
+        instance (the target group's deregistration delay): the agent stopped the app
+        `drain` seconds after the 503, cutting the requests the load balancer was
+        still letting finish; it now keeps the app until the action exists."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True,
+                         heartbeat_timeout=300)
+        self.not_pending_for(w, 10)
+        t0 = self.scale_in()
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          what="503 once the scale-in begins")
+        self.wait_or_fail(lambda: "the app serves the load balancer's last requests" in
+                          (a.status_json() or {}).get("lifecycle", ""), timeout=15,
+                          what="status to say the app serves while the action is missing")
+        time.sleep(max(0.0, t0 + 6 - time.time()))
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200,
+                         "the app still serves 4 s after the drain, the action not there yet")
+        self.assertEqual(a.wait_exit(90), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertGreaterEqual(done[0]["time"], t0 + 10)
+        self.assertIsNone(http_get(self.app_port, "/health")[0], "the app stopped at the end")
+        beats = self.lifecycle(w, "heartbeat", f"{self.group}-terminate")
+        self.assertEqual(len(beats), 1, "one heartbeat answered, then the app stopped")
+        self.assertLessEqual(beats[0]["time"], done[0]["time"])
+
+    def test_heartbeats_go_on_until_the_terminate_action_exists(self):
+        """The first heartbeat of a drain comes before AWS registers the action; the
+        agent took that answer as final and a drain longer than the hook's timeout
+        was cut by the hook's DefaultResult while the app still served."""
+        w, a = self.boot("[lifecycle]\ndrain = 35\nheartbeat = 10\n", terminate_hook=True)
+        self.not_pending_for(w, 5)
+        self.scale_in()
+        self.assertEqual(a.wait_exit(90), 0, a.log_text())
+        hook = f"{self.group}-terminate"
+        ends = [(e["kind"], e.get("result")) for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
+                and e.get("kind") in ("timeout", "complete")]
+        self.assertEqual(ends, [("complete", "CONTINUE")], self.f.lifecycle())
+        self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat", hook)), 2)
+
+    def test_scale_in_while_auto_scaling_is_throttled(self):
+        # A fleet-wide scale-in empties the shared Auto Scaling bucket for longer
+        # than one call's api_timeout: the hook is still found and completed.
+        w, a = self.boot("[aws]\napi_timeout = 1\n[lifecycle]\ndrain = 1\n",
+                         terminate_hook=True)
+        self.f.fault(kind="throttle", service="autoscaling", for_seconds=6)
+        t0 = self.scale_in()
+        self.assertEqual(a.wait_exit(60), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertGreaterEqual(done[0]["time"], t0 + 5, "completed after the throttling ended")
+        self.assertIn("(will retry)", a.log_text())
+        self.assertIn("CONTINUE sent for terminate hook", a.status_json()["lifecycle"])
+
+
+if __name__ == "__main__":
+    unittest.main()
