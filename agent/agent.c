@@ -313,8 +313,9 @@ agent_heartbeats(struct agent *a, const char *hook, int hook_timeout, char **tag
 }
 
 /*
- * A tag-named hook had no action to beat for: 1 when heartbeats go on (a
- * rename followed, or no answer yet: the next heartbeat asks again), else 0.
+ * A tag-named hook had no action to beat for: 1 when that is settled here (a
+ * rename followed, the terminate hook gone and heartbeats ended, or no answer
+ * yet: the next heartbeat asks again), else 0.
  */
 static int
 heartbeat_renamed(struct agent *a)
@@ -383,7 +384,7 @@ agent_tick(void *arg)
 		a->hb_ok = 1;
 		log_debug("lifecycle heartbeat sent for hook %s", a->hb_hook);
 	} else if (a->hb_ref != NULL && heartbeat_renamed(a)) {
-		/* A tag's name may be out of date: a rename is followed, heartbeats go on. */
+		/* A tag's name may be out of date: a rename is followed, or the hook is gone. */
 	} else if (!a->hb_launch && !a->hb_ok) {
 		/* AWS registers a terminate action after the deregistration delay. */
 		log_debug("lifecycle hook %s: no action yet, beating on", a->hb_hook);

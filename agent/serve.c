@@ -369,7 +369,7 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	char		*hook = NULL;
 	double		 end, budget;
 	enum outcome	 found = OUTCOME_OK;
-	int		 timeout = 0, tagged = 0, beats;
+	int		 timeout = 0, tagged = 0;
 
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
@@ -387,7 +387,6 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 		sleep_for(0.25, NULL);
 		agent_tick(a);
 	}
-	beats = a->hb_ok;
 	a->hb_hook = NULL;
 	a->hb_ref = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
@@ -401,7 +400,7 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	 * is asked for a minute; when heartbeats were refused, for the delay.
 	 */
 	budget = SERVE_NOT_PENDING_STOP;
-	if (hook != NULL && !stopping && !beats) {
+	if (hook != NULL && !stopping && !a->hb_ok) {
 		a->st.drain_until = 0;
 		if (terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_WAIT, 1) == -2)
 			budget = SERVE_NOT_PENDING_WAIT;
