@@ -38,6 +38,8 @@ struct agent {
 	struct lifecycle_hook	 tag_term;
 	int			 tag_warned;	/* an unreadable hook tag was logged */
 	int			 hook_tagged;	/* a->hook came from a tag: AWS may know it by another name */
+	long			 scale_n;	/* an announced scale-out's count (PACE_TAG_SCALE_OUT); 0: none */
+	double			 scale_at;	/* and when it was announced, Unix seconds */
 	double			 hooks_read;	/* mono_now() of the DescribeLifecycleHooks; 0: never */
 	int			 owed;		/* a launch result is queued (no heartbeats needed) */
 	int			 hb_skipped;	/* a heartbeat was skipped since the last one sent */

@@ -546,6 +546,15 @@ pace_wait(struct aws *a, struct call *c)
 static void
 call_pace(struct aws *a, struct call *c)
 {
+	double	first;
+
+	/* An announced scale-out's first call waits its turn: that wait is not the call's retrying. */
+	if (a->adaptive && (first = pace_start(&a->pace[c->svc], mono_now(),
+	    retry_random())) > 0) {
+		log_debug("aws: %s: first call of an announced scale-out, in %.2f s", c->what,
+		    first);
+		c->r.deadline += first;
+	}
 	pace_wait(a, c);
 	if (c->svc != AWS_S3)
 		aws_rate_wait(a);

@@ -76,6 +76,54 @@ step_identity(struct agent *a, char **cause)
 	return 0;
 }
 
+/* The scale-out the CI announced (written by rollout), once; a bad value is ignored. */
+static void
+take_scale_tag(struct agent *a, const struct tags *t)
+{
+	const char	*v;
+
+	if (a->scale_n != 0 || (v = tags_get(t, PACE_TAG_SCALE_OUT)) == NULL)
+		return;
+	if (pace_announce_parse(v, &a->scale_n, &a->scale_at) != 0) {
+		log_warn("tag %s = '%s' is not 'COUNT UNIXTIME': ignored", PACE_TAG_SCALE_OUT, v);
+		a->scale_n = -1;
+	}
+}
+
+/*
+ * An announced scale-out: this instance's first Auto Scaling call takes its
+ * turn in a spread over the bucket's refill rather than joining the same
+ * second's crowd; calls, the Auto Scaling calls a boot of the fleet makes;
+ * hook_timeout, the launch hook's when known (0 if not).
+ */
+static void
+spread_first_call(struct agent *a, int calls, int hook_timeout)
+{
+	double	w, since;
+
+	if (a->scale_n <= 0 || !a->client.aws.adaptive)
+		return;
+	w = pace_announce_window(a->scale_n, a->scale_at, wall_now(), calls,
+	    a->cfg->autoscaling_burst, a->cfg->autoscaling_rate);
+	/* A heartbeat may be the call held: the hook must outlive the spread. */
+	if (hook_timeout > 0 && w > hook_timeout / 2.0)
+		w = hook_timeout / 2.0;
+	if (w <= 0) {
+		log_debug("scale-out of %ld announced %.0f s ago: no spread", a->scale_n,
+		    wall_now() - a->scale_at);
+		return;
+	}
+	/* From the boot's start: its own work up to the call counts toward its turn. */
+	since = wall_now() - a->st.boot_start;
+	pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since : 0), w,
+	    pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w));
+	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto Scaling "
+	    "call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
+	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",
+	    a->scale_n, w);
+	agent_save(a);
+}
+
 /* Find the launch hook as soon as the group is known: heartbeats, and ABANDON if the tag never comes. */
 static int
 step_hook(struct agent *a, char **cause)
@@ -88,15 +136,18 @@ step_hook(struct agent *a, char **cause)
 	if (a->hook_checked || a->group == NULL)
 		return 0;
 	a->hook_checked = 1;
-	if (*a->cfg->launch_hook != '\0')
+	if (*a->cfg->launch_hook != '\0') {
 		a->hook = xstrdup(a->cfg->launch_hook);
-	else if (a->tag_launch.name != NULL) {
+		spread_first_call(a, 1, 0);
+	} else if (a->tag_launch.name != NULL) {
 		/* Named by the group's tag: the fleet's shared quota is spared a call per instance. */
 		a->hook = xstrdup(a->tag_launch.name);
 		timeout = a->tag_launch.timeout;
 		a->hook_tagged = 1;
 		log_debug("launch hook %s: from tag %s", a->hook, LIFECYCLE_TAG_LAUNCH);
+		spread_first_call(a, 1, timeout);
 	} else {
+		spread_first_call(a, 2, 0);
 		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
 		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
@@ -185,7 +236,7 @@ fresh_copy(const struct agent *a, const struct tags *t)
 static enum outcome
 poll_tags(struct agent *a, int *imds_tags, char **cause)
 {
-	const char	*keys[6], *v, *src_name = NULL, *src_via = "";
+	const char	*keys[7], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
 	enum outcome	 r, r2, ret = OUTCOME_FATAL;
@@ -197,6 +248,7 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 	keys[n++] = TAG_GROUP_NAME;
 	keys[n++] = LIFECYCLE_TAG_LAUNCH;
 	keys[n++] = LIFECYCLE_TAG_TERMINATE;
+	keys[n++] = PACE_TAG_SCALE_OUT;
 	keys[n] = NULL;
 	memset(&t, 0, sizeof t);
 
@@ -275,6 +327,7 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 	}
 	take_hook_tag(a, &t, LIFECYCLE_TAG_LAUNCH, &a->tag_launch);
 	take_hook_tag(a, &t, LIFECYCLE_TAG_TERMINATE, &a->tag_term);
+	take_scale_tag(a, &t);
 	ret = OUTCOME_OK;
 out:
 	tags_free(&t);

@@ -139,6 +139,27 @@ static const struct opt opts[] = {
 		  "window that grows while AWS keeps throttling, and the rate is learned "
 		  "back) or standard (each call backs off on its own)"
 	},
+	{ .section = "aws",
+	  .key = "autoscaling_burst",
+	  .type = OPT_INT,
+	  .offset = O(autoscaling_burst),
+	  .min = 0,
+	  .max = 100000,
+	  .def = "40",
+	  .help = "requests the account's Auto Scaling bucket holds, as far as known (AWS "
+	      "does not publish it): with autoscaling_rate, how far an announced "
+	      "scale-out (tag asg-agent:scale-out) spreads its instances' first calls"
+	},
+	{ .section = "aws",
+	  .key = "autoscaling_rate",
+	  .type = OPT_INT,
+	  .offset = O(autoscaling_rate),
+	  .min = 0,
+	  .max = 10000,
+	  .def = "5",
+	  .help = "requests per second that refill the account's Auto Scaling bucket, as "
+	      "far as known (0: never spread first calls, even when announced)"
+	},
 
 	{ .section = "version",
 	  .key = "tag",

@@ -32,6 +32,8 @@ struct config {
 	int		 api_timeout;
 	int		 max_rate;
 	int		 retry_mode;
+	int		 autoscaling_burst;	/* an announced scale-out's spread: the */
+	int		 autoscaling_rate;	/* Auto Scaling bucket's assumed size */
 
 	/* [version] */
 	char		*version_tag;

@@ -1,5 +1,7 @@
 /* pace.c - adaptive pacing of one API bucket: a learned rate, after the AWS SDKs' adaptive mode. */
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pace.h"
@@ -13,7 +15,81 @@ pace_init(struct pace *p)
 double
 pace_delay(const struct pace *p, double now)
 {
-	return p->contended && p->next > now ? p->next - now : 0;
+	double	d = p->contended && p->next > now ? p->next - now : 0;
+
+	if (p->first > now && p->first - now > d)
+		d = p->first - now;
+	return d;
+}
+
+int
+pace_announce_parse(const char *value, long *count, double *at)
+{
+	char		*end;
+	long		 n;
+	long long	 t;
+
+	/* Digits only: strtol alone would take signs, spaces and hex prefixes. */
+	if (value[0] < '0' || value[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno != 0 || *end != ' ' || end[1] < '0' || end[1] > '9' || n < 1 ||
+	    n > 1000000)
+		return -1;
+	t = strtoll(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || t < 1)
+		return -1;
+	*count = n;
+	*at = (double)t;
+	return 0;
+}
+
+double
+pace_announce_window(long count, double at, double now, int calls, int burst, int rate)
+{
+	double	w;
+
+	if (rate <= 0 || now - at > PACE_ANNOUNCED_FOR || at - now > PACE_ANNOUNCED_SKEW)
+		return 0;
+	w = ((double)count * calls - burst) / rate;
+	if (w <= 0)
+		return 0;
+	return w < PACE_SPREAD_MOST ? w : PACE_SPREAD_MOST;
+}
+
+double
+pace_announce_credit(long count, int calls, int burst, double window)
+{
+	if (count < 1 || calls < 1 || window <= 0)
+		return 0;
+	return burst / 2.0 * window / ((double)count * calls);
+}
+
+void
+pace_spread(struct pace *p, double now, double window, double credit)
+{
+	if (p->started)
+		return;
+	p->spread = window;
+	p->spread_set = now;
+	p->credit = credit;
+}
+
+double
+pace_start(struct pace *p, double now, double u)
+{
+	double	c;
+
+	if (!p->started) {
+		p->started = 1;
+		if (p->spread > 0) {
+			c = now - p->spread_set;
+			c = c < p->credit ? c : p->credit;
+			p->first = now - c + u * p->spread;
+		}
+	}
+	return p->first > now ? p->first - now : 0;
 }
 
 void

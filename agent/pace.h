@@ -26,6 +26,18 @@
 #define PACE_CUBIC_C	0.4	/* botocore's CUBIC scale constant */
 #define PACE_CUBIC_BETA	0.7	/* botocore's CUBIC multiplicative decrease */
 
+/*
+ * A throttled share below (N - burst) / (2N - burst) is out of reach when N
+ * instances send their first calls in the same second, whatever they do
+ * after a throttling answer: only the first calls spread over the bucket's
+ * refill can avoid it, and that needs N. The CI announces it on the group,
+ * copied to the instances it launches: "COUNT UNIXTIME".
+ */
+#define PACE_TAG_SCALE_OUT	"asg-agent:scale-out"
+#define PACE_ANNOUNCED_FOR	600.0	/* seconds an announcement holds for boots after it */
+#define PACE_ANNOUNCED_SKEW	300.0	/* seconds of clock skew allowed ahead of it */
+#define PACE_SPREAD_MOST	600.0	/* seconds: the widest spread of a first call */
+
 struct pace {
 	int		contended;	/* a throttling answer since the rate was last free */
 	double		since;		/* when this contention began */
@@ -35,6 +47,11 @@ struct pace {
 	double		next;		/* no request before this time */
 	double		held;		/* seconds requests were held back, in all */
 	unsigned long	throttles;
+	double		spread;		/* seconds the first request is spread over; 0: none */
+	double		spread_set;	/* when the spread was set */
+	double		credit;		/* seconds of the time since then its turn may count */
+	double		first;		/* the first request not before this time */
+	int		started;	/* the first request was asked for */
 };
 
 /* A free bucket: nothing learned, nothing held. */
@@ -53,6 +70,38 @@ void	pace_answered(struct pace *, double now, double u);
  * backlog of minutes is not served faster by asking every 8 s).
  */
 double	pace_window(const struct pace *, double now);
+/*
+ * A scale-out's announcement, value of PACE_TAG_SCALE_OUT: its count and
+ * when (Unix seconds). 0, or -1 when it does not parse.
+ */
+int	pace_announce_parse(const char *value, long *count, double *at);
+/*
+ * The spread a first call of an instance of that scale-out needs, booting at
+ * now (Unix seconds), each instance making calls requests of a bucket of
+ * burst requests refilled rate per second: (count x calls - burst) / rate,
+ * at most PACE_SPREAD_MOST; 0 when the announcement is too old (or ahead of
+ * now by more than the skew) or rate is 0.
+ */
+double	pace_announce_window(long count, double at, double now, int calls, int burst,
+	    int rate);
+/*
+ * The time since the spread was set that its first request's turn may count,
+ * at most: the boot's work before the call (turns that came during it are
+ * taken at once, together), as long as the bucket's half burst absorbs such
+ * turns of the whole fleet, calls x count of them per window.
+ */
+double	pace_announce_credit(long count, int calls, int burst, double window);
+/*
+ * At now, before the bucket's first request: spread it over window seconds,
+ * counting at most credit seconds of the wait from now on as its turn.
+ */
+void	pace_spread(struct pace *, double now, double window, double credit);
+/*
+ * A request is asked for at now: the first one draws its turn, now + u x
+ * spread less the credit earned since the spread was set (not before now).
+ * Returns the seconds that moment is ahead of now.
+ */
+double	pace_start(struct pace *, double now, double u);
 /* botocore's CUBIC curve: the rate t seconds after a cut from rate_max. */
 double	pace_cubic(double rate_max, double t);
 

@@ -410,6 +410,22 @@ step_targets(const struct run *r, int k, int *idle_want, int *standby_want)
 	}
 }
 
+/*
+ * Tell the instances about to launch how many they are (PACE_TAG_SCALE_OUT),
+ * so they spread their first Auto Scaling calls over the bucket's refill.
+ */
+static int
+announce(struct run *r, const struct rollgrp *g, int count, char **cause)
+{
+	const char	*kv[1][2];
+	char		 v[64];
+
+	(void)snprintf(v, sizeof v, "%d %lld", count, (long long)wall_now());
+	kv[0][0] = PACE_TAG_SCALE_OUT;
+	kv[0][1] = v;
+	return rollgrp_set_tags(r->a, g->name, kv, 1, 1, cause);
+}
+
 /* Scale the new group to the step's share, wait for its health, then Standby the old. */
 static int
 do_step(struct run *r, char **cause)
@@ -422,7 +438,8 @@ do_step(struct run *r, char **cause)
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0)
 		goto out;
 	if (g.desired < idle_want) {
-		if (rollgrp_set_capacity(r->a, &g, -1, idle_want, cause) != 0)
+		if (announce(r, &g, idle_want - g.desired, cause) != 0 ||
+		    rollgrp_set_capacity(r->a, &g, -1, idle_want, cause) != 0)
 			goto out;
 		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
 		    r->rec.step, r->rec.nsteps);

@@ -68,6 +68,7 @@ static const struct {
 	{ "lifecycle", S(lifecycle) },
 	{ "error", S(error) },
 	{ "target_state", S(target_state) },
+	{ "scale_out", S(scale_out) },
 	{ "boot_id", S(boot_id) },
 };
 #undef S

@@ -85,6 +85,7 @@ struct state {
 	int			 app_pid;	/* a command's process, to adopt after a restart */
 	unsigned long long	 app_pid_start;
 	char			*target_state;	/* IMDS autoscaling/target-lifecycle-state */
+	char			*scale_out;	/* an announced scale-out, and its spread */
 	double			 drain_until;	/* wall clock; 0: not draining */
 	unsigned long		 probes;	/* continuous health, after serving */
 	unsigned long		 probe_failures;

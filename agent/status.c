@@ -152,7 +152,7 @@ print_mark(FILE *f, double t, double *prev, const char *name, const char *extra)
 	*prev = t;
 }
 
-/* What adaptive pacing learned of each throttled bucket, and what it cost. */
+/* What adaptive pacing learned of each throttled or held bucket, and what it cost. */
 static void
 show_pacing(FILE *f, const struct state *st)
 {
@@ -160,7 +160,7 @@ show_pacing(FILE *f, const struct state *st)
 
 	if (st->npace == 0)
 		return;
-	fprintf(f, "\nAWS API pacing (throttled buckets):\n");
+	fprintf(f, "\nAWS API pacing (throttled or held buckets):\n");
 	for (i = 0; i < st->npace; i++) {
 		fprintf(f, "  %-32s %lu throttling answer%s, held calls back %.1f s, ",
 		    st->pace[i].service, st->pace[i].throttles,
@@ -265,6 +265,7 @@ status_print(const struct state *st, FILE *f, double now)
 	field(f, "health", st->health);
 	field(f, "lifecycle", st->lifecycle);
 	field(f, "target state", st->target_state);
+	field(f, "scale-out", st->scale_out);
 	if (st->phase == PHASE_DRAINING && st->drain_until > 0)
 		fprintf(f, "  %-13s %.0f s left before the app is stopped\n", "drain",
 		    st->drain_until > now ? st->drain_until - now : 0);

@@ -1,6 +1,7 @@
 """Adaptive pacing of throttled AWS buckets ([aws] retry_mode, agent/pace.c) and the calls a
 boot no longer sends: what the fleet's shared Auto Scaling quota sees of one agent."""
 import re
+import time
 
 from bootlib import http_get
 from fakecase import FakeAWSCase
@@ -45,7 +46,7 @@ class Pacing(FakeAWSCase):
         # last throttling answer the bucket is free again (rate 0), else a learned rate.
         self.assertTrue(pace["rate"] == 0 or 0.1 <= pace["rate"] < 20, pace)
         text = a.status().stdout
-        self.assertRegex(text, r"AWS API pacing \(throttled buckets\):\n  autoscaling +3 "
+        self.assertRegex(text, r"AWS API pacing \(throttled or held buckets\):\n  autoscaling +3 "
                          r"throttling answers, held calls back \d+\.\d s, "
                          r"(learned rate [\d.]+/s|free again)\n")
         code, page = http_get(self.health_port, "/metrics")
@@ -108,6 +109,64 @@ class Pacing(FakeAWSCase):
         for i in skipped:
             self.assertNotEqual(beats[i - 1:i], [beats[i]], f"two skipped in a row: {beats}")
         self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat")), 2, self.f.lifecycle())
+
+    def announced(self, value, extra="[aws]\nautoscaling_burst = 0\nautoscaling_rate = 2\n"):
+        """A boot whose group announced a scale-out (rollout's tag asg-agent:scale-out),
+        the launch hook named by tag: CONTINUE is its only Auto Scaling call."""
+        w, _ = self.world(tags={"asg-agent:launch-hook": f"{self.group}-launch 300",
+                                "asg-agent:scale-out": value})
+        t0 = time.time()
+        a = self.start(extra)
+        self.assert_serving(a, w)
+        return a, t0
+
+    def test_an_announced_scale_out_spreads_the_first_call(self):
+        # 12 instances, a bucket of 0 refilled at 2 a second: each instance's CONTINUE
+        # takes its turn somewhere in the 6 s the bucket needs for all of them.
+        a, t0 = self.announced(f"12 {int(time.time())}")
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"^12 instances announced \d+ s before; first "
+                         r"Auto Scaling call spread over 6\.0 s$")
+        pace = st["api_pacing"].get("autoscaling")
+        self.assertIsNotNone(pace, st["api_pacing"])
+        self.assertEqual(pace["throttles"], 0, pace)
+        self.assertGreater(pace["held"], 0, pace)
+        self.assertLessEqual(pace["held"], 6.2, pace)
+        reqs = self.autoscaling()
+        self.assertEqual([r["action"] for r in reqs], ["CompleteLifecycleAction"], reqs)
+        sent = reqs[0]["time"] - reqs[0]["duration"]
+        self.assertGreaterEqual(sent - t0, pace["held"], f"CONTINUE sent {sent - t0:.2f} s "
+                                f"after the start, held {pace['held']:.2f} s")
+        self.assertIn("scale-out of 12 instances: first Auto Scaling call spread over 6.0 s",
+                      a.log_text())
+        text = a.status().stdout
+        self.assertRegex(text, r"\n  scale-out +12 instances announced")
+        self.assertRegex(text, r"\n  autoscaling +0 throttling answers, held calls back "
+                         r"\d+\.\d s, free again\n")
+
+    def test_an_old_announcement_spreads_nothing(self):
+        # Announced 11 minutes ago: a later scale-out (a scaling policy's) launched this one.
+        a, _ = self.announced(f"12 {int(time.time()) - 660}")
+        st = a.status_json()
+        self.assertIsNone(st.get("scale_out"), st)
+        self.assertEqual(st["api_pacing"], {})
+        self.assertNotIn("spread over", a.log_text())
+
+    def test_an_unreadable_announcement_is_logged_and_ignored(self):
+        a, _ = self.announced("twelve now")
+        st = a.status_json()
+        self.assertIsNone(st.get("scale_out"), st)
+        self.assertEqual(st["api_pacing"], {})
+        self.assertIn("tag asg-agent:scale-out = 'twelve now' is not 'COUNT UNIXTIME': ignored",
+                      a.log_text())
+
+    def test_standard_mode_does_not_spread(self):
+        a, _ = self.announced(f"12 {int(time.time())}",
+                              "[aws]\nautoscaling_burst = 0\nautoscaling_rate = 2\n"
+                              "retry_mode = standard\n")
+        st = a.status_json()
+        self.assertIsNone(st.get("scale_out"), st)
+        self.assertEqual(st["api_pacing"], {})
 
     def hook_tags(self, launch, terminate):
         return {"asg-agent:launch-hook": launch, "asg-agent:terminate-hook": terminate}

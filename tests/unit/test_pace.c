@@ -115,21 +115,25 @@ lcg(unsigned long long *s)
  * through in about the bucket's floor, (200 - 40) / 5 = 32 s, and sends
  * fewer requests than the standard policy's 6 per client.
  */
-static void
-test_fleet_model(void)
+static int
+fleet_model(double spread, int *throttled, double *end)
 {
 	enum { N = 200 };
 	struct pace		p[N];
-	double			next[N], tokens = 40, last = 0, t, end = 0;
+	double			next[N], tokens = 40, last = 0, t;
 	unsigned long long	seed = 42;
 	int			done[N], left = N, attempts = 0, i, best;
 
+	*throttled = 0;
+	*end = 0;
 	for (i = 0; i < N; i++) {
 		pace_init(&p[i]);
 		next[i] = 1.5 * lcg(&seed);
+		pace_spread(&p[i], next[i], spread, 0);
+		next[i] += pace_start(&p[i], next[i], lcg(&seed));
 		done[i] = 0;
 	}
-	while (left > 0 && end < 600) {
+	while (left > 0 && *end < 600) {
 		for (best = -1, i = 0; i < N; i++) {
 			if (!done[i] && (best < 0 || next[i] < next[best]))
 				best = i;
@@ -143,17 +147,173 @@ test_fleet_model(void)
 			tokens -= 1;
 			done[best] = 1;
 			left--;
-			end = t;
+			*end = t;
 			continue;
 		}
+		(*throttled)++;
 		pace_throttled(&p[best], t, lcg(&seed));
 		next[best] = t + pace_delay(&p[best], t);
 	}
-	tap_int(left, 0, "every client got through");
+	return left > 0 ? -1 : attempts;
+}
+
+static void
+test_fleet_model(void)
+{
+	enum { N = 200 };
+	double	end;
+	int	attempts, throttled;
+
+	attempts = fleet_model(0, &throttled, &end);
+	tap_true(attempts > 0, "every client got through");
 	tap_true((double)attempts / N < 5, "requests per client %.2f < 5 (standard: about 6)",
 	    (double)attempts / N);
 	tap_true(end < 32 * 1.25, "the last one through at %.1f s, within 25 %% of the floor 32 s",
 	    end);
+}
+
+/*
+ * The same scale-out announced: first calls spread over the floor. Nearly
+ * every client gets through at its first request, and the last close to the
+ * floor (a few first calls near its end meet an empty bucket and wait a
+ * hold), where without the announcement three in four requests are throttled.
+ */
+static void
+test_fleet_announced(void)
+{
+	enum { N = 200 };
+	double	end, w;
+	int	attempts, throttled;
+
+	w = pace_announce_window(N, 1000, 1001, 1, 40, 5);
+	tap_dbl(w, 32, 1e-9, "the window is the bucket's floor");
+	attempts = fleet_model(w, &throttled, &end);
+	tap_true(attempts > 0, "every client got through");
+	tap_true((double)attempts / N < 1.2, "requests per client %.2f < 1.2",
+	    (double)attempts / N);
+	tap_true(throttled < 0.15 * attempts, "throttled %d of %d requests, under 15 %%",
+	    throttled, attempts);
+	tap_true(end < 32 * 1.15, "the last one through at %.1f s, within 15 %% of the floor 32 s",
+	    end);
+	attempts = fleet_model(0, &throttled, &end);
+	tap_true(throttled > 0.6 * attempts, "unannounced: throttled %d of %d requests, over 60 %%",
+	    throttled, attempts);
+}
+
+/* The announcement's value: "COUNT UNIXTIME", digits only. */
+static void
+test_announce_parse(void)
+{
+	static const struct {
+		const char	*v;
+		int		 ok;
+		long		 n;
+		double		 at;
+	} cases[] = {
+		{ "200 1796601600", 1, 200, 1796601600 },
+		{ "1 1", 1, 1, 1 },
+		{ "1000000 1796601600", 1, 1000000, 1796601600 },
+		{ "1000001 1796601600", 0, 0, 0 },
+		{ "0 1796601600", 0, 0, 0 },
+		{ "200", 0, 0, 0 },
+		{ "200 ", 0, 0, 0 },
+		{ "200  1796601600", 0, 0, 0 },
+		{ " 200 1796601600", 0, 0, 0 },
+		{ "+200 1796601600", 0, 0, 0 },
+		{ "-200 1796601600", 0, 0, 0 },
+		{ "200 -1796601600", 0, 0, 0 },
+		{ "200 +1796601600", 0, 0, 0 },
+		{ "200 0", 0, 0, 0 },
+		{ "200 1796601600 ", 0, 0, 0 },
+		{ "200 1796601600x", 0, 0, 0 },
+		{ "0x10 1796601600", 0, 0, 0 },
+		{ "200 99999999999999999999999", 0, 0, 0 },
+		{ "", 0, 0, 0 },
+	};
+	size_t	i;
+	long	n;
+	double	at;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		n = -7;
+		at = -7;
+		tap_int(pace_announce_parse(cases[i].v, &n, &at), cases[i].ok ? 0 : -1,
+		    "'%s' %s", cases[i].v, cases[i].ok ? "parses" : "is refused");
+		if (cases[i].ok) {
+			tap_int(n, cases[i].n, "'%s': its count", cases[i].v);
+			tap_dbl(at, cases[i].at, 0, "'%s': its time", cases[i].v);
+		} else
+			tap_int(n, -7, "'%s': the count untouched", cases[i].v);
+	}
+}
+
+/* How far a first call is spread: the bucket's floor, for a fresh announcement only. */
+static void
+test_announce_window(void)
+{
+	tap_dbl(pace_announce_window(200, 1000, 1030, 2, 40, 5), 72, 1e-9,
+	    "two calls each: (400 - 40) / 5");
+	tap_dbl(pace_announce_window(30, 1000, 1030, 1, 40, 5), 0, 0,
+	    "fewer than the burst: no spread");
+	tap_dbl(pace_announce_window(40, 1000, 1030, 1, 40, 5), 0, 0, "exactly the burst: none");
+	tap_dbl(pace_announce_window(200, 1000, 1000 + PACE_ANNOUNCED_FOR, 1, 40, 5), 32, 1e-9,
+	    "at the announcement's last second: still spread");
+	tap_dbl(pace_announce_window(200, 1000, 1001 + PACE_ANNOUNCED_FOR, 1, 40, 5), 0, 0,
+	    "a boot after it: a later scale-out, not announced");
+	tap_dbl(pace_announce_window(200, 1000 + PACE_ANNOUNCED_SKEW, 1000, 1, 40, 5), 32, 1e-9,
+	    "an announcement ahead by the skew allowed: spread");
+	tap_dbl(pace_announce_window(200, 1001 + PACE_ANNOUNCED_SKEW, 1000, 1, 40, 5), 0, 0,
+	    "further ahead: a clock too wrong to trust");
+	tap_dbl(pace_announce_window(200, 1000, 1030, 1, 40, 0), 0, 0, "rate 0: never spread");
+	tap_dbl(pace_announce_window(100000, 1000, 1030, 2, 40, 5), PACE_SPREAD_MOST, 0,
+	    "capped at PACE_SPREAD_MOST");
+}
+
+/* The spread holds the first request alone, and only when set before it. */
+static void
+test_spread(void)
+{
+	struct pace	p;
+
+	pace_init(&p);
+	tap_dbl(pace_start(&p, 100, 0.5), 0, 0, "no spread: the first request goes at once");
+	pace_spread(&p, 101, 30, 0);
+	tap_dbl(pace_start(&p, 101, 0.5), 0, 0, "a spread set after the first request: none");
+	tap_dbl(pace_delay(&p, 101), 0, 0, "and no hold");
+
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 0);
+	tap_dbl(pace_start(&p, 100, 0.5), 15, 1e-9, "the first request: u x the spread");
+	tap_dbl(pace_delay(&p, 100), 15, 1e-9, "every request to the bucket waits for it");
+	tap_dbl(pace_start(&p, 105, 0.9), 10, 1e-9, "a second request meanwhile: the same moment");
+	tap_dbl(pace_start(&p, 115, 0.9), 0, 0, "after it: at once");
+	pace_throttled(&p, 115, 0);
+	tap_dbl(pace_delay(&p, 115), PACE_FIRST * PACE_FLOOR, 1e-9,
+	    "a throttling answer after it holds as before");
+}
+
+/* The boot's work before the call counts toward its turn, up to the credit. */
+static void
+test_spread_credit(void)
+{
+	struct pace	p;
+
+	tap_dbl(pace_announce_credit(200, 1, 40, 32), 3.2, 1e-9,
+	    "200 instances over 32 s: 20 turns (half the burst) come in 3.2 s");
+	tap_dbl(pace_announce_credit(200, 2, 40, 72), 3.6, 1e-9, "two calls each over 72 s");
+	tap_dbl(pace_announce_credit(0, 1, 40, 32), 0, 0, "no count: no credit");
+	tap_dbl(pace_announce_credit(200, 1, 40, 0), 0, 0, "no window: no credit");
+
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 3);
+	tap_dbl(pace_start(&p, 101, 0.5), 14, 1e-9, "1 s of boot counts: 15 - 1");
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 3);
+	tap_dbl(pace_start(&p, 110, 0.5), 12, 1e-9, "10 s of boot: the credit's 3 s count");
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 3);
+	tap_dbl(pace_start(&p, 102, 0.01), 0, 0, "a turn that came during the boot: at once");
+	tap_dbl(pace_delay(&p, 102), 0, 0, "and no hold");
 }
 
 int
@@ -165,5 +325,10 @@ main(void)
 	tap_run("cubic", test_cubic);
 	tap_run("recovery", test_recovery);
 	tap_run("fleet model", test_fleet_model);
+	tap_run("fleet model, announced", test_fleet_announced);
+	tap_run("announcement parse", test_announce_parse);
+	tap_run("announcement window", test_announce_window);
+	tap_run("spread", test_spread);
+	tap_run("spread credit", test_spread_credit);
 	return tap_done();
 }
