@@ -116,7 +116,8 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	/* From the boot's start: its own work up to the call counts toward its turn. */
 	since = wall_now() - a->st.boot_start;
 	pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since : 0), w,
-	    pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w));
+	    pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w),
+	    a->cfg->autoscaling_rate);
 	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto Scaling "
 	    "call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
 	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",

@@ -67,13 +67,14 @@ pace_announce_credit(long count, int calls, int burst, double window)
 }
 
 void
-pace_spread(struct pace *p, double now, double window, double credit)
+pace_spread(struct pace *p, double now, double window, double credit, double rate)
 {
-	if (p->started)
+	if (p->started || window <= 0)
 		return;
 	p->spread = window;
 	p->spread_set = now;
 	p->credit = credit;
+	p->base = rate > 0 && 2 / rate < PACE_FIRST ? 2 / rate : 0;
 }
 
 double
@@ -106,7 +107,7 @@ pace_window(const struct pace *p, double now)
 
 	if (p->contended && now > p->since)
 		e = now - p->since;
-	w = PACE_FIRST + PACE_GROW * e;
+	w = (p->base > 0 ? p->base : PACE_FIRST) + PACE_GROW * e;
 	most = PACE_TAIL * e > PACE_MOST ? PACE_TAIL * e : PACE_MOST;
 	return w < most ? w : most;
 }

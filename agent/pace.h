@@ -50,6 +50,7 @@ struct pace {
 	double		spread;		/* seconds the first request is spread over; 0: none */
 	double		spread_set;	/* when the spread was set */
 	double		credit;		/* seconds of the time since then its turn may count */
+	double		base;		/* the first throttling answer's window; 0: PACE_FIRST */
 	double		first;		/* the first request not before this time */
 	int		started;	/* the first request was asked for */
 };
@@ -65,7 +66,8 @@ void	pace_throttled(struct pace *, double now, double u);
 /* Any other answer at now: grow the rate back along the CUBIC curve. */
 void	pace_answered(struct pace *, double now, double u);
 /*
- * The window after a throttling answer at now: PACE_FIRST plus the growth,
+ * The window after a throttling answer at now: PACE_FIRST (or the spread's
+ * base) plus the growth,
  * capped at PACE_MOST, or PACE_TAIL of the contention so far when longer (a
  * backlog of minutes is not served faster by asking every 8 s).
  */
@@ -93,9 +95,11 @@ double	pace_announce_window(long count, double at, double now, int calls, int bu
 double	pace_announce_credit(long count, int calls, int burst, double window);
 /*
  * At now, before the bucket's first request: spread it over window seconds,
- * counting at most credit seconds of the wait from now on as its turn.
+ * counting at most credit seconds of the wait from now on as its turn. The
+ * bucket refills rate requests a second: in a spread fleet a throttling
+ * answer means a dip, not a crowd, so the first hold is two refills.
  */
-void	pace_spread(struct pace *, double now, double window, double credit);
+void	pace_spread(struct pace *, double now, double window, double credit, double rate);
 /*
  * A request is asked for at now: the first one draws its turn, now + u x
  * spread less the credit earned since the spread was set (not before now).

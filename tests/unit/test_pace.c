@@ -129,7 +129,7 @@ fleet_model(double spread, int *throttled, double *end)
 	for (i = 0; i < N; i++) {
 		pace_init(&p[i]);
 		next[i] = 1.5 * lcg(&seed);
-		pace_spread(&p[i], next[i], spread, 0);
+		pace_spread(&p[i], next[i], spread, 0, 5);
 		next[i] += pace_start(&p[i], next[i], lcg(&seed));
 		done[i] = 0;
 	}
@@ -277,12 +277,12 @@ test_spread(void)
 
 	pace_init(&p);
 	tap_dbl(pace_start(&p, 100, 0.5), 0, 0, "no spread: the first request goes at once");
-	pace_spread(&p, 101, 30, 0);
+	pace_spread(&p, 101, 30, 0, 5);
 	tap_dbl(pace_start(&p, 101, 0.5), 0, 0, "a spread set after the first request: none");
 	tap_dbl(pace_delay(&p, 101), 0, 0, "and no hold");
 
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 0);
+	pace_spread(&p, 100, 30, 0, 0);
 	tap_dbl(pace_start(&p, 100, 0.5), 15, 1e-9, "the first request: u x the spread");
 	tap_dbl(pace_delay(&p, 100), 15, 1e-9, "every request to the bucket waits for it");
 	tap_dbl(pace_start(&p, 105, 0.9), 10, 1e-9, "a second request meanwhile: the same moment");
@@ -305,15 +305,35 @@ test_spread_credit(void)
 	tap_dbl(pace_announce_credit(200, 1, 40, 0), 0, 0, "no window: no credit");
 
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 3);
+	pace_spread(&p, 100, 30, 3, 0);
 	tap_dbl(pace_start(&p, 101, 0.5), 14, 1e-9, "1 s of boot counts: 15 - 1");
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 3);
+	pace_spread(&p, 100, 30, 3, 0);
 	tap_dbl(pace_start(&p, 110, 0.5), 12, 1e-9, "10 s of boot: the credit's 3 s count");
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 3);
+	pace_spread(&p, 100, 30, 3, 0);
 	tap_dbl(pace_start(&p, 102, 0.01), 0, 0, "a turn that came during the boot: at once");
 	tap_dbl(pace_delay(&p, 102), 0, 0, "and no hold");
+}
+
+/* In a spread a throttling answer is a dip: the first hold is two refills, then grows. */
+static void
+test_spread_hold(void)
+{
+	struct pace	p;
+
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 0, 5);
+	pace_start(&p, 100, 0.5);
+	pace_throttled(&p, 115, 0.999999);
+	tap_dbl(pace_delay(&p, 115), 0.4, 1e-5, "rate 5: 2 / 5 s");
+	pace_throttled(&p, 116, 0.999999);
+	tap_dbl(pace_delay(&p, 116), 0.4 + PACE_GROW, 1e-5, "a second answer 1 s on: grown");
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 0, 0.5);
+	pace_start(&p, 100, 0.5);
+	pace_throttled(&p, 115, 0.999999);
+	tap_dbl(pace_delay(&p, 115), PACE_FIRST, 1e-5, "a slow refill: never more than PACE_FIRST");
 }
 
 int
@@ -330,5 +350,6 @@ main(void)
 	tap_run("announcement window", test_announce_window);
 	tap_run("spread", test_spread);
 	tap_run("spread credit", test_spread_credit);
+	tap_run("spread hold", test_spread_hold);
 	return tap_done();
 }
