@@ -354,7 +354,7 @@ agent_tick(void *arg)
 {
 	struct agent	*a = arg;
 	char		*cause = NULL;
-	double		 now = mono_now();
+	double		 now = mono_now(), d;
 	enum outcome	 r;
 
 	if (now - a->last_extend > 10) {
@@ -365,6 +365,12 @@ agent_tick(void *arg)
 		agent_metrics(a);
 	if (a->hb_hook == NULL || now < a->next_heartbeat || a->group == NULL)
 		return;
+	/* An announced scale-out's turn not come yet: the heartbeat waits for it, not the tick. */
+	if (a->client.aws.adaptive && (d = pace_start(&a->client.aws.pace[AWS_AUTOSCALING], now,
+	    retry_random())) > 0) {
+		a->next_heartbeat = now + d;
+		return;
+	}
 	a->next_heartbeat = now + a->hb_interval;
 	/*
 	 * With the launch result queued the heartbeat buys nothing but a call
@@ -406,6 +412,23 @@ agent_wait(struct agent *a, double seconds)
 		    &a->halt);
 		agent_tick(a);
 	}
+}
+
+void
+agent_turn(struct agent *a, const char *what)
+{
+	struct pace	*p = &a->client.aws.pace[AWS_AUTOSCALING];
+	double		 d, t0;
+
+	if (!a->client.aws.adaptive || (d = pace_start(p, mono_now(), retry_random())) <= 0)
+		return;
+	state_setf(&a->st.lifecycle, "%s in %.1f s, this instance's turn in the announced "
+	    "scale-out", what, d);
+	agent_save(a);
+	log_debug("%s: %.2f s to this instance's turn", what, d);
+	t0 = mono_now();
+	agent_wait(a, d);
+	pace_held(p, mono_now() - t0);
 }
 
 void
@@ -505,6 +528,7 @@ agent_complete(struct agent *a, const char *result)
 
 	if (a->hook == NULL || a->completed)
 		return OUTCOME_OK;
+	agent_turn(a, result);
 	a->owed = 1;
 	/* In a big scale-out this call can wait on throttling for a while: say so. */
 	state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);

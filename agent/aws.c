@@ -530,7 +530,7 @@ pace_wait(struct aws *a, struct call *c)
 	struct pace	*p = &a->pace[c->svc];
 	double		 d, t0;
 
-	if (!a->adaptive || (d = pace_delay(p, mono_now())) <= 0)
+	if (!a->adaptive || (d = pace_delay(p, mono_now())) <= 0 || halt_stopped(a->halt))
 		return;
 	log_debug("aws: %s: holding %.2f s (learned rate %.3g/s)", c->what, d, p->rate);
 	t0 = mono_now();

@@ -105,7 +105,9 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 		return;
 	w = pace_announce_window(a->scale_n, a->scale_at, wall_now(), calls,
 	    a->cfg->autoscaling_burst, a->cfg->autoscaling_rate);
-	/* A heartbeat may be the call held: the hook must outlive the spread. */
+	/* The boot's deadline and the hook's timeout must outlive the wait for a turn. */
+	if (w > a->cfg->deadline / 2.0)
+		w = a->cfg->deadline / 2.0;
 	if (hook_timeout > 0 && w > hook_timeout / 2.0)
 		w = hook_timeout / 2.0;
 	if (w <= 0) {
@@ -115,9 +117,14 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	}
 	/* From the boot's start: its own work up to the call counts toward its turn. */
 	since = wall_now() - a->st.boot_start;
-	pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since : 0), w,
-	    pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w),
-	    a->cfg->autoscaling_rate);
+	if (!pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since :
+	    0), w, pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w),
+	    a->cfg->autoscaling_rate)) {
+		/* The group's tags or its name came from Auto Scaling: the crowd is past. */
+		log_debug("scale-out of %ld: an Auto Scaling call went first, no spread",
+		    a->scale_n);
+		return;
+	}
 	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto Scaling "
 	    "call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
 	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",
@@ -149,6 +156,7 @@ step_hook(struct agent *a, char **cause)
 		spread_first_call(a, 1, timeout);
 	} else {
 		spread_first_call(a, 2, 0);
+		agent_turn(a, "DescribeLifecycleHooks");
 		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
 		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
@@ -912,6 +920,9 @@ boot_run(struct agent *a)
 		a->completed = 0;
 		a->hook_checked = 0;
 		a->group_checked = 0;
+		/* Copies of an announcement made before the pool was filled: long past. */
+		a->scale_n = 0;
+		state_set(&a->st.scale_out, NULL);
 		free(a->hook);
 		a->hook = NULL;
 		a->hook_tagged = 0;

@@ -66,15 +66,16 @@ pace_announce_credit(long count, int calls, int burst, double window)
 	return burst / 2.0 * window / ((double)count * calls);
 }
 
-void
+int
 pace_spread(struct pace *p, double now, double window, double credit, double rate)
 {
 	if (p->started || window <= 0)
-		return;
+		return 0;
 	p->spread = window;
 	p->spread_set = now;
 	p->credit = credit;
 	p->base = rate > 0 && 2 / rate < PACE_FIRST ? 2 / rate : 0;
+	return 1;
 }
 
 double
@@ -107,7 +108,11 @@ pace_window(const struct pace *p, double now)
 
 	if (p->contended && now > p->since)
 		e = now - p->since;
-	w = (p->base > 0 ? p->base : PACE_FIRST) + PACE_GROW * e;
+	w = PACE_FIRST;
+	/* Days later a throttling answer is a crowd again (a mass scale-in, say). */
+	if (p->base > 0 && now < p->spread_set + p->spread + PACE_SPREAD_TAIL)
+		w = p->base;
+	w += PACE_GROW * e;
 	most = PACE_TAIL * e > PACE_MOST ? PACE_TAIL * e : PACE_MOST;
 	return w < most ? w : most;
 }

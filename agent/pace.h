@@ -37,6 +37,7 @@
 #define PACE_ANNOUNCED_FOR	600.0	/* seconds an announcement holds for boots after it */
 #define PACE_ANNOUNCED_SKEW	300.0	/* seconds of clock skew allowed ahead of it */
 #define PACE_SPREAD_MOST	600.0	/* seconds: the widest spread of a first call */
+#define PACE_SPREAD_TAIL	60.0	/* seconds after a spread its short first hold lasts */
 
 struct pace {
 	int		contended;	/* a throttling answer since the rate was last free */
@@ -97,9 +98,11 @@ double	pace_announce_credit(long count, int calls, int burst, double window);
  * At now, before the bucket's first request: spread it over window seconds,
  * counting at most credit seconds of the wait from now on as its turn. The
  * bucket refills rate requests a second: in a spread fleet a throttling
- * answer means a dip, not a crowd, so the first hold is two refills.
+ * answer means a dip, not a crowd, so the first hold is two refills (until
+ * PACE_SPREAD_TAIL after the spread). 1 when armed; 0 when a request went
+ * first, or window is 0.
  */
-void	pace_spread(struct pace *, double now, double window, double credit, double rate);
+int	pace_spread(struct pace *, double now, double window, double credit, double rate);
 /*
  * A request is asked for at now: the first one draws its turn, now + u x
  * spread less the credit earned since the spread was set (not before now).

@@ -412,18 +412,25 @@ step_targets(const struct run *r, int k, int *idle_want, int *standby_want)
 
 /*
  * Tell the instances about to launch how many they are (PACE_TAG_SCALE_OUT),
- * so they spread their first Auto Scaling calls over the bucket's refill.
+ * so they spread their first Auto Scaling calls over the bucket's refill;
+ * the step deletes the tag once they are healthy.
  */
 static int
-announce(struct run *r, const struct rollgrp *g, int count, char **cause)
+announce(struct run *r, const struct rollgrp *g, int count)
 {
 	const char	*kv[1][2];
-	char		 v[64];
+	char		 v[64], *err = NULL;
 
 	(void)snprintf(v, sizeof v, "%d %lld", count, (long long)wall_now());
 	kv[0][0] = PACE_TAG_SCALE_OUT;
 	kv[0][1] = v;
-	return rollgrp_set_tags(r->a, g->name, kv, 1, 1, cause);
+	/* Only a saving of the fleet's quota: the step goes on without it. */
+	if (rollgrp_set_tags(r->a, g->name, kv, 1, 1, &err) != 0) {
+		log_warn("%s: scale-out not announced (%s)", g->name, err);
+		free(err);
+		return 0;
+	}
+	return 1;
 }
 
 /* Scale the new group to the step's share, wait for its health, then Standby the old. */
@@ -431,15 +438,17 @@ static int
 do_step(struct run *r, char **cause)
 {
 	struct rollgrp	g;
+	char		*err = NULL;
 	int		idle_want, standby_want, moved, n, lo, ret = ROLLOUT_ERROR;
+	int		announced = 0;
 
 	step_targets(r, r->rec.step, &idle_want, &standby_want);
 	memset(&g, 0, sizeof g);
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0)
 		goto out;
 	if (g.desired < idle_want) {
-		if (announce(r, &g, idle_want - g.desired, cause) != 0 ||
-		    rollgrp_set_capacity(r->a, &g, -1, idle_want, cause) != 0)
+		announced = announce(r, &g, idle_want - g.desired);
+		if (rollgrp_set_capacity(r->a, &g, -1, idle_want, cause) != 0)
 			goto out;
 		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
 		    r->rec.step, r->rec.nsteps);
@@ -448,6 +457,9 @@ do_step(struct run *r, char **cause)
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
+	/* Its instances are in: later launches (replacements, scaling) are not its crowd. */
+	if (announced && rollgrp_delete_tag(r->a, g.name, PACE_TAG_SCALE_OUT, &err) != 0)
+		log_warn("%s: tag %s left (%s)", g.name, PACE_TAG_SCALE_OUT, err);
 	rollgrp_clear(&g);
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &g, cause) != 0)
 		goto out;
@@ -474,6 +486,7 @@ do_step(struct run *r, char **cause)
 	ret = ROLLOUT_OK;
 out:
 	rollgrp_clear(&g);
+	free(err);
 	return ret;
 }
 

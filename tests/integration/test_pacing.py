@@ -134,15 +134,40 @@ class Pacing(FakeAWSCase):
         self.assertLessEqual(pace["held"], 6.2, pace)
         reqs = self.autoscaling()
         self.assertEqual([r["action"] for r in reqs], ["CompleteLifecycleAction"], reqs)
-        sent = reqs[0]["time"] - reqs[0]["duration"]
-        self.assertGreaterEqual(sent - t0, pace["held"], f"CONTINUE sent {sent - t0:.2f} s "
-                                f"after the start, held {pace['held']:.2f} s")
+        # The wait sits between serving and the CONTINUE (the boot's own work took no
+        # credit: a burst of 0 gives none).
+        m = st["milestones"]
+        gap = m["continue_sent"] - m["serving"]
+        self.assertGreaterEqual(gap, pace["held"] - 0.05, f"serving to CONTINUE {gap:.2f} s, "
+                                f"held {pace['held']:.2f} s")
+        self.assertLess(gap, pace["held"] + 1.0, f"serving to CONTINUE {gap:.2f} s, "
+                        f"held {pace['held']:.2f} s")
         self.assertIn("scale-out of 12 instances: first Auto Scaling call spread over 6.0 s",
                       a.log_text())
         text = a.status().stdout
         self.assertRegex(text, r"\n  scale-out +12 instances announced")
         self.assertRegex(text, r"\n  autoscaling +0 throttling answers, held calls back "
                          r"\d+\.\d s, free again\n")
+
+    def test_an_announced_scale_out_spreads_describe_lifecycle_hooks(self):
+        # No hook named: two Auto Scaling calls a boot, so 6 instances need 6 s of a
+        # bucket refilled at 2 a second, and the first, DescribeLifecycleHooks, waits
+        # its turn from the boot's start.
+        w, _ = self.world(tags={"asg-agent:scale-out": f"6 {int(time.time())}"})
+        a = self.start("[aws]\nautoscaling_burst = 0\nautoscaling_rate = 2\n")
+        self.assert_serving(a, w)
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"^6 instances announced \d+ s before; first "
+                         r"Auto Scaling call spread over 6\.0 s$")
+        held = st["api_pacing"]["autoscaling"]["held"]
+        self.assertGreater(held, 0, st["api_pacing"])
+        reqs = self.autoscaling()
+        self.assertEqual([r["action"] for r in reqs],
+                         ["DescribeLifecycleHooks", "CompleteLifecycleAction"], reqs)
+        sent = reqs[0]["time"] - reqs[0]["duration"]
+        start = st["milestones"]["agent_start"]
+        self.assertGreaterEqual(sent - start, held - 0.05, f"DescribeLifecycleHooks sent "
+                                f"{sent - start:.2f} s after the agent's start, held {held:.2f} s")
 
     def test_an_old_announcement_spreads_nothing(self):
         # Announced 11 minutes ago: a later scale-out (a scaling policy's) launched this one.

@@ -198,15 +198,18 @@ class Rollout(RolloutCase):
         self.assertEqual(tags.get("asg-agent:launch-hook"), f"{self.green}-launch 300", tags)
         self.assertNotIn("asg-agent:terminate-hook", tags)
         self.assertIn("phase=switched", tags["asg-agent:rollout"])
-        # The scale-out announced to the instances it launched: 2 of them, just now.
-        ann = [t for t in self.asg.describe_tags(Filters=[
-            {"Name": "auto-scaling-group", "Values": [self.green]},
-            {"Name": "key", "Values": ["asg-agent:scale-out"]}])["Tags"]]
-        self.assertEqual(len(ann), 1, ann)
-        self.assertTrue(ann[0]["PropagateAtLaunch"], ann)
-        count, at = ann[0]["Value"].split(" ")
-        self.assertEqual(count, "2", ann)
-        self.assertLess(abs(time.time() - int(at)), 120, ann)
+        # The scale-out announced to the instances it launched (their copies of the tag):
+        # 2 of them, just now; the group's tag deleted once they were healthy.
+        ids = [i["InstanceId"] for i in self.asg_group(self.green)["Instances"]]
+        copies = self.f.client("ec2").describe_tags(Filters=[
+            {"Name": "resource-id", "Values": ids},
+            {"Name": "key", "Values": ["asg-agent:scale-out"]}])["Tags"]
+        self.assertEqual(len(copies), 2, copies)
+        for c in copies:
+            count, at = c["Value"].split(" ")
+            self.assertEqual(count, "2", copies)
+            self.assertLess(abs(time.time() - int(at)), 120, copies)
+        self.assertNotIn("asg-agent:scale-out", tags)
         st = self.rollout("status", "--json")
         self.assert_exit(st, 0)
         doc = json.loads(st.stdout)

@@ -154,6 +154,8 @@ fleet_model(double spread, int *throttled, double *end)
 		pace_throttled(&p[best], t, lcg(&seed));
 		next[best] = t + pace_delay(&p[best], t);
 	}
+	if (left > 0)
+		tap_diag("%d clients left without a token", left);
 	return left > 0 ? -1 : attempts;
 }
 
@@ -165,7 +167,8 @@ test_fleet_model(void)
 	int	attempts, throttled;
 
 	attempts = fleet_model(0, &throttled, &end);
-	tap_true(attempts > 0, "every client got through");
+	tap_true(attempts > 0, "every client got through (got %d attempts; -1: some left)",
+	    attempts);
 	tap_true((double)attempts / N < 5, "requests per client %.2f < 5 (standard: about 6)",
 	    (double)attempts / N);
 	tap_true(end < 32 * 1.25, "the last one through at %.1f s, within 25 %% of the floor 32 s",
@@ -188,7 +191,8 @@ test_fleet_announced(void)
 	w = pace_announce_window(N, 1000, 1001, 1, 40, 5);
 	tap_dbl(w, 32, 1e-9, "the window is the bucket's floor");
 	attempts = fleet_model(w, &throttled, &end);
-	tap_true(attempts > 0, "every client got through");
+	tap_true(attempts > 0, "every client got through (got %d attempts; -1: some left)",
+	    attempts);
 	tap_true((double)attempts / N < 1.2, "requests per client %.2f < 1.2",
 	    (double)attempts / N);
 	tap_true(throttled < 0.15 * attempts, "throttled %d of %d requests, under 15 %%",
@@ -277,12 +281,13 @@ test_spread(void)
 
 	pace_init(&p);
 	tap_dbl(pace_start(&p, 100, 0.5), 0, 0, "no spread: the first request goes at once");
-	pace_spread(&p, 101, 30, 0, 5);
-	tap_dbl(pace_start(&p, 101, 0.5), 0, 0, "a spread set after the first request: none");
+	tap_int(pace_spread(&p, 101, 30, 0, 5), 0, "a spread after the first request: not armed");
+	tap_dbl(pace_start(&p, 101, 0.5), 0, 0, "and no wait");
 	tap_dbl(pace_delay(&p, 101), 0, 0, "and no hold");
 
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 0, 0);
+	tap_int(pace_spread(&p, 100, 0, 0, 5), 0, "a window of 0 arms nothing");
+	tap_int(pace_spread(&p, 100, 30, 0, 0), 1, "a window arms the spread");
 	tap_dbl(pace_start(&p, 100, 0.5), 15, 1e-9, "the first request: u x the spread");
 	tap_dbl(pace_delay(&p, 100), 15, 1e-9, "every request to the bucket waits for it");
 	tap_dbl(pace_start(&p, 105, 0.9), 10, 1e-9, "a second request meanwhile: the same moment");
@@ -334,6 +339,12 @@ test_spread_hold(void)
 	pace_start(&p, 100, 0.5);
 	pace_throttled(&p, 115, 0.999999);
 	tap_dbl(pace_delay(&p, 115), PACE_FIRST, 1e-5, "a slow refill: never more than PACE_FIRST");
+	pace_init(&p);
+	pace_spread(&p, 100, 30, 0, 5);
+	pace_start(&p, 100, 0.5);
+	pace_throttled(&p, 100 + 30 + PACE_SPREAD_TAIL, 0.999999);
+	tap_dbl(pace_delay(&p, 100 + 30 + PACE_SPREAD_TAIL), PACE_FIRST, 1e-5,
+	    "long after the spread a throttling answer is a crowd again: PACE_FIRST");
 }
 
 int
