@@ -414,21 +414,25 @@ agent_wait(struct agent *a, double seconds)
 	}
 }
 
-void
-agent_turn(struct agent *a, const char *what)
+double
+agent_turn_in(struct agent *a)
 {
-	struct pace	*p = &a->client.aws.pace[AWS_AUTOSCALING];
-	double		 d, t0;
+	if (!a->client.aws.adaptive)
+		return 0;
+	return pace_start(&a->client.aws.pace[AWS_AUTOSCALING], mono_now(), retry_random());
+}
 
-	if (!a->client.aws.adaptive || (d = pace_start(p, mono_now(), retry_random())) <= 0)
+void
+agent_turn(struct agent *a)
+{
+	double	d, t0 = mono_now();
+
+	/* The turn is a moment, not a span: time spent saving the state is not added to it. */
+	if ((d = agent_turn_in(a)) <= 0)
 		return;
-	state_setf(&a->st.lifecycle, "%s in %.1f s, this instance's turn in the announced "
-	    "scale-out", what, d);
-	agent_save(a);
-	log_debug("%s: %.2f s to this instance's turn", what, d);
-	t0 = mono_now();
+	log_debug("%.2f s to this instance's turn in the announced scale-out", d);
 	agent_wait(a, d);
-	pace_held(p, mono_now() - t0);
+	pace_held(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - t0);
 }
 
 void
@@ -525,14 +529,19 @@ agent_complete(struct agent *a, const char *result)
 {
 	char		*cause = NULL;
 	enum outcome	 r;
+	double		 d;
 
 	if (a->hook == NULL || a->completed)
 		return OUTCOME_OK;
-	agent_turn(a, result);
 	a->owed = 1;
 	/* In a big scale-out this call can wait on throttling for a while: say so. */
-	state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);
+	if ((d = agent_turn_in(a)) > 0)
+		state_setf(&a->st.lifecycle, "%s for launch hook %s in %.1f s, this instance's "
+		    "turn in the announced scale-out", result, a->hook, d);
+	else
+		state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);
 	agent_save(a);
+	agent_turn(a);
 	r = lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
 	    &cause);
 	if (r == OUTCOME_NOT_FOUND && a->hook_tagged &&

@@ -91,11 +91,10 @@ void	agent_heartbeats(struct agent *, const char *hook, int hook_timeout, char *
 void	agent_tick(void *);
 /* Sleep in small slices so heartbeats and signals are never late. */
 void	agent_wait(struct agent *, double);
-/*
- * Wait, ticking, for this instance's turn in an announced scale-out before
- * its first Auto Scaling call (what: the call, for status).
- */
-void	agent_turn(struct agent *, const char *what);
+/* Seconds to this instance's turn in an announced scale-out (drawn at the first ask); 0: none. */
+double	agent_turn_in(struct agent *);
+/* Wait for that turn, ticking, before the first Auto Scaling call. */
+void	agent_turn(struct agent *);
 /* A retry that pauses at the given pace and ends on stop (or, patient, on hurry). */
 void	agent_retry(struct agent *, struct retry *, double base, double cap,
 	    double deadline, int patient, int tick);
