@@ -126,21 +126,30 @@ def oracle(rng, a, s, t, world):
 
 
 class Announced:
-    """What-if, not built: every instance is told N (a tag the CI's rollout
-    would write before it raises the capacity) and holds its first attempt
-    back U(0, (N - burst) / rate) from its own start, then retries after
-    hold x U(0.7, 1). It needs the bucket's size, which AWS does not publish,
-    and it spreads what the boots may have spread already: with starts over
-    S seconds its p99 grows by up to S."""
+    """asg-agent's retry_mode = adaptive in an announced scale-out (session
+    8, agent/pace.c): every instance is told N (the tag asg-agent:scale-out
+    a rollout step writes before it raises the capacity) and holds its first
+    attempt back U(0, W), W = (N - burst) / rate (one call per instance
+    here; at most 600 s, the agent's [agent] deadline / 2 by default: 300 s)
+    from its own start (the model has no boot before the call, so the
+    agent's credit for it does not arise), then retries as adaptive does
+    with a first window of two refills, 2 / rate (hold=None), or after hold
+    x U(0.7, 1). It needs the bucket's size, which AWS does not publish (the
+    agent's [aws] autoscaling_burst and autoscaling_rate), and it spreads
+    what the boots may have spread already: with starts over S seconds its
+    p99 grows by up to S."""
 
-    def __init__(self, hold=0.5):
+    def __init__(self, hold=None, cap=300.0):
         self.hold = hold
+        self.cap = cap
 
-    @staticmethod
-    def first(rng, n, burst, rate):
-        return rng.uniform(0, max(0.0, (n - burst) / rate))
+    def first(self, rng, n, burst, rate):
+        return rng.uniform(0, min(self.cap, max(0.0, (n - burst) / rate)))
 
-    def __call__(self, rng, a, s, *_):
+    def __call__(self, rng, a, s, t, world):
+        if self.hold is None:
+            # A throttled turn is a dip, not a crowd: the first hold is two refills.
+            return adaptive(w0=min(2.0, 2 / world["rate"]))(rng, a, s, t, world)
         return self.hold * rng.uniform(0.7, 1)
 
 
@@ -236,11 +245,13 @@ POLICIES = {
     "AWS SDK adaptive mode (botocore: standard + CUBIC rate limiter, 3 attempts)": Botocore(),
     "AWS SDK adaptive mode, attempts unlimited (the retry quota ends a call after 100 retries)":
         Botocore(max_attempts=math.inf),
+    "asg-agent's retry_mode = adaptive, the scale-out announced: first attempt held U(0, (N - burst) / "
+    "rate), then adaptive from a 2 / rate window": Announced(),
+    "the same with [agent] deadline = 1200 (turns over up to 600 s, not 300 s)": Announced(cap=600.0),
+    "the same with 0.5 s holds after a throttle (session 7's what-if)": Announced(hold=0.5),
 }
 BOUNDS = {
     "bound: an oracle that knows W, the instances still waiting, and waits U(0, W / rate)": oracle,
-    "what-if: N announced by the CI, first attempt held U(0, (N - burst) / rate), then 0.5 s holds":
-        Announced(),
 }
 
 
