@@ -169,6 +169,28 @@ class Pacing(FakeAWSCase):
         self.assertGreaterEqual(sent - start, held - 0.05, f"DescribeLifecycleHooks sent "
                                 f"{sent - start:.2f} s after the agent's start, held {held:.2f} s")
 
+    def test_a_turn_is_at_most_half_the_boot_deadline(self):
+        # 100 instances at 1 a second need 100 s; a boot allowed 10 s waits at most 5.
+        a, _ = self.announced(f"100 {int(time.time())}",
+                              "[agent]\ndeadline = 10\n[aws]\nautoscaling_burst = 0\n"
+                              "autoscaling_rate = 1\n")
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"spread over 5\.0 s$")
+        held = st["api_pacing"].get("autoscaling", {}).get("held", 0)
+        self.assertLessEqual(held, 5.2, st["api_pacing"])
+
+    def test_a_turn_is_at_most_half_a_tagged_hooks_timeout(self):
+        # The hook's tag says it times out after 30 s: the turn leaves it half.
+        w, _ = self.world(heartbeat_timeout=30, tags={
+            "asg-agent:launch-hook": f"{self.group}-launch 30",
+            "asg-agent:scale-out": f"100 {int(time.time())}"})
+        a = self.start("[aws]\nautoscaling_burst = 0\nautoscaling_rate = 1\n")
+        self.assert_serving(a, w)
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"spread over 15\.0 s$")
+        held = st["api_pacing"].get("autoscaling", {}).get("held", 0)
+        self.assertLessEqual(held, 15.2, st["api_pacing"])
+
     def test_an_old_announcement_spreads_nothing(self):
         # Announced 11 minutes ago: a later scale-out (a scaling policy's) launched this one.
         a, _ = self.announced(f"12 {int(time.time()) - 660}")
