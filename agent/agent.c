@@ -366,8 +366,7 @@ agent_tick(void *arg)
 	if (a->hb_hook == NULL || now < a->next_heartbeat || a->group == NULL)
 		return;
 	/* An announced scale-out's turn not come yet: the heartbeat waits for it, not the tick. */
-	if (a->client.aws.adaptive && (d = pace_start(&a->client.aws.pace[AWS_AUTOSCALING], now,
-	    retry_random())) > 0) {
+	if ((d = agent_turn_in(a)) > 0) {
 		a->next_heartbeat = now + d;
 		return;
 	}
@@ -422,17 +421,21 @@ agent_turn_in(struct agent *a)
 	return pace_start(&a->client.aws.pace[AWS_AUTOSCALING], mono_now(), retry_random());
 }
 
-void
-agent_turn(struct agent *a)
+int
+agent_turn(struct agent *a, const char *what)
 {
 	double	d, t0 = mono_now();
 
-	/* The turn is a moment, not a span: time spent saving the state is not added to it. */
 	if ((d = agent_turn_in(a)) <= 0)
-		return;
+		return 0;
+	state_setf(&a->st.lifecycle, "%s in %.1f s, this instance's turn in the announced "
+	    "scale-out", what, d);
+	agent_save(a);
+	/* The turn is a moment, not a span: time spent saving the state is not added to it. */
 	log_debug("%.2f s to this instance's turn in the announced scale-out", d);
-	agent_wait(a, d);
+	agent_wait(a, agent_turn_in(a));
 	pace_held(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - t0);
+	return 1;
 }
 
 void
@@ -527,21 +530,21 @@ complete_renamed(struct agent *a, const char *result, char **cause)
 enum outcome
 agent_complete(struct agent *a, const char *result)
 {
-	char		*cause = NULL;
+	char		*cause = NULL, *what;
 	enum outcome	 r;
-	double		 d;
+	int		 waited;
 
 	if (a->hook == NULL || a->completed)
 		return OUTCOME_OK;
 	a->owed = 1;
+	what = xasprintf("%s for launch hook %s", result, a->hook);
+	waited = agent_turn(a, what);
+	free(what);
 	/* In a big scale-out this call can wait on throttling for a while: say so. */
-	if ((d = agent_turn_in(a)) > 0)
-		state_setf(&a->st.lifecycle, "%s for launch hook %s in %.1f s, this instance's "
-		    "turn in the announced scale-out", result, a->hook, d);
-	else
+	if (!waited) {
 		state_setf(&a->st.lifecycle, "sending %s for launch hook %s", result, a->hook);
-	agent_save(a);
-	agent_turn(a);
+		agent_save(a);
+	}
 	r = lifecycle_complete(&a->client.aws, a->group, a->hook, a->instance_id, result,
 	    &cause);
 	if (r == OUTCOME_NOT_FOUND && a->hook_tagged &&

@@ -93,8 +93,11 @@ void	agent_tick(void *);
 void	agent_wait(struct agent *, double);
 /* Seconds to this instance's turn in an announced scale-out (drawn at the first ask); 0: none. */
 double	agent_turn_in(struct agent *);
-/* Wait for that turn, ticking, before the first Auto Scaling call. */
-void	agent_turn(struct agent *);
+/*
+ * Wait for that turn, ticking, before the first Auto Scaling call, what (the
+ * call) in status meanwhile; 1 when it waited, 0 when its turn had come.
+ */
+int	agent_turn(struct agent *, const char *what);
 /* A retry that pauses at the given pace and ends on stop (or, patient, on hurry). */
 void	agent_retry(struct agent *, struct retry *, double base, double cap,
 	    double deadline, int patient, int tick);

@@ -139,7 +139,6 @@ step_hook(struct agent *a, char **cause)
 	struct retry		r;
 	struct lifecycle_hook	launch = { NULL, 0 }, term;
 	enum outcome		o;
-	double			delay;
 	int			timeout = 0;
 
 	if (a->hook_checked || a->group == NULL)
@@ -157,12 +156,7 @@ step_hook(struct agent *a, char **cause)
 		spread_first_call(a, 1, timeout);
 	} else {
 		spread_first_call(a, 2, 0);
-		if ((delay = agent_turn_in(a)) > 0) {
-			state_setf(&a->st.lifecycle, "DescribeLifecycleHooks in %.1f s, this "
-			    "instance's turn in the announced scale-out", delay);
-			agent_save(a);
-			agent_turn(a);
-		}
+		agent_turn(a, "DescribeLifecycleHooks");
 		boot_retry(a, &r, HUGE_VAL, 1);
 		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
 		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
