@@ -190,6 +190,40 @@ class Pacing(FakeAWSCase):
         self.assertRegex(st.get("scale_out") or "", r"spread over 15\.0 s$")
         held = st["api_pacing"].get("autoscaling", {}).get("held", 0)
         self.assertLessEqual(held, 15.2, st["api_pacing"])
+        # A hook this short gets a heartbeat as soon as it is known, before the download:
+        # the heartbeat waits for the turn in the ticks, so the boot goes on to serving and
+        # the turn is waited for between serving and the CONTINUE (queued by then, so the
+        # heartbeat due at the turn is skipped), not inside a heartbeat holding the boot.
+        m = st["milestones"]
+        gap = m["continue_sent"] - m["serving"]
+        self.assertGreaterEqual(gap, held - 0.05, f"serving to CONTINUE {gap:.2f} s, "
+                                f"held {held:.2f} s")
+        self.assertEqual([r["action"] for r in self.autoscaling()],
+                         ["CompleteLifecycleAction"], self.autoscaling())
+
+    def test_a_warm_pool_instance_takes_its_turn_once(self):
+        # Launched into the warm pool by an announced scale-out: the warm-up's CONTINUE
+        # takes its turn. Leaving the pool within the announcement's 10 minutes, the
+        # second boot's CONTINUE does not wait again, and status no longer claims a spread.
+        self.world(tags={"asg-agent:launch-hook": f"{self.group}-launch 300",
+                         "asg-agent:scale-out": f"12 {int(time.time())}"})
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        a = self.start("[aws]\nautoscaling_burst = 0\nautoscaling_rate = 2\n")
+        self.assertTrue(self.wait_for(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                                      30), a.log_text())
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"spread over 6\.0 s$")
+        held = st["api_pacing"]["autoscaling"]["held"]
+        self.assertGreater(held, 0, st["api_pacing"])
+        self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
+        self.assertTrue(self.wait_for(lambda: "serving 1.0.0" in a.log_text(), 30),
+                        a.log_text())
+        st = a.status_json()
+        self.assertIsNone(st.get("scale_out"), st)
+        self.assertAlmostEqual(st["api_pacing"]["autoscaling"]["held"], held, delta=0.01,
+                               msg=st["api_pacing"])
+        log = a.log_text()
+        self.assertEqual(log.count("to this instance's turn in the announced scale-out"), 1, log)
 
     def test_an_old_announcement_spreads_nothing(self):
         # Announced 11 minutes ago: a later scale-out (a scaling policy's) launched this one.
