@@ -57,6 +57,7 @@ agent_init(struct agent *a, struct config *cfg)
 {
 	memset(a, 0, sizeof *a);
 	a->cfg = cfg;
+	a->dereg = -1;
 	state_init(&a->st);
 }
 
@@ -296,11 +297,16 @@ arm_heartbeats(struct agent *a, const char *hook, int hook_timeout)
  */
 void
 agent_heartbeats(struct agent *a, const char *hook, int hook_timeout, char **tagged,
-    int launch)
+    int launch, double not_before)
 {
 	arm_heartbeats(a, hook, hook_timeout);
 	a->hb_ref = tagged;
 	a->hb_launch = launch;
+	/* Told when the action comes (a terminate action, after the deregistration delay). */
+	if (not_before > mono_now()) {
+		a->next_heartbeat = not_before;
+		return;
+	}
 	/*
 	 * The hook's clock started at launch, before we ran: a short timeout
 	 * gets a heartbeat now; a long one the first after an interval, which

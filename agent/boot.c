@@ -178,7 +178,7 @@ step_hook(struct agent *a, char **cause)
 	if (a->hook != NULL) {
 		state_setf(&a->st.lifecycle, "launch hook %s pending%s", a->hook,
 		    a->hook_tagged ? " (named by tag " LIFECYCLE_TAG_LAUNCH ")" : "");
-		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1);
+		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1, 0);
 	} else
 		state_set(&a->st.lifecycle, "no launch hook on the group");
 	return 0;
@@ -230,6 +230,21 @@ take_hook_tag(struct agent *a, const struct tags *t, const char *key, struct lif
 	}
 }
 
+/* The load balancers' deregistration delay (written by rollout and publish), once; a bad value is ignored. */
+static void
+take_dereg_tag(struct agent *a, const struct tags *t)
+{
+	const char	*v;
+
+	if (a->dereg != -1 || (v = tags_get(t, LIFECYCLE_TAG_DEREG)) == NULL)
+		return;
+	if ((a->dereg = lifecycle_dereg_parse(v)) < 0) {
+		log_warn("tag %s = '%s' is not seconds from 0 to %d: ignored", LIFECYCLE_TAG_DEREG,
+		    v, LIFECYCLE_DEREG_MAX);
+		a->dereg = -2;
+	}
+}
+
 /* Whether the instance's tags hold a fresh launch-time copy of the group's. */
 static int
 fresh_copy(const struct agent *a, const struct tags *t)
@@ -245,7 +260,7 @@ fresh_copy(const struct agent *a, const struct tags *t)
 static enum outcome
 poll_tags(struct agent *a, int *imds_tags, char **cause)
 {
-	const char	*keys[7], *v, *src_name = NULL, *src_via = "";
+	const char	*keys[8], *v, *src_name = NULL, *src_via = "";
 	struct tags	 t;
 	char		*g = NULL, *err = NULL;
 	enum outcome	 r, r2, ret = OUTCOME_FATAL;
@@ -258,6 +273,7 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 	keys[n++] = LIFECYCLE_TAG_LAUNCH;
 	keys[n++] = LIFECYCLE_TAG_TERMINATE;
 	keys[n++] = PACE_TAG_SCALE_OUT;
+	keys[n++] = LIFECYCLE_TAG_DEREG;
 	keys[n] = NULL;
 	memset(&t, 0, sizeof t);
 
@@ -337,6 +353,7 @@ poll_tags(struct agent *a, int *imds_tags, char **cause)
 	take_hook_tag(a, &t, LIFECYCLE_TAG_LAUNCH, &a->tag_launch);
 	take_hook_tag(a, &t, LIFECYCLE_TAG_TERMINATE, &a->tag_term);
 	take_scale_tag(a, &t);
+	take_dereg_tag(a, &t);
 	ret = OUTCOME_OK;
 out:
 	tags_free(&t);
@@ -932,6 +949,7 @@ boot_run(struct agent *a)
 		free(a->tag_launch.name);
 		free(a->tag_term.name);
 		a->tag_launch.name = a->tag_term.name = NULL;
+		a->dereg = -1;
 		free(a->version);
 		free(a->sha256);
 		a->version = a->sha256 = NULL;

@@ -15,6 +15,21 @@
 #define LIFECYCLE_TIMEOUT_MAX	7200
 #define LIFECYCLE_TAG_MAX	256	/* an Auto Scaling tag value's length */
 
+int
+lifecycle_dereg_parse(const char *s)
+{
+	char	*end;
+	long	 t;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	t = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || t > LIFECYCLE_DEREG_MAX)
+		return -1;
+	return (int)t;
+}
+
 char *
 lifecycle_hook_encode(const struct lifecycle_hook *h)
 {
@@ -159,6 +174,19 @@ lifecycle_hook_tags(struct aws *a, const char *group, struct lifecycle_tags *t,
 	return OUTCOME_OK;
 }
 
+int
+lifecycle_parse_dereg(const struct xml_node *root)
+{
+	struct xml_node	*m;
+	const char	*k;
+
+	for (m = xml_child(xml_find(root, "Attributes"), "member"); m != NULL; m = xml_next(m))
+		if ((k = xml_child_text(m, "Key")) != NULL &&
+		    strcmp(k, "deregistration_delay.timeout_seconds") == 0)
+			return lifecycle_dereg_parse(xml_child_text(m, "Value"));
+	return -1;
+}
+
 void
 lifecycle_tags_free(struct lifecycle_tags *t)
 {
@@ -166,6 +194,7 @@ lifecycle_tags_free(struct lifecycle_tags *t)
 		return;
 	free(t->own[0]);
 	free(t->own[1]);
+	free(t->own[2]);
 	memset(t, 0, sizeof *t);
 }
 

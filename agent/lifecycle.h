@@ -7,6 +7,7 @@
 #include "outcome.h"
 
 struct aws;
+struct xml_node;
 
 #define LIFECYCLE_LAUNCHING	"autoscaling:EC2_INSTANCE_LAUNCHING"
 #define LIFECYCLE_TERMINATING	"autoscaling:EC2_INSTANCE_TERMINATING"
@@ -31,6 +32,19 @@ struct lifecycle_hook {
 #define LIFECYCLE_TAG_LAUNCH	"asg-agent:launch-hook"
 #define LIFECYCLE_TAG_TERMINATE	"asg-agent:terminate-hook"
 
+/*
+ * Group tag (PropagateAtLaunch): the longest deregistration delay of the
+ * group's target groups, in seconds. AWS registers a terminate action only
+ * once the load balancers have deregistered the instance, so a heartbeat
+ * sent before then finds none: an instance told the delay waits it out
+ * rather than asking every 30 s, which at a scale-in of hundreds is more
+ * than the account's Auto Scaling bucket refills.
+ */
+#define LIFECYCLE_TAG_DEREG	"asg-agent:deregistration-delay"
+#define LIFECYCLE_DEREG_MAX	3600
+
+/* Such a tag's value: 0 to LIFECYCLE_DEREG_MAX seconds, digits only; else -1. */
+int	 lifecycle_dereg_parse(const char *);
 /* A hook as such a tag's value (caller frees). */
 char	*lifecycle_hook_encode(const struct lifecycle_hook *);
 /*
@@ -41,15 +55,17 @@ char	*lifecycle_hook_encode(const struct lifecycle_hook *);
 int	 lifecycle_hook_parse(const char *, struct lifecycle_hook *h);
 /* A group's hook tags as AWS has its hooks now, for a caller about to tag the group. */
 struct lifecycle_tags {
-	const char	*kv[2][2];	/* { key, value } pairs to set */
+	const char	*kv[3][2];	/* { key, value } pairs to set */
 	size_t		 n;
-	const char	*gone[2];	/* keys of transitions without a hook, to delete */
+	const char	*gone[3];	/* keys of what the group no longer has, to delete */
 	size_t		 ngone;
-	char		*own[2];	/* the values */
+	char		*own[3];	/* the values */
 };
 /* From one DescribeLifecycleHooks; lifecycle_tags_free frees it (also after an error). */
 enum outcome lifecycle_hook_tags(struct aws *, const char *group, struct lifecycle_tags *,
 	    char **);
+/* The parser of one DescribeTargetGroupAttributes answer: the delay, or -1. */
+int	 lifecycle_parse_dereg(const struct xml_node *);
 void	lifecycle_tags_free(struct lifecycle_tags *);
 /*
  * The group's first launch hook and first terminate hook, from one
@@ -63,7 +79,6 @@ enum outcome lifecycle_find_named(struct aws *, const char *group, const char *l
 	    const char *terminate_name, struct lifecycle_hook *launch,
 	    struct lifecycle_hook *terminate, char **);
 /* The parser of that answer, exported for the unit tests. */
-struct xml_node;
 void	lifecycle_parse_hooks(const struct xml_node *, const char *launch_name,
 	    const char *terminate_name, struct lifecycle_hook *launch,
 	    struct lifecycle_hook *terminate);

@@ -16,6 +16,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "publish.h"
+#include "rollgrp.h"
 #include "sigv4.h"
 #include "tags.h"
 #include "template.h"
@@ -559,6 +560,11 @@ tag_group(struct aws *a, const struct publish_opts *o, const char *group, const 
 	/* Without the hooks' names instances ask for them, as before: not worth failing. */
 	if (lifecycle_hook_tags(a, group, &hooks, &err) != OUTCOME_OK)
 		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", group, err);
+	/* Without it instances ask for their terminate action every 30 s until it exists. */
+	free(err);
+	err = NULL;
+	if (rollgrp_dereg_tag(a, group, &hooks, &err) != 0)
+		log_warn("%s: deregistration delay not in tags (%s)", group, err);
 	for (i = 0; i < hooks.n; i++) {
 		kv[n][0] = hooks.kv[i][0];
 		kv[n++][1] = hooks.kv[i][1];

@@ -5,6 +5,8 @@
 
 #include "aws.h"
 #include "history.h"
+#include "lifecycle.h"
+#include "log.h"
 #include "rollgrp.h"
 #include "tags.h"
 #include "util.h"
@@ -73,6 +75,7 @@ rollgrp_describe(struct aws *a, const char *version_tag, const char *name,
 		g->inst[g->ninst].health = NULL;
 		g->ninst++;
 	}
+	g->classic = xml_child(xml_child(m, "LoadBalancerNames"), "member") != NULL;
 	for (n = xml_child(xml_child(m, "TargetGroupARNs"), "member"); n != NULL;
 	    n = xml_next(n)) {
 		g->tgs = xrealloc(g->tgs, (g->ntgs + 1) * sizeof *g->tgs);
@@ -101,6 +104,46 @@ out:
 	aws_result_free(&res);
 	if (ret != 0)
 		rollgrp_clear(g);
+	return ret;
+}
+
+int
+rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, char **cause)
+{
+	struct rollgrp		 g;
+	struct aws_result	 res;
+	size_t			 i;
+	int			 d, most = -1, ret = -1;
+
+	memset(&res, 0, sizeof res);
+	if (rollgrp_describe(a, "", name, &g, cause) != 0)
+		return -1;
+	for (i = 0; i < g.ntgs && !g.classic; i++) {
+		struct aws_param	p[] = { { "TargetGroupArn", g.tgs[i] } };
+
+		aws_result_free(&res);
+		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetGroupAttributes", p, nitems(p),
+		    &res, cause) != 0)
+			goto out;
+		if ((d = lifecycle_parse_dereg(res.xml)) < 0) {
+			set_cause(cause, "%s: no deregistration_delay.timeout_seconds", g.tgs[i]);
+			goto out;
+		}
+		most = d > most ? d : most;
+	}
+	if (most < 0) {
+		log_debug("%s: %s: no deregistration delay to tag", name, g.classic ?
+		    "a Classic Load Balancer" : "no target group");
+		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
+	} else {
+		t->own[2] = xasprintf("%d", most);
+		t->kv[t->n][0] = LIFECYCLE_TAG_DEREG;
+		t->kv[t->n++][1] = t->own[2];
+	}
+	ret = 0;
+out:
+	aws_result_free(&res);
+	rollgrp_clear(&g);
 	return ret;
 }
 

@@ -28,6 +28,7 @@ struct rollgrp {
 	size_t			 ninst;
 	char			**tgs;		/* target group ARNs */
 	size_t			 ntgs;
+	int			 classic;	/* behind a Classic Load Balancer too */
 	char			*rollout;	/* the rollout tag's value, or NULL */
 	char			*live;		/* the live tag's value, or NULL */
 	char			*version;	/* the version tag's value, or NULL */
@@ -41,6 +42,15 @@ void	rollgrp_clear(struct rollgrp *);
 int	rollgrp_describe(struct aws *, const char *version_tag, const char *name,
 	    struct rollgrp *, char **);
 int	rollgrp_target_health(struct aws *, struct rollgrp *, char **);
+/*
+ * Add LIFECYCLE_TAG_DEREG to t (after lifecycle_hook_tags): the longest
+ * deregistration_delay.timeout_seconds of the group's target groups, from
+ * DescribeAutoScalingGroups and one DescribeTargetGroupAttributes each. A
+ * group without target groups, or behind a Classic Load Balancer (whose
+ * draining this does not read), gets the tag deleted.
+ */
+struct lifecycle_tags;
+int	rollgrp_dereg_tag(struct aws *, const char *name, struct lifecycle_tags *t, char **);
 int	rollgrp_set_tags(struct aws *, const char *name, const char *const kv[][2], size_t n,
 	    int propagate, char **);
 int	rollgrp_delete_tag(struct aws *, const char *name, const char *key, char **);

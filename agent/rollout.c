@@ -913,6 +913,11 @@ tag_version(struct run *r, char **cause)
 	if (lifecycle_hook_tags(r->a, r->rec.idle, &hooks, &err) != OUTCOME_OK)
 		log_warn("%s: hooks not named in tags (DescribeLifecycleHooks: %s)", r->rec.idle,
 		    err);
+	/* Without it instances ask for their terminate action every 30 s until it exists. */
+	free(err);
+	err = NULL;
+	if (rollgrp_dereg_tag(r->a, r->rec.idle, &hooks, &err) != 0)
+		log_warn("%s: deregistration delay not in tags (%s)", r->rec.idle, err);
 	for (i = 0; i < hooks.n; i++) {
 		kv[n][0] = hooks.kv[i][0];
 		kv[n++][1] = hooks.kv[i][1];
@@ -927,7 +932,8 @@ tag_version(struct run *r, char **cause)
 	    &err) != OUTCOME_OK)
 		log_warn("%s: stale hook tags left (DeleteTags: %s)", r->rec.idle, err);
 	progress(r->o, "%s: tagged %s=%s%s%s", r->rec.idle, r->o->version_tag, r->rec.version,
-	    with_sha ? " with its sha256" : "", hooks.n > 0 ? " and its lifecycle hooks" : "");
+	    with_sha ? " with its sha256" : "", hooks.own[0] != NULL || hooks.own[1] != NULL ?
+	    " and its lifecycle hooks" : "");
 	ret = 0;
 out:
 	lifecycle_tags_free(&hooks);

@@ -28,6 +28,7 @@
 #define SERVE_NOT_PENDING_WAIT	3660.0
 #define SERVE_NOT_PENDING_STOP	60.0
 #define SERVE_NOT_PENDING_CAP	30.0
+#define SERVE_DEREG_EARLY	2.0	/* seconds before a told delay's end the first heartbeat goes */
 #define SERVE_HOOKS_FRESH	900.0	/* seconds the boot's DescribeLifecycleHooks answer serves */
 #define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
 #define SERVE_LB_SAVE_EVERY	10.0	/* seconds between saves of the load balancer's counts */
@@ -222,6 +223,19 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
 }
 
 /*
+ * When a scale-in noticed now gets its terminate action (mono), as the
+ * group's tag tells the load balancers' deregistration delay; 0: not told.
+ * The scale-in began up to one IMDS poll before we saw it.
+ */
+static double
+action_expected(struct agent *a)
+{
+	if (a->dereg <= 0)
+		return 0;
+	return mono_now() + a->dereg - a->cfg->poll - SERVE_DEREG_EARLY;
+}
+
+/*
  * Complete the terminate hook (with beat, send it a heartbeat instead: one
  * answered means the action exists), retrying while AWS has not registered
  * the action yet, and for as long as it gives no answer (a scale-in of
@@ -229,17 +243,35 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
  * timeout is the backstop). A hook named by a tag is checked once against
  * AWS when it has no action: the tag may be older than a rename (*hook and
  * *tagged follow it; *hook NULL when the group has no terminate hook).
+ * timeout: the hook's HeartbeatTimeout (0: not known); expect (mono, 0: not
+ * known): no action before then, so the first call waits for it.
  * Returns 0 once AWS answered OK, -2 when AWS refused the call itself (a
  * role without the permission), else -1 (out of time, stopped, no hook).
  */
 static int
-terminate_action(struct agent *a, char **hook, int *tagged, double wait, int beat)
+terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double expect,
+    double wait, int beat)
 {
 	struct retry	 rt;
 	char		*cause = NULL;
-	double		 until = mono_now() + wait;
+	double		 until = mono_now() + wait, cap = SERVE_NOT_PENDING_CAP;
 	enum outcome	 r;
-	int		 next, ret = -1;
+	int		 next, ret = -1, waiting = 0;
+
+	/* An action that came during a pause must still hear from us within its timeout. */
+	if (timeout > 0 && timeout / 3.0 < cap)
+		cap = timeout / 3.0;
+	if (expect > mono_now() && !a->halt.stop) {
+		state_setf(&a->st.lifecycle, "terminate hook %s: its action expected in %.0f s "
+		    "(the load balancers' deregistration delay, %d s, from tag %s); the app "
+		    "serves the load balancer's last requests meanwhile", *hook,
+		    expect - mono_now(), a->dereg, LIFECYCLE_TAG_DEREG);
+		log_info("terminate hook %s: its action expected in %.0f s (deregistration delay "
+		    "%d s)", *hook, expect - mono_now(), a->dereg);
+		agent_save(a);
+		agent_wait(a, expect - mono_now());
+		until = mono_now() + wait;
+	}
 
 	/* The hook's own timeout is the backstop: no deadline here. A beat stops at a signal. */
 	if (beat)
@@ -290,8 +322,9 @@ terminate_action(struct agent *a, char **hook, int *tagged, double wait, int bea
 		if (outcome_retryable(r))
 			log_warn("terminate hook %s (will retry): %s", *hook, cause);
 		/* Not pending yet: the deregistration delay may run for minutes more. */
-		if (r == OUTCOME_NOT_FOUND && rt.cap != SERVE_NOT_PENDING_CAP) {
-			rt.cap = SERVE_NOT_PENDING_CAP;
+		if (r == OUTCOME_NOT_FOUND && !waiting) {
+			waiting = 1;
+			rt.cap = cap;
 			state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
 			    "(AWS registers it once the load balancer has deregistered the "
 			    "instance)%s", *hook, beat ? "; the app serves the load balancer's "
@@ -367,7 +400,7 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 {
 	struct agent	*a = s->a;
 	char		*hook = NULL;
-	double		 end, budget;
+	double		 end, budget, expect = 0;
 	enum outcome	 found = OUTCOME_OK;
 	int		 timeout = 0, tagged = 0;
 
@@ -378,8 +411,10 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	agent_phase(a, PHASE_DRAINING, "drain", "%s: draining for %d s", why, a->cfg->drain);
 	if (terminating && a->group != NULL) {
 		found = terminate_hook(a, 0, &hook, &timeout, &tagged);
+		if (!stopping)
+			expect = action_expected(a);
 		if (hook != NULL)
-			agent_heartbeats(a, hook, timeout, tagged ? &hook : NULL, 0);
+			agent_heartbeats(a, hook, timeout, tagged ? &hook : NULL, 0, expect);
 	}
 	end = mono_now() + a->cfg->drain;
 	/* A second stop signal cuts the drain short. */
@@ -402,12 +437,13 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	budget = SERVE_NOT_PENDING_STOP;
 	if (hook != NULL && !stopping && !a->hb_ok) {
 		a->st.drain_until = 0;
-		if (terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_WAIT, 1) == -2)
+		if (terminate_action(a, &hook, &tagged, timeout, expect, SERVE_NOT_PENDING_WAIT,
+		    1) == -2)
 			budget = SERVE_NOT_PENDING_WAIT;
 	}
 	agent_stop_app(a, "app");
 	if (hook != NULL)
-		terminate_action(a, &hook, &tagged, budget, 0);
+		terminate_action(a, &hook, &tagged, timeout, 0, budget, 0);
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
 	a->st.drain_until = 0;
@@ -431,7 +467,7 @@ serve_leave(struct agent *a)
 		/* AWS registers the action as it enters Warmed:Terminating:Wait: no delay to wait out. */
 		tagged = tagged && a->tag_term.name != NULL;
 		if (hook != NULL)
-			terminate_action(a, &hook, &tagged, SERVE_NOT_PENDING_STOP, 0);
+			terminate_action(a, &hook, &tagged, timeout, 0, SERVE_NOT_PENDING_STOP, 0);
 		else
 			state_set(&a->st.lifecycle, "no terminate hook on the group");
 	}

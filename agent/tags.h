@@ -43,7 +43,7 @@ enum outcome tags_from_group(struct aws *, const char *group, const char *const 
  * Set up to TAGS_SET_MAX tags on a group, each a { key, value } pair, in
  * one CreateOrUpdateTags; propagate: copied to the instances it launches.
  */
-#define TAGS_SET_MAX	4
+#define TAGS_SET_MAX	6
 enum outcome tags_set_group(struct aws *, const char *group, const char *const kv[][2],
 	    size_t n, int propagate, char **);
 /* Delete up to TAGS_SET_MAX tags of a group by key, in one DeleteTags (a missing one is no error). */

@@ -186,6 +186,8 @@ class Rollout(RolloutCase):
         self.asg.create_or_update_tags(Tags=[{
             "ResourceId": self.green, "ResourceType": "auto-scaling-group",
             "Key": "asg-agent:terminate-hook", "Value": "gone 300", "PropagateAtLaunch": True}])
+        self.f.client("elbv2").modify_target_group_attributes(TargetGroupArn=self.tg, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "42"}])
         r = self.start()
         self.assert_exit(r, 0)
         self.assertIn("put in Standby", r.stdout)
@@ -197,6 +199,8 @@ class Rollout(RolloutCase):
         # The new group's hook is named for its instances; the stale terminate tag is gone.
         self.assertEqual(tags.get("asg-agent:launch-hook"), f"{self.green}-launch 300", tags)
         self.assertNotIn("asg-agent:terminate-hook", tags)
+        # Its instances told how long a scale-in's terminate action takes to exist.
+        self.assertEqual(tags.get("asg-agent:deregistration-delay"), "42", tags)
         self.assertIn("phase=switched", tags["asg-agent:rollout"])
         # The scale-out announced to the instances it launched (their copies of the tag):
         # 2 of them, just now; the group's tag deleted once they were healthy.

@@ -77,6 +77,36 @@ class ScaleIn(LifeCase):
                  if q.get("action") in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")]
         self.assertLess(len(calls), 20, "the agent asks less and less often")
 
+    def test_a_told_deregistration_delay_is_waited_out_before_asking(self):
+        """The group's tag asg-agent:deregistration-delay (rollout writes it) says when
+        AWS registers the terminate action: the agent asks for it only then, not every
+        30 s through the delay (about 14 calls an instance at the default 300 s, more
+        than the account's Auto Scaling bucket refills at a scale-in of a few hundred)."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
+                         heartbeat_timeout=300,
+                         tags={"asg-agent:deregistration-delay": "20"})
+        self.not_pending_for(w, 20)
+        self.f.clear_requests()     # the boot's CONTINUE
+        t0 = self.scale_in()
+        self.wait_or_fail(lambda: "its action expected in" in
+                          (a.status_json() or {}).get("lifecycle", ""), timeout=15,
+                          what="status to say when the action is expected")
+        self.assertRegex(a.status_json()["lifecycle"], r"the load balancers' deregistration "
+                         r"delay, 20 s, from tag asg-agent:deregistration-delay\); the app "
+                         r"serves")
+        self.assertEqual(http_get(self.app_port, "/health")[0], 200, "the app serves meanwhile")
+        self.assertEqual(a.wait_exit(90), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertGreaterEqual(done[0]["time"], t0 + 20)
+        calls = [q for q in self.f.requests(target="aws")
+                 if q.get("action") in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")]
+        sent = [q["time"] - q["duration"] - t0 for q in calls]
+        # Noticed at most a poll (1 s) after the scale-in; asked from poll + 2 s before the
+        # delay's end (17 s); pauses doubling from 1 s: at most 4 calls before the action.
+        self.assertGreaterEqual(min(sent), 16.5, f"calls sent at {sent} s after the scale-in")
+        self.assertLessEqual(len(calls), 6, f"calls sent at {sent} s after the scale-in")
+
     def test_terminate_action_completed_after_a_minute_without_heartbeats(self):
         """A role without autoscaling:RecordLifecycleActionHeartbeat: the wait for the
         action cannot be made with heartbeats, so the app stops after the drain and the

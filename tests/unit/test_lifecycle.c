@@ -1,4 +1,4 @@
-/* test_lifecycle.c - the hook tags ("NAME TIMEOUT") that rollout and publish write and instances read. */
+/* test_lifecycle.c - what rollout and publish tag for instances: the hooks ("NAME TIMEOUT"), the deregistration delay. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +106,47 @@ test_parse_hooks(void)
 	xml_free(root);
 }
 
+/* The deregistration delay's tag: whole seconds 0 to 3600, nothing else. */
+static void
+test_dereg_parse(void)
+{
+	const char	*bad[] = { "", "-1", "+5", " 5", "5 ", "5s", "0x10", "3601",
+			    "99999999999999999999", "1e3", "5.0" };
+	size_t		 i;
+
+	tap_int(lifecycle_dereg_parse("0"), 0, "0 s: the action at once");
+	tap_int(lifecycle_dereg_parse("300"), 300, "AWS's default");
+	tap_int(lifecycle_dereg_parse("3600"), 3600, "AWS's most");
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		tap_int(lifecycle_dereg_parse(bad[i]), -1, "refused: '%s'", bad[i]);
+	tap_int(lifecycle_dereg_parse(NULL), -1, "no tag");
+}
+
+static const char attrs_doc[] =
+    "<DescribeTargetGroupAttributesResponse><DescribeTargetGroupAttributesResult><Attributes>"
+    "<member><Key>stickiness.enabled</Key><Value>false</Value></member>"
+    "<member><Key>deregistration_delay.timeout_seconds</Key><Value>120</Value></member>"
+    "<member><Key>slow_start.duration_seconds</Key><Value>0</Value></member>"
+    "</Attributes></DescribeTargetGroupAttributesResult></DescribeTargetGroupAttributesResponse>";
+
+/* DescribeTargetGroupAttributes: the delay among the other attributes; none is -1. */
+static void
+test_parse_dereg(void)
+{
+	struct xml_node	*root = NULL;
+	const char	 none[] = "<DescribeTargetGroupAttributesResponse><Attributes><member>"
+			    "<Key>stickiness.enabled</Key><Value>false</Value></member>"
+			    "</Attributes></DescribeTargetGroupAttributesResponse>";
+
+	tap_int(xml_parse(attrs_doc, strlen(attrs_doc), &root, NULL), 0, "the answer parses");
+	tap_int(lifecycle_parse_dereg(root), 120, "the delay");
+	xml_free(root);
+	root = NULL;
+	tap_int(xml_parse(none, strlen(none), &root, NULL), 0, "an answer without it parses");
+	tap_int(lifecycle_parse_dereg(root), -1, "no delay");
+	xml_free(root);
+}
+
 int
 main(void)
 {
@@ -113,5 +154,7 @@ main(void)
 	tap_run("edges", test_edges);
 	tap_run("refused", test_refused);
 	tap_run("parse hooks", test_parse_hooks);
+	tap_run("deregistration delay", test_dereg_parse);
+	tap_run("parse deregistration delay", test_parse_dereg);
 	return tap_done();
 }
