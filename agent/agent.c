@@ -297,16 +297,11 @@ arm_heartbeats(struct agent *a, const char *hook, int hook_timeout)
  */
 void
 agent_heartbeats(struct agent *a, const char *hook, int hook_timeout, char **tagged,
-    int launch, double not_before)
+    int launch)
 {
 	arm_heartbeats(a, hook, hook_timeout);
 	a->hb_ref = tagged;
 	a->hb_launch = launch;
-	/* Told when the action comes (a terminate action, after the deregistration delay). */
-	if (not_before > mono_now()) {
-		a->next_heartbeat = not_before;
-		return;
-	}
 	/*
 	 * The hook's clock started at launch, before we ran: a short timeout
 	 * gets a heartbeat now; a long one the first after an interval, which

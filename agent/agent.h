@@ -37,7 +37,7 @@ struct agent {
 	struct lifecycle_hook	 tag_launch;	/* hooks the group's tags named (LIFECYCLE_TAG_*) */
 	struct lifecycle_hook	 tag_term;
 	int			 tag_warned;	/* an unreadable hook tag was logged */
-	int			 dereg;		/* seconds of LIFECYCLE_TAG_DEREG; -1: not told, -2: unreadable */
+	int			 dereg;		/* LIFECYCLE_TAG_DEREG; -1 none, -2 bad */
 	int			 hook_tagged;	/* a->hook came from a tag: AWS may know it by another name */
 	long			 scale_n;	/* an announced scale-out's count (PACE_TAG_SCALE_OUT); 0: none */
 	double			 scale_at;	/* and when it was announced, Unix seconds */
@@ -84,11 +84,10 @@ void	agent_phase(struct agent *, int, const char *step, const char *, ...)
 /*
  * Heartbeats for hook, as often as its timeout needs; a short one gets one
  * now. tagged: where the name lives when a tag named it (else NULL), so that
- * a rename is followed; launch: it is the launch hook; not_before (mono, 0:
- * none): the first not before then, when the action is known not to exist.
+ * a rename is followed; launch: it is the launch hook.
  */
 void	agent_heartbeats(struct agent *, const char *hook, int hook_timeout, char **tagged,
-	    int launch, double not_before);
+	    int launch);
 /* Called from every wait and as bytes arrive: heartbeats, systemd's start timeout. */
 void	agent_tick(void *);
 /* Sleep in small slices so heartbeats and signals are never late. */

@@ -178,7 +178,7 @@ step_hook(struct agent *a, char **cause)
 	if (a->hook != NULL) {
 		state_setf(&a->st.lifecycle, "launch hook %s pending%s", a->hook,
 		    a->hook_tagged ? " (named by tag " LIFECYCLE_TAG_LAUNCH ")" : "");
-		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1, 0);
+		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1);
 	} else
 		state_set(&a->st.lifecycle, "no launch hook on the group");
 	return 0;
@@ -230,7 +230,7 @@ take_hook_tag(struct agent *a, const struct tags *t, const char *key, struct lif
 	}
 }
 
-/* The load balancers' deregistration delay (written by rollout and publish), once; a bad value is ignored. */
+/* The load balancers' deregistration delay (rollout and publish tag it), once; a bad one ignored. */
 static void
 take_dereg_tag(struct agent *a, const struct tags *t)
 {

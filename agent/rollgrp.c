@@ -117,14 +117,16 @@ rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, cha
 
 	memset(&res, 0, sizeof res);
 	if (rollgrp_describe(a, "", name, &g, cause) != 0)
-		return -1;
+		goto out;
 	for (i = 0; i < g.ntgs && !g.classic; i++) {
 		struct aws_param	p[] = { { "TargetGroupArn", g.tgs[i] } };
 
 		aws_result_free(&res);
 		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetGroupAttributes", p, nitems(p),
-		    &res, cause) != 0)
+		    &res, cause) != 0) {
+			set_cause(cause, "%s: %s", g.tgs[i], *cause);
 			goto out;
+		}
 		if ((d = lifecycle_parse_dereg(res.xml)) < 0) {
 			set_cause(cause, "%s: no deregistration_delay.timeout_seconds", g.tgs[i]);
 			goto out;
@@ -142,6 +144,9 @@ rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, cha
 	}
 	ret = 0;
 out:
+	/* A value from before, perhaps larger than now, must not outlive a failed look. */
+	if (ret != 0)
+		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
 	aws_result_free(&res);
 	rollgrp_clear(&g);
 	return ret;

@@ -47,7 +47,8 @@ int	rollgrp_target_health(struct aws *, struct rollgrp *, char **);
  * deregistration_delay.timeout_seconds of the group's target groups, from
  * DescribeAutoScalingGroups and one DescribeTargetGroupAttributes each. A
  * group without target groups, or behind a Classic Load Balancer (whose
- * draining this does not read), gets the tag deleted.
+ * draining this does not read), gets the tag deleted, as does one whose
+ * delay could not be read (-1 then, and the cause).
  */
 struct lifecycle_tags;
 int	rollgrp_dereg_tag(struct aws *, const char *name, struct lifecycle_tags *t, char **);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
 #include "appprobe.h"
@@ -28,7 +29,7 @@
 #define SERVE_NOT_PENDING_WAIT	3660.0
 #define SERVE_NOT_PENDING_STOP	60.0
 #define SERVE_NOT_PENDING_CAP	30.0
-#define SERVE_DEREG_EARLY	2.0	/* seconds before a told delay's end the first heartbeat goes */
+#define SERVE_DEREG_EARLY	2.0	/* seconds before a told delay's end we ask closely */
 #define SERVE_HOOKS_FRESH	900.0	/* seconds the boot's DescribeLifecycleHooks answer serves */
 #define SERVE_CLOUDWATCH_RETRY	60.0	/* seconds before a PutMetricData is asked again */
 #define SERVE_LB_SAVE_EVERY	10.0	/* seconds between saves of the load balancer's counts */
@@ -200,11 +201,13 @@ serve_retry(struct agent *a, struct retry *r, double deadline)
 
 /*
  * A tag-named terminate hook had no action: check its name once. *next: 1
- * when it was renamed (in *hook now), -1 when the group has no terminate
- * hook, else 0 (a retryable outcome: asked again on the next pass).
+ * when it was renamed (in *hook now, its timeout in *timeout), -1 when the
+ * group has no terminate hook, else 0 (a retryable outcome: asked again on
+ * the next pass).
  */
 static enum outcome
-terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **cause)
+terminate_renamed(struct agent *a, char **hook, int *tagged, int *timeout, int *next,
+    char **cause)
 {
 	struct hook_recheck	rc;
 	enum outcome		r;
@@ -217,22 +220,56 @@ terminate_renamed(struct agent *a, char **hook, int *tagged, int *next, char **c
 		log_warn("terminate hook %s: DescribeLifecycleHooks: %s", *hook, *cause);
 	else if (rc.none)
 		*next = -1;
-	else if (rc.changed)
+	else if (rc.changed) {
 		*next = 1;
+		*timeout = rc.timeout;
+	}
 	return r;
 }
 
 /*
- * When a scale-in noticed now gets its terminate action (mono), as the
- * group's tag tells the load balancers' deregistration delay; 0: not told.
- * The scale-in began up to one IMDS poll before we saw it.
+ * When a scale-in seen at seen (mono) gets its terminate action at the
+ * latest, as the group's tag tells the load balancers' deregistration delay
+ * (a target with no connection left is deregistered sooner); 0: not told.
+ * The scale-in began up to one IMDS poll before we saw it: asking that much
+ * late costs a poll, asking early a call.
  */
 static double
-action_expected(struct agent *a)
+action_expected(struct agent *a, double seen)
 {
 	if (a->dereg <= 0)
 		return 0;
-	return mono_now() + a->dereg - a->cfg->poll - SERVE_DEREG_EARLY;
+	return seen + a->dereg - SERVE_DEREG_EARLY;
+}
+
+/* The longest pause between two asks while the action is missing: it must hear from us in time. */
+static double
+not_pending_cap(int timeout)
+{
+	return timeout > 0 && timeout / 3.0 < SERVE_NOT_PENDING_CAP ? timeout / 3.0 :
+	    SERVE_NOT_PENDING_CAP;
+}
+
+/* What status says while the action is missing. */
+static void
+say_waiting(struct agent *a, const char *hook, double expect, int beat)
+{
+	char	 at[32];
+	time_t	 t;
+
+	if (expect > mono_now()) {
+		t = (time_t)(wall_now() + expect - mono_now());
+		strftime(at, sizeof at, "%H:%M:%S UTC", gmtime(&t));
+		state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action, "
+		    "expected by %s (the load balancers' deregistration delay, %d s, from tag "
+		    "%s)%s", hook, at, a->dereg, LIFECYCLE_TAG_DEREG, beat ? "; the app "
+		    "serves the load balancer's last requests meanwhile" : "");
+	} else
+		state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
+		    "(AWS registers it once the load balancer has deregistered the "
+		    "instance)%s", hook, beat ? "; the app serves the load balancer's "
+		    "last requests meanwhile" : "");
+	agent_save(a);
 }
 
 /*
@@ -244,9 +281,10 @@ action_expected(struct agent *a)
  * AWS when it has no action: the tag may be older than a rename (*hook and
  * *tagged follow it; *hook NULL when the group has no terminate hook).
  * timeout: the hook's HeartbeatTimeout (0: not known); expect (mono, 0: not
- * known): no action before then, so the first call waits for it.
- * Returns 0 once AWS answered OK, -2 when AWS refused the call itself (a
- * role without the permission), else -1 (out of time, stopped, no hook).
+ * told): the action comes by then, so until then we ask once a third of
+ * the timeout rather than every 30 s. Returns 0 once AWS answered OK, -2
+ * when AWS refused the call itself (a role without the permission), else -1
+ * (out of time, stopped, no hook).
  */
 static int
 terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double expect,
@@ -254,25 +292,13 @@ terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double 
 {
 	struct retry	 rt;
 	char		*cause = NULL;
-	double		 until = mono_now() + wait, cap = SERVE_NOT_PENDING_CAP;
+	double		 until = mono_now() + wait, settled, d, probe;
 	enum outcome	 r;
 	int		 next, ret = -1, waiting = 0;
 
-	/* An action that came during a pause must still hear from us within its timeout. */
-	if (timeout > 0 && timeout / 3.0 < cap)
-		cap = timeout / 3.0;
-	if (expect > mono_now() && !a->halt.stop) {
-		state_setf(&a->st.lifecycle, "terminate hook %s: its action expected in %.0f s "
-		    "(the load balancers' deregistration delay, %d s, from tag %s); the app "
-		    "serves the load balancer's last requests meanwhile", *hook,
-		    expect - mono_now(), a->dereg, LIFECYCLE_TAG_DEREG);
-		log_info("terminate hook %s: its action expected in %.0f s (deregistration delay "
-		    "%d s)", *hook, expect - mono_now(), a->dereg);
-		agent_save(a);
-		agent_wait(a, expect - mono_now());
-		until = mono_now() + wait;
-	}
-
+	/* Before the told delay's end "no action" is the expected answer, not a rename. */
+	settled = expect > 0 ? expect + a->cfg->poll + 2 * SERVE_DEREG_EARLY : 0;
+	probe = timeout > 0 ? timeout / 3.0 : SERVE_NOT_PENDING_CAP;
 	/* The hook's own timeout is the backstop: no deadline here. A beat stops at a signal. */
 	if (beat)
 		agent_retry(a, &rt, SERVE_RETRY_BASE, SERVE_RETRY_CAP, HUGE_VAL, 0, 1);
@@ -291,10 +317,14 @@ terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double 
 			ret = 0;
 			break;
 		}
-		if (r == OUTCOME_NOT_FOUND && *tagged) {
-			r = terminate_renamed(a, hook, tagged, &next, &cause);
-			if (next > 0)
+		if (r == OUTCOME_NOT_FOUND && *tagged && mono_now() >= settled) {
+			r = terminate_renamed(a, hook, tagged, &timeout, &next, &cause);
+			if (next > 0) {
+				probe = timeout > 0 ? timeout / 3.0 : SERVE_NOT_PENDING_CAP;
+				if (waiting)
+					rt.cap = not_pending_cap(timeout);
 				continue;	/* renamed: ask for that one now */
+			}
 			if (next < 0) {
 				state_set(&a->st.lifecycle, "no terminate hook on the group");
 				free(*hook);
@@ -324,12 +354,15 @@ terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double 
 		/* Not pending yet: the deregistration delay may run for minutes more. */
 		if (r == OUTCOME_NOT_FOUND && !waiting) {
 			waiting = 1;
-			rt.cap = cap;
-			state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
-			    "(AWS registers it once the load balancer has deregistered the "
-			    "instance)%s", *hook, beat ? "; the app serves the load balancer's "
-			    "last requests meanwhile" : "");
-			agent_save(a);
+			rt.cap = not_pending_cap(timeout);
+			say_waiting(a, *hook, expect, beat);
+		}
+		/* Told when it comes at the latest: ask at the hook's pace till then. */
+		if (r == OUTCOME_NOT_FOUND && (d = expect - mono_now()) > 0 && !a->halt.stop) {
+			log_debug("terminate hook %s: no action yet, asking again in %.0f s", *hook,
+			    d < probe ? d : probe);
+			agent_wait(a, d < probe ? d : probe);
+			continue;
 		}
 		if (retry_pause(&rt, r, 1) != 0)
 			break;
@@ -400,10 +433,13 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 {
 	struct agent	*a = s->a;
 	char		*hook = NULL;
-	double		 end, budget, expect = 0;
+	double		 end, budget, expect = 0, seen = mono_now();
 	enum outcome	 found = OUTCOME_OK;
 	int		 timeout = 0, tagged = 0;
 
+	/* In Standby the load balancer let the instance go already: its action comes at once. */
+	if (terminating && !stopping && !s->standby)
+		expect = action_expected(a, seen);
 	s->draining = 1;
 	update_endpoint(s);	/* before anything slow: the next probe must see 503 */
 	a->hb_ok = 0;		/* the boot's launch-hook heartbeats say nothing of this hook */
@@ -411,10 +447,8 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	agent_phase(a, PHASE_DRAINING, "drain", "%s: draining for %d s", why, a->cfg->drain);
 	if (terminating && a->group != NULL) {
 		found = terminate_hook(a, 0, &hook, &timeout, &tagged);
-		if (!stopping)
-			expect = action_expected(a);
 		if (hook != NULL)
-			agent_heartbeats(a, hook, timeout, tagged ? &hook : NULL, 0, expect);
+			agent_heartbeats(a, hook, timeout, tagged ? &hook : NULL, 0);
 	}
 	end = mono_now() + a->cfg->drain;
 	/* A second stop signal cuts the drain short. */

@@ -79,33 +79,81 @@ class ScaleIn(LifeCase):
 
     def test_a_told_deregistration_delay_is_waited_out_before_asking(self):
         """The group's tag asg-agent:deregistration-delay (rollout writes it) says when
-        AWS registers the terminate action: the agent asks for it only then, not every
-        30 s through the delay (about 14 calls an instance at the default 300 s, more
-        than the account's Auto Scaling bucket refills at a scale-in of a few hundred)."""
+        AWS registers the terminate action at the latest: after one ask at the drain's
+        end (a target without connections is let go at once), the agent asks again at
+        the hook's pace (a third of its timeout), then closely from just before the
+        delay's end; not every 30 s through it (about 14 calls an instance at the
+        default 300 s, more than the account's Auto Scaling bucket refills at a
+        scale-in of a few hundred). The hook named by tag: "no action" before the
+        delay's end is no reason to ask DescribeLifecycleHooks for a rename."""
         w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
                          heartbeat_timeout=300,
-                         tags={"asg-agent:deregistration-delay": "20"})
+                         tags={"asg-agent:deregistration-delay": "20",
+                               "asg-agent:terminate-hook": f"{self.group}-terminate 300"})
         self.not_pending_for(w, 20)
         self.f.clear_requests()     # the boot's CONTINUE
         t0 = self.scale_in()
-        self.wait_or_fail(lambda: "its action expected in" in
+        self.wait_or_fail(lambda: "expected by" in
                           (a.status_json() or {}).get("lifecycle", ""), timeout=15,
                           what="status to say when the action is expected")
-        self.assertRegex(a.status_json()["lifecycle"], r"the load balancers' deregistration "
-                         r"delay, 20 s, from tag asg-agent:deregistration-delay\); the app "
-                         r"serves")
+        self.assertRegex(a.status_json()["lifecycle"], r"waiting for its action, expected by "
+                         r"\d\d:\d\d:\d\d UTC \(the load balancers' deregistration delay, 20 s, "
+                         r"from tag asg-agent:deregistration-delay\); the app serves")
         self.assertEqual(http_get(self.app_port, "/health")[0], 200, "the app serves meanwhile")
         self.assertEqual(a.wait_exit(90), 0, a.log_text())
         done = self.lifecycle(w, "complete", f"{self.group}-terminate")
         self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
         self.assertGreaterEqual(done[0]["time"], t0 + 20)
-        calls = [q for q in self.f.requests(target="aws")
+        aws = self.f.requests(target="aws")
+        calls = [q for q in aws
                  if q.get("action") in ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")]
-        sent = [q["time"] - q["duration"] - t0 for q in calls]
-        # Noticed at most a poll (1 s) after the scale-in; asked from poll + 2 s before the
-        # delay's end (17 s); pauses doubling from 1 s: at most 4 calls before the action.
-        self.assertGreaterEqual(min(sent), 16.5, f"calls sent at {sent} s after the scale-in")
-        self.assertLessEqual(len(calls), 6, f"calls sent at {sent} s after the scale-in")
+        sent = [round(q["time"] - q["duration"] - t0, 2) for q in calls]
+        # One ask after the drain (2-3 s); the next from 2 s before the delay's end as
+        # the agent saw it (a poll late at most: 18-19 s), pauses doubling from 1 s, then
+        # the CONTINUE. Asked every 30 s at most, the drain's end to 16 s took 4.
+        self.assertEqual(len([x for x in sent if x < 17.5]), 1, f"calls sent at {sent} s")
+        self.assertLessEqual(len(calls), 7, f"calls sent at {sent} s after the scale-in")
+        self.assertEqual([q for q in aws if q.get("action") == "DescribeLifecycleHooks"], [],
+                         f"calls sent at {sent} s after the scale-in")
+
+    def test_an_early_action_is_found_within_the_hooks_timeout(self):
+        """The tag is the longest the action can take: a target the load balancer lets
+        go at once (no connection left), or a delay lowered since the instance's launch,
+        gives it sooner. Asked for once a third of the hook's timeout, it is found and
+        completed before it times out, even when the tag's delay is longer than that."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
+                         heartbeat_timeout=30,
+                         tags={"asg-agent:deregistration-delay": "120"})
+        self.not_pending_for(w, 6)
+        t0 = self.scale_in()
+        self.assertEqual(a.wait_exit(60), 0, a.log_text())
+        hook = f"{self.group}-terminate"
+        ends = [(e["kind"], e.get("result")) for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
+                and e.get("kind") in ("timeout", "complete")]
+        self.assertEqual(ends, [("complete", "CONTINUE")], self.f.lifecycle())
+        self.assertLess(time.time() - t0, 30, "found within a third of the timeout or so")
+
+    def test_standby_then_terminated_does_not_wait_for_a_delay(self):
+        """A parked instance (rollout finish terminates the old group's Standby
+        instances) left the load balancer when it entered Standby: its terminate action
+        comes at once, whatever the tag says."""
+        w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
+                         heartbeat_timeout=30,
+                         tags={"asg-agent:deregistration-delay": "60"})
+        asg = self.f.client("autoscaling")
+        asg.enter_standby(AutoScalingGroupName=self.group, InstanceIds=[w.instance_id],
+                          ShouldDecrementDesiredCapacity=True)
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("target_state") == "Standby",
+                          what="the agent to see Standby")
+        t0 = time.time()
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=w.instance_id,
+                                                     ShouldDecrementDesiredCapacity=True)
+        self.assertEqual(a.wait_exit(40), 0, a.log_text())
+        done = self.lifecycle(w, "complete", f"{self.group}-terminate")
+        self.assertEqual([e["result"] for e in done], ["CONTINUE"], self.f.lifecycle())
+        self.assertLess(done[0]["time"] - t0, 15, "no wait for a deregistration delay")
+        self.assertNotIn("expected by", a.log_text())
 
     def test_terminate_action_completed_after_a_minute_without_heartbeats(self):
         """A role without autoscaling:RecordLifecycleActionHeartbeat: the wait for the

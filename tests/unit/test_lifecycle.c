@@ -1,4 +1,4 @@
-/* test_lifecycle.c - what rollout and publish tag for instances: the hooks ("NAME TIMEOUT"), the deregistration delay. */
+/* test_lifecycle.c - what rollout and publish tag for instances: hooks, the deregistration delay. */
 #include <stdlib.h>
 #include <string.h>
 
