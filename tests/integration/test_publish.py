@@ -267,6 +267,10 @@ class Publish(FakeAWSCase):
 
     def test_tag_groups(self):
         art = make_artifact({"t": b"t\n"})
+        # A delay tagged when the group had a target group: it has none now.
+        self.f.client("autoscaling").create_or_update_tags(Tags=[{
+            "ResourceId": "pub-blue", "ResourceType": "auto-scaling-group",
+            "Key": "asg-agent:deregistration-delay", "Value": "300", "PropagateAtLaunch": True}])
         r = self.publish(self.file("t.tar.gz", art), "6.0.0", "--tag-group", "pub-blue",
                          "--tag-group", "pub-green")
         self.assert_exit(r, 0)
@@ -278,6 +282,7 @@ class Publish(FakeAWSCase):
         for g in ("pub-blue", "pub-green"):
             self.assertEqual(got.get((g, "asg-agent:version")), "6.0.0", got)
             self.assertEqual(got.get((g, "asg-agent:sha256")), want, got)
+            self.assertNotIn((g, "asg-agent:deregistration-delay"), got)
 
     def test_empty_file(self):
         r = self.publish(self.file("e.bin", b""), "8.0.0")
