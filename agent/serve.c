@@ -250,6 +250,22 @@ not_pending_cap(int timeout)
 	    SERVE_NOT_PENDING_CAP;
 }
 
+/*
+ * How long to wait between asks before a told delay's end: a quarter of it
+ * (an action that comes early, a target with no connection left, is found
+ * that late at most) but at least every 30 s, and within a third of the
+ * hook's timeout, so that an early action hears from us in time.
+ */
+static double
+told_pace(struct agent *a, int timeout)
+{
+	double	p = a->dereg / 4.0;
+
+	if (p < SERVE_NOT_PENDING_CAP)
+		p = SERVE_NOT_PENDING_CAP;
+	return timeout > 0 && timeout / 3.0 < p ? timeout / 3.0 : p;
+}
+
 /* What status says while the action is missing. */
 static void
 say_waiting(struct agent *a, const char *hook, double expect, int beat)
@@ -281,8 +297,8 @@ say_waiting(struct agent *a, const char *hook, double expect, int beat)
  * AWS when it has no action: the tag may be older than a rename (*hook and
  * *tagged follow it; *hook NULL when the group has no terminate hook).
  * timeout: the hook's HeartbeatTimeout (0: not known); expect (mono, 0: not
- * told): the action comes by then, so until then we ask once a third of
- * the timeout rather than every 30 s. Returns 0 once AWS answered OK, -2
+ * told): the action comes by then, so until then we ask at told_pace rather
+ * than every 30 s. Returns 0 once AWS answered OK, -2
  * when AWS refused the call itself (a role without the permission), else -1
  * (out of time, stopped, no hook).
  */
@@ -298,7 +314,7 @@ terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double 
 
 	/* Before the told delay's end "no action" is the expected answer, not a rename. */
 	settled = expect > 0 ? expect + a->cfg->poll + 2 * SERVE_DEREG_EARLY : 0;
-	probe = timeout > 0 ? timeout / 3.0 : SERVE_NOT_PENDING_CAP;
+	probe = told_pace(a, timeout);
 	/* The hook's own timeout is the backstop: no deadline here. A beat stops at a signal. */
 	if (beat)
 		agent_retry(a, &rt, SERVE_RETRY_BASE, SERVE_RETRY_CAP, HUGE_VAL, 0, 1);
@@ -320,7 +336,7 @@ terminate_action(struct agent *a, char **hook, int *tagged, int timeout, double 
 		if (r == OUTCOME_NOT_FOUND && *tagged && mono_now() >= settled) {
 			r = terminate_renamed(a, hook, tagged, &timeout, &next, &cause);
 			if (next > 0) {
-				probe = timeout > 0 ? timeout / 3.0 : SERVE_NOT_PENDING_CAP;
+				probe = told_pace(a, timeout);
 				if (waiting)
 					rt.cap = not_pending_cap(timeout);
 				continue;	/* renamed: ask for that one now */
