@@ -108,33 +108,31 @@ out:
 }
 
 int
-rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, char **cause)
+rollgrp_dereg_tag_of(struct aws *a, const struct rollgrp *g, struct lifecycle_tags *t,
+    char **cause)
 {
-	struct rollgrp		 g;
 	struct aws_result	 res;
 	size_t			 i;
 	int			 d, most = -1, ret = -1;
 
 	memset(&res, 0, sizeof res);
-	if (rollgrp_describe(a, "", name, &g, cause) != 0)
-		goto out;
-	for (i = 0; i < g.ntgs && !g.classic; i++) {
-		struct aws_param	p[] = { { "TargetGroupArn", g.tgs[i] } };
+	for (i = 0; i < g->ntgs && !g->classic; i++) {
+		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[i] } };
 
 		aws_result_free(&res);
 		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetGroupAttributes", p, nitems(p),
 		    &res, cause) != 0) {
-			set_cause(cause, "%s: %s", g.tgs[i], *cause);
+			set_cause(cause, "%s: %s", g->tgs[i], *cause);
 			goto out;
 		}
 		if ((d = lifecycle_parse_dereg(res.xml)) < 0) {
-			set_cause(cause, "%s: no deregistration_delay.timeout_seconds", g.tgs[i]);
+			set_cause(cause, "%s: no deregistration_delay.timeout_seconds", g->tgs[i]);
 			goto out;
 		}
 		most = d > most ? d : most;
 	}
 	if (most < 0) {
-		log_debug("%s: %s: no deregistration delay to tag", name, g.classic ?
+		log_debug("%s: %s: no deregistration delay to tag", g->name, g->classic ?
 		    "a Classic Load Balancer" : "no target group");
 		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
 	} else {
@@ -148,6 +146,20 @@ out:
 	if (ret != 0)
 		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
 	aws_result_free(&res);
+	return ret;
+}
+
+int
+rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, char **cause)
+{
+	struct rollgrp	g;
+	int		ret;
+
+	if (rollgrp_describe(a, "", name, &g, cause) != 0) {
+		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;	/* as for a failed look */
+		return -1;
+	}
+	ret = rollgrp_dereg_tag_of(a, &g, t, cause);
 	rollgrp_clear(&g);
 	return ret;
 }

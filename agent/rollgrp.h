@@ -52,6 +52,9 @@ int	rollgrp_target_health(struct aws *, struct rollgrp *, char **);
  */
 struct lifecycle_tags;
 int	rollgrp_dereg_tag(struct aws *, const char *name, struct lifecycle_tags *t, char **);
+/* The same for a group read already (no DescribeAutoScalingGroups). */
+int	rollgrp_dereg_tag_of(struct aws *, const struct rollgrp *, struct lifecycle_tags *t,
+	    char **);
 int	rollgrp_set_tags(struct aws *, const char *name, const char *const kv[][2], size_t n,
 	    int propagate, char **);
 int	rollgrp_delete_tag(struct aws *, const char *name, const char *key, char **);

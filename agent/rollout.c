@@ -894,7 +894,7 @@ run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle,
  * DescribeLifecycleHooks from the fleet's shared quota.
  */
 static int
-tag_version(struct run *r, char **cause)
+tag_version(struct run *r, const struct rollgrp *idle, char **cause)
 {
 	struct lifecycle_tags	 hooks;
 	const char		*kv[TAGS_SET_MAX][2];
@@ -916,7 +916,7 @@ tag_version(struct run *r, char **cause)
 	/* Without it instances ask for their terminate action every 30 s until it exists. */
 	free(err);
 	err = NULL;
-	if (rollgrp_dereg_tag(r->a, r->rec.idle, &hooks, &err) != 0)
+	if (rollgrp_dereg_tag_of(r->a, idle, &hooks, &err) != 0)
 		log_warn("%s: deregistration delay not in tags (%s)", r->rec.idle, err);
 	for (i = 0; i < hooks.n; i++) {
 		kv[n][0] = hooks.kv[i][0];
@@ -999,7 +999,7 @@ rollout_start(struct aws *a, const struct rollout_opts *o, char **cause)
 	} else if ((ret = run_begin(&r, &live, &idle, cause)) != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
-	if (tag_version(&r, cause) != 0)
+	if (tag_version(&r, &idle, cause) != 0)
 		goto out;
 	ret = drive_guarded(&r, o->autorun ? INT_MAX : 0, cause);
 out:

@@ -242,12 +242,18 @@ action_expected(struct agent *a, double seen)
 	return seen + a->dereg - SERVE_DEREG_EARLY;
 }
 
-/* The longest pause between two asks while the action is missing: it must hear from us in time. */
+/* A pause between two asks, short enough that an action come meanwhile hears from us in time. */
+static double
+within_timeout(double pause, int timeout)
+{
+	return timeout > 0 && timeout / 3.0 < pause ? timeout / 3.0 : pause;
+}
+
+/* The longest pause between two asks while the action is missing. */
 static double
 not_pending_cap(int timeout)
 {
-	return timeout > 0 && timeout / 3.0 < SERVE_NOT_PENDING_CAP ? timeout / 3.0 :
-	    SERVE_NOT_PENDING_CAP;
+	return within_timeout(SERVE_NOT_PENDING_CAP, timeout);
 }
 
 /*
@@ -261,30 +267,28 @@ told_pace(struct agent *a, int timeout)
 {
 	double	p = a->dereg / 4.0;
 
-	if (p < SERVE_NOT_PENDING_CAP)
-		p = SERVE_NOT_PENDING_CAP;
-	return timeout > 0 && timeout / 3.0 < p ? timeout / 3.0 : p;
+	return within_timeout(p > SERVE_NOT_PENDING_CAP ? p : SERVE_NOT_PENDING_CAP, timeout);
 }
 
 /* What status says while the action is missing. */
 static void
 say_waiting(struct agent *a, const char *hook, double expect, int beat)
 {
-	char	 at[32];
-	time_t	 t;
+	const char	*serves = beat ? "; the app serves the load balancer's last requests "
+			    "meanwhile" : "";
+	char		 at[32];
+	time_t		 t;
 
 	if (expect > mono_now()) {
 		t = (time_t)(wall_now() + expect - mono_now());
 		strftime(at, sizeof at, "%H:%M:%S UTC", gmtime(&t));
 		state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action, "
 		    "expected by %s (the load balancers' deregistration delay, %d s, from tag "
-		    "%s)%s", hook, at, a->dereg, LIFECYCLE_TAG_DEREG, beat ? "; the app "
-		    "serves the load balancer's last requests meanwhile" : "");
+		    "%s)%s", hook, at, a->dereg, LIFECYCLE_TAG_DEREG, serves);
 	} else
 		state_setf(&a->st.lifecycle, "terminate hook %s: waiting for its action "
 		    "(AWS registers it once the load balancer has deregistered the "
-		    "instance)%s", hook, beat ? "; the app serves the load balancer's "
-		    "last requests meanwhile" : "");
+		    "instance)%s", hook, serves);
 	agent_save(a);
 }
 

@@ -15,6 +15,12 @@ class ScaleIn(LifeCase):
                                                          DesiredCapacity=0)
         return t0
 
+    def ends(self, w, hook):
+        """How the fake saw hook's action for w's instance end: completed or timed out."""
+        return [(e["kind"], e.get("result")) for e in self.f.lifecycle()
+                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
+                and e.get("kind") in ("timeout", "complete")]
+
     def test_scale_in_drains_without_dropping_requests(self):
         w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
         lb = LoadBalancer(self.health_port, self.app_port)
@@ -128,10 +134,7 @@ class ScaleIn(LifeCase):
         t0 = self.scale_in()
         self.assertEqual(a.wait_exit(60), 0, a.log_text())
         hook = f"{self.group}-terminate"
-        ends = [(e["kind"], e.get("result")) for e in self.f.lifecycle()
-                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
-                and e.get("kind") in ("timeout", "complete")]
-        self.assertEqual(ends, [("complete", "CONTINUE")], self.f.lifecycle())
+        self.assertEqual(self.ends(w, hook), [("complete", "CONTINUE")], self.f.lifecycle())
         self.assertLess(time.time() - t0, 30, "found within a third of the timeout or so")
 
     def test_standby_then_terminated_does_not_wait_for_a_delay(self):
@@ -210,10 +213,7 @@ class ScaleIn(LifeCase):
         self.scale_in()
         self.assertEqual(a.wait_exit(90), 0, a.log_text())
         hook = f"{self.group}-terminate"
-        ends = [(e["kind"], e.get("result")) for e in self.f.lifecycle()
-                if e.get("instance_id") == w.instance_id and e.get("hook") == hook
-                and e.get("kind") in ("timeout", "complete")]
-        self.assertEqual(ends, [("complete", "CONTINUE")], self.f.lifecycle())
+        self.assertEqual(self.ends(w, hook), [("complete", "CONTINUE")], self.f.lifecycle())
         self.assertGreaterEqual(len(self.lifecycle(w, "heartbeat", hook)), 2)
 
     def test_scale_in_while_auto_scaling_is_throttled(self):
