@@ -119,6 +119,7 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	since = wall_now() - a->st.boot_start;
 	if (!pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since :
 	    0), w, pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w),
+	    pace_announce_front(a->scale_n, calls, a->cfg->autoscaling_burst),
 	    a->cfg->autoscaling_rate)) {
 		/* The group's tags or its name came from Auto Scaling: the crowd is past. */
 		log_debug("scale-out of %ld: an Auto Scaling call went first, no spread",

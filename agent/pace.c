@@ -66,14 +66,27 @@ pace_announce_credit(long count, int calls, int burst, double window)
 	return burst / 2.0 * window / ((double)count * calls);
 }
 
+double
+pace_announce_front(long count, int calls, int burst)
+{
+	double	f;
+
+	if (count < 1 || calls < 1 || burst < 1)
+		return 0;
+	f = burst / 2.0 / ((double)count * calls);
+	return f < 0.5 ? f : 0.5;
+}
+
 int
-pace_spread(struct pace *p, double now, double window, double credit, double rate)
+pace_spread(struct pace *p, double now, double window, double credit, double front,
+    double rate)
 {
 	if (p->started || window <= 0)
 		return 0;
 	p->spread = window;
 	p->spread_set = now;
 	p->credit = credit;
+	p->front = front > 0 && front < 1 ? front : 0;
 	p->base = rate > 0 && 2 / rate < PACE_FIRST ? 2 / rate : 0;
 	return 1;
 }
@@ -81,14 +94,16 @@ pace_spread(struct pace *p, double now, double window, double credit, double rat
 double
 pace_start(struct pace *p, double now, double u)
 {
-	double	c;
+	double	c, x;
 
 	if (!p->started) {
 		p->started = 1;
 		if (p->spread > 0) {
 			c = now - p->spread_set;
 			c = c < p->credit ? c : p->credit;
-			p->first = now - c + u * p->spread;
+			/* One draw: the front share at the start, the others uniform over the spread. */
+			x = u < p->front ? 0 : (u - p->front) / (1 - p->front);
+			p->first = now - c + x * p->spread;
 		}
 	}
 	return p->first > now ? p->first - now : 0;

@@ -51,6 +51,7 @@ struct pace {
 	double		spread;		/* seconds the first request is spread over; 0: none */
 	double		spread_set;	/* when the spread was set */
 	double		credit;		/* seconds of the time since then its turn may count */
+	double		front;		/* share of the fleet whose turn is the spread's start */
 	double		base;		/* the first throttling answer's window; 0: PACE_FIRST */
 	double		first;		/* the first request not before this time */
 	int		started;	/* the first request was asked for */
@@ -95,18 +96,31 @@ double	pace_announce_window(long count, double at, double now, int calls, int bu
  */
 double	pace_announce_credit(long count, int calls, int burst, double window);
 /*
- * At now, before the bucket's first request: spread it over window seconds,
- * counting at most credit seconds of the wait from now on as its turn. The
- * bucket refills rate requests a second: in a spread fleet a throttling
- * answer means a dip, not a crowd, so the first hold is two refills (until
- * PACE_SPREAD_TAIL after the spread). 1 when armed; 0 when a request went
- * first, or window is 0.
+ * The share of a scale-out's instances whose turn is the spread's start:
+ * half the burst's worth of their calls, (burst / 2) / (count x calls), at
+ * most a half. Until the fleet's first calls the bucket sits full and its
+ * refill is lost; turns spread evenly from the start keep it near full for
+ * seconds more, losing more, and every token lost there is a throttled turn
+ * at the spread's end. This share takes the bucket down to half at once,
+ * and the rest still ends with the spread. With the credit's turns (half
+ * the burst at most) it is at most the burst.
  */
-int	pace_spread(struct pace *, double now, double window, double credit, double rate);
+double	pace_announce_front(long count, int calls, int burst);
 /*
- * A request is asked for at now: the first one draws its turn, now + u x
- * spread less the credit earned since the spread was set (not before now).
- * Returns the seconds that moment is ahead of now.
+ * At now, before the bucket's first request: spread it over window seconds,
+ * counting at most credit seconds of the wait from now on as its turn, with
+ * the front share of turns at the start. The bucket refills rate requests a
+ * second: in a spread fleet a throttling answer means a dip, not a crowd,
+ * so the first hold is two refills (until PACE_SPREAD_TAIL after the
+ * spread). 1 when armed; 0 when a request went first, or window is 0.
+ */
+int	pace_spread(struct pace *, double now, double window, double credit, double front,
+	    double rate);
+/*
+ * A request is asked for at now: the first one draws its turn from u: the
+ * spread's start when u < front, else ((u - front) / (1 - front)) x spread
+ * after it, less the credit earned since the spread was set (not before
+ * now). Returns the seconds that moment is ahead of now.
  */
 double	pace_start(struct pace *, double now, double u);
 /* botocore's CUBIC curve: the rate t seconds after a cut from rate_max. */

@@ -113,24 +113,30 @@ lcg(unsigned long long *s)
  * bucket of 40 tokens refilled at 5 per second, all starting within 1.5 s
  * (bench/fleet.d/backoff_sim.py models the same). Paced, every client gets
  * through in about the bucket's floor, (200 - 40) / 5 = 32 s, and sends
- * fewer requests than the standard policy's 6 per client.
+ * fewer requests than the standard policy's 6 per client. With boot > 0 a
+ * client's call is ready only 10 to 100 % of boot seconds after its start,
+ * which counts toward its turn up to the announcement's credit, and front
+ * is the share of turns at the spread's start. *p99 (when not NULL): the
+ * 99th percentile of the time from a client's start to its token.
  */
 static int
-fleet_model(double spread, int *throttled, double *end)
+fleet_model(double spread, double front, double boot, unsigned long long seed,
+    int *throttled, double *end, double *p99)
 {
 	enum { N = 200 };
 	struct pace		p[N];
-	double			next[N], tokens = 40, last = 0, t;
-	unsigned long long	seed = 42;
-	int			done[N], left = N, attempts = 0, i, best;
+	double			next[N], start[N], took[N], tokens = 40, last = 0, t, ready;
+	int			done[N], left = N, attempts = 0, i, j, best;
 
 	*throttled = 0;
 	*end = 0;
 	for (i = 0; i < N; i++) {
 		pace_init(&p[i]);
-		next[i] = 1.5 * lcg(&seed);
-		pace_spread(&p[i], next[i], spread, 0, 5);
-		next[i] += pace_start(&p[i], next[i], lcg(&seed));
+		start[i] = next[i] = 1.5 * lcg(&seed);
+		ready = boot > 0 ? start[i] + boot * (0.1 + 0.9 * lcg(&seed)) : start[i];
+		pace_spread(&p[i], start[i], spread, boot > 0 ?
+		    pace_announce_credit(N, 1, 40, spread) : 0, front, 5);
+		next[i] = ready + pace_start(&p[i], ready, lcg(&seed));
 		done[i] = 0;
 	}
 	while (left > 0 && *end < 600) {
@@ -146,6 +152,7 @@ fleet_model(double spread, int *throttled, double *end)
 		if (tokens >= 1) {
 			tokens -= 1;
 			done[best] = 1;
+			took[N - left] = t - start[best];
 			left--;
 			*end = t;
 			continue;
@@ -156,6 +163,15 @@ fleet_model(double spread, int *throttled, double *end)
 	}
 	if (left > 0)
 		tap_diag("%d clients left without a token", left);
+	if (p99 != NULL && left == 0) {
+		/* Insertion sort: 200 values. */
+		for (i = 1; i < N; i++) {
+			for (t = took[i], j = i; j > 0 && took[j - 1] > t; j--)
+				took[j] = took[j - 1];
+			took[j] = t;
+		}
+		*p99 = took[(N - 1) * 99 / 100];
+	}
 	return left > 0 ? -1 : attempts;
 }
 
@@ -166,7 +182,7 @@ test_fleet_model(void)
 	double	end;
 	int	attempts, throttled;
 
-	attempts = fleet_model(0, &throttled, &end);
+	attempts = fleet_model(0, 0, 0, 42, &throttled, &end, NULL);
 	tap_true(attempts > 0, "every client got through (got %d attempts; -1: some left)",
 	    attempts);
 	tap_true((double)attempts / N < 5, "requests per client %.2f < 5 (standard: about 6)",
@@ -190,7 +206,7 @@ test_fleet_announced(void)
 
 	w = pace_announce_window(N, 1000, 1001, 1, 40, 5);
 	tap_dbl(w, 32, 1e-9, "the window is the bucket's floor");
-	attempts = fleet_model(w, &throttled, &end);
+	attempts = fleet_model(w, 0, 0, 42, &throttled, &end, NULL);
 	tap_true(attempts > 0, "every client got through (got %d attempts; -1: some left)",
 	    attempts);
 	tap_true((double)attempts / N < 1.2, "requests per client %.2f < 1.2",
@@ -199,9 +215,79 @@ test_fleet_announced(void)
 	    throttled, attempts);
 	tap_true(end < 32 * 1.15, "the last one through at %.1f s, within 15 %% of the floor 32 s",
 	    end);
-	attempts = fleet_model(0, &throttled, &end);
+	attempts = fleet_model(0, 0, 0, 42, &throttled, &end, NULL);
 	tap_true(throttled > 0.6 * attempts, "unannounced: throttled %d of %d requests, over 60 %%",
 	    throttled, attempts);
+}
+
+/*
+ * Boots take time before the call: until the fleet's first calls the bucket
+ * sits full and its refill is lost, and turns spread evenly from the start
+ * keep it near full for seconds more. A tenth of the fleet at the spread's
+ * start (half the burst) takes it down at once: over 20 scale-outs with
+ * boots of up to 2 s, the p99 and the last client come sooner, for about
+ * as many requests.
+ */
+static void
+test_fleet_front(void)
+{
+	enum { N = 200, RUNS = 20 };
+	double	end, p99, w, f, sum[2][3] = { { 0 } };
+	int	attempts, throttled, k, r;
+
+	f = pace_announce_front(N, 1, 40);
+	tap_dbl(f, 0.1, 1e-12, "200 instances, one call each: a tenth at the start");
+	w = pace_announce_window(N, 1000, 1001, 1, 40, 5);
+	for (k = 0; k < 2; k++) {
+		for (r = 0; r < RUNS; r++) {
+			attempts = fleet_model(w, k ? f : 0, 2, 1000 + r, &throttled, &end, &p99);
+			if (attempts < 0)
+				break;
+			sum[k][0] += p99 / RUNS;
+			sum[k][1] += end / RUNS;
+			sum[k][2] += (double)attempts / N / RUNS;
+		}
+		tap_true(attempts > 0, "front %.1f: every client of every run got through", k ? f : 0);
+	}
+	tap_diag("even turns: p99 %.2f s, last %.2f s, %.3f requests per client", sum[0][0],
+	    sum[0][1], sum[0][2]);
+	tap_diag("a tenth at the start: p99 %.2f s, last %.2f s, %.3f requests per client",
+	    sum[1][0], sum[1][1], sum[1][2]);
+	tap_true(sum[1][0] < sum[0][0] - 0.2, "p99 %.2f s with the front, %.2f s without",
+	    sum[1][0], sum[0][0]);
+	tap_true(sum[1][1] < sum[0][1], "last %.2f s with the front, %.2f s without",
+	    sum[1][1], sum[0][1]);
+	tap_true(sum[1][2] < sum[0][2] * 1.1, "requests per client %.3f with it, %.3f without",
+	    sum[1][2], sum[0][2]);
+}
+
+/* The first request's wait, asked for at now, in a 30 s spread set at 100. */
+static double
+first_turn(double credit, double front, double now, double u)
+{
+	struct pace	p;
+
+	pace_init(&p);
+	pace_spread(&p, 100, 30, credit, front, 5);
+	return pace_start(&p, now, u);
+}
+
+/* The front share: half the burst's worth of the fleet's calls, at most half the fleet. */
+static void
+test_announce_front(void)
+{
+	tap_dbl(pace_announce_front(200, 2, 40), 0.05, 1e-12, "two calls each: 20 of 400 calls");
+	tap_dbl(pace_announce_front(50, 1, 40), 0.4, 1e-12, "50 instances: 20 of them");
+	tap_dbl(pace_announce_front(30, 1, 40), 0.5, 0, "fewer than the burst: at most half");
+	tap_dbl(pace_announce_front(0, 1, 40), 0, 0, "no count: none");
+	tap_dbl(pace_announce_front(200, 1, 0), 0, 0, "no burst: none");
+
+	tap_dbl(first_turn(0, 0.1, 100, 0.05), 0, 0, "u in the front share: at the spread's start");
+	tap_dbl(first_turn(0, 0.1, 100, 0.1), 0, 1e-9, "u at the share's edge: the start too");
+	tap_dbl(first_turn(0, 0.1, 100, 0.55), 15, 1e-9,
+	    "the others uniform over the spread: the middle");
+	tap_dbl(first_turn(0, 0.1, 100, 1), 30, 1e-9, "and its end");
+	tap_dbl(first_turn(0, 1.5, 100, 0.5), 15, 1e-9, "a share out of (0, 1) is none");
 }
 
 /* The announcement's value: "COUNT UNIXTIME", digits only. */
@@ -281,13 +367,13 @@ test_spread(void)
 
 	pace_init(&p);
 	tap_dbl(pace_start(&p, 100, 0.5), 0, 0, "no spread: the first request goes at once");
-	tap_int(pace_spread(&p, 101, 30, 0, 5), 0, "a spread after the first request: not armed");
+	tap_int(pace_spread(&p, 101, 30, 0, 0, 5), 0, "a spread after the first request: not armed");
 	tap_dbl(pace_start(&p, 101, 0.5), 0, 0, "and no wait");
 	tap_dbl(pace_delay(&p, 101), 0, 0, "and no hold");
 
 	pace_init(&p);
-	tap_int(pace_spread(&p, 100, 0, 0, 5), 0, "a window of 0 arms nothing");
-	tap_int(pace_spread(&p, 100, 30, 0, 0), 1, "a window arms the spread");
+	tap_int(pace_spread(&p, 100, 0, 0, 0, 5), 0, "a window of 0 arms nothing");
+	tap_int(pace_spread(&p, 100, 30, 0, 0, 0), 1, "a window arms the spread");
 	tap_dbl(pace_start(&p, 100, 0.5), 15, 1e-9, "the first request: u x the spread");
 	tap_dbl(pace_delay(&p, 100), 15, 1e-9, "every request to the bucket waits for it");
 	tap_dbl(pace_start(&p, 105, 0.9), 10, 1e-9, "a second request meanwhile: the same moment");
@@ -309,14 +395,10 @@ test_spread_credit(void)
 	tap_dbl(pace_announce_credit(0, 1, 40, 32), 0, 0, "no count: no credit");
 	tap_dbl(pace_announce_credit(200, 1, 40, 0), 0, 0, "no window: no credit");
 
+	tap_dbl(first_turn(3, 0, 101, 0.5), 14, 1e-9, "1 s of boot counts: 15 - 1");
+	tap_dbl(first_turn(3, 0, 110, 0.5), 12, 1e-9, "10 s of boot: the credit's 3 s count");
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 3, 0);
-	tap_dbl(pace_start(&p, 101, 0.5), 14, 1e-9, "1 s of boot counts: 15 - 1");
-	pace_init(&p);
-	pace_spread(&p, 100, 30, 3, 0);
-	tap_dbl(pace_start(&p, 110, 0.5), 12, 1e-9, "10 s of boot: the credit's 3 s count");
-	pace_init(&p);
-	pace_spread(&p, 100, 30, 3, 0);
+	pace_spread(&p, 100, 30, 3, 0, 0);
 	tap_dbl(pace_start(&p, 102, 0.01), 0, 0, "a turn that came during the boot: at once");
 	tap_dbl(pace_delay(&p, 102), 0, 0, "and no hold");
 }
@@ -328,19 +410,19 @@ test_spread_hold(void)
 	struct pace	p;
 
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 0, 5);
+	pace_spread(&p, 100, 30, 0, 0, 5);
 	pace_start(&p, 100, 0.5);
 	pace_throttled(&p, 115, 0.999999);
 	tap_dbl(pace_delay(&p, 115), 0.4, 1e-5, "rate 5: 2 / 5 s");
 	pace_throttled(&p, 116, 0.999999);
 	tap_dbl(pace_delay(&p, 116), 0.4 + PACE_GROW, 1e-5, "a second answer 1 s on: grown");
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 0, 0.5);
+	pace_spread(&p, 100, 30, 0, 0, 0.5);
 	pace_start(&p, 100, 0.5);
 	pace_throttled(&p, 115, 0.999999);
 	tap_dbl(pace_delay(&p, 115), PACE_FIRST, 1e-5, "a slow refill: never more than PACE_FIRST");
 	pace_init(&p);
-	pace_spread(&p, 100, 30, 0, 5);
+	pace_spread(&p, 100, 30, 0, 0, 5);
 	pace_start(&p, 100, 0.5);
 	pace_throttled(&p, 100 + 30 + PACE_SPREAD_TAIL, 0.999999);
 	tap_dbl(pace_delay(&p, 100 + 30 + PACE_SPREAD_TAIL), PACE_FIRST, 1e-5,
@@ -351,6 +433,8 @@ int
 main(void)
 {
 	tap_run("free", test_free);
+	tap_run("fleet front", test_fleet_front);
+	tap_run("announce front", test_announce_front);
 	tap_run("first throttle", test_first_throttle);
 	tap_run("window grows", test_window_grows);
 	tap_run("cubic", test_cubic);
