@@ -2,38 +2,54 @@
 """Retry policies against one shared token bucket: a quick model next to bench/fleet.
 
     python3 bench/fleet.d/backoff_sim.py [--n 200[,500,...]] [--burst 40] [--rate 5]
-                                         [--seeds 20] [--spread 1.5]
+                                         [--seeds 20] [--spread 1.5] [--boot 0]
+                                         [--only REGEX]
 
 N clients (instances) each need one call through a bucket of `burst` tokens
 refilled at `rate` per second (a throttled call takes no token), all starting
 within `spread` seconds, as in a scale-out. Each retries by its policy until
 it gets a token. Printed per policy and per N of --n, averaged over seeds:
 attempts per instance, the share of them throttled, and the time from an
-instance's first attempt to its success (p50, p99, max), next to the floor no
+instance's start to its success (p50, p99, max), next to the floor no
 policy can beat, (N - burst) / rate. This is the bucket alone, without the
 fake AWS or the CPU of this machine: it isolates what the retry policy costs
 in calls and in tail latency, to compare with what bench/fleet measures for
-the real agent. One call per instance is the profile with the launch hook
+the real agent. --boot B adds the boot before the call (ready B x U(0.1, 1)
+s after the start), as bench/fleet's N agents on a few CPUs take 1 to 2 s:
+meanwhile the bucket sits full and its refill is lost. One call per instance is the profile with the launch hook
 named (CompleteLifecycleAction alone through the Auto Scaling bucket).
 """
 import argparse
 import heapq
 import math
 import random
+import re
 import statistics
 
 
-def run(policy, n, burst, rate, seed, spread=1.5, max_t=3600.0):
+def run(policy, n, burst, rate, seed, spread=1.5, max_t=3600.0, boot=0.0):
     """One scale-out. A policy is called after each throttled attempt as
     policy(rng, attempt, client state, time, world) and returns the delay to
     the next attempt, or None to give up; world holds the bucket's rate, how
-    many clients have no token yet and the wall clock's second at time 0."""
+    many clients have no token yet and the wall clock's second at time 0.
+    With boot > 0 an instance can make its call only boot x U(0.1, 1) seconds
+    after its start (drawn from a generator of their own, so boot = 0 keeps
+    the runs as they were)."""
     rng = random.Random(seed)
     tokens, last = float(burst), 0.0
     starts = [rng.uniform(0, spread) for _ in range(n)]
     # A policy told the wave's size (what-if rows) may hold its first attempt back.
     first = getattr(policy, "first", lambda *_: 0.0)
-    ev = [(t + first(rng, n, burst, rate), i, 0) for i, t in enumerate(starts)]
+    credit = getattr(policy, "credit", lambda *_: 0.0)(n, burst, rate)
+    brng = random.Random(f"boot {seed}")
+    boots = [boot * brng.uniform(0.1, 1) if boot > 0 else 0.0 for _ in range(n)]
+
+    def attempt_at(i, t):
+        # The agent's pace_start: the boot's work counts toward the turn, up to the credit.
+        b = boots[i]
+        return t + max(b, b - min(b, credit) + first(rng, n, burst, rate))
+
+    ev = [(attempt_at(i, t), i, 0) for i, t in enumerate(starts)]
     heapq.heapify(ev)
     state = [{"slow": 1.0, "prev": None, "start": starts[i]} for i in range(n)]
     world = {"rate": rate, "waiting": n, "epoch": 1.8e9 + rng.random()}
@@ -126,25 +142,39 @@ def oracle(rng, a, s, t, world):
 
 
 class Announced:
-    """asg-agent's retry_mode = adaptive in an announced scale-out (session
-    8, agent/pace.c): every instance is told N (the tag asg-agent:scale-out
-    a rollout step writes before it raises the capacity) and holds its first
-    attempt back U(0, W), W = (N - burst) / rate (one call per instance
-    here; at most 600 s, the agent's [agent] deadline / 2 by default: 300 s)
-    from its own start (the model has no boot before the call, so the
-    agent's credit for it does not arise), then retries as adaptive does
-    with a first window of two refills, 2 / rate (hold=None), or after hold
-    x U(0.7, 1). It needs the bucket's size, which AWS does not publish (the
-    agent's [aws] autoscaling_burst and autoscaling_rate), and it spreads
-    what the boots may have spread already: with starts over S seconds its
-    p99 grows by up to S."""
+    """asg-agent's retry_mode = adaptive in an announced scale-out (agent/
+    pace.c): every instance is told N (the tag asg-agent:scale-out a rollout
+    step writes before it raises the capacity) and holds its first attempt
+    back to its turn, W = (N - burst) / rate (one call per instance here; at
+    most 600 s, the agent's [agent] deadline / 2 by default: 300 s), from its
+    own start: with front (session 10) the share (burst / 2) / N of the
+    fleet has its turn at once and the others draw theirs U(0, W); without
+    it (session 8) every turn is U(0, W). The boot's work before the call
+    (--boot) counts toward the turn, up to burst / 2 x W / N seconds (the
+    agent's credit). After a throttle it holds as adaptive does with a first
+    window of two refills, 2 / rate (hold=None), or after hold x U(0.7, 1).
+    It needs the bucket's size, which AWS does not publish (the agent's
+    [aws] autoscaling_burst and autoscaling_rate), and it spreads what the
+    boots may have spread already: with starts over S seconds its p99 grows
+    by up to S."""
 
-    def __init__(self, hold=None, cap=300.0):
+    def __init__(self, hold=None, cap=300.0, front=True):
         self.hold = hold
         self.cap = cap
+        self.front = front
+
+    def window(self, n, burst, rate):
+        return min(self.cap, max(0.0, (n - burst) / rate))
 
     def first(self, rng, n, burst, rate):
-        return rng.uniform(0, min(self.cap, max(0.0, (n - burst) / rate)))
+        # One draw, as pace_start: u below the front share is a turn at the start.
+        f = min(0.5, burst / 2 / n) if self.front and n > 0 and burst >= 1 else 0.0
+        u = rng.random()
+        return 0.0 if u < f else (u - f) / (1 - f) * self.window(n, burst, rate)
+
+    def credit(self, n, burst, rate):
+        w = self.window(n, burst, rate)
+        return burst / 2 * w / n if n > 0 and w > 0 else 0.0
 
     def __call__(self, rng, a, s, t, world):
         if self.hold is None:
@@ -245,8 +275,9 @@ POLICIES = {
     "AWS SDK adaptive mode (botocore: standard + CUBIC rate limiter, 3 attempts)": Botocore(),
     "AWS SDK adaptive mode, attempts unlimited (the retry quota ends a call after 100 retries)":
         Botocore(max_attempts=math.inf),
-    "asg-agent's retry_mode = adaptive, the scale-out announced: first attempt held U(0, (N - burst) / "
-    "rate), then adaptive from a 2 / rate window": Announced(),
+    "asg-agent's retry_mode = adaptive, the scale-out announced: a share (burst / 2) / N at once, the "
+    "others' first attempt held U(0, (N - burst) / rate), then adaptive from a 2 / rate window": Announced(),
+    "the same with every turn U(0, (N - burst) / rate) (session 8's)": Announced(front=False),
     "the same with [agent] deadline = 1200 (turns over up to 600 s, not 300 s)": Announced(cap=600.0),
     "the same with 0.5 s holds after a throttle (session 7's what-if)": Announced(hold=0.5),
 }
@@ -262,6 +293,9 @@ def main():
     ap.add_argument("--rate", type=float, default=5)
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--spread", type=float, default=1.5, help="seconds over which the N start (default 1.5)")
+    ap.add_argument("--boot", type=float, default=0.0,
+                    help="each instance's call ready boot x U(0.1, 1) s after its start (default 0)")
+    ap.add_argument("--only", default="", help="only the policies whose name matches this regular expression")
     a = ap.parse_args()
     ns = [int(x) for x in a.n.split(",") if x.strip()]
     for k, n in enumerate(ns):
@@ -271,12 +305,15 @@ def main():
 
 
 def table(n, a):
-    print(f"N={n}, bucket {a.burst:g} burst / {a.rate:g} per s, starts within {a.spread:g} s, {a.seeds} seeds: "
-          f"floor {max(0.0, (n - a.burst) / a.rate):.1f} s\n")
+    boot = f", calls ready boot x U(0.1, 1) after the start with boot = {a.boot:g} s" if a.boot > 0 else ""
+    print(f"N={n}, bucket {a.burst:g} burst / {a.rate:g} per s, starts within {a.spread:g} s{boot}, {a.seeds} "
+          f"seeds: floor {max(0.0, (n - a.burst) / a.rate):.1f} s\n")
     print("| policy | attempts per instance | throttled share | p50 | p99 | max | instances that gave up |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, pol in list(POLICIES.items()) + list(BOUNDS.items()):
-        rs = [run(pol, n, a.burst, a.rate, s, spread=a.spread) for s in range(a.seeds)]
+        if a.only and not re.search(a.only, name):
+            continue
+        rs = [run(pol, n, a.burst, a.rate, s, spread=a.spread, boot=a.boot) for s in range(a.seeds)]
         avg = {k: statistics.mean(r[k] for r in rs) for k in rs[0]}
         label = f"*{name}*" if name in BOUNDS else name
         print(f"| {label} | {avg['att']:.2f} | {100 * avg['thr']:.0f} % | {avg['p50']:.1f} s | {avg['p99']:.1f} s "
