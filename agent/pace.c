@@ -101,7 +101,7 @@ pace_start(struct pace *p, double now, double u)
 		if (p->spread > 0) {
 			c = now - p->spread_set;
 			c = c < p->credit ? c : p->credit;
-			/* One draw: the front share at the start, the others uniform over the spread. */
+			/* One draw decides both: below the front share a turn at the start, else spread. */
 			x = u < p->front ? 0 : (u - p->front) / (1 - p->front);
 			p->first = now - c + x * p->spread;
 		}

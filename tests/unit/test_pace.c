@@ -108,6 +108,21 @@ lcg(unsigned long long *s)
 	return (double)(*s >> 11) / 9007199254740992.0;
 }
 
+/* The nearest-rank 99th percentile of v[0..n-1], sorted in place. */
+static double
+p99_of(double *v, int n)
+{
+	double	t;
+	int	i, j;
+
+	for (i = 1; i < n; i++) {
+		for (t = v[i], j = i; j > 0 && v[j - 1] > t; j--)
+			v[j] = v[j - 1];
+		v[j] = t;
+	}
+	return v[(n - 1) * 99 / 100];
+}
+
 /*
  * A scale-out in simulated time: 200 clients, one call each, through a
  * bucket of 40 tokens refilled at 5 per second, all starting within 1.5 s
@@ -126,13 +141,13 @@ fleet_model(double spread, double front, double boot, unsigned long long seed,
 	enum { N = 200 };
 	struct pace		p[N];
 	double			next[N], start[N], took[N], tokens = 40, last = 0, t, ready;
-	int			done[N], left = N, attempts = 0, i, j, best;
+	int			done[N], left = N, attempts = 0, i, best;
 
 	*throttled = 0;
 	*end = 0;
 	for (i = 0; i < N; i++) {
 		pace_init(&p[i]);
-		start[i] = next[i] = 1.5 * lcg(&seed);
+		start[i] = 1.5 * lcg(&seed);
 		ready = boot > 0 ? start[i] + boot * (0.1 + 0.9 * lcg(&seed)) : start[i];
 		pace_spread(&p[i], start[i], spread, boot > 0 ?
 		    pace_announce_credit(N, 1, 40, spread) : 0, front, 5);
@@ -163,15 +178,8 @@ fleet_model(double spread, double front, double boot, unsigned long long seed,
 	}
 	if (left > 0)
 		tap_diag("%d clients left without a token", left);
-	if (p99 != NULL && left == 0) {
-		/* Insertion sort: 200 values. */
-		for (i = 1; i < N; i++) {
-			for (t = took[i], j = i; j > 0 && took[j - 1] > t; j--)
-				took[j] = took[j - 1];
-			took[j] = t;
-		}
-		*p99 = took[(N - 1) * 99 / 100];
-	}
+	if (p99 != NULL && left == 0)
+		*p99 = p99_of(took, N);
 	return left > 0 ? -1 : attempts;
 }
 
@@ -288,6 +296,8 @@ test_announce_front(void)
 	    "the others uniform over the spread: the middle");
 	tap_dbl(first_turn(0, 0.1, 100, 1), 30, 1e-9, "and its end");
 	tap_dbl(first_turn(0, 1.5, 100, 0.5), 15, 1e-9, "a share out of (0, 1) is none");
+	tap_dbl(first_turn(3, 0.1, 101, 0.05), 0, 0, "with a credit too: the front share at once");
+	tap_dbl(first_turn(3, 0.1, 110, 0.55), 12, 1e-9, "and the others 15 s less the credit's 3");
 }
 
 /* The announcement's value: "COUNT UNIXTIME", digits only. */
@@ -433,14 +443,14 @@ int
 main(void)
 {
 	tap_run("free", test_free);
-	tap_run("fleet front", test_fleet_front);
-	tap_run("announce front", test_announce_front);
 	tap_run("first throttle", test_first_throttle);
 	tap_run("window grows", test_window_grows);
 	tap_run("cubic", test_cubic);
 	tap_run("recovery", test_recovery);
 	tap_run("fleet model", test_fleet_model);
 	tap_run("fleet model, announced", test_fleet_announced);
+	tap_run("fleet model, front share", test_fleet_front);
+	tap_run("announcement front share", test_announce_front);
 	tap_run("announcement parse", test_announce_parse);
 	tap_run("announcement window", test_announce_window);
 	tap_run("spread", test_spread);
