@@ -16,8 +16,9 @@ fake AWS or the CPU of this machine: it isolates what the retry policy costs
 in calls and in tail latency, to compare with what bench/fleet measures for
 the real agent. --boot B adds the boot before the call (ready B x U(0.1, 1)
 s after the start), as bench/fleet's N agents on a few CPUs take 1 to 2 s:
-meanwhile the bucket sits full and its refill is lost. One call per instance is the profile with the launch hook
-named (CompleteLifecycleAction alone through the Auto Scaling bucket).
+meanwhile the bucket sits full and its refill is lost. One call per
+instance is the profile with the launch hook named (CompleteLifecycleAction
+alone through the Auto Scaling bucket).
 """
 import argparse
 import heapq
@@ -279,6 +280,7 @@ POLICIES = {
     "others' first attempt held U(0, (N - burst) / rate), then adaptive from a 2 / rate window": Announced(),
     "the same with every turn U(0, (N - burst) / rate) (session 8's)": Announced(front=False),
     "the same with [agent] deadline = 1200 (turns over up to 600 s, not 300 s)": Announced(cap=600.0),
+    "the same with deadline = 1200 and every turn U(0, (N - burst) / rate)": Announced(cap=600.0, front=False),
     "the same with 0.5 s holds after a throttle (session 7's what-if)": Announced(hold=0.5),
 }
 BOUNDS = {
