@@ -99,7 +99,7 @@ take_scale_tag(struct agent *a, const struct tags *t)
 static void
 spread_first_call(struct agent *a, int calls, int hook_timeout)
 {
-	double	w, since;
+	double	w, since, front;
 
 	if (a->scale_n <= 0 || !a->client.aws.adaptive)
 		return;
@@ -117,17 +117,23 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	}
 	/* From the boot's start: its own work up to the call counts toward its turn. */
 	since = wall_now() - a->st.boot_start;
+	front = pace_announce_front(a->scale_n, calls, a->cfg->autoscaling_burst);
 	if (!pace_spread(&a->client.aws.pace[AWS_AUTOSCALING], mono_now() - (since > 0 ? since :
-	    0), w, pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w),
-	    pace_announce_front(a->scale_n, calls, a->cfg->autoscaling_burst),
+	    0), w, pace_announce_credit(a->scale_n, calls, a->cfg->autoscaling_burst, w), front,
 	    a->cfg->autoscaling_rate)) {
 		/* The group's tags or its name came from Auto Scaling: the crowd is past. */
 		log_debug("scale-out of %ld: an Auto Scaling call went first, no spread",
 		    a->scale_n);
 		return;
 	}
-	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto Scaling "
-	    "call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
+	/* The front share is the part of the fleet the bucket's burst serves at once. */
+	if (front > 0)
+		state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
+		    "Scaling call spread over %.1f s, %.0f %% of the fleet at its start",
+		    a->scale_n, wall_now() - a->scale_at, w, 100 * front);
+	else
+		state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
+		    "Scaling call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
 	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",
 	    a->scale_n, w);
 	agent_save(a);

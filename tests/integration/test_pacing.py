@@ -170,6 +170,22 @@ class Pacing(FakeAWSCase):
         self.assertGreaterEqual(sent - start, held - 0.05, f"DescribeLifecycleHooks sent "
                                 f"{sent - start:.2f} s after the agent's start, held {held:.2f} s")
 
+    def test_a_burst_serves_a_share_of_the_fleet_at_the_start(self):
+        # A bucket of 4 refilled at 2 a second: 12 instances need 4 s of it, and half the
+        # burst (2 calls, a sixth of the fleet) goes at the spread's start; the other half
+        # is the credit for the boots' own work. Status says how the turns were drawn.
+        a, _ = self.announced(f"12 {int(time.time())}",
+                              "[aws]\nautoscaling_burst = 4\nautoscaling_rate = 2\n")
+        st = a.status_json()
+        self.assertRegex(st.get("scale_out") or "", r"^12 instances announced \d+ s before; first "
+                         r"Auto Scaling call spread over 4\.0 s, 17 % of the fleet at its start$")
+        held = st["api_pacing"].get("autoscaling", {}).get("held", 0)
+        self.assertLessEqual(held, 4.2, st["api_pacing"])
+        reqs = self.autoscaling()
+        self.assertEqual([r["action"] for r in reqs], ["CompleteLifecycleAction"], reqs)
+        self.assertRegex(a.status().stdout, r"\n  scale-out +12 instances announced .* 17 % of "
+                         r"the fleet at its start\n")
+
     def test_a_turn_is_at_most_half_the_boot_deadline(self):
         # 100 instances at 1 a second need 100 s; a boot allowed 10 s waits at most 5.
         a, _ = self.announced(f"100 {int(time.time())}",
