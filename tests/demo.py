@@ -13,7 +13,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "lib"), os.path.join(HERE, "fakeaws")]
 
-from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config  # noqa: E402
+from bootlib import Agent, free_ports, http_get, make_artifact, sha256, write_config  # noqa: E402
 from harness import FakeAWS  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def main():
         world = f.make_world(group="web-blue", version=version, sha256=sha256(art))
         print(f"demo: group {world.group}, instance {world.instance_id} in "
               f"{f.instance_state(world.instance_id)}, artifact s3://releases/app/{version}.tar.gz")
-        app_port, health_port = free_port(), free_port()
+        app_port, health_port = free_ports(2)
         cfg = write_config(os.path.join(work, "agent.conf"), os.path.join(work, "state"),
                            app_port, health_port, "[agent]\nlog_level = info\n")
         agent = Agent(cfg, f.agent_env(), os.path.join(work, "agent.log"))

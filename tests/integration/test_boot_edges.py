@@ -12,7 +12,7 @@ import unittest
 import urllib.parse
 
 from agentlib import run, write
-from bootlib import APP_PY, free_port, http_get, make_artifact, sha256, write_config
+from bootlib import APP_PY, free_ports, http_get, make_artifact, sha256, write_config
 from fakecase import FakeAWSCase
 
 # The test app, plus a prologue that records what it inherited before anything else opens.
@@ -184,9 +184,11 @@ class BootEdges(FakeAWSCase):
     def test_describe_lifecycle_hooks_throttled_past_api_timeout(self):
         # In a big scale-out the shared Auto Scaling bucket can stay empty for
         # longer than one call's api_timeout: that is no reason to ABANDON.
+        # Three throttled answers, not a time window: a slow start on a loaded machine
+        # must not let the call through at its first try.
         w, _ = self.world()
         self.f.fault(kind="throttle", service="autoscaling", action="DescribeLifecycleHooks",
-                     for_seconds=3)
+                     count=3)
         a = self.start("[aws]\napi_timeout = 1\n")
         st = self.assert_serving(a, w)
         self.assertIn("DescribeLifecycleHooks (will retry)", a.log_text())
@@ -338,8 +340,11 @@ class BootEdges(FakeAWSCase):
         self.assert_serving(a, w)
         starts = [q["start"] for q in self.f.requests(target="aws") if q.get("service") != "s3"]
         self.assertGreaterEqual(len(starts), 3, self.f.requests(target="aws"))
+        # Stamped by the proxy, whose own scheduling can move one stamp by a time slice:
+        # each gap well above nothing, and the whole span a second per request.
         gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
-        self.assertGreaterEqual(min(gaps), 0.9, gaps)
+        self.assertGreaterEqual(min(gaps), 0.7, gaps)
+        self.assertGreaterEqual(starts[-1] - starts[0], len(gaps) - 0.2, gaps)
 
     # -- 3c. [version] source = instance | imds: the instance's own tag, never the group's --
     def instance_release(self, w, version="2.0.0"):
@@ -422,16 +427,17 @@ class BootEdges(FakeAWSCase):
     def test_status_while_continue_is_throttled(self):
         # A fleet's CONTINUEs queue on the shared Auto Scaling bucket: status says
         # the app is healthy and the CONTINUE is on its way, not "waiting for health".
+        # Throttled until status has been seen, however long the boot took to get there.
         w, _ = self.world()
-        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction",
-                     for_seconds=4)
+        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction")
         a = self.start()
         self.assertTrue(self.wait_for(lambda: "sending CONTINUE" in
-                                      ((a.status_json() or {}).get("lifecycle") or ""), 20),
+                                      ((a.status_json() or {}).get("lifecycle") or ""), 30),
                         a.log_text())
         st = a.status_json()
         self.assertEqual(st["health"], "healthy")
         self.assertIn("sending CONTINUE for launch hook", a.status().stdout)
+        self.f.clear_faults()
         st = self.assert_serving(a, w)
         self.assertIn("CONTINUE sent", st["lifecycle"])
         self.assertGreater(st["api_calls"]["CompleteLifecycleAction"]["throttled"], 0)
@@ -595,8 +601,8 @@ class CheckConfig(unittest.TestCase):
     def test_relative_state_dir(self):
         d = tempfile.mkdtemp(prefix="asg-edge-")
         self.addCleanup(shutil.rmtree, d, True)
-        conf = write_config(os.path.join(d, "agent.conf"), "relative/path", free_port(),
-                            free_port(), "[artifact]\nsha256_tag = asg-agent:sha256\n")
+        conf = write_config(os.path.join(d, "agent.conf"), "relative/path",
+                            *free_ports(2), "[artifact]\nsha256_tag = asg-agent:sha256\n")
         with open(conf) as fh:
             text = fh.read()
         line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("state_dir"))

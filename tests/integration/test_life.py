@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from bootlib import free_port, http_get, make_artifact, sha256
+from bootlib import free_ports, http_get, make_artifact, sha256
 from fakecase import FakeAWSCase
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
@@ -113,7 +113,7 @@ class LifeCase(FakeAWSCase):
 
     def boot(self, extra="", terminate_hook=False, wait=True, env=None, heartbeat_timeout=30,
              **kw):
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
                               terminate_hook=terminate_hook,
                               heartbeat_timeout=heartbeat_timeout, **kw)
@@ -158,7 +158,7 @@ class Life(LifeCase):
         self.assertEqual(http_get(self.app_port, "/")[1].split()[0], pid)
 
     def test_warm_pool_then_in_service_without_download(self):
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
                               heartbeat_timeout=30)
         self.f.set_imds(lifecycle_state="Warmed:Running")
@@ -215,7 +215,7 @@ class Life(LifeCase):
         waits in Warmed:Terminating:Wait for its terminate hook: the agent took the
         target for one more warm state and waited on, so every such termination
         waited out the hook's timeout. Nothing serves there: no drain."""
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
                               terminate_hook=True, heartbeat_timeout=300)
         self.f.set_imds(lifecycle_state="Warmed:Running")
@@ -241,8 +241,11 @@ class Life(LifeCase):
         open(os.path.join(self.state, "current", "FAIL"), "w").close()
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                       what="503 after failed probes")
+        # The endpoint turns 503 just before the state file is saved.
+        self.wait_for(lambda: ((a.status_json() or {}).get("app_health") or {}).get(
+            "failing", 0) >= 2, 5)
         st = a.status_json()
-        self.assertGreaterEqual(st["app_health"]["failing"], 2)
+        self.assertGreaterEqual(st["app_health"]["failing"], 2, st["app_health"])
         self.wait_or_fail(lambda: self.f.requests(target="aws", action="SetInstanceHealth"),
                       timeout=15, what="SetInstanceHealth after the grace")
         health = self.f.client("autoscaling").describe_auto_scaling_instances(
@@ -255,7 +258,7 @@ class Life(LifeCase):
         # an app that fails right after its first healthy answer is caught while serving.
         art = make_artifact({"app.py": APP.encode(), "ONCE": b""})
         self.f.put_s3("releases", "app/1.0.1.tar.gz", art)
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         w = self.f.make_world(group=self.group, version="1.0.1", sha256=sha256(art),
                               heartbeat_timeout=30)
         a = self.start("[app]\nhealth_timeout = 5\n")
@@ -350,21 +353,22 @@ class Life(LifeCase):
         probe_timeout` sets the wait, and a reload applies it."""
         art = make_artifact({"app.py": APP.encode(), "SLOW": b""})
         self.f.put_s3("releases", "app/1.0.2.tar.gz", art)
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         self.f.make_world(group=self.group, version="1.0.2", sha256=sha256(art),
                           heartbeat_timeout=300)
-        # Once serving a probe waits at most health_interval: 4 here, not APP_CHECKS' 1.
-        a = FakeAWSCase.start(self, "[app]\nhealth_interval = 4\nunhealthy_after = 2\n"
-                              "unhealthy_grace = 3\nprobe_timeout = 3\nhealth_timeout = 40\n",
+        # Once serving a probe waits at most health_interval: 5 here, not APP_CHECKS' 1.
+        # 4 s for a 2.5 s answer: a loaded machine's slower app still fits.
+        a = FakeAWSCase.start(self, "[app]\nhealth_interval = 5\nunhealthy_after = 2\n"
+                              "unhealthy_grace = 3\nprobe_timeout = 4\nhealth_timeout = 40\n",
                               new_ports=False)
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
-        time.sleep(9)   # two probes, 2.5 s each, one every 4 s
+        time.sleep(11)  # two probes, 2.5 s each, one every 5 s
         self.assertNotIn("app health probe failed", a.log_text())
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
         with open(a.config) as fh:
             text = fh.read()
         with open(a.config, "w") as fh:
-            fh.write(text.replace("probe_timeout = 3", "probe_timeout = 1"))
+            fh.write(text.replace("probe_timeout = 4", "probe_timeout = 1"))
         a.proc.send_signal(signal.SIGHUP)
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                           what="503 once each probe may take 1 s")

@@ -8,7 +8,7 @@ import signal
 import sys
 import unittest
 
-from bootlib import free_port, http_get
+from bootlib import free_ports, http_get
 from fakecase import FakeAWSCase
 
 UNIT = "web.service"
@@ -148,7 +148,7 @@ class UnitMode(FakeAWSCase):
 
     def start_unit(self, extra="", path=None):
         """An agent in unit mode; the fake unit's app listens on the agent's app port."""
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         env = self.unit_env(path)
         env["FAKE_UNIT_PORT"] = str(self.app_port)
         return self.start(f"[app]\ncommand =\nunit = {UNIT}\n" + extra, env=env,
@@ -268,6 +268,9 @@ class UnitMode(FakeAWSCase):
         self.assertTrue(self.wait_for(
             lambda: http_get(self.health_port, "/healthz")[0] == 503, 20), a.log_text())
         self.assertEqual(http_get(self.app_port, "/health")[0], 200)
+        # The endpoint turns 503 just before the state file is saved and the log written.
+        self.wait_for(lambda: "app unhealthy after 2 failed probes" in a.log_text()
+                      and "inactive" in ((a.status_json() or {}).get("health") or ""), 5)
         st = a.status_json()
         self.assertEqual(st["phase"], "serving")
         self.assertIn(f"unit {UNIT} is inactive", st["health"])

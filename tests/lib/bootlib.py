@@ -2,6 +2,7 @@
 import hashlib
 import io
 import json
+import random
 import signal
 import socket
 import subprocess
@@ -38,10 +39,39 @@ http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 '''
 
 
+def free_ports(n):
+    """n distinct ports free on 127.0.0.1, drawn below the kernel's ephemeral range:
+    the outgoing connections of every test running beside this one take theirs from
+    it, and a port handed out by bind(0) and closed can be handed out again."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            eph = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph = 32768
+    lo, hi = max(1024, eph - 12000), eph - 1
+    held, ports = [], []
+    try:
+        for _ in range(1000):
+            if len(ports) == n:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randint(lo, hi) if hi > lo else 0))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in held:
+            s.close()
+    if len(ports) < n:
+        raise RuntimeError(f"no {n} free ports on 127.0.0.1")
+    return ports
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def make_artifact(files=None, mode="w:gz"):

@@ -7,7 +7,7 @@ import time
 import unittest
 
 from agentlib import run, write
-from bootlib import Agent, free_port, http_get, make_artifact, sha256, write_config
+from bootlib import Agent, free_ports, http_get, make_artifact, sha256, write_config
 
 
 class FakeAWSCase(unittest.TestCase):
@@ -101,7 +101,7 @@ class FakeAWSCase(unittest.TestCase):
         """`asg-agent run` in the background with the test config plus extra, on fresh
         ports (new_ports=False: on self.app_port and self.health_port again)."""
         if new_ports:
-            self.app_port, self.health_port = free_port(), free_port()
+            self.app_port, self.health_port = free_ports(2)
         i = len(self.agents)
         conf = write_config(os.path.join(self.dir, f"agent{i}.conf"), state or self.state,
                             self.app_port, self.health_port, extra)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import unittest
 
-from bootlib import Agent, free_port, http_get, tar_gz, write_config
+from bootlib import Agent, free_ports, http_get, tar_gz, write_config
 from fakecase import FakeAWSCase
 from tlsserver import TLSServer, make_ca, make_server_cert
 
@@ -132,7 +132,7 @@ class EmptyRoot(FakeAWSCase):
             os.unlink(os.path.join(root, AMAZON_BUNDLE.lstrip("/")))
         srv = TLSServer(cert, key, {f"/app-{version}.tar.gz": art})
         self.addCleanup(srv.close)
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         write_config(os.path.join(root, "etc/asg-agent/agent.conf"), "/var/lib/asg-agent",
                      self.app_port, self.health_port,
                      f"[artifact]\nurl = {srv.url('/app-{version}.tar.gz')}\n"
@@ -185,7 +185,7 @@ class Aarch64(FakeAWSCase):
 
     def test_boot_under_qemu(self):
         w, _ = self.world(version="2.7.1")
-        self.app_port, self.health_port = free_port(), free_port()
+        self.app_port, self.health_port = free_ports(2)
         conf = write_config(os.path.join(self.dir, "agent.conf"), self.state, self.app_port,
                             self.health_port)
         a = Agent(conf, self.f.agent_env(), os.path.join(self.dir, "agent.log"),
