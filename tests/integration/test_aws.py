@@ -78,7 +78,7 @@ class Aws(FakeAWSCase):
         r, took = self.aws("ec2", "DescribeTags", conf=conf)
         self.assert_exit(r, 1)
         self.assertIn("RequestLimitExceeded", r.stderr)
-        self.assertLess(took, 6)
+        self.assertLess(took, 10, "gave up at api_timeout = 2, not the default 60")
 
     def test_wrong_secret_fails_fast(self):
         creds = self.f.imds_credentials()
@@ -92,7 +92,7 @@ class Aws(FakeAWSCase):
             r, took = self.aws(svc, action, env=env)
             self.assert_exit(r, 1)
             self.assertTrue(r.stderr.startswith(code + ":"), r.stderr)
-            self.assertLess(took, 3)
+            self.assertLess(took, 10, "not retried until the 60 s api_timeout")
             self.assertEqual(len(self.api_requests(action)), 1, "auth errors are not retried")
 
     def test_environment_credentials_without_imds(self):
@@ -195,7 +195,7 @@ class Aws(FakeAWSCase):
         self.assertIn("ExpiredToken", r.stderr)
         self.assertEqual(len(self.get_objects("expired/twice.bin")), 2,
                          "one refresh per call, then the answer is final")
-        self.assertLess(took, 5, "a final answer is not retried until api_timeout")
+        self.assertLess(took, 15, "a final answer is not retried until the 60 s api_timeout")
         self.assertNotIn(self.f.imds_credentials()["Token"], r.stdout + r.stderr)
 
     def test_secrets_never_printed(self):

@@ -66,7 +66,7 @@ class Imds(FakeAWSCase):
         r, took = self.call()
         self.assert_exit(r, 1)
         self.assertIn("IMDS is disabled", r.stderr)
-        self.assertLess(took, 3.0)
+        self.assertLess(took, 10.0, "not retried until the 120 s imds_timeout")
         self.assertEqual(len(self.imds_requests()), 1, "403 must not be retried")
 
     def test_never_up_gives_up_at_the_timeout(self):
@@ -76,7 +76,7 @@ class Imds(FakeAWSCase):
         self.assert_exit(r, 1)
         self.assertIn("gave up after 2 s", r.stderr)
         self.assertGreaterEqual(took, 1.5)
-        self.assertLess(took, 6)
+        self.assertLess(took, 10, "gave up at imds_timeout = 2, not the default 120")
 
     def test_endpoint_from_config_and_environment_wins(self):
         env = self.f.agent_env()

@@ -55,21 +55,32 @@ class Metrics(FakeAWSCase):
                          f"\n--- page\n{text}")
         return parse(text)
 
+    def scrape_until(self, name, least, timeout=5, **labels):
+        """The page once its metric name{labels} is at least least: a tick re-renders it
+        about once a second, later on a loaded machine. The last page seen if never."""
+        deadline = time.time() + timeout
+        while True:
+            m = self.scrape()
+            v = m.get((name, tuple(sorted(labels.items()))))
+            if (v is not None and v >= least) or time.time() > deadline:
+                return m
+            time.sleep(0.1)
+
     def value(self, m, name, **labels):
         key = (name, tuple(sorted(labels.items())))
         self.assertIn(key, m, f"{key} not on the page: {sorted(m)}")
         return m[key]
 
     def test_during_boot_and_serving(self):
-        # Long enough that the step is still running after the re-render below, on a
-        # loaded machine too.
-        self.f.tag_delay("asg-agent:version", 6)
+        # Hidden until the page has been seen during the step, on a loaded machine too.
+        self.f.tag_delay("asg-agent:version", -1)
         w, a = self.boot(wait=False)
         self.assertTrue(self.wait_for(lambda: http_get(self.health_port, "/metrics")[0] == 200
                                       and a.status_json() is not None
-                                      and a.status_json()["phase"] == "waiting-for-tag", 10))
-        time.sleep(1.2)     # a tick renders the page again while the step runs
-        m = self.scrape()
+                                      and a.status_json()["phase"] == "waiting-for-tag", 20))
+        # A tick renders the page again while the step runs.
+        m = self.scrape_until("asg_agent_boot_step_seconds", 0.6, step="version-tag")
+        self.f.tag_delay("asg-agent:version", 0)
         self.assertEqual(self.value(m, "asg_agent_phase", phase="waiting-for-tag"), 1)
         self.assertEqual(self.value(m, "asg_agent_phase", phase="serving"), 0)
         self.assertEqual(self.value(m, "asg_agent_health_endpoint_healthy"), 0)
@@ -112,8 +123,7 @@ class Metrics(FakeAWSCase):
         w, a = self.boot("[lifecycle]\ndrain = 4\n")
         a.proc.send_signal(signal.SIGTERM)
         self.assertTrue(self.wait_for(lambda: a.status_json()["phase"] == "draining", 10))
-        time.sleep(1.2)
-        m = self.scrape()
+        m = self.scrape_until("asg_agent_boot_step_seconds", 0.6, step="drain")
         self.assertEqual(self.value(m, "asg_agent_phase", phase="draining"), 1)
         self.assertEqual(self.value(m, "asg_agent_health_endpoint_healthy"), 0)
         left = self.value(m, "asg_agent_drain_remaining_seconds")
@@ -126,8 +136,7 @@ class Metrics(FakeAWSCase):
         open(os.path.join(self.state, "current", "FAIL"), "w").close()
         self.assertTrue(self.wait_for(
             lambda: http_get(self.health_port, "/healthz")[0] == 503, 15))
-        time.sleep(1.2)
-        m = self.scrape()
+        m = self.scrape_until("asg_agent_app_probes_failing", 2)
         self.assertEqual(self.value(m, "asg_agent_health_endpoint_healthy"), 0)
         self.assertEqual(self.value(m, "asg_agent_phase", phase="serving"), 1)
         self.assertGreaterEqual(self.value(m, "asg_agent_app_probe_failures_total"), 2)

@@ -50,9 +50,8 @@ class ScaleIn(LifeCase):
     def test_long_drain_sends_heartbeats(self):
         w, a = self.boot("[lifecycle]\ndrain = 6\nheartbeat = 5\n", terminate_hook=True)
         self.scale_in()
-        time.sleep(1.5)
-        st = a.status_json()
-        self.assertEqual(st["phase"], "draining")
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "draining", 5,
+                          what="the drain to start")
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 503)
         self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")
         self.assertIn("s left before the app is stopped", a.status().stdout)
