@@ -1240,7 +1240,7 @@ test_oversize(void)
 	pthread_t	big_t;
 	size_t		heap0, heap_peak, h;
 	long		hwm0;
-	double		ms, worst;
+	double		ms[50];
 	int		answered, ok, status;
 
 	memset(&big, 0, sizeof big);
@@ -1248,18 +1248,15 @@ test_oversize(void)
 	heap0 = heap_peak = heap_bytes();
 	hwm0 = status_kb("VmHWM:");
 	pthread_create(&big_t, NULL, oversize, &big);
-	worst = 0;
 	answered = 0;
 	ok = 1;
 	while (!__atomic_load_n(&big.done, __ATOMIC_SEQ_CST)) {
 		if ((h = heap_bytes()) > heap_peak)
 			heap_peak = h;
-		if (answered < 50) {
-			ms = probe_ms(server_port, &status);
-			if (ms < 0 || status != 200)
+		if (answered < (int)nitems(ms)) {
+			ms[answered] = probe_ms(server_port, &status);
+			if (ms[answered] < 0 || status != 200)
 				ok = 0;
-			if (ms > worst)
-				worst = ms;
 			answered++;
 		} else
 			usleep(1000);
@@ -1268,8 +1265,17 @@ test_oversize(void)
 	tap_int(big.status, 431, "a 10 MB request: 431 (%zu bytes sent)", big.sent);
 	tap_true(big.closed, "a 10 MB request: closed");
 	tap_true(ok && answered > 0, "probes meanwhile are answered 200 (%d)", answered);
-	tap_true(worst < (slow_mode ? 100 : 10), "probes meanwhile are answered fast (worst "
-	    "%.3f ms)", worst);
+	/*
+	 * A server blocked on the big request would make every probe wait for it; a
+	 * loaded machine delays a few by a time slice: bound the median, not the worst.
+	 */
+	if (answered > 0) {
+		qsort(ms, (size_t)answered, sizeof ms[0], cmp_double);
+		tap_true(ms[answered / 2] < (slow_mode ? 100 : 10), "probes meanwhile are "
+		    "answered fast (median %.3f ms, worst %.3f ms of %d)", ms[answered / 2],
+		    ms[answered - 1], answered);
+	} else
+		tap_true(0, "probes meanwhile are answered fast (none answered)");
 	tap_true(heap_peak - heap0 < (1 << 20), "the heap did not grow with it (peak +%zu bytes)",
 	    heap_peak - heap0);
 	tap_diag("peak RSS grew by %ld kB", status_kb("VmHWM:") - hwm0);
@@ -1335,8 +1341,14 @@ test_idle(void)
 	tap_diag("probe latency with %d idle connections: min %.3f ms, median %.3f ms, "
 	    "max %.3f ms", nidle, lat[0], lat[nitems(lat) / 2], lat[nitems(lat) - 1]);
 	tap_true(ok, "fresh probes beside %d idle connections are answered 200", nidle);
-	tap_true(lat[nitems(lat) - 1] < (slow_mode ? 100 : 10),
-	    "fresh probes answered within 10 ms beside %d idle connections", nidle);
+	/*
+	 * A server stuck on an idle client waits for its request timeout (5 s): the
+	 * median within 10 ms and none near that; a loaded machine delays a few by a
+	 * time slice.
+	 */
+	tap_true(lat[nitems(lat) / 2] < (slow_mode ? 100 : 10) && lat[nitems(lat) - 1] < 1000,
+	    "fresh probes answered within 10 ms (median %.3f ms, worst %.3f ms) beside %d "
+	    "idle connections", lat[nitems(lat) / 2], lat[nitems(lat) - 1], nidle);
 	closed = 0;
 	for (i = 0; i < NIDLE; i++) {
 		if (idle[i] != -1 && peer_closed(idle[i], 0))
