@@ -78,7 +78,7 @@ class Aws(FakeAWSCase):
         r, took = self.aws("ec2", "DescribeTags", conf=conf)
         self.assert_exit(r, 1)
         self.assertIn("RequestLimitExceeded", r.stderr)
-        self.assertLess(took, 10, "gave up at api_timeout = 2, not the default 60")
+        self.assertLess(took, 10, "gave up, not retrying until the default api_timeout of 60 s")
 
     def test_wrong_secret_fails_fast(self):
         creds = self.f.imds_credentials()

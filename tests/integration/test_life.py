@@ -362,7 +362,7 @@ class Life(LifeCase):
                               "unhealthy_grace = 3\nprobe_timeout = 4\nhealth_timeout = 40\n",
                               new_ports=False)
         self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
-        time.sleep(11)  # two probes, 2.5 s each, one every 5 s
+        time.sleep(13)  # two probes while serving, 2.5 s each, one every 5 s
         self.assertNotIn("app health probe failed", a.log_text())
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
         with open(a.config) as fh:

@@ -50,7 +50,7 @@ class ScaleIn(LifeCase):
     def test_long_drain_sends_heartbeats(self):
         w, a = self.boot("[lifecycle]\ndrain = 6\nheartbeat = 5\n", terminate_hook=True)
         self.scale_in()
-        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "draining", 5,
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "draining", 20,
                           what="the drain to start")
         self.assertEqual(http_get(self.health_port, "/healthz")[0], 503)
         self.assertEqual(http_get(self.app_port, "/health")[0], 200, "app runs while draining")

@@ -268,7 +268,7 @@ class UnitMode(FakeAWSCase):
         self.assertTrue(self.wait_for(
             lambda: http_get(self.health_port, "/healthz")[0] == 503, 20), a.log_text())
         self.assertEqual(http_get(self.app_port, "/health")[0], 200)
-        # The endpoint turns 503 just before the state file is saved and the log written.
+        # The endpoint turns 503 just before the state file is saved.
         self.wait_for(lambda: "app unhealthy after 2 failed probes" in a.log_text()
                       and "inactive" in ((a.status_json() or {}).get("health") or ""), 5)
         st = a.status_json()

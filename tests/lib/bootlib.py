@@ -49,6 +49,7 @@ def free_ports(n):
     except (OSError, ValueError, IndexError):
         eph = 32768
     lo, hi = max(1024, eph - 12000), eph - 1
+    rng = random.SystemRandom()     # a test's random.seed() must not make two draw alike
     held, ports = [], []
     try:
         for _ in range(1000):
@@ -56,7 +57,7 @@ def free_ports(n):
                 break
             s = socket.socket()
             try:
-                s.bind(("127.0.0.1", random.randint(lo, hi) if hi > lo else 0))
+                s.bind(("127.0.0.1", rng.randint(lo, hi) if hi > lo else 0))
             except OSError:
                 s.close()
                 continue
