@@ -521,6 +521,19 @@ def install_moto_patches() -> None:
 
     G.set_desired_capacity = set_desired_capacity
 
+    def balancer_changes(backend, group, have):
+        """(add, drop): what makes a balancer's members from `group` its
+        InService instances.  Only this group's are dropped: two groups may
+        share a balancer."""
+        want = {s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"}
+        members = {s.instance.id for s in group.instance_states}
+        drop = []
+        for iid in sorted(have - want):
+            inst = backend.ec2_backend.get_instance_by_id(iid) if iid.startswith("i-") else None
+            if iid in members or (inst is not None and getattr(inst, "autoscaling_group", None) is group):
+                drop.append(iid)
+        return sorted(want - have), drop
+
     def update_attached_target_groups(self, group_name):
         # moto registers every instance of the group, including Pending:Wait
         # ones, and never deregisters.  AWS registers only InService
@@ -528,24 +541,31 @@ def install_moto_patches() -> None:
         group = self.autoscaling_groups[group_name]
         if not group.target_group_arns:
             return
-        want = {s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"}
-        members = {s.instance.id for s in group.instance_states}
         for tg in self.elbv2_backend.describe_target_groups(
             target_group_arns=group.target_group_arns, load_balancer_arn=None, names=None
         ):
-            have = set(tg.targets)
-            add = sorted(want - have)
+            add, drop = balancer_changes(self, group, set(tg.targets))
             if add:
                 self.elbv2_backend.register_targets(tg.arn, [{"Id": i, "Port": tg.port} for i in add])
-            drop = []
-            for tid in have - want:
-                inst = self.ec2_backend.get_instance_by_id(tid) if tid.startswith("i-") else None
-                if tid in members or (inst is not None and getattr(inst, "autoscaling_group", None) is group):
-                    drop.append({"Id": tid})
             if drop:
-                self.elbv2_backend.deregister_targets(tg.arn, drop)
+                self.elbv2_backend.deregister_targets(tg.arn, [{"Id": i} for i in drop])
 
     B.update_attached_target_groups = update_attached_target_groups
+
+    def update_attached_elbs(self, group_name):
+        # The same for Classic Load Balancers (moto's own registers Pending:Wait
+        # and Standby instances too).
+        group = self.autoscaling_groups[group_name]
+        if not group.load_balancer_names:
+            return
+        for lb in self.elb_backend.describe_load_balancers(names=group.load_balancer_names):
+            add, drop = balancer_changes(self, group, set(lb.instance_autoscaling_ids))
+            if add:
+                self.elb_backend.register_instances(lb.name, add, from_autoscaling=True)
+            if drop:
+                self.elb_backend.deregister_instances(lb.name, drop, from_autoscaling=True)
+
+    B.update_attached_elbs = update_attached_elbs
 
     orig_terminate_instance = B.terminate_instance
 
