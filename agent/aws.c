@@ -33,6 +33,8 @@ static const struct {
 	[AWS_CLOUDWATCH] = { "cloudwatch", "monitoring", "AWS_ENDPOINT_URL_CLOUDWATCH",
 	    "2010-08-01" },
 	[AWS_STS] = { "sts", "sts", "AWS_ENDPOINT_URL_STS", "2011-06-15" },
+	[AWS_ELB] = { "elb", "elasticloadbalancing", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING",
+	    "2012-06-01" },
 };
 
 int

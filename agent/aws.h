@@ -17,6 +17,7 @@ enum aws_service {
 	AWS_S3,
 	AWS_CLOUDWATCH,		/* metrics and alarms: the Query API "monitoring" */
 	AWS_STS,
+	AWS_ELB,		/* Classic Load Balancers: same host as elbv2, older version */
 	AWS_NSERVICES
 };
 

@@ -187,6 +187,22 @@ lifecycle_parse_dereg(const struct xml_node *root)
 	return -1;
 }
 
+int
+lifecycle_parse_draining(const struct xml_node *root)
+{
+	const struct xml_node	*d;
+	const char		*on;
+
+	d = xml_child(xml_find(root, "LoadBalancerAttributes"), "ConnectionDraining");
+	if ((on = xml_child_text(d, "Enabled")) == NULL)
+		return -1;
+	if (strcmp(on, "false") == 0)
+		return 0;	/* deregistered at once */
+	if (strcmp(on, "true") != 0)
+		return -1;
+	return lifecycle_dereg_parse(xml_child_text(d, "Timeout"));
+}
+
 void
 lifecycle_tags_free(struct lifecycle_tags *t)
 {

@@ -66,6 +66,8 @@ enum outcome lifecycle_hook_tags(struct aws *, const char *group, struct lifecyc
 	    char **);
 /* The parser of one DescribeTargetGroupAttributes answer: the delay, or -1. */
 int	 lifecycle_parse_dereg(const struct xml_node *);
+/* The same for a Classic Load Balancer's DescribeLoadBalancerAttributes: 0 when draining is off. */
+int	 lifecycle_parse_draining(const struct xml_node *);
 void	lifecycle_tags_free(struct lifecycle_tags *);
 /*
  * The group's first launch hook and first terminate hook, from one

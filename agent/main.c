@@ -112,7 +112,7 @@ static const struct cmd cmds[] = {
 	{ .name = "aws",
 	  .fn = cmd_aws,
 	  .usage = "SERVICE ACTION [Name=Value ...]",
-	  .summary = "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2, cloudwatch, sts)"
+	  .summary = "one signed AWS Query API call (SERVICE: ec2, autoscaling, elbv2, elb, cloudwatch, sts)"
 	},
 	{ .name = "config-reference",
 	  .fn = cmd_config_reference,
@@ -309,7 +309,7 @@ cmd_aws(struct globals *g, int argc, char **argv)
 	}
 	if ((svc = aws_service_parse(argv[1])) == -1 || svc == AWS_S3) {
 		fprintf(stderr, "asg-agent: unknown service '%s' (ec2, autoscaling, elbv2, "
-		    "cloudwatch, sts)\n", argv[1]);
+		    "elb, cloudwatch, sts)\n", argv[1]);
 		return 2;
 	}
 	params = xcalloc((size_t)argc, sizeof *params);

@@ -30,6 +30,9 @@ rollgrp_clear(struct rollgrp *g)
 	for (i = 0; i < g->ntgs; i++)
 		free(g->tgs[i]);
 	free(g->tgs);
+	for (i = 0; i < g->nlbs; i++)
+		free(g->lbs[i]);
+	free(g->lbs);
 	free(g->name);
 	free(g->rollout);
 	free(g->live);
@@ -75,7 +78,11 @@ rollgrp_describe(struct aws *a, const char *version_tag, const char *name,
 		g->inst[g->ninst].health = NULL;
 		g->ninst++;
 	}
-	g->classic = xml_child(xml_child(m, "LoadBalancerNames"), "member") != NULL;
+	for (n = xml_child(xml_child(m, "LoadBalancerNames"), "member"); n != NULL;
+	    n = xml_next(n)) {
+		g->lbs = xrealloc(g->lbs, (g->nlbs + 1) * sizeof *g->lbs);
+		g->lbs[g->nlbs++] = xstrdup(n->text);
+	}
 	for (n = xml_child(xml_child(m, "TargetGroupARNs"), "member"); n != NULL;
 	    n = xml_next(n)) {
 		g->tgs = xrealloc(g->tgs, (g->ntgs + 1) * sizeof *g->tgs);
@@ -107,33 +114,47 @@ out:
 	return ret;
 }
 
+/* One balancer's delay before a deregistered instance is let go: seconds, or -1 and the cause. */
+static int
+delay_of(struct aws *a, int svc, const char *action, const char *param, const char *name,
+    int (*parse)(const struct xml_node *), const char *missing, char **cause)
+{
+	struct aws_param	p[] = { { param, name } };
+	struct aws_result	res;
+	int			d = -1;
+
+	if (aws_call_ok(a, svc, action, p, nitems(p), &res, cause) != 0)
+		set_cause(cause, "%s: %s", name, *cause);
+	else if ((d = parse(res.xml)) < 0)
+		set_cause(cause, "%s: no %s", name, missing);
+	aws_result_free(&res);
+	return d;
+}
+
 int
 rollgrp_dereg_tag_of(struct aws *a, const struct rollgrp *g, struct lifecycle_tags *t,
     char **cause)
 {
-	struct aws_result	 res;
-	size_t			 i;
-	int			 d, most = -1, ret = -1;
+	size_t	i;
+	int	d, most = -1, ret = -1;
 
-	memset(&res, 0, sizeof res);
-	for (i = 0; i < g->ntgs && !g->classic; i++) {
-		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[i] } };
-
-		aws_result_free(&res);
-		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetGroupAttributes", p, nitems(p),
-		    &res, cause) != 0) {
-			set_cause(cause, "%s: %s", g->tgs[i], *cause);
+	for (i = 0; i < g->ntgs; i++) {
+		if ((d = delay_of(a, AWS_ELBV2, "DescribeTargetGroupAttributes",
+		    "TargetGroupArn", g->tgs[i], lifecycle_parse_dereg,
+		    "deregistration_delay.timeout_seconds", cause)) < 0)
 			goto out;
-		}
-		if ((d = lifecycle_parse_dereg(res.xml)) < 0) {
-			set_cause(cause, "%s: no deregistration_delay.timeout_seconds", g->tgs[i]);
+		most = d > most ? d : most;
+	}
+	for (i = 0; i < g->nlbs; i++) {
+		if ((d = delay_of(a, AWS_ELB, "DescribeLoadBalancerAttributes",
+		    "LoadBalancerName", g->lbs[i], lifecycle_parse_draining,
+		    "ConnectionDraining", cause)) < 0)
 			goto out;
-		}
 		most = d > most ? d : most;
 	}
 	if (most < 0) {
-		log_debug("%s: %s: no deregistration delay to tag", g->name, g->classic ?
-		    "a Classic Load Balancer" : "no target group");
+		log_debug("%s: behind no load balancer: no deregistration delay to tag",
+		    g->name);
 		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
 	} else {
 		t->own[2] = xasprintf("%d", most);
@@ -145,7 +166,6 @@ out:
 	/* A value from before, perhaps larger than now, must not outlive a failed look. */
 	if (ret != 0)
 		t->gone[t->ngone++] = LIFECYCLE_TAG_DEREG;
-	aws_result_free(&res);
 	return ret;
 }
 
@@ -164,20 +184,73 @@ rollgrp_dereg_tag(struct aws *a, const char *name, struct lifecycle_tags *t, cha
 	return ret;
 }
 
-/* Fill each instance's target health; an instance counts healthy only in every target group. */
+/* Keep an instance's first state that is not healthy: it counts healthy only behind every balancer. */
+static void
+note_health(struct rollgrp_inst *in, const char *state)
+{
+	if (in->health == NULL || strcmp(in->health, "healthy") == 0) {
+		free(in->health);
+		in->health = xstrdup(state != NULL ? state : "unknown");
+	}
+}
+
+/* One target group's DescribeTargetHealth answer: its states by instance. */
+static void
+note_target_group(struct rollgrp *g, const struct xml_node *root)
+{
+	const struct xml_node	*m;
+	const char		*id, *state;
+	size_t			 i;
+
+	for (i = 0; i < g->ninst; i++) {
+		state = "unregistered";
+		for (m = xml_child(xml_find(root, "TargetHealthDescriptions"), "member");
+		    m != NULL; m = xml_next(m)) {
+			id = xml_child_text(xml_child(m, "Target"), "Id");
+			if (id != NULL && strcmp(id, g->inst[i].id) == 0) {
+				state = xml_child_text(xml_child(m, "TargetHealth"), "State");
+				break;
+			}
+		}
+		note_health(&g->inst[i], state);
+	}
+}
+
+/* One Classic Load Balancer's DescribeInstanceHealth answer: InService is healthy. */
+static void
+note_classic(struct rollgrp *g, const struct xml_node *root)
+{
+	const struct xml_node	*m;
+	const char		*id, *state;
+	size_t			 i;
+
+	for (i = 0; i < g->ninst; i++) {
+		state = "unregistered";
+		for (m = xml_child(xml_find(root, "InstanceStates"), "member"); m != NULL;
+		    m = xml_next(m)) {
+			id = xml_child_text(m, "InstanceId");
+			if (id != NULL && strcmp(id, g->inst[i].id) == 0) {
+				state = xml_child_text(m, "State");
+				break;
+			}
+		}
+		if (state != NULL && strcmp(state, "InService") == 0)
+			state = "healthy";
+		note_health(&g->inst[i], state);
+	}
+}
+
 int
 rollgrp_target_health(struct aws *a, struct rollgrp *g, char **cause)
 {
 	struct aws_result	 res;
-	struct xml_node		*m;
-	const char		*id, *state;
 	size_t			 t, i;
 	int			 ret = -1;
 
 	memset(&res, 0, sizeof res);
 	for (i = 0; i < g->ninst; i++) {
 		free(g->inst[i].health);
-		g->inst[i].health = g->ntgs == 0 ? xstrdup("no target group") : NULL;
+		g->inst[i].health = g->ntgs + g->nlbs == 0 ? xstrdup(ROLLGRP_NO_LB) : NULL;
 	}
 	for (t = 0; t < g->ntgs; t++) {
 		struct aws_param	p[] = { { "TargetGroupArn", g->tgs[t] } };
@@ -186,25 +259,16 @@ rollgrp_target_health(struct aws *a, struct rollgrp *g, char **cause)
 		if (aws_call_ok(a, AWS_ELBV2, "DescribeTargetHealth", p, nitems(p), &res,
 		    cause) != 0)
 			goto out;
-		for (i = 0; i < g->ninst; i++) {
-			state = "unregistered";
-			for (m = xml_child(xml_find(res.xml, "TargetHealthDescriptions"),
-			    "member"); m != NULL; m = xml_next(m)) {
-				id = xml_child_text(xml_child(m, "Target"), "Id");
-				if (id != NULL && strcmp(id, g->inst[i].id) == 0) {
-					state = xml_child_text(xml_child(m, "TargetHealth"),
-					    "State");
-					break;
-				}
-			}
-			if (state == NULL)
-				state = "unknown";
-			/* Keep the first state that is not healthy. */
-			if (g->inst[i].health == NULL || strcmp(g->inst[i].health, "healthy") == 0) {
-				free(g->inst[i].health);
-				g->inst[i].health = xstrdup(state);
-			}
-		}
+		note_target_group(g, res.xml);
+	}
+	for (t = 0; t < g->nlbs; t++) {
+		struct aws_param	p[] = { { "LoadBalancerName", g->lbs[t] } };
+
+		aws_result_free(&res);
+		if (aws_call_ok(a, AWS_ELB, "DescribeInstanceHealth", p, nitems(p), &res,
+		    cause) != 0)
+			goto out;
+		note_classic(g, res.xml);
 	}
 	ret = 0;
 out:
@@ -302,7 +366,7 @@ rollgrp_standby(struct aws *a, const struct rollgrp *g, const char *action, cons
 	return 0;
 }
 
-/* How many InService instances of the group are healthy in all its target groups. */
+/* How many InService instances of the group are healthy behind all its load balancers. */
 size_t
 rollgrp_count_healthy(const struct rollgrp *g)
 {
@@ -311,7 +375,7 @@ rollgrp_count_healthy(const struct rollgrp *g)
 	for (i = 0; i < g->ninst; i++) {
 		if (strcmp(g->inst[i].state, "InService") == 0 && g->inst[i].health != NULL &&
 		    (strcmp(g->inst[i].health, "healthy") == 0 ||
-		    strcmp(g->inst[i].health, "no target group") == 0))
+		    strcmp(g->inst[i].health, ROLLGRP_NO_LB) == 0))
 			n++;
 	}
 	return n;

@@ -14,11 +14,13 @@ struct history;
 #define ROLLGRP_TAG_ALARMS	"asg-agent:rollout-alarms"
 
 #define ROLLGRP_MAX_INSTANCES	500	/* instances (and history entries) read of a group */
+/* The health of every instance of a group behind no load balancer. */
+#define ROLLGRP_NO_LB		"no load balancer"
 
 struct rollgrp_inst {
 	char	*id;
 	char	*state;		/* LifecycleState */
-	char	*health;	/* target health: healthy, unhealthy, ... or NULL */
+	char	*health;	/* load balancers' view: healthy, unhealthy, ... or NULL */
 };
 
 struct rollgrp {
@@ -28,7 +30,8 @@ struct rollgrp {
 	size_t			 ninst;
 	char			**tgs;		/* target group ARNs */
 	size_t			 ntgs;
-	int			 classic;	/* behind a Classic Load Balancer too */
+	char			**lbs;		/* Classic Load Balancer names */
+	size_t			 nlbs;
 	char			*rollout;	/* the rollout tag's value, or NULL */
 	char			*live;		/* the live tag's value, or NULL */
 	char			*version;	/* the version tag's value, or NULL */
@@ -38,17 +41,26 @@ struct rollgrp {
 };
 
 void	rollgrp_clear(struct rollgrp *);
-/* Capacity, instances, target groups, and the tags: ours, version_tag and the history. */
+/*
+ * Capacity, instances, target groups, Classic Load Balancers, and the tags:
+ * ours, version_tag and the history.
+ */
 int	rollgrp_describe(struct aws *, const char *version_tag, const char *name,
 	    struct rollgrp *, char **);
+/*
+ * Each instance's health in every target group (DescribeTargetHealth) and
+ * every Classic Load Balancer (DescribeInstanceHealth), the first that is not
+ * healthy; ROLLGRP_NO_LB for a group behind none.
+ */
 int	rollgrp_target_health(struct aws *, struct rollgrp *, char **);
 /*
  * Add LIFECYCLE_TAG_DEREG to t (after lifecycle_hook_tags): the longest
- * deregistration_delay.timeout_seconds of the group's target groups, from
- * DescribeAutoScalingGroups and one DescribeTargetGroupAttributes each. A
- * group without target groups, or behind a Classic Load Balancer (whose
- * draining this does not read), gets the tag deleted, as does one whose
- * delay could not be read (-1 then, and the cause).
+ * deregistration_delay.timeout_seconds of the group's target groups and
+ * connection-draining timeout of its Classic Load Balancers (0 when off),
+ * from DescribeAutoScalingGroups, one DescribeTargetGroupAttributes and one
+ * DescribeLoadBalancerAttributes each. A group behind no load balancer gets
+ * the tag deleted, as does one whose delay could not be read (-1 then, and
+ * the cause).
  */
 struct lifecycle_tags;
 int	rollgrp_dereg_tag(struct aws *, const char *name, struct lifecycle_tags *t, char **);

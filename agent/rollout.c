@@ -521,11 +521,11 @@ check_new(struct run *r, int want, char **cause)
 			bad = g.inst[i].id;
 	}
 	if (bad != NULL)
-		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
-		    "groups (%s is %s)", g.name, healthy, want, bad, why);
+		set_cause(cause, "%s: only %zu of %d new instances healthy behind "
+		    "the load balancers (%s is %s)", g.name, healthy, want, bad, why);
 	else
-		set_cause(cause, "%s: only %zu of %d new instances healthy in the target "
-		    "groups", g.name, healthy, want);
+		set_cause(cause, "%s: only %zu of %d new instances healthy behind "
+		    "the load balancers", g.name, healthy, want);
 	ret = ROLLOUT_FAILED;
 out:
 	rollgrp_clear(&g);
@@ -552,7 +552,7 @@ check_old(struct run *r, char **cause)
 	for (i = 0; i < g.ninst; i++) {
 		bad += strcmp(g.inst[i].state, "InService") == 0 && (g.inst[i].health == NULL ||
 		    (strcmp(g.inst[i].health, "healthy") != 0 &&
-		    strcmp(g.inst[i].health, "no target group") != 0));
+		    strcmp(g.inst[i].health, ROLLGRP_NO_LB) != 0));
 	}
 	if (bad != r->old_unhealthy)
 		progress(r->o, "%s: %d serving instances of the old version not healthy", g.name,
@@ -781,21 +781,32 @@ caller_identity(struct aws *a)
 	return s;
 }
 
-/* Both groups behind the same target groups: else the new one's health says nothing. */
+/* Whether two lists hold the same names, in any order. */
 static int
-same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
+same_list(char **a, size_t na, char **b, size_t nb)
 {
 	size_t	i;
 
-	for (i = 0; i < live->ntgs && live->ntgs == idle->ntgs; i++) {
-		if (!in_list(idle->tgs, idle->ntgs, live->tgs[i]))
-			break;
+	for (i = 0; i < na && na == nb; i++) {
+		if (!in_list(b, nb, a[i]))
+			return 0;
 	}
-	if (live->ntgs == idle->ntgs && i == live->ntgs)
-		return 0;
-	return set_cause(cause, "%s and %s are not behind the same target groups (%zu and "
-	    "%zu): the new group's health would not be the traffic's", live->name, idle->name,
-	    live->ntgs, idle->ntgs);
+	return na == nb;
+}
+
+/* Both groups behind the same load balancers: else the new one's health says nothing. */
+static int
+same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
+{
+	if (!same_list(live->tgs, live->ntgs, idle->tgs, idle->ntgs))
+		return set_cause(cause, "%s and %s are not behind the same target groups (%zu "
+		    "and %zu): the new group's health would not be the traffic's", live->name,
+		    idle->name, live->ntgs, idle->ntgs);
+	if (!same_list(live->lbs, live->nlbs, idle->lbs, idle->nlbs))
+		return set_cause(cause, "%s and %s are not behind the same Classic Load "
+		    "Balancers (%zu and %zu): the new group's health would not be the "
+		    "traffic's", live->name, idle->name, live->nlbs, idle->nlbs);
+	return 0;
 }
 
 /* The record at its longest (a ten-digit time, the last step, the longest phase) fits a tag. */

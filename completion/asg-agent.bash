@@ -115,7 +115,7 @@ _asg_agent()
 	aws)
 		local service=${COMP_WORDS[cmd_at+1]}
 		if ((COMP_CWORD == cmd_at + 1)); then
-			COMPREPLY=($(compgen -W "ec2 autoscaling elbv2 cloudwatch sts" -- "$cur"))
+			COMPREPLY=($(compgen -W "ec2 autoscaling elbv2 elb cloudwatch sts" -- "$cur"))
 		elif ((COMP_CWORD == cmd_at + 2)); then
 			case $service in
 			ec2)
@@ -129,6 +129,9 @@ _asg_agent()
 			elbv2)
 				COMPREPLY=($(compgen -W "DescribeTargetHealth DescribeTargetGroups
 				    DescribeLoadBalancers" -- "$cur")) ;;
+			elb)
+				COMPREPLY=($(compgen -W "DescribeInstanceHealth
+				    DescribeLoadBalancers DescribeLoadBalancerAttributes" -- "$cur")) ;;
 			cloudwatch)
 				COMPREPLY=($(compgen -W "DescribeAlarms PutMetricData
 				    GetMetricStatistics ListMetrics" -- "$cur")) ;;

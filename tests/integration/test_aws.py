@@ -114,6 +114,24 @@ class Aws(FakeAWSCase):
                         env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
         self.assert_exit(r, 0)
 
+    def test_classic_elb_is_its_own_api_version_and_endpoint(self):
+        name = f"clb{self.n}"
+        self.f.client("elb").create_load_balancer(
+            LoadBalancerName=name, AvailabilityZones=["us-east-1a"], Listeners=[
+                {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080}])
+        r, _ = self.aws("elb", "DescribeLoadBalancerAttributes", f"LoadBalancerName={name}")
+        self.assert_exit(r, 0)
+        self.assertIn("<ConnectionDraining>", r.stdout)
+        # The same host as elbv2, the variable of the SDKs' "Elastic Load Balancing".
+        conf = write(os.path.join(self.dir, "elb.conf"), "[aws]\napi_timeout = 1\n")
+        r, _ = self.aws("elb", "DescribeLoadBalancers", conf=conf,
+                        env={"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "http://127.0.0.1:9"})
+        self.assert_exit(r, 1)
+        self.assertIn("127.0.0.1:9", r.stderr)
+        r, _ = self.aws("elbv2", "DescribeLoadBalancers",
+                        env={"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "http://127.0.0.1:9"})
+        self.assert_exit(r, 0)
+
     def test_clock_skew_is_corrected_from_the_date_header(self):
         self.f.fault("aws", kind="date_skew", seconds=3600, count=1)
         self.f.fault("aws", kind="status", status=403, code="RequestTimeTooSkewed",

@@ -286,7 +286,8 @@ class BashCompletion(unittest.TestCase):
                       self.complete("check-config", "-c", "units/asg-agent.s"))
 
     def test_aws_services(self):
-        self.assertEqual(self.complete("aws", ""), ["ec2", "autoscaling", "elbv2", "cloudwatch", "sts"])
+        self.assertEqual(self.complete("aws", ""),
+                         ["ec2", "autoscaling", "elbv2", "elb", "cloudwatch", "sts"])
 
 
 class Packaging(unittest.TestCase):
@@ -300,6 +301,7 @@ class Packaging(unittest.TestCase):
         self.assertEqual((deb, rpm), (ac, ac))
 
     PREFIX = {"EC2": "ec2", "AUTOSCALING": "autoscaling", "ELBV2": "elasticloadbalancing",
+              "ELB": "elasticloadbalancing",
               "CLOUDWATCH": "cloudwatch", "STS": "sts"}
     # The IAM actions of the S3 requests (the multipart ones are s3:PutObject; a
     # HeadObject of a missing key answers 404 only with s3:ListBucket).
@@ -332,8 +334,11 @@ class Packaging(unittest.TestCase):
             if name != "lifecycle.c" and re.search(r"\blifecycle_hook_tags\(", src):
                 calls.add("autoscaling:DescribeLifecycleHooks")
             for svc, action in re.findall(
-                    r'\baws_call(?:_ok)?\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|CLOUDWATCH|STS),'
+                    r'\baws_call(?:_ok)?\([^;]*?AWS_(EC2|AUTOSCALING|ELBV2|ELB|CLOUDWATCH|STS),'
                     r'\s*"(\w+)"', src):
+                calls.add(f"{self.PREFIX[svc]}:{action}")
+            # rollgrp.c's delay_of() makes the call it is given, one per load balancer kind.
+            for svc, action in re.findall(r'\bdelay_of\(a, AWS_(ELBV2|ELB),\s*"(\w+)"', src):
                 calls.add(f"{self.PREFIX[svc]}:{action}")
             for action in re.findall(r'\brollgrp_standby\([^;]*?"(\w+Standby)"', src):
                 calls.add(f"autoscaling:{action}")

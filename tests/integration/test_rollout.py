@@ -16,19 +16,29 @@ class RolloutCase(FakeAWSCase):
     launch hook) and the helpers of the rollout tests; test_rollout_guards.py reuses it."""
     prefix = "rollout"
     config = "[aws]\napi_timeout = 10\n"
+    classic = False  # behind a Classic Load Balancer (self.lb) instead of a target group
 
     def setUp(self):
         super().setUp()
         self.blue, self.green = f"blue{self.n}", f"green{self.n}"
-        w = self.f.make_world(group=self.blue, version="1.0.0", hook=False, target_group=True,
-                              desired=2)
+        w = self.f.make_world(group=self.blue, version="1.0.0", hook=False,
+                              target_group=not self.classic, desired=2)
         self.tg = w.target_group_arn
         self.asg = self.f.client("autoscaling")
+        balancer = {"TargetGroupARNs": [self.tg]}
+        if self.classic:
+            self.lb = f"clb{self.n}"
+            self.f.client("elb").create_load_balancer(
+                LoadBalancerName=self.lb, Subnets=[w.subnet_id], Listeners=[
+                    {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080}])
+            self.asg.attach_load_balancers(AutoScalingGroupName=self.blue,
+                                           LoadBalancerNames=[self.lb])
+            balancer = {"LoadBalancerNames": [self.lb]}
         self.asg.create_auto_scaling_group(
             AutoScalingGroupName=self.green,
             LaunchTemplate={"LaunchTemplateId": w.launch_template_id, "Version": "$Latest"},
             MinSize=0, MaxSize=10, DesiredCapacity=0, VPCZoneIdentifier=w.subnet_id,
-            TargetGroupARNs=[self.tg])
+            **balancer)
         self.asg.put_lifecycle_hook(LifecycleHookName=f"{self.green}-launch",
                                     AutoScalingGroupName=self.green,
                                     LifecycleTransition=LAUNCHING, HeartbeatTimeout=300,
@@ -98,16 +108,21 @@ class RolloutCase(FakeAWSCase):
     def states(self, name):
         return sorted(i["LifecycleState"] for i in self.asg_group(name)["Instances"])
 
-    def watch_serving(self):
-        """Sample the target group's healthy targets all through the test."""
-        elb = self.f.client("elbv2")
+    def serving(self):
+        """How many instances the load balancer sends traffic to."""
+        if self.classic:
+            d = self.f.client("elb").describe_instance_health(LoadBalancerName=self.lb)
+            return sum(1 for i in d["InstanceStates"] if i["State"] == "InService")
+        d = self.f.client("elbv2").describe_target_health(TargetGroupArn=self.tg)
+        return sum(1 for t in d["TargetHealthDescriptions"]
+                   if t["TargetHealth"]["State"] == "healthy")
 
+    def watch_serving(self):
+        """Sample the load balancer's healthy instances all through the test."""
         def loop():
             while not self.sampler_stop.is_set():
                 try:
-                    d = elb.describe_target_health(TargetGroupArn=self.tg)
-                    self.samples.append(sum(1 for t in d["TargetHealthDescriptions"]
-                                            if t["TargetHealth"]["State"] == "healthy"))
+                    self.samples.append(self.serving())
                 except Exception as e:  # a failed sample must not pass for a healthy one
                     self.samples.append(f"error: {e}")
                 self.sampler_stop.wait(0.1)
@@ -177,6 +192,23 @@ class RolloutCase(FakeAWSCase):
         return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
                 "--sha256", "a" * 64, "--timeout", "60", *extra]
 
+    def stopped_in_bake(self):
+        """A guarded start in 4 steps, one new instance stopped in step 2's bake (it fails the
+        balancer's health check): rolled back. The rollout's result and the stopped id."""
+        self.watch_serving()
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "50,100", "--bake", "30", "--auto"))
+        self.wait_record("2/4", "baking")
+        ids = [i["InstanceId"] for i in self.asg_group(self.green)["Instances"]]
+        self.f.client("ec2").stop_instances(InstanceIds=ids[:1])
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn("new instances healthy behind the load balancers", r.stderr)
+        self.assertIn("during step 2 of 4 (bake)", r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+        self.assert_always_served()
+        return r, ids[0]
 
 
 class Rollout(RolloutCase):
@@ -468,21 +500,8 @@ class Rollout(RolloutCase):
         self.assert_always_served()
 
     def test_new_instance_unhealthy_in_bake_rolls_back(self):
-        self.watch_serving()
-        self.fake_agents()
-        p = self.background(*self.guarded("--steps", "50,100", "--bake", "30", "--auto"))
-        self.wait_record("2/4", "baking")
-        ids = [i["InstanceId"] for i in self.asg_group(self.green)["Instances"]]
-        # A stopped instance fails the target group's health check.
-        self.f.client("ec2").stop_instances(InstanceIds=ids[:1])
-        r = self.finish_background(p)
-        self.assert_exit(r, 4)
-        self.assertIn("new instances healthy", r.stderr)
-        self.assertIn(ids[0], r.stderr)
-        self.assertIn("during step 2 of 4 (bake)", r.stderr)
-        self.assertEqual(self.states(self.blue), ["InService", "InService"])
-        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
-        self.assert_always_served()
+        r, stopped = self.stopped_in_bake()
+        self.assertIn(f"{stopped} is unused", r.stderr)  # the state of a stopped target
 
     def test_old_instance_unhealthy_in_bake_is_said_not_rolled_back(self):
         self.watch_serving()

@@ -1,4 +1,5 @@
 /* test_lifecycle.c - what rollout and publish tag for instances: hooks, the deregistration delay. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,55 @@ test_parse_dereg(void)
 	xml_free(root);
 }
 
+/* A Classic Load Balancer's answer, as the API reference shows it. */
+static const char *
+draining_doc(const char *enabled, const char *timeout)
+{
+	static char	buf[1024];
+
+	snprintf(buf, sizeof buf, "<DescribeLoadBalancerAttributesResponse xmlns=\""
+	    "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/\">"
+	    "<DescribeLoadBalancerAttributesResult><LoadBalancerAttributes>"
+	    "<CrossZoneLoadBalancing><Enabled>true</Enabled></CrossZoneLoadBalancing>"
+	    "<ConnectionDraining>%s%s%s%s%s%s</ConnectionDraining>"
+	    "<ConnectionSettings><IdleTimeout>60</IdleTimeout></ConnectionSettings>"
+	    "</LoadBalancerAttributes></DescribeLoadBalancerAttributesResult>"
+	    "</DescribeLoadBalancerAttributesResponse>",
+	    enabled != NULL ? "<Enabled>" : "", enabled != NULL ? enabled : "",
+	    enabled != NULL ? "</Enabled>" : "", timeout != NULL ? "<Timeout>" : "",
+	    timeout != NULL ? timeout : "", timeout != NULL ? "</Timeout>" : "");
+	return buf;
+}
+
+static int
+draining(const char *enabled, const char *timeout)
+{
+	struct xml_node	*root = NULL;
+	const char	*doc = draining_doc(enabled, timeout);
+	int		 d = -2;
+
+	if (xml_parse(doc, strlen(doc), &root, NULL) == 0)
+		d = lifecycle_parse_draining(root);
+	xml_free(root);
+	return d;
+}
+
+/* Connection draining: its timeout when on, 0 when off, -1 for an answer without it. */
+static void
+test_parse_draining(void)
+{
+	tap_int(draining("true", "300"), 300, "draining on: its timeout");
+	tap_int(draining("true", "1"), 1, "the least timeout");
+	tap_int(draining("false", "300"), 0, "draining off: let go at once");
+	tap_int(draining("false", NULL), 0, "off without a timeout");
+	tap_int(draining("true", NULL), -1, "on without a timeout");
+	tap_int(draining("true", "3601"), -1, "a timeout above the tag's range");
+	tap_int(draining("true", "-5"), -1, "a negative timeout");
+	tap_int(draining("yes", "300"), -1, "an Enabled that is not a boolean");
+	tap_int(draining(NULL, NULL), -1, "no ConnectionDraining settings");
+	tap_int(lifecycle_parse_draining(NULL), -1, "no answer");
+}
+
 int
 main(void)
 {
@@ -156,5 +206,6 @@ main(void)
 	tap_run("parse hooks", test_parse_hooks);
 	tap_run("deregistration delay", test_dereg_parse);
 	tap_run("parse deregistration delay", test_parse_dereg);
+	tap_run("parse connection draining", test_parse_draining);
 	return tap_done();
 }
