@@ -100,6 +100,7 @@ static void
 spread_first_call(struct agent *a, int calls, int hook_timeout)
 {
 	double	w, since, front;
+	char	share[64];
 
 	if (a->scale_n <= 0 || !a->client.aws.adaptive)
 		return;
@@ -127,13 +128,12 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 		return;
 	}
 	/* The front share is the part of the fleet the bucket's burst serves at once. */
+	share[0] = '\0';
 	if (front > 0)
-		state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
-		    "Scaling call spread over %.1f s, %.0f %% of the fleet at its start",
-		    a->scale_n, wall_now() - a->scale_at, w, 100 * front);
-	else
-		state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
-		    "Scaling call spread over %.1f s", a->scale_n, wall_now() - a->scale_at, w);
+		snprintf(share, sizeof share, ", %.*f %% of the fleet at its start",
+		    front < 0.01 ? 1 : 0, 100 * front);
+	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
+	    "Scaling call spread over %.1f s%s", a->scale_n, wall_now() - a->scale_at, w, share);
 	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",
 	    a->scale_n, w);
 	agent_save(a);
