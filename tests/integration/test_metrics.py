@@ -31,6 +31,11 @@ def parse(text):
     return out
 
 
+def key(name, labels):
+    """The key of parse()'s dict for a metric name and its labels (a dict)."""
+    return (name, tuple(sorted(labels.items())))
+
+
 @unittest.skipUnless(shutil.which("promtool"), "promtool not installed (Debian: prometheus)")
 class Metrics(FakeAWSCase):
     prefix = "met"
@@ -61,15 +66,15 @@ class Metrics(FakeAWSCase):
         deadline = time.time() + timeout
         while True:
             m = self.scrape()
-            v = m.get((name, tuple(sorted(labels.items()))))
+            v = m.get(key(name, labels))
             if (v is not None and v >= least) or time.time() > deadline:
                 return m
             time.sleep(0.1)
 
     def value(self, m, name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        self.assertIn(key, m, f"{key} not on the page: {sorted(m)}")
-        return m[key]
+        k = key(name, labels)
+        self.assertIn(k, m, f"{k} not on the page: {sorted(m)}")
+        return m[k]
 
     def test_during_boot_and_serving(self):
         # Hidden until the page has been seen during the step, on a loaded machine too.
@@ -99,10 +104,10 @@ class Metrics(FakeAWSCase):
             region=st["region"], agent_version=subprocess.run(
                 [a.cmd[0], "version"], capture_output=True, text=True
             ).stdout.split()[1]), 1)
-        for key in ("agent_start", "serving", "continue_sent", "kernel_start",
-                    "instance_launch"):
+        for ms in ("agent_start", "serving", "continue_sent", "kernel_start",
+                   "instance_launch"):
             self.assertAlmostEqual(self.value(m, "asg_agent_milestone_timestamp_seconds",
-                                              milestone=key), st["milestones"][key],
+                                              milestone=ms), st["milestones"][ms],
                                    delta=0.001)
         self.assertAlmostEqual(
             self.value(m, "asg_agent_milestone_seconds", milestone="serving"),

@@ -71,10 +71,6 @@ def free_ports(n):
     return ports
 
 
-def free_port():
-    return free_ports(1)[0]
-
-
 def make_artifact(files=None, mode="w:gz"):
     """A release tarball (bytes) holding app.py plus extra {name: bytes}."""
     buf = io.BytesIO()
