@@ -130,8 +130,8 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	/* The front share is the part of the fleet the bucket's burst serves at once. */
 	share[0] = '\0';
 	if (front > 0)
-		snprintf(share, sizeof share, ", %.*f %% of the fleet at its start",
-		    front < 0.01 ? 1 : 0, 100 * front);
+		snprintf(share, sizeof share, front < 0.01 ? ", %.2g %% of the fleet at its "
+		    "start" : ", %.0f %% of the fleet at its start", 100 * front);
 	state_setf(&a->st.scale_out, "%ld instances announced %.0f s before; first Auto "
 	    "Scaling call spread over %.1f s%s", a->scale_n, wall_now() - a->scale_at, w, share);
 	log_info("scale-out of %ld instances: first Auto Scaling call spread over %.1f s",

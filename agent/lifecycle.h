@@ -34,7 +34,8 @@ struct lifecycle_hook {
 
 /*
  * Group tag (PropagateAtLaunch): the longest deregistration delay of the
- * group's target groups, in seconds. AWS registers a terminate action only
+ * group's target groups and connection-draining timeout of its Classic Load
+ * Balancers, in seconds. AWS registers a terminate action only
  * once the load balancers have deregistered the instance, so a heartbeat
  * sent before then finds none: an instance told the delay waits it out
  * rather than asking every 30 s, which at a scale-in of hundreds is more

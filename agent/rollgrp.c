@@ -44,7 +44,7 @@ rollgrp_clear(struct rollgrp *g)
 	memset(g, 0, sizeof *g);
 }
 
-/* Read a group: capacity, instances, target groups, and our tags. */
+/* Read a group: capacity, instances, target groups, Classic Load Balancers, and our tags. */
 int
 rollgrp_describe(struct aws *a, const char *version_tag, const char *name,
     struct rollgrp *g, char **cause)
@@ -148,7 +148,7 @@ rollgrp_dereg_tag_of(struct aws *a, const struct rollgrp *g, struct lifecycle_ta
 	for (i = 0; i < g->nlbs; i++) {
 		if ((d = delay_of(a, AWS_ELB, "DescribeLoadBalancerAttributes",
 		    "LoadBalancerName", g->lbs[i], lifecycle_parse_draining,
-		    "ConnectionDraining", cause)) < 0)
+		    "usable ConnectionDraining settings", cause)) < 0)
 			goto out;
 		most = d > most ? d : most;
 	}

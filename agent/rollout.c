@@ -796,7 +796,7 @@ same_list(char **a, size_t na, char **b, size_t nb)
 
 /* Both groups behind the same load balancers: else the new one's health says nothing. */
 static int
-same_target_groups(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
+same_load_balancers(const struct rollgrp *live, const struct rollgrp *idle, char **cause)
 {
 	if (!same_list(live->tgs, live->ntgs, idle->tgs, idle->ntgs))
 		return set_cause(cause, "%s and %s are not behind the same target groups (%zu "
@@ -831,7 +831,7 @@ record_fits(const struct rollrec *rec, char **cause)
 
 /* A new rollout: check, then record it (tags) before touching any capacity. */
 static int
-run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle, char **cause)
+run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char **cause)
 {
 	const struct rollout_opts	*o = r->o;
 	const struct rollgrp		*both[2] = { live, idle };
@@ -850,8 +850,13 @@ run_begin(struct run *r, const struct rollgrp *live, const struct rollgrp *idle,
 		set_cause(cause, "live group %s has no capacity to match", live->name);
 		return ROLLOUT_REFUSED;
 	}
-	if (same_target_groups(live, idle, cause) != 0)
+	if (same_load_balancers(live, idle, cause) != 0)
 		return ROLLOUT_REFUSED;
+	/* Every step reads the balancers' health: a role that may not must fail before a change. */
+	if (rollgrp_target_health(r->a, live, cause) != 0) {
+		set_cause(cause, "%s: not starting", *cause);
+		return ROLLOUT_ERROR;
+	}
 	/* An alarm already firing would roll back what it did not cause. */
 	if ((ret = check_alarms(r->a, r->alarms, cause)) == ROLLOUT_FAILED) {
 		set_cause(cause, "%s: not starting", *cause);

@@ -92,6 +92,7 @@ from moto.core.responses import EmptyResult  # noqa: E402
 import moto.autoscaling.models as asg_models  # noqa: E402
 import moto.autoscaling.responses as asg_responses  # noqa: E402
 from moto.autoscaling.exceptions import ValidationError  # noqa: E402
+from moto.elb.exceptions import LoadBalancerNotFoundError  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
 from moto.s3.models import FakeKey  # noqa: E402
 
@@ -558,7 +559,11 @@ def install_moto_patches() -> None:
         group = self.autoscaling_groups[group_name]
         if not group.load_balancer_names:
             return
-        for lb in self.elb_backend.describe_load_balancers(names=group.load_balancer_names):
+        try:
+            lbs = self.elb_backend.describe_load_balancers(names=group.load_balancer_names)
+        except LoadBalancerNotFoundError:  # deleted before its group, as moto allows
+            return
+        for lb in lbs:
             add, drop = balancer_changes(self, group, set(lb.instance_autoscaling_ids))
             if add:
                 self.elb_backend.register_instances(lb.name, add, from_autoscaling=True)
