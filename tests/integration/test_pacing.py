@@ -186,6 +186,14 @@ class Pacing(FakeAWSCase):
         self.assertRegex(a.status().stdout, r"\n  scale-out +12 instances announced .* 17 % of "
                          r"the fleet at its start\n")
 
+    def test_a_front_share_under_one_percent_keeps_its_digits(self):
+        # 1,000 instances and a burst of 4: its half is 0.2 % of the fleet, not "0 %".
+        a, _ = self.announced(f"1000 {int(time.time())}",
+                              "[agent]\ndeadline = 10\n[aws]\nautoscaling_burst = 4\n"
+                              "autoscaling_rate = 2\n")
+        self.assertRegex(a.status_json().get("scale_out") or "",
+                         r"spread over 5\.0 s, 0\.2 % of the fleet at its start$")
+
     def test_a_turn_is_at_most_half_the_boot_deadline(self):
         # 100 instances at 1 a second need 100 s; a boot allowed 10 s waits at most 5.
         a, _ = self.announced(f"100 {int(time.time())}",

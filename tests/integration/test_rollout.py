@@ -10,6 +10,10 @@ from agentlib import AGENT, clean_env
 from fakecase import FakeAWSCase
 from harness import LAUNCHING
 
+# The actions that change a group; a refusal "before any change" sends none of them.
+MUTATING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "EnterStandby", "ExitStandby",
+            "TerminateInstanceInAutoScalingGroup", "CreateOrUpdateTags", "DeleteTags")
+
 
 class RolloutCase(FakeAWSCase):
     """Two groups behind one target group (blue live with 2 instances, green empty with a
@@ -23,7 +27,7 @@ class RolloutCase(FakeAWSCase):
         self.blue, self.green = f"blue{self.n}", f"green{self.n}"
         w = self.f.make_world(group=self.blue, version="1.0.0", hook=False,
                               target_group=not self.classic, desired=2)
-        self.tg = w.target_group_arn
+        self.world, self.tg = w, w.target_group_arn
         self.asg = self.f.client("autoscaling")
         balancer = {"TargetGroupARNs": [self.tg]}
         if self.classic:
@@ -187,6 +191,11 @@ class RolloutCase(FakeAWSCase):
         return self.rollout("start", "--live", self.blue, "--idle", self.green,
                             "--version", "2.0.0", "--sha256", "a" * 64, "--timeout", "60",
                             *extra)
+
+    def mutations(self):
+        """The group-changing requests the CLI sent through the proxy since setUp."""
+        return [(q.get("action"), q.get("path")) for q in self.f.requests(target="aws")
+                if q.get("action") in MUTATING]
 
     def guarded(self, *extra, version="2.0.0"):
         return ["start", "--live", self.blue, "--idle", self.green, "--version", version,
