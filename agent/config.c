@@ -409,8 +409,10 @@ static const struct opt opts[] = {
 	  .min = 1,
 	  .max = 10,
 	  .def = "5",
-	  .help = "the target group's HealthyThresholdCount: load-balancer checks in a row "
-		  "before it counts the instance healthy (AWS's default is 5)"
+	  .help = "the target group's HealthyThresholdCount (a Classic Load Balancer's "
+		  "HealthyThreshold): load-balancer checks in a row before it counts the "
+		  "instance healthy (AWS's default is 5 for a target group, 10 for a Classic "
+		  "Load Balancer)"
 	},
 
 	{ .section = "metrics",
