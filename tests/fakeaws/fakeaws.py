@@ -213,6 +213,10 @@ class Lifecycle:
         self.done_results: dict[tuple[str, str], list[str]] = {}
         self.events: list[dict] = []
         self.force_terminate = False  # set while DeleteAutoScalingGroup runs
+        # EnterStandby's drain (POST /standby-drain): 0 goes to Standby at once, as moto
+        # does; S > 0 holds EnteringStandby for S seconds, as a load balancer's draining does.
+        self.standby_drain = 0.0
+        self.entering: dict = {}  # instance_id -> (its group, when it reaches Standby)
 
     # -- helpers ----------------------------------------------------------
     @staticmethod
@@ -387,8 +391,16 @@ class Lifecycle:
             self.terminate_now(group, st)
 
     def sweep(self) -> None:
-        """Apply DefaultResult to actions whose heartbeat timeout passed."""
+        """Apply DefaultResult to actions whose heartbeat timeout passed; end the
+        EnteringStandby drains that are due."""
         now = time.monotonic()
+        for iid, (group, due) in list(self.entering.items()):
+            if now < due:
+                continue
+            del self.entering[iid]
+            for st in group.instance_states:
+                if st.instance.id == iid and st.lifecycle_state == "EnteringStandby":
+                    st.lifecycle_state = "Standby"
         for pa in list(self.pending.values()):
             if (pa.instance_id, pa.hook_name) not in self.pending:
                 continue
@@ -607,9 +619,31 @@ def install_moto_patches() -> None:
                 f"to move {n} instances to Standby with ShouldDecrementDesiredCapacity, "
                 f"which would leave a desired-capacity of {desired - n}, below min-size "
                 f"{group.min_size}.")
-        return orig_enter_standby(self, group_name, instance_ids, should_decrement)
+        for st in group.instance_states:  # AWS takes only InService instances
+            if st.instance.id in instance_ids and st.lifecycle_state != "InService":
+                raise ValidationError(f"The instance {st.instance.id} is not in InService.")
+        out = orig_enter_standby(self, group_name, instance_ids, should_decrement)
+        if LIFECYCLE.standby_drain > 0:
+            for st in group.instance_states:
+                if st.instance.id in instance_ids and st.lifecycle_state == "Standby":
+                    st.lifecycle_state = "EnteringStandby"
+                    LIFECYCLE.entering[st.instance.id] = (
+                        group, time.monotonic() + LIFECYCLE.standby_drain)
+        return out
 
     B.enter_standby_instances = enter_standby_instances
+
+    orig_exit_standby = B.exit_standby_instances
+
+    def exit_standby_instances(self, group_name, instance_ids):
+        # AWS takes only instances in Standby (moto moves any it is given).
+        group = self.autoscaling_groups[group_name]
+        for st in group.instance_states:
+            if st.instance.id in instance_ids and st.lifecycle_state != "Standby":
+                raise ValidationError(f"The instance {st.instance.id} is not in Standby.")
+        return orig_exit_standby(self, group_name, instance_ids)
+
+    B.exit_standby_instances = exit_standby_instances
 
     orig_delete_group = B.delete_auto_scaling_group
 
@@ -2078,6 +2112,10 @@ class ControlHandler(TrackingHandler):
         if route == ("DELETE", "/tag-delay"):
             TAG_DELAYS.clear()
             return 200, {"tag_delays": []}
+        if route == ("POST", "/standby-drain"):
+            with MOTO_LOCK:
+                LIFECYCLE.standby_drain = float(data["seconds"])
+            return 200, {"standby_drain": LIFECYCLE.standby_drain}
         if route == ("GET", "/lifecycle"):
             with MOTO_LOCK:
                 return 200, LIFECYCLE.snapshot()

@@ -280,6 +280,11 @@ class FakeAWS:
         view for `seconds` from now (-1 = until changed, 0 = show now)."""
         return self.control("POST", "/tag-delay", {"key": key, "seconds": seconds, "scope": scope})
 
+    def standby_drain(self, seconds: float) -> dict:
+        """EnterStandby holds instances in EnteringStandby for `seconds` (a load
+        balancer's draining) before Standby; 0, the default, goes at once."""
+        return self.control("POST", "/standby-drain", {"seconds": seconds})
+
     def rotate_credentials(self, expires_in: int = 3600) -> dict:
         return self.control("POST", "/imds/rotate-credentials", {"expires_in": expires_in})
 
