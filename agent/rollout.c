@@ -142,6 +142,38 @@ out:
 	return ret;
 }
 
+/*
+ * Describe the group once none of its instances is still EnteringStandby: its
+ * load balancers drain them first, and ExitStandby and a terminate of a
+ * Standby instance take only those that got there. name must not be g's own.
+ */
+static int
+settle_standby(struct aws *a, const struct rollout_opts *o, const char *name,
+    struct rollgrp *g, char **cause)
+{
+	double	deadline = mono_now() + o->timeout;
+	int	n, said = 0;
+
+	for (;;) {
+		rollgrp_clear(g);
+		if (rollgrp_describe(a, o->version_tag, name, g, cause) != 0)
+			return ROLLOUT_ERROR;
+		if ((n = rollgrp_count_state(g, "EnteringStandby")) == 0)
+			return ROLLOUT_OK;
+		if (!said++)
+			progress(o, "%s: %d instances entering Standby (their load balancers "
+			    "drain them)", name, n);
+		if (halt_stopped(o->halt))
+			return set_cause(cause, "stopped while waiting for %s", name);
+		if (mono_now() >= deadline) {
+			set_cause(cause, "%s: %d instances still entering Standby after %.0f s",
+			    name, n, o->timeout);
+			return ROLLOUT_TIMEOUT;
+		}
+		sleep_for(o->poll, o->halt);
+	}
+}
+
 static void
 summary_json(const struct rollout_opts *o, const char *action, int code, const char *error,
     const struct rollgrp *const *groups, size_t ngroups, struct json_object *extra)
@@ -463,7 +495,9 @@ do_step(struct run *r, char **cause)
 	rollgrp_clear(&g);
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &g, cause) != 0)
 		goto out;
-	if ((n = rollgrp_count_state(&g, "Standby")) < standby_want) {
+	/* Those still draining are parked already: a rerun must not park another share. */
+	n = rollgrp_count_state(&g, "Standby") + rollgrp_count_state(&g, "EnteringStandby");
+	if (n < standby_want) {
 		/* EnterStandby may not take the desired capacity below MinSize. */
 		lo = g.desired - (standby_want - n) < 0 ? 0 : g.desired - (standby_want - n);
 		if (lo < g.min) {
@@ -705,8 +739,10 @@ roll_back(struct run *r, char **cause)
 	/* Recorded first: a rerun of start or step then goes on back, never forward. */
 	if (enter_phase(r, "rolling-back", cause) != 0)
 		goto out;
-	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &live, cause) != 0 ||
-	    rollgrp_standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
+	if ((ret = settle_standby(r->a, r->o, r->rec.live, &live, cause)) != ROLLOUT_OK)
+		goto out;
+	ret = ROLLOUT_ERROR;
+	if (rollgrp_standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
 		goto out;
 	if (moved > 0)
 		progress(r->o, "%s: %d instances back from Standby", live.name, moved);
@@ -809,20 +845,32 @@ same_load_balancers(const struct rollgrp *live, const struct rollgrp *idle, char
 	return 0;
 }
 
-/* The record at its longest (a ten-digit time, the last step, the longest phase) fits a tag. */
+/*
+ * The record at its longest (a ten-digit time, the last step, the longest
+ * phase) fits a tag, and its names and version read back as they are.
+ */
 static int
 record_fits(const struct rollrec *rec, char **cause)
 {
-	struct rollrec	 longest = *rec;
+	struct rollrec	 longest = *rec, back;
 	char		*v;
 	size_t		 len;
+	int		 same;
 
 	longest.since = ROLLREC_MAX_TIME;
 	longest.step = longest.nsteps;
 	longest.phase = (char *)"rolling-back";
 	v = rollrec_encode(&longest);
 	len = strlen(v);
+	/* A space in a name would cut it short when step, finish or rollback read the tag. */
+	same = rollrec_parse(v, &back) == 0 && strcmp(back.version, rec->version) == 0 &&
+	    strcmp(back.live, rec->live) == 0 && strcmp(back.idle, rec->idle) == 0;
+	rollrec_clear(&back);
 	free(v);
+	if (!same)
+		return set_cause(cause, "'%s', '%s' and '%s' do not read back from the %s tag: "
+		    "a version or group name with a space cannot be recorded", rec->version,
+		    rec->live, rec->idle, ROLLGRP_TAG_ROLLOUT);
 	if (len <= ROLLREC_MAX)
 		return 0;
 	return set_cause(cause, "the group names and version are too long for the %s tag (%zu "
@@ -836,7 +884,7 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 	const struct rollout_opts	*o = r->o;
 	const struct rollgrp		*both[2] = { live, idle };
 	const char			*sha = o->sha256, *kv[1][2];
-	int				 ret;
+	int				 ret, n;
 
 	if (rollrec_steps(o->steps, r->pct, &r->npct, cause) != 0 ||
 	    rollalarm_join(o->alarms, o->nalarms, &r->alarms, cause) != 0)
@@ -848,6 +896,19 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 	}
 	if (live->desired == 0) {
 		set_cause(cause, "live group %s has no capacity to match", live->name);
+		return ROLLOUT_REFUSED;
+	}
+	/* Reads stop at ROLLGRP_MAX_INSTANCES: a step could never see all it waits for. */
+	if (live->desired > ROLLGRP_MAX_INSTANCES) {
+		set_cause(cause, "live group %s has %d instances: a rollout reads at most %d",
+		    live->name, live->desired, ROLLGRP_MAX_INSTANCES);
+		return ROLLOUT_REFUSED;
+	}
+	/* A step counts, rolls back and finish terminates Standby instances as its own. */
+	if ((n = rollgrp_count_state(live, "Standby") +
+	    rollgrp_count_state(live, "EnteringStandby")) > 0) {
+		set_cause(cause, "live group %s has %d instances in Standby: a rollout would take "
+		    "them for its own (ExitStandby or detach them first)", live->name, n);
 		return ROLLOUT_REFUSED;
 	}
 	if (same_load_balancers(live, idle, cause) != 0)
@@ -1168,6 +1229,9 @@ rollout_finish(struct aws *a, const struct rollout_opts *o, char **cause)
 		goto out;
 	if (rollgrp_set_capacity(a, &live, -1, 0, cause) != 0)
 		goto out;
+	if ((ret = settle_standby(a, o, r.rec.live, &live, cause)) != ROLLOUT_OK)
+		goto out;
+	ret = ROLLOUT_ERROR;
 	/* Standby instances do not count in the capacity: terminate them explicitly. */
 	for (i = 0; i < live.ninst; i++) {
 		struct aws_param	p[] = {

@@ -295,6 +295,37 @@ class Rollout(RolloutCase):
         blue_ids = {i["InstanceId"] for i in self.asg_group(self.blue)["Instances"]}
         self.assertTrue(blue_ids <= healthy)
 
+    def draining_standby(self):
+        """EnterStandby holds the old instances in EnteringStandby for 3 s (their load
+        balancers drain them, 300 s by default on AWS); start returns meanwhile."""
+        self.f.standby_drain(3)
+        self.addCleanup(self.f.standby_drain, 0)
+        self.fake_agents()
+        ids = sorted(i["InstanceId"] for i in self.asg_group(self.blue)["Instances"])
+        r = self.start()
+        self.assert_exit(r, 0)
+        self.assertEqual(self.states(self.blue), ["EnteringStandby", "EnteringStandby"])
+        return ids
+
+    def test_finish_while_the_old_instances_drain_terminates_them(self):
+        self.draining_standby()
+        fin = self.rollout("finish")
+        self.assert_exit(fin, 0)
+        self.assertIn(f"{self.blue}: 2 instances entering Standby", fin.stdout)
+        # None left behind in Standby, where no capacity would ever take them away.
+        self.assertTrue(self.wait_for(lambda: self.asg_group(self.blue)["Instances"] == [], 15),
+                        self.asg_group(self.blue)["Instances"])
+
+    def test_rollback_while_the_old_instances_drain_brings_the_same_ones_back(self):
+        ids = self.draining_standby()
+        rb = self.rollout("rollback", "--timeout", "60")
+        self.assert_exit(rb, 0)
+        self.assertIn("2 instances back from Standby", rb.stdout)
+        blue = self.asg_group(self.blue)["Instances"]
+        self.assertEqual(sorted(i["InstanceId"] for i in blue), ids, "not the warm instances")
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+
     def test_new_version_abandons(self):
         self.fake_agents("ABANDON")
         r = self.start()

@@ -107,6 +107,23 @@ class RolloutGuards(RolloutCase):
     def test_finish_interrupted_at_delete_tags_then_finish_again(self):
         self.finish_interrupted("DeleteTags")
 
+    def test_step_rerun_while_its_standby_drains_parks_no_second_share(self):
+        # EnterStandby took effect but its answer was lost; the old instance drains for 30 s.
+        self.f.standby_drain(30)
+        self.addCleanup(self.f.standby_drain, 0)
+        self.fake_agents()
+        self.assert_exit(self.rollout(*self.guarded("--steps", "50,100")), 0)
+        self.assert_exit(self.rollout("step"), 0)  # the new group at 100 %; step 3 parks
+        self.f.fault(target="aws", kind="truncate", service="autoscaling",
+                     action="EnterStandby", count=1)
+        r = self.rollout("step")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(self.states(self.blue), ["EnteringStandby", "InService"])
+        again = self.rollout("step")
+        self.assert_exit(again, 0)
+        self.assertEqual(self.states(self.blue), ["EnteringStandby", "InService"],
+                         "a second instance parked: the old group would serve with none")
+
     # -- 3. both groups behind the same target groups ---------------------------------------
     def refused_for_target_groups(self):
         self.fake_agents()
@@ -135,6 +152,38 @@ class RolloutGuards(RolloutCase):
                                                     TargetGroupARNs=[other])
         self.refused_for_target_groups()
 
+    # -- 3b. what a rollout could not read back or would take for its own ----------------------
+    def refused_unchanged(self, r, status, text):
+        self.assert_exit(r, status)
+        self.assertIn(text, r.stderr)
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+        self.assertEqual(self.record(self.green), {}, "no rollout recorded")
+        self.assertEqual(self.record(self.blue), {}, "no rollout recorded")
+        self.assertEqual(self.mutations(), [], "requests that change a group")
+
+    def test_start_refused_with_a_live_instance_in_standby(self):
+        # An operator parked it to look at it: finish would have terminated it.
+        parked = self.asg_group(self.blue)["Instances"][0]["InstanceId"]
+        self.asg.enter_standby(AutoScalingGroupName=self.blue, InstanceIds=[parked],
+                               ShouldDecrementDesiredCapacity=True)
+        self.fake_agents()
+        self.refused_unchanged(self.start(), 3, f"live group {self.blue} has 1 instances in "
+                               "Standby")
+        self.assertEqual(self.states(self.blue), ["InService", "Standby"])
+
+    def test_start_refused_for_a_version_that_does_not_read_back(self):
+        self.fake_agents()
+        r = self.rollout("start", "--live", self.blue, "--idle", self.green, "--version",
+                         "2.0 beta", "--sha256", "a" * 64, "--timeout", "60")
+        self.refused_unchanged(r, 2, "a version or group name with a space cannot be recorded")
+
+    def test_start_refused_for_a_group_larger_than_a_rollout_reads(self):
+        # Its steps would wait for 501 healthy instances among the 500 it reads.
+        self.asg.update_auto_scaling_group(AutoScalingGroupName=self.blue, MaxSize=1000,
+                                           DesiredCapacity=501)
+        self.fake_agents()
+        self.refused_unchanged(self.start(), 3, f"live group {self.blue} has 501 instances: a "
+                               "rollout reads at most 500")
     # -- 4. a rollback that failed half-way goes on at the next run ----------------------------
     def test_failed_auto_rollback_continues_on_rerun_of_start(self):
         alarm = f"5xx{self.n}"
