@@ -163,8 +163,10 @@ settle_standby(struct aws *a, const struct rollout_opts *o, const char *name,
 		if (!said++)
 			progress(o, "%s: %d instances entering Standby (their load balancers "
 			    "drain them)", name, n);
-		if (halt_stopped(o->halt))
-			return set_cause(cause, "stopped while waiting for %s", name);
+		if (halt_stopped(o->halt)) {
+			set_cause(cause, "stopped while waiting for %s", name);
+			return ROLLOUT_ERROR;
+		}
 		if (mono_now() >= deadline) {
 			set_cause(cause, "%s: %d instances still entering Standby after %.0f s",
 			    name, n, o->timeout);
