@@ -296,9 +296,9 @@ class Rollout(RolloutCase):
         self.assertTrue(blue_ids <= healthy)
 
     def draining_standby(self):
-        """EnterStandby holds the old instances in EnteringStandby for 3 s (their load
+        """EnterStandby holds the old instances in EnteringStandby for 8 s (their load
         balancers drain them, 300 s by default on AWS); start returns meanwhile."""
-        self.f.standby_drain(3)
+        self.f.standby_drain(8)
         self.addCleanup(self.f.standby_drain, 0)
         self.fake_agents()
         ids = sorted(i["InstanceId"] for i in self.asg_group(self.blue)["Instances"])
