@@ -729,7 +729,7 @@ static int
 roll_back(struct run *r, char **cause)
 {
 	struct rollgrp	live, idle;
-	int		ret = ROLLOUT_ERROR, moved, want;
+	int		ret = ROLLOUT_ERROR, moved, early, want;
 
 	memset(&live, 0, sizeof live);
 	memset(&idle, 0, sizeof idle);
@@ -741,11 +741,17 @@ roll_back(struct run *r, char **cause)
 	/* Recorded first: a rerun of start or step then goes on back, never forward. */
 	if (enter_phase(r, "rolling-back", cause) != 0)
 		goto out;
+	/* Those parked earlier serve again at once; those still draining once they can. */
+	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.live, &live, cause) != 0 ||
+	    rollgrp_standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &early,
+	    cause) != 0)
+		goto out;
 	if ((ret = settle_standby(r->a, r->o, r->rec.live, &live, cause)) != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
 	if (rollgrp_standby(r->a, &live, "ExitStandby", "Standby", INT_MAX, &moved, cause) != 0)
 		goto out;
+	moved += early;
 	if (moved > 0)
 		progress(r->o, "%s: %d instances back from Standby", live.name, moved);
 	rollgrp_clear(&live);
@@ -864,15 +870,16 @@ record_fits(const struct rollrec *rec, char **cause)
 	longest.phase = (char *)"rolling-back";
 	v = rollrec_encode(&longest);
 	len = strlen(v);
-	/* A space in a name would cut it short when step, finish or rollback read the tag. */
+	/* A space would cut a field short when step, finish or rollback read the tag. */
 	same = rollrec_parse(v, &back) == 0 && strcmp(back.version, rec->version) == 0 &&
-	    strcmp(back.live, rec->live) == 0 && strcmp(back.idle, rec->idle) == 0;
+	    strcmp(back.live, rec->live) == 0 && strcmp(back.idle, rec->idle) == 0 &&
+	    strcmp(back.steps, rec->steps) == 0;
 	rollrec_clear(&back);
 	free(v);
 	if (!same)
-		return set_cause(cause, "'%s', '%s' and '%s' do not read back from the %s tag: "
-		    "a version or group name with a space cannot be recorded", rec->version,
-		    rec->live, rec->idle, ROLLGRP_TAG_ROLLOUT);
+		return set_cause(cause, "'%s', '%s', '%s' and '%s' do not read back from the %s "
+		    "tag: a version, group name or --steps with a space cannot be recorded",
+		    rec->version, rec->live, rec->idle, rec->steps, ROLLGRP_TAG_ROLLOUT);
 	if (len <= ROLLREC_MAX)
 		return 0;
 	return set_cause(cause, "the group names and version are too long for the %s tag (%zu "

@@ -296,9 +296,9 @@ class Rollout(RolloutCase):
         self.assertTrue(blue_ids <= healthy)
 
     def draining_standby(self):
-        """EnterStandby holds the old instances in EnteringStandby for 8 s (their load
+        """EnterStandby holds the old instances in EnteringStandby for 15 s (their load
         balancers drain them, 300 s by default on AWS); start returns meanwhile."""
-        self.f.standby_drain(8)
+        self.f.standby_drain(15)
         self.addCleanup(self.f.standby_drain, 0)
         self.fake_agents()
         ids = sorted(i["InstanceId"] for i in self.asg_group(self.blue)["Instances"])
@@ -320,6 +320,7 @@ class Rollout(RolloutCase):
         ids = self.draining_standby()
         rb = self.rollout("rollback", "--timeout", "60")
         self.assert_exit(rb, 0)
+        self.assertIn(f"{self.blue}: 2 instances entering Standby", rb.stdout)
         self.assertIn("2 instances back from Standby", rb.stdout)
         blue = self.asg_group(self.blue)["Instances"]
         self.assertEqual(sorted(i["InstanceId"] for i in blue), ids, "not the warm instances")

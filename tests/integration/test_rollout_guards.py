@@ -171,16 +171,22 @@ class RolloutGuards(RolloutCase):
                                "Standby")
         self.assertEqual(self.states(self.blue), ["InService", "Standby"])
 
-    def test_start_refused_for_a_version_that_does_not_read_back(self):
+    def test_start_refused_for_a_version_or_steps_that_do_not_read_back(self):
         self.fake_agents()
         r = self.rollout("start", "--live", self.blue, "--idle", self.green, "--version",
                          "2.0 beta", "--sha256", "a" * 64, "--timeout", "60")
-        self.refused_unchanged(r, 2, "a version or group name with a space cannot be recorded")
+        self.refused_unchanged(r, 2, "a version, group name or --steps with a space cannot be "
+                               "recorded")
+        # strtol reads " 100" as 100: the steps pass their own check, not the tag's.
+        r = self.rollout(*self.guarded("--steps", "50, 100"))
+        self.refused_unchanged(r, 2, "'50, 100' do not read back")
 
     def test_start_refused_for_a_group_larger_than_a_rollout_reads(self):
         # Its steps would wait for 501 healthy instances among the 500 it reads.
         self.asg.update_auto_scaling_group(AutoScalingGroupName=self.blue, MaxSize=1000,
                                            DesiredCapacity=501)
+        self.addCleanup(self.asg.update_auto_scaling_group, AutoScalingGroupName=self.blue,
+                        DesiredCapacity=2)  # the class's fake scans every instance
         self.fake_agents()
         self.refused_unchanged(self.start(), 3, f"live group {self.blue} has 501 instances: a "
                                "rollout reads at most 500")
