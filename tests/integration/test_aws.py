@@ -104,15 +104,18 @@ class Aws(FakeAWSCase):
         self.assert_exit(r, 0)
         self.assertEqual(self.f.requests(target="imds"), [])
 
-    def test_per_service_endpoint_wins(self):
-        conf = write(os.path.join(self.dir, "a.conf"), "[aws]\napi_timeout = 1\n")
-        r, _ = self.aws("autoscaling", "DescribeAutoScalingGroups", conf=conf,
-                        env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
+    def assert_endpoint_variable(self, var, service, action, other, other_action):
+        """var sends service's calls to a dead port (1 s to fail), not other's."""
+        conf = write(os.path.join(self.dir, f"{service}.conf"), "[aws]\napi_timeout = 1\n")
+        r, _ = self.aws(service, action, conf=conf, env={var: "http://127.0.0.1:9"})
         self.assert_exit(r, 1)
         self.assertIn("127.0.0.1:9", r.stderr)
-        r, _ = self.aws("ec2", "DescribeTags",
-                        env={"AWS_ENDPOINT_URL_AUTO_SCALING": "http://127.0.0.1:9"})
+        r, _ = self.aws(other, other_action, env={var: "http://127.0.0.1:9"})
         self.assert_exit(r, 0)
+
+    def test_per_service_endpoint_wins(self):
+        self.assert_endpoint_variable("AWS_ENDPOINT_URL_AUTO_SCALING", "autoscaling",
+                                      "DescribeAutoScalingGroups", "ec2", "DescribeTags")
 
     def test_classic_elb_is_its_own_api_version_and_endpoint(self):
         name = f"clb{self.n}"
@@ -123,14 +126,8 @@ class Aws(FakeAWSCase):
         self.assert_exit(r, 0)
         self.assertIn("<ConnectionDraining>", r.stdout)
         # The same host as elbv2, the variable of the SDKs' "Elastic Load Balancing".
-        conf = write(os.path.join(self.dir, "elb.conf"), "[aws]\napi_timeout = 1\n")
-        r, _ = self.aws("elb", "DescribeLoadBalancers", conf=conf,
-                        env={"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "http://127.0.0.1:9"})
-        self.assert_exit(r, 1)
-        self.assertIn("127.0.0.1:9", r.stderr)
-        r, _ = self.aws("elbv2", "DescribeLoadBalancers",
-                        env={"AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING": "http://127.0.0.1:9"})
-        self.assert_exit(r, 0)
+        self.assert_endpoint_variable("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING", "elb",
+                                      "DescribeLoadBalancers", "elbv2", "DescribeLoadBalancers")
 
     def test_clock_skew_is_corrected_from_the_date_header(self):
         self.f.fault("aws", kind="date_skew", seconds=3600, count=1)
