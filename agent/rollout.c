@@ -61,19 +61,65 @@ check_alarms(struct aws *a, const char *alarms, char **cause)
 }
 
 /*
+ * want, lowered to the group's desired capacity when its own scaling (or an
+ * operator) has taken that below: not the new version's doing. A capacity of
+ * 0 is not followed: nothing would be left to switch to.
+ */
+static int
+lowered(const struct rollgrp *g, int want)
+{
+	return g->desired > 0 && g->desired < want ? g->desired : want;
+}
+
+static int
+terminating(const struct rollgrp_inst *i)
+{
+	return strncmp(i->state, "Terminating", 11) == 0 || strcmp(i->state, "Terminated") == 0;
+}
+
+/*
+ * Note the group's instances in seen, and count those seen that are now gone
+ * or on their way out; *last is one of them.
+ */
+static size_t
+count_gone(const struct rollgrp *g, char ***seen, size_t *nseen, const char **last)
+{
+	size_t	i, j, gone = 0;
+	int	found;
+
+	for (i = 0; i < g->ninst; i++) {
+		if (!in_list(*seen, *nseen, g->inst[i].id)) {
+			*seen = xrealloc(*seen, (*nseen + 1) * sizeof **seen);
+			(*seen)[(*nseen)++] = xstrdup(g->inst[i].id);
+		}
+	}
+	for (i = 0; i < *nseen; i++) {
+		for (j = 0, found = 0; j < g->ninst && !found; j++)
+			found = strcmp(g->inst[j].id, (*seen)[i]) == 0 && !terminating(&g->inst[j]);
+		if (!found) {
+			gone++;
+			*last = (*seen)[i];
+		}
+	}
+	return gone;
+}
+
+/*
  * Wait until want instances of group are InService and healthy. With
  * abandon_check, an instance that disappears or terminates on the way means
- * the new version failed its boot (the agent sent ABANDON).
+ * the new version failed its boot (the agent sent ABANDON), unless the
+ * group's own scaling lowered its capacity by as many.
  */
 static int
 wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int want,
     int abandon_check, const char *alarms, char **cause)
 {
 	struct rollgrp	  g;
-	char		**seen = NULL, *bad = NULL;
+	char		**seen = NULL;
+	const char	 *bad = NULL;
 	size_t		  nseen = 0, i, healthy = 0, last = (size_t)-1;
 	double		  deadline = mono_now() + o->timeout;
-	int		  ret = ROLLOUT_ERROR;
+	int		  ret = ROLLOUT_ERROR, scaled_in = 0, now = want;
 
 	memset(&g, 0, sizeof g);
 	for (;;) {
@@ -84,40 +130,35 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 		if (rollgrp_describe(a, o->version_tag, name, &g, cause) != 0 ||
 		    rollgrp_target_health(a, &g, cause) != 0)
 			goto out;
-		for (i = 0; i < g.ninst && abandon_check; i++) {
-			if (strncmp(g.inst[i].state, "Terminating", 11) == 0 ||
-			    strcmp(g.inst[i].state, "Terminated") == 0) {
-				bad = xstrdup(g.inst[i].id);
-				break;
+		if (abandon_check) {
+			if (g.desired == 0) {
+				set_cause(cause, "%s: its desired capacity was set to 0 while the "
+				    "step waited for %d instances", name, want);
+				ret = ROLLOUT_FAILED;
+				goto out;
 			}
-			if (!in_list(seen, nseen, g.inst[i].id)) {
-				seen = xrealloc(seen, (nseen + 1) * sizeof *seen);
-				seen[nseen++] = xstrdup(g.inst[i].id);
+			if (want - g.desired > scaled_in)
+				scaled_in = want - g.desired;
+			if ((int)count_gone(&g, &seen, &nseen, &bad) > scaled_in) {
+				set_cause(cause, "instance %s of %s was terminated before it turned "
+				    "healthy: the new version failed its boot (lifecycle ABANDON)",
+				    bad, name);
+				ret = ROLLOUT_FAILED;
+				goto out;
 			}
-		}
-		for (i = 0; i < nseen && bad == NULL; i++) {
-			size_t	j;
-			int	found = 0;
-
-			for (j = 0; j < g.ninst; j++)
-				found |= strcmp(g.inst[j].id, seen[i]) == 0;
-			if (!found)
-				bad = xstrdup(seen[i]);
-		}
-		if (bad != NULL) {
-			set_cause(cause, "instance %s of %s was terminated before it turned "
-			    "healthy: the new version failed its boot (lifecycle ABANDON)", bad,
-			    name);
-			ret = ROLLOUT_FAILED;
-			goto out;
+			if (lowered(&g, want) != now) {
+				now = lowered(&g, want);
+				progress(o, "%s: desired capacity %d by its own scaling (the step "
+				    "asked %d): waiting for %d", name, g.desired, want, now);
+			}
 		}
 		healthy = rollgrp_count_healthy(&g);
 		if (healthy != last) {
 			progress(o, "%s: %zu of %d instances InService and healthy", name,
-			    healthy, want);
+			    healthy, now);
 			last = healthy;
 		}
-		if ((int)healthy >= want && (int)g.ninst >= want) {
+		if ((int)healthy >= now && (int)g.ninst >= now) {
 			ret = ROLLOUT_OK;
 			goto out;
 		}
@@ -127,7 +168,7 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 		}
 		if (mono_now() >= deadline) {
 			set_cause(cause, "%s: only %zu of %d instances healthy after %.0f s",
-			    name, healthy, want, o->timeout);
+			    name, healthy, now, o->timeout);
 			ret = ROLLOUT_TIMEOUT;
 			goto out;
 		}
@@ -137,7 +178,6 @@ out:
 	for (i = 0; i < nseen; i++)
 		free(seen[i]);
 	free(seen);
-	free(bad);
 	rollgrp_clear(&g);
 	return ret;
 }
@@ -336,6 +376,7 @@ struct run {
 	int				 pct[HISTORY_STEPS];
 	size_t				 npct;
 	int				 old_unhealthy;	/* last seen, for the warning */
+	int				 idle_lowered;	/* its capacity said, or 0 */
 };
 
 static void
@@ -528,8 +569,8 @@ out:
 
 /*
  * ROLLOUT_FAILED when the new group has fewer healthy instances than the step
- * wants; want -1: the old group's size, or the new group's capacity when its
- * own scaling has lowered it since the switch.
+ * wants (want -1: the old group's size), or than its capacity when its own
+ * scaling has lowered that since.
  */
 static int
 check_new(struct run *r, int want, char **cause)
@@ -537,14 +578,17 @@ check_new(struct run *r, int want, char **cause)
 	struct rollgrp	 g;
 	const char	*bad = NULL, *why = NULL;
 	size_t		 i, healthy;
-	int		 ret = ROLLOUT_ERROR;
+	int		 ret = ROLLOUT_ERROR, asked;
 
 	memset(&g, 0, sizeof g);
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0 ||
 	    rollgrp_target_health(r->a, &g, cause) != 0)
 		goto out;
-	if (want < 0)
-		want = g.desired > 0 && g.desired < r->rec.size ? g.desired : r->rec.size;
+	asked = want < 0 ? r->rec.size : want;
+	if ((want = lowered(&g, asked)) != asked && g.desired != r->idle_lowered)
+		progress(r->o, "%s: desired capacity %d by its own scaling (the step asked %d)",
+		    g.name, g.desired, asked);
+	r->idle_lowered = want != asked ? g.desired : 0;
 	ret = ROLLOUT_OK;
 	if ((int)(healthy = rollgrp_count_healthy(&g)) >= want)
 		goto out;

@@ -338,6 +338,63 @@ class Rollout(RolloutCase):
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertNotIn("asg-agent:rollout", self.tags(self.blue))
 
+    def scale_in(self, instance):
+        """The new group's own scaling takes one instance away, as a scale-in policy does."""
+        self.asg.terminate_instance_in_auto_scaling_group(InstanceId=instance,
+                                                          ShouldDecrementDesiredCapacity=True)
+
+    def test_own_scale_in_during_bake_is_not_a_failure(self):
+        self.watch_serving()
+        self.fake_agents()
+        p = self.background(*self.guarded("--steps", "100", "--bake", "8", "--auto"))
+        self.wait_record("1/2", "baking")
+        self.scale_in(self.asg_group(self.green)["Instances"][0]["InstanceId"])
+        r = self.finish_background(p)
+        self.assert_exit(r, 0)
+        self.assertIn(f"{self.green}: desired capacity 1 by its own scaling (the step asked 2)",
+                      r.stdout)
+        self.assertEqual(self.record()["phase"], "switched")
+        # Step 2 gives it the old group's size again before it parks the old instances.
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 2)
+        self.assertEqual(self.states(self.blue), ["Standby", "Standby"])
+        self.assert_always_served()
+
+    def pending_green(self, n):
+        """The new group's launch actions, once n of them wait (no agent answers yet)."""
+        got = []
+        def pending():
+            got[:] = [q for q in self.f.lifecycle_pending() if q.get("group") == self.green]
+            return len(got) >= n
+        self.assertTrue(self.wait_for(pending, 30), got)
+        return got
+
+    def test_own_scale_in_while_the_step_waits_is_not_an_abandon(self):
+        p = self.background(*self.guarded())
+        first, second = self.pending_green(2)[:2]
+        self.asg.complete_lifecycle_action(
+            AutoScalingGroupName=self.green, LifecycleHookName=first["hook"],
+            InstanceId=first["instance_id"], LifecycleActionResult="CONTINUE")
+        self.assertTrue(self.wait_for(lambda: "InService" in self.states(self.green), 15))
+        self.scale_in(first["instance_id"])
+        time.sleep(3)  # a poll of the rollout sees the group one smaller, its second pending
+        self.fake_agents()
+        r = self.finish_background(p)
+        self.assert_exit(r, 0)
+        self.assertIn(f"{self.green}: desired capacity 1 by its own scaling (the step asked 2): "
+                      "waiting for 1", r.stdout)
+        self.assertNotIn("ABANDON", r.stdout + r.stderr)
+        self.assertEqual(self.record()["phase"], "switched")
+
+    def test_capacity_set_to_0_while_the_step_waits_rolls_back(self):
+        p = self.background(*self.guarded())
+        self.pending_green(2)
+        self.asg.set_desired_capacity(AutoScalingGroupName=self.green, DesiredCapacity=0)
+        r = self.finish_background(p)
+        self.assert_exit(r, 4)
+        self.assertIn(f"{self.green}: its desired capacity was set to 0 while the step waited "
+                      "for 2 instances during step 1 of 1 (scaling): rolled back", r.stderr)
+        self.assertEqual(self.states(self.blue), ["InService", "InService"])
+
     def test_refuses_busy_or_non_empty(self):
         self.asg.set_desired_capacity(AutoScalingGroupName=self.green, DesiredCapacity=1)
         r = self.start()
