@@ -422,6 +422,23 @@ save_history(struct run *r, char **cause)
 	return ret;
 }
 
+/*
+ * A start that could not record its rollout takes its "running" entry back, so
+ * that its retries leave none (a resume writes a lost one again).
+ */
+static void
+drop_history(struct run *r)
+{
+	char	*key, *err = NULL;
+
+	key = xasprintf(HISTORY_PREFIX "%lld", r->hist.started);
+	if (rollgrp_delete_tag(r->a, r->rec.idle, key, &err) != 0) {
+		log_warn("%s: history entry %s left (%s)", r->rec.idle, key, err);
+		free(err);
+	}
+	free(key);
+}
+
 /* The record's step plan: 0, or -1 when the steps list does not parse. */
 static int
 run_plan(struct run *r, char **cause)
@@ -1005,14 +1022,14 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 		return ROLLOUT_ERROR;
 	kv[0][0] = ROLLGRP_TAG_ALARMS;
 	kv[0][1] = r->alarms;
-	if (r->alarms != NULL && rollgrp_set_tags(r->a, idle->name, kv, 1, 0, cause) != 0)
+	if ((r->alarms != NULL && rollgrp_set_tags(r->a, idle->name, kv, 1, 0, cause) != 0) ||
+	    /* Left by a start that crashed before its record: a resume would watch them. */
+	    (r->alarms == NULL && idle->alarms != NULL &&
+	    rollgrp_delete_tag(r->a, idle->name, ROLLGRP_TAG_ALARMS, cause) != 0) ||
+	    save_record(r, cause) != 0) {
+		drop_history(r);
 		return ROLLOUT_ERROR;
-	/* Left by a start that crashed before its record: a resume would watch them. */
-	if (r->alarms == NULL && idle->alarms != NULL &&
-	    rollgrp_delete_tag(r->a, idle->name, ROLLGRP_TAG_ALARMS, cause) != 0)
-		return ROLLOUT_ERROR;
-	if (save_record(r, cause) != 0)
-		return ROLLOUT_ERROR;
+	}
 	progress(o, "recorded the rollout of %s from %s to %s in %d steps", o->version,
 	    live->name, idle->name, r->rec.nsteps);
 	return ROLLOUT_OK;

@@ -808,13 +808,14 @@ class FaultRule:
         self.actions = as_list(spec.get("action"))
         self.methods = [m.upper() for m in as_list(spec.get("method")) or []] or None
         self.path_re = re.compile(spec["path"]) if spec.get("path") else None
+        self.body_re = re.compile(spec["body"]) if spec.get("body") else None
 
     def active(self) -> bool:
         if self.count == 0:
             return False
         return self.until is None or time.monotonic() < self.until
 
-    def matches(self, service, action, method, path) -> bool:
+    def matches(self, service, action, method, path, body=None) -> bool:
         if not self.active():
             return False
         if self.services is not None and service not in self.services:
@@ -824,6 +825,8 @@ class FaultRule:
         if self.methods is not None and method not in self.methods:
             return False
         if self.path_re is not None and not self.path_re.search(path):
+            return False
+        if self.body_re is not None and (body is None or not self.body_re.search(body)):
             return False
         return True
 
@@ -853,7 +856,7 @@ class FaultTable:
         with self._lock:
             self.rules = [r for r in self.rules if target is not None and r.target != target]
 
-    def take(self, target, service, action, method, path) -> list[FaultRule]:
+    def take(self, target, service, action, method, path, body=None) -> list[FaultRule]:
         """Matching rules, each counted as fired.
 
         All matching delay/date_skew rules apply; of the "answering" kinds
@@ -861,7 +864,7 @@ class FaultTable:
         out, answered = [], False
         with self._lock:
             for r in self.rules:
-                if r.target != target or not r.matches(service, action, method, path):
+                if r.target != target or not r.matches(service, action, method, path, body):
                     continue
                 if r.kind in ("delay", "date_skew"):
                     out.append(r)
@@ -1306,7 +1309,8 @@ class ProxyHandler(TrackingHandler):
         if action is None and service == "s3":
             action = s3_action(method, path)
 
-        rules = FAULTS.take("aws", service, action, method, path)
+        form = urllib.parse.unquote_plus(body.decode("utf-8", "replace")) if body else None
+        rules = FAULTS.take("aws", service, action, method, path, form)
         # amz_date: the time the request was signed with (clock-skew tests).
         entry = dict(target="aws", service=service, action=action, method=method, path=path,
                      amz_date=self.headers.get("X-Amz-Date"),

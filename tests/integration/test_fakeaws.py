@@ -591,6 +591,20 @@ class TestProxyFaults(FakeTestCase):
         with self.assertRaises(botocore.exceptions.ClientError):
             s3.get_object(Bucket="fault-bucket", Key="obj/key.bin")
 
+    def test_match_on_form_body(self):
+        asg = self.via_proxy("autoscaling")
+        FAKE.fault(kind="status", status=500, code="InternalFailure", action="CreateOrUpdateTags",
+                   body=r"Tags\.member\.1\.Key=only:this", count=-1)
+        tag = {"ResourceId": self.world.group, "ResourceType": "auto-scaling-group",
+               "PropagateAtLaunch": False, "Value": "v w"}
+        asg.create_or_update_tags(Tags=[dict(tag, Key="other")])
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            asg.create_or_update_tags(Tags=[dict(tag, Key="only:this")])
+        self.assertEqual(error_code(cm.exception), ("InternalFailure", 500))
+        asg.describe_auto_scaling_groups()  # another form: not this rule's
+        rule = FAKE.faults()["aws"][0]
+        self.assertEqual((rule["fired"], rule["remaining"]), (1, -1))
+
     def test_for_seconds(self):
         asg = self.via_proxy("autoscaling")
         FAKE.fault(kind="throttle", service="autoscaling", count=-1, for_seconds=3.0)

@@ -412,6 +412,21 @@ class RolloutGuards(RolloutCase):
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
         self.assertEqual(self.mutations(), [], "requests that change a group")
 
+    def test_start_that_cannot_record_leaves_no_history_entry(self):
+        # The 51st tag of the idle group, say: the record is refused after the history entry.
+        self.f.fault(target="aws", kind="status", service="autoscaling",
+                     action="CreateOrUpdateTags", body=r"Key=asg-agent:rollout\b", status=400,
+                     code="LimitExceeded", message="Number of tags exceeds the limit of 50",
+                     count=-1)
+        self.fake_agents()
+        for _ in range(2):  # a CI job's retry too
+            r = self.start()
+            self.assert_exit(r, 1)
+            self.assertIn("Number of tags exceeds the limit of 50", r.stderr)
+        self.assertEqual([k for k in self.tags(self.green) if k.startswith("asg-agent:history:")],
+                         [], "a rollout that never began listed as running")
+        self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+
     # -- 9. no start into an alarm ----------------------------------------------------------
     def test_start_refused_while_an_alarm_fires(self):
         alarm = f"5xx{self.n}"
