@@ -78,50 +78,126 @@ terminating(const struct rollgrp_inst *i)
 }
 
 /*
- * Note the group's instances in seen, and count those seen that are now gone
- * or on their way out; *last is one of them.
+ * A step's watch over the new group's instances, to tell an ABANDON (an
+ * instance terminated on its way in) from the group's own scale-in.
  */
+struct launches {
+	char	**seen;		/* instances seen on their way in or in service */
+	int	 *served;	/* seen InService once: not the likeliest ABANDON */
+	size_t	  nseen;
+	char	**old;		/* already terminating when the step began */
+	size_t	  nold;
+	int	  prev;		/* desired capacity at the last read */
+	int	  allowed;	/* instances its own scale-ins took away meanwhile */
+};
+
+static void
+launches_init(struct launches *l, const struct rollgrp *before, int want)
+{
+	size_t	i;
+
+	memset(l, 0, sizeof *l);
+	for (i = 0; i < before->ninst; i++) {
+		if (terminating(&before->inst[i])) {
+			l->old = xrealloc(l->old, (l->nold + 1) * sizeof *l->old);
+			l->old[l->nold++] = xstrdup(before->inst[i].id);
+		}
+	}
+	/* The step raised it to want before the first read: any lower is a later change. */
+	l->prev = before->desired > want ? before->desired : want;
+}
+
+static void
+launches_free(struct launches *l)
+{
+	size_t	i;
+
+	for (i = 0; i < l->nseen; i++)
+		free(l->seen[i]);
+	for (i = 0; i < l->nold; i++)
+		free(l->old[i]);
+	free(l->seen);
+	free(l->served);
+	free(l->old);
+}
+
+/* Note g's instances; the number seen that are now gone or on their way out, and one of them. */
 static size_t
-count_gone(const struct rollgrp *g, char ***seen, size_t *nseen, const char **last)
+launches_gone(struct launches *l, const struct rollgrp *g, const char **bad)
 {
 	size_t	i, j, gone = 0;
 	int	found;
 
 	for (i = 0; i < g->ninst; i++) {
-		if (!in_list(*seen, *nseen, g->inst[i].id)) {
-			*seen = xrealloc(*seen, (*nseen + 1) * sizeof **seen);
-			(*seen)[(*nseen)++] = xstrdup(g->inst[i].id);
+		if (in_list(l->old, l->nold, g->inst[i].id))
+			continue;
+		for (j = 0; j < l->nseen && strcmp(l->seen[j], g->inst[i].id) != 0; j++)
+			;
+		if (j == l->nseen) {
+			l->seen = xrealloc(l->seen, (l->nseen + 1) * sizeof *l->seen);
+			l->served = xrealloc(l->served, (l->nseen + 1) * sizeof *l->served);
+			l->seen[l->nseen] = xstrdup(g->inst[i].id);
+			l->served[l->nseen++] = 0;
 		}
+		l->served[j] |= strcmp(g->inst[i].state, "InService") == 0;
 	}
-	for (i = 0; i < *nseen; i++) {
+	*bad = NULL;
+	for (i = 0; i < l->nseen; i++) {
 		for (j = 0, found = 0; j < g->ninst && !found; j++)
-			found = strcmp(g->inst[j].id, (*seen)[i]) == 0 && !terminating(&g->inst[j]);
+			found = strcmp(g->inst[j].id, l->seen[i]) == 0 && !terminating(&g->inst[j]);
 		if (!found) {
 			gone++;
-			*last = (*seen)[i];
+			/* Name one that never served when there is one: the likelier ABANDON. */
+			if (*bad == NULL || !l->served[i])
+				*bad = l->seen[i];
 		}
 	}
 	return gone;
 }
 
 /*
- * Wait until want instances of group are InService and healthy. With
- * abandon_check, an instance that disappears or terminates on the way means
- * the new version failed its boot (the agent sent ABANDON), unless the
- * group's own scaling lowered its capacity by as many.
+ * The count a step waits for in g, or -1 (cause set) when the new version
+ * failed: an instance terminated on its way in, beyond those the group's
+ * own scale-ins took away (the decreases of its desired capacity), or the
+ * capacity set to 0.
+ */
+static int
+launches_check(struct launches *l, const struct rollgrp *g, int want, char **cause)
+{
+	const char	*bad;
+
+	if (g->desired == 0)
+		return set_cause(cause, "%s: its desired capacity was set to 0 while the step "
+		    "waited for %d instances", g->name, want);
+	if (g->desired < l->prev)
+		l->allowed += l->prev - g->desired;
+	l->prev = g->desired;
+	if ((int)launches_gone(l, g, &bad) > l->allowed)
+		return set_cause(cause, "instance %s of %s was terminated before it turned "
+		    "healthy: the new version failed its boot (lifecycle ABANDON)", bad, g->name);
+	return lowered(g, want);
+}
+
+/*
+ * Wait until want instances of group are InService and healthy (*healthy:
+ * how many were). With before (the new group as the step found it), an
+ * instance terminated on the way means the new version failed its boot (its
+ * agent sent ABANDON), unless the group's own scaling took as many away; then
+ * the step waits for its lowered capacity.
  */
 static int
 wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int want,
-    int abandon_check, const char *alarms, char **cause)
+    const struct rollgrp *before, const char *alarms, int *healthy, char **cause)
 {
-	struct rollgrp	  g;
-	char		**seen = NULL;
-	const char	 *bad = NULL;
-	size_t		  nseen = 0, i, healthy = 0, last = (size_t)-1;
-	double		  deadline = mono_now() + o->timeout;
-	int		  ret = ROLLOUT_ERROR, scaled_in = 0, now = want;
+	struct rollgrp	 g;
+	struct launches	 l;
+	size_t		 last = (size_t)-1;
+	double		 deadline = mono_now() + o->timeout;
+	int		 ret = ROLLOUT_ERROR, now = want, n;
 
 	memset(&g, 0, sizeof g);
+	if (before != NULL)
+		launches_init(&l, before, want);
 	for (;;) {
 		rollgrp_clear(&g);
 		if ((ret = check_alarms(a, alarms, cause)) != ROLLOUT_OK)
@@ -130,35 +206,26 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 		if (rollgrp_describe(a, o->version_tag, name, &g, cause) != 0 ||
 		    rollgrp_target_health(a, &g, cause) != 0)
 			goto out;
-		if (abandon_check) {
-			if (g.desired == 0) {
-				set_cause(cause, "%s: its desired capacity was set to 0 while the "
-				    "step waited for %d instances", name, want);
+		if (before != NULL) {
+			if ((n = launches_check(&l, &g, want, cause)) < 0) {
 				ret = ROLLOUT_FAILED;
 				goto out;
 			}
-			if (want - g.desired > scaled_in)
-				scaled_in = want - g.desired;
-			if ((int)count_gone(&g, &seen, &nseen, &bad) > scaled_in) {
-				set_cause(cause, "instance %s of %s was terminated before it turned "
-				    "healthy: the new version failed its boot (lifecycle ABANDON)",
-				    bad, name);
-				ret = ROLLOUT_FAILED;
-				goto out;
-			}
-			if (lowered(&g, want) != now) {
-				now = lowered(&g, want);
+			if (n != now && n < want)
 				progress(o, "%s: desired capacity %d by its own scaling (the step "
-				    "asked %d): waiting for %d", name, g.desired, want, now);
-			}
+				    "asked %d): waiting for %d", name, g.desired, want, n);
+			else if (n != now)
+				progress(o, "%s: desired capacity %d: waiting for %d again", name,
+				    g.desired, n);
+			now = n;
 		}
-		healthy = rollgrp_count_healthy(&g);
-		if (healthy != last) {
-			progress(o, "%s: %zu of %d instances InService and healthy", name,
-			    healthy, now);
-			last = healthy;
+		*healthy = (int)rollgrp_count_healthy(&g);
+		if ((size_t)*healthy != last) {
+			progress(o, "%s: %d of %d instances InService and healthy", name,
+			    *healthy, now);
+			last = (size_t)*healthy;
 		}
-		if ((int)healthy >= now && (int)g.ninst >= now) {
+		if (*healthy >= now && (int)g.ninst >= now) {
 			ret = ROLLOUT_OK;
 			goto out;
 		}
@@ -167,17 +234,16 @@ wait_healthy(struct aws *a, const struct rollout_opts *o, const char *name, int 
 			goto out;
 		}
 		if (mono_now() >= deadline) {
-			set_cause(cause, "%s: only %zu of %d instances healthy after %.0f s",
-			    name, healthy, now, o->timeout);
+			set_cause(cause, "%s: only %d of %d instances healthy after %.0f s",
+			    name, *healthy, now, o->timeout);
 			ret = ROLLOUT_TIMEOUT;
 			goto out;
 		}
 		sleep_for(o->poll, o->halt);
 	}
 out:
-	for (i = 0; i < nseen; i++)
-		free(seen[i]);
-	free(seen);
+	if (before != NULL)
+		launches_free(&l);
 	rollgrp_clear(&g);
 	return ret;
 }
@@ -388,6 +454,7 @@ run_clear(struct run *r)
 	r->alarms = NULL;
 }
 
+/* -1: nothing written; -2: the new group's copy only (the one a rerun resumes from). */
 static int
 save_record(struct run *r, char **cause)
 {
@@ -398,8 +465,10 @@ save_record(struct run *r, char **cause)
 	kv[0][0] = ROLLGRP_TAG_ROLLOUT;
 	kv[0][1] = tag;
 	/* The new group's copy first: the one read back (load_pair). */
-	ret = rollgrp_set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0 ||
-	    rollgrp_set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ? -1 : 0;
+	if (rollgrp_set_tags(r->a, r->rec.idle, kv, 1, 0, cause) != 0)
+		ret = -1;
+	else
+		ret = rollgrp_set_tags(r->a, r->rec.live, kv, 1, 0, cause) != 0 ? -2 : 0;
 	free(tag);
 	return ret;
 }
@@ -532,7 +601,7 @@ do_step(struct run *r, char **cause)
 	struct rollgrp	g;
 	char		*err = NULL;
 	int		idle_want, standby_want, moved, n, lo, ret = ROLLOUT_ERROR;
-	int		announced = 0;
+	int		announced = 0, healthy = 0;
 
 	step_targets(r, r->rec.step, &idle_want, &standby_want);
 	memset(&g, 0, sizeof g);
@@ -545,10 +614,16 @@ do_step(struct run *r, char **cause)
 		progress(r->o, "%s: desired capacity %d (step %d of %d)", g.name, idle_want,
 		    r->rec.step, r->rec.nsteps);
 	}
-	ret = wait_healthy(r->a, r->o, g.name, idle_want, 1, r->alarms, cause);
+	ret = wait_healthy(r->a, r->o, g.name, idle_want, &g, r->alarms, &healthy, cause);
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
+	/* Never more old instances parked than new ones serve (its own scaling lowered it). */
+	if (healthy < standby_want) {
+		progress(r->o, "%s: %d healthy of the %d planned: %d old instances in Standby, "
+		    "not %d", g.name, healthy, idle_want, healthy, standby_want);
+		standby_want = healthy;
+	}
 	/* Its instances are in: later launches (replacements, scaling) are not its crowd. */
 	if (announced && rollgrp_delete_tag(r->a, g.name, PACE_TAG_SCALE_OUT, &err) != 0)
 		log_warn("%s: tag %s left (%s)", g.name, PACE_TAG_SCALE_OUT, err);
@@ -603,8 +678,8 @@ check_new(struct run *r, int want, char **cause)
 		goto out;
 	asked = want < 0 ? r->rec.size : want;
 	if ((want = lowered(&g, asked)) != asked && g.desired != r->idle_lowered)
-		progress(r->o, "%s: desired capacity %d by its own scaling (the step asked %d)",
-		    g.name, g.desired, asked);
+		progress(r->o, "%s: desired capacity %d by its own scaling (the rollout asked "
+		    "%d)", g.name, g.desired, asked);
 	r->idle_lowered = want != asked ? g.desired : 0;
 	ret = ROLLOUT_OK;
 	if ((int)(healthy = rollgrp_count_healthy(&g)) >= want)
@@ -790,7 +865,7 @@ static int
 roll_back(struct run *r, char **cause)
 {
 	struct rollgrp	live, idle;
-	int		ret = ROLLOUT_ERROR, moved, early, want;
+	int		ret = ROLLOUT_ERROR, moved, early, want, healthy;
 
 	memset(&live, 0, sizeof live);
 	memset(&idle, 0, sizeof idle);
@@ -824,7 +899,7 @@ roll_back(struct run *r, char **cause)
 	    rollgrp_set_capacity(r->a, &live, r->rec.min, want, cause) != 0)
 		goto out;
 	/* The old instances must serve again before the new ones go. */
-	ret = wait_healthy(r->a, r->o, live.name, want, 0, NULL, cause);
+	ret = wait_healthy(r->a, r->o, live.name, want, NULL, NULL, &healthy, cause);
 	if (ret != ROLLOUT_OK)
 		goto out;
 	ret = ROLLOUT_ERROR;
@@ -954,7 +1029,7 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 	const struct rollout_opts	*o = r->o;
 	const struct rollgrp		*both[2] = { live, idle };
 	const char			*sha = o->sha256, *kv[1][2];
-	int				 ret, n;
+	int				 ret, n, saved = 0;
 
 	if (rollrec_steps(o->steps, r->pct, &r->npct, cause) != 0 ||
 	    rollalarm_join(o->alarms, o->nalarms, &r->alarms, cause) != 0)
@@ -1026,8 +1101,10 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 	    /* Left by a start that crashed before its record: a resume would watch them. */
 	    (r->alarms == NULL && idle->alarms != NULL &&
 	    rollgrp_delete_tag(r->a, idle->name, ROLLGRP_TAG_ALARMS, cause) != 0) ||
-	    save_record(r, cause) != 0) {
-		drop_history(r);
+	    (saved = save_record(r, cause)) != 0) {
+		/* With the new group's copy written, a rerun resumes the rollout: keep it. */
+		if (saved != -2)
+			drop_history(r);
 		return ROLLOUT_ERROR;
 	}
 	progress(o, "recorded the rollout of %s from %s to %s in %d steps", o->version,

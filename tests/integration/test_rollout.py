@@ -8,7 +8,7 @@ import unittest
 
 from agentlib import AGENT, clean_env
 from fakecase import FakeAWSCase
-from harness import LAUNCHING
+from harness import LAUNCHING, TERMINATING
 
 # The actions that change a group; a refusal "before any change" sends none of them.
 MUTATING = ("UpdateAutoScalingGroup", "SetDesiredCapacity", "EnterStandby", "ExitStandby",
@@ -86,11 +86,15 @@ class RolloutCase(FakeAWSCase):
         return subprocess.run([AGENT, "-c", self.conf, "rollout", *args], env=self.env(),
                               capture_output=True, text=True, timeout=timeout)
 
-    def fake_agents(self, result="CONTINUE"):
-        """Play the new instances' agents: complete each pending launch action."""
+    def fake_agents(self, result="CONTINUE", launches_only=False):
+        """Play the new instances' agents: complete each pending launch action (and
+        terminate action, unless launches_only: those then wait out their timeout, as a
+        drain does)."""
         def loop():
             while not self.agents_stop.is_set():
                 for p in self.f.lifecycle_pending():
+                    if launches_only and p.get("transition") != LAUNCHING:
+                        continue
                     if p.get("group") in (self.blue, self.green):
                         try:
                             self.asg.complete_lifecycle_action(
@@ -344,15 +348,24 @@ class Rollout(RolloutCase):
                                                           ShouldDecrementDesiredCapacity=True)
 
     def test_own_scale_in_during_bake_is_not_a_failure(self):
+        # Its instance drains first (a terminate hook), still Terminating at the next step.
+        self.asg.put_lifecycle_hook(LifecycleHookName=f"{self.green}-terminate",
+                                    AutoScalingGroupName=self.green,
+                                    LifecycleTransition=TERMINATING, HeartbeatTimeout=300,
+                                    DefaultResult="CONTINUE")
         self.watch_serving()
-        self.fake_agents()
+        self.fake_agents(launches_only=True)
         p = self.background(*self.guarded("--steps", "100", "--bake", "8", "--auto"))
         self.wait_record("1/2", "baking")
-        self.scale_in(self.asg_group(self.green)["Instances"][0]["InstanceId"])
+        victim = self.asg_group(self.green)["Instances"][0]["InstanceId"]
+        self.scale_in(victim)
         r = self.finish_background(p)
         self.assert_exit(r, 0)
-        self.assertIn(f"{self.green}: desired capacity 1 by its own scaling (the step asked 2)",
-                      r.stdout)
+        self.assertIn(f"{self.green}: desired capacity 1 by its own scaling (the rollout "
+                      "asked 2)", r.stdout)
+        states = {i["InstanceId"]: i["LifecycleState"]
+                  for i in self.asg_group(self.green)["Instances"]}
+        self.assertTrue(states.get(victim, "").startswith("Terminating"), states)
         self.assertEqual(self.record()["phase"], "switched")
         # Step 2 gives it the old group's size again before it parks the old instances.
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 2)
@@ -384,6 +397,10 @@ class Rollout(RolloutCase):
                       "waiting for 1", r.stdout)
         self.assertNotIn("ABANDON", r.stdout + r.stderr)
         self.assertEqual(self.record()["phase"], "switched")
+        # No more old instances parked than new ones serve.
+        self.assertIn(f"{self.green}: 1 healthy of the 2 planned: 1 old instances in Standby, "
+                      "not 2", r.stdout)
+        self.assertEqual(self.states(self.blue), ["InService", "Standby"])
 
     def test_capacity_set_to_0_while_the_step_waits_rolls_back(self):
         p = self.background(*self.guarded())

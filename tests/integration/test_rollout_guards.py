@@ -415,7 +415,7 @@ class RolloutGuards(RolloutCase):
     def test_start_that_cannot_record_leaves_no_history_entry(self):
         # The 51st tag of the idle group, say: the record is refused after the history entry.
         self.f.fault(target="aws", kind="status", service="autoscaling",
-                     action="CreateOrUpdateTags", body=r"Key=asg-agent:rollout\b", status=400,
+                     action="CreateOrUpdateTags", body=r"Key=asg-agent:rollout(&|$)", status=400,
                      code="LimitExceeded", message="Number of tags exceeds the limit of 50",
                      count=-1)
         self.fake_agents()
@@ -426,6 +426,25 @@ class RolloutGuards(RolloutCase):
         self.assertEqual([k for k in self.tags(self.green) if k.startswith("asg-agent:history:")],
                          [], "a rollout that never began listed as running")
         self.assertEqual(self.asg_group(self.green)["DesiredCapacity"], 0)
+
+    def test_start_with_half_its_record_written_keeps_its_entry_and_resumes(self):
+        # The old group's copy refused: the new group's, the one read back, is written.
+        self.f.fault(target="aws", kind="status", service="autoscaling",
+                     action="CreateOrUpdateTags", status=400, code="LimitExceeded",
+                     message="Number of tags exceeds the limit of 50", count=1,
+                     body=rf"(?s)(?=.*ResourceId={self.blue}(&|$))"
+                          r"(?=.*Key=asg-agent:rollout(&|$))")
+        self.fake_agents()
+        r = self.start()
+        self.assert_exit(r, 1)
+        self.assertEqual((self.record(self.blue), self.record().get("phase")), ({}, "scaling"))
+        entries = [k for k in self.tags(self.green) if k.startswith("asg-agent:history:")]
+        self.assertEqual(len(entries), 1, "the entry of a rollout that a rerun resumes")
+        r = self.start()
+        self.assert_exit(r, 0)
+        self.assertEqual([k for k in self.tags(self.green) if k.startswith("asg-agent:history:")],
+                         entries)
+        self.assertEqual(self.record(self.blue).get("phase"), "switched")
 
     # -- 9. no start into an alarm ----------------------------------------------------------
     def test_start_refused_while_an_alarm_fires(self):
