@@ -569,8 +569,8 @@ agent_complete(struct agent *a, const char *result)
 		log_info("lifecycle: hook %s has no pending action", a->hook);
 		a->completed = 1;
 	} else {
-		state_setf(&a->st.lifecycle, "%s for launch hook %s FAILED (retrying): %s",
-		    result, a->hook, cause);
+		state_setf(&a->st.lifecycle, "%s for launch hook %s %s: %s", result, a->hook,
+		    r == OUTCOME_FATAL ? "REFUSED by AWS" : "FAILED (retrying)", cause);
 		log_error("lifecycle %s: %s", result, cause);
 	}
 	if (a->completed && a->hb_hook == a->hook)

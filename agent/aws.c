@@ -472,7 +472,8 @@ attempt(struct aws *a, int svc, const char *url, const char *body,
 	memset(&resp, 0, sizeof resp);
 	if (sign_request(a, svc, "POST", url, "/", body, FORM_TYPE, &sreq, cause) != 0)
 		return AWSERR_NOT_SENT;
-	request_init(&req, "POST", url, &sreq, 20);
+	/* A call's whole budget bounds one attempt too: the serving loop's is short. */
+	request_init(&req, "POST", url, &sreq, a->api_timeout < 20 ? a->api_timeout : 20);
 	req.body = body;
 	req.body_len = strlen(body);
 	if ((err = http_do(&req, &resp, cause)) != HTTP_OK)

@@ -18,6 +18,8 @@
 #include "util.h"
 
 #define SERVE_COMPLETE_RETRY	5.0	/* seconds between CONTINUE retries */
+#define SERVE_REFUSED_CAP	300.0	/* at most between CONTINUEs AWS refused (IAM) */
+#define SERVE_CALL_BUDGET	5.0	/* seconds a call from the serving loop may retry */
 #define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
 #define SERVE_RETRY_CAP		2.0
 /*
@@ -47,6 +49,7 @@ struct serve {
 	int		 cw_tries;		/* of the next one */
 	double		 cw_next;		/* mono; when to try it */
 	double		 lb_saved;		/* mono; the load balancer's counts last saved */
+	double		 complete_pause;	/* before the next CONTINUE retry */
 };
 
 /* The endpoint's answer follows from standby, draining and the app's health. */
@@ -596,12 +599,33 @@ on_target(struct serve *s, const char *target)
 	return 0;
 }
 
+/*
+ * A CONTINUE that failed is retried: the hook must not time out on a healthy
+ * app. One AWS refused (a role without the permission) is asked less and
+ * less often, as a fleet of them would take the account's quota for good.
+ */
+static double
+complete_again(struct serve *s)
+{
+	struct agent	*a = s->a;
+
+	if (agent_complete(a, "CONTINUE") != OUTCOME_FATAL)
+		s->complete_pause = SERVE_COMPLETE_RETRY;
+	else {
+		s->complete_pause = s->complete_pause * 2 < SERVE_REFUSED_CAP ?
+		    s->complete_pause * 2 : SERVE_REFUSED_CAP;
+		log_info("lifecycle: CONTINUE asked again in %.0f s", s->complete_pause);
+	}
+	agent_save(a);
+	return mono_now() + s->complete_pause;
+}
+
 int
 serve_run(struct agent *a, int *to_pool)
 {
 	struct serve	 s;
 	char		*target;
-	double		 now, next_poll, next_probe, next_complete;
+	double		 now, next_poll, next_probe, next_complete, budget;
 	int		 ret, terminating;
 
 	*to_pool = 0;
@@ -610,23 +634,25 @@ serve_run(struct agent *a, int *to_pool)
 	now = mono_now();
 	next_poll = now;
 	next_probe = now + a->cfg->health_interval;
-	next_complete = now + SERVE_COMPLETE_RETRY;
+	s.complete_pause = SERVE_COMPLETE_RETRY;
+	next_complete = now + s.complete_pause;
+	/* Its probes and polls wait on each call: a failing API must not blind it for a minute. */
+	budget = a->client.aws.api_timeout;
+	if (a->client.aws.api_timeout > SERVE_CALL_BUDGET)
+		a->client.aws.api_timeout = SERVE_CALL_BUDGET;
 	while (!a->halt.stop) {
 		if (a->halt.reload)
 			reload(&s);
 		now = mono_now();
-		/* A CONTINUE that failed is retried: the hook must not time out on a healthy app. */
-		if (a->hook != NULL && !a->completed && now >= next_complete) {
-			agent_complete(a, "CONTINUE");
-			agent_save(a);
-			next_complete = now + SERVE_COMPLETE_RETRY;
-		}
+		if (a->hook != NULL && !a->completed && now >= next_complete)
+			next_complete = complete_again(&s);
 		if (now >= next_poll) {
 			next_poll = now + a->cfg->poll;
 			if ((target = agent_target_state(a)) != NULL) {
 				terminating = on_target(&s, target);
 				free(target);
 				if (terminating) {
+					a->client.aws.api_timeout = budget;
 					*to_pool = terminating == 2;
 					ret = drain(&s, 1, 0, *to_pool ? "the group is putting this "
 					    "instance back in its warm pool" : "the group is "
@@ -645,6 +671,7 @@ serve_run(struct agent *a, int *to_pool)
 		sleep_for(0.1, &a->halt);
 	}
 	/* Stopped by systemd: 503 before anything slow; complete the terminate hook only if pending. */
+	a->client.aws.api_timeout = budget;
 	s.draining = 1;
 	update_endpoint(&s);
 	terminating = 0;

@@ -286,6 +286,43 @@ class Life(LifeCase):
         self.assertGreater(st["app_health"]["failures"], 0)
         self.assertIn("app checks", a.status().stdout)
 
+    def test_refused_continue_is_asked_less_and_less_often(self):
+        """A role without autoscaling:CompleteLifecycleAction (an IAM mistake across the
+        fleet): the CONTINUE is asked again at growing pauses, not every 5 s for good
+        (each ask takes from the account's Auto Scaling quota), and goes out once the
+        role may."""
+        self.f.fault(kind="status", status=403, code="AccessDenied",
+                     message="not authorized to perform: autoscaling:CompleteLifecycleAction",
+                     action="CompleteLifecycleAction")
+        w, a = self.boot(heartbeat_timeout=300)
+        self.assertIn("CONTINUE for launch hook", a.status_json()["lifecycle"])
+        self.assertIn("REFUSED by AWS: AccessDenied", a.status_json()["lifecycle"])
+        self.f.clear_requests()
+        time.sleep(25)
+        asks = self.f.requests(target="aws", action="CompleteLifecycleAction")
+        # 5 s, then 10 and 20 s apart: 2 in 25 s (every 5 s: 5).
+        self.assertLessEqual(len(asks), 3, [round(q["time"], 1) for q in asks])
+        self.assertGreaterEqual(len(asks), 1, "asked again at all")
+        self.f.clear_faults()
+        self.wait_or_fail(lambda: [e["result"] for e in self.lifecycle(w)] == ["CONTINUE"],
+                          timeout=45, what="the CONTINUE once the role may")
+
+    def test_a_failing_api_does_not_blind_the_health_checks(self):
+        """The serving loop asks AWS itself (a failed CONTINUE again, SetInstanceHealth,
+        CloudWatch): each call retries briefly there, so that the app's probes and the
+        target state go on. With [aws] api_timeout = 20 a CONTINUE answered 500 held
+        the loop for 20 s at a time, the endpoint saying 200 for a dead app."""
+        self.f.fault(kind="status", status=500, code="InternalFailure", message="test",
+                     action="CompleteLifecycleAction", for_seconds=90)
+        w, a = self.boot("[aws]\napi_timeout = 20\n", heartbeat_timeout=300)
+        # The serving loop's first CONTINUE retry comes 5 s in: fail the app while it runs.
+        time.sleep(6.5)
+        t0 = time.time()
+        open(os.path.join(self.state, "current", "FAIL"), "w").close()
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
+                          timeout=30, what="503 after failed probes")
+        self.assertLess(time.time() - t0, 12, "probes held up by the API's retries")
+
     def test_sigterm_drains_without_lifecycle_call(self):
         w, a = self.boot("[lifecycle]\ndrain = 2\n", terminate_hook=True)
         self.f.clear_requests()
