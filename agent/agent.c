@@ -21,6 +21,7 @@
 #define AGENT_EARLY_BEAT	120	/* hooks this short get a heartbeat at once */
 #define AGENT_WAIT_SLICE	0.25	/* seconds between ticks while waiting */
 #define AGENT_METRICS_EVERY	1.0	/* seconds between metrics pages rendered by ticks */
+#define AGENT_TARGET_MISSES	3	/* target state reads failed in a row before a warning */
 
 /* Where the handlers write: one run context per process. */
 static struct halt	*signal_halt;
@@ -389,6 +390,9 @@ agent_tick(void *arg)
 	else if (r == OUTCOME_OK) {
 		a->hb_ok = 1;
 		log_debug("lifecycle heartbeat sent for hook %s", a->hb_hook);
+	} else if (!a->hb_launch && !a->hb_ok && a->dereg > 0) {
+		/* Before a told deregistration delay's end no action is no reason to doubt a tag. */
+		log_debug("lifecycle hook %s: no action yet, beating on", a->hb_hook);
 	} else if (a->hb_ref != NULL && heartbeat_renamed(a)) {
 		/* A tag's name may be out of date: a rename is followed, or the hook is gone. */
 	} else if (!a->hb_launch && !a->hb_ok) {
@@ -591,11 +595,22 @@ agent_target_state(struct agent *a)
 		imds->timeout = 3;
 	if (imds_get(imds, "meta-data/autoscaling/target-lifecycle-state", &s,
 	    &cause) != OUTCOME_OK) {
-		log_debug("target lifecycle state: %s", cause != NULL ? cause : "not found");
+		/* Once is a blip; in a row it is blind to a scale-in or Standby: say so. */
+		if (++a->target_misses == AGENT_TARGET_MISSES)
+			log_warn("target lifecycle state not read %d times in a row (a scale-in "
+			    "or Standby would go unseen): %s", a->target_misses,
+			    cause != NULL ? cause : "not found");
+		else
+			log_debug("target lifecycle state: %s", cause != NULL ? cause :
+			    "not found");
 		free(s);
 		s = NULL;
-	} else
+	} else {
+		if (a->target_misses >= AGENT_TARGET_MISSES)
+			log_info("target lifecycle state read again");
+		a->target_misses = 0;
 		s[strcspn(s, "\r\n")] = '\0';
+	}
 	imds->timeout = saved;
 	free(cause);
 	return s;

@@ -60,6 +60,7 @@ struct agent {
 	double			 last_extend;
 	double			 last_metrics;	/* mono_now() of the last metrics page */
 	int			 metrics_phase;	/* the phase that page showed */
+	int			 target_misses;	/* target lifecycle state reads failed in a row */
 };
 
 void	agent_init(struct agent *, struct config *);

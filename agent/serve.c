@@ -262,14 +262,17 @@ not_pending_cap(int timeout)
 /*
  * How long to wait between asks before a told delay's end: a quarter of it
  * (an action that comes early, a target with no connection left, is found
- * that late at most) but at least every 30 s, and within a third of the
- * hook's timeout, so that an early action hears from us in time.
+ * that late at most), no less than 30 s, and within a third of the hook's
+ * timeout, so that an early action hears from us in time; every 30 s when
+ * that timeout is not known (a hook named in the configuration alone).
  */
 static double
 told_pace(struct agent *a, int timeout)
 {
 	double	p = a->dereg / 4.0;
 
+	if (timeout <= 0)
+		return SERVE_NOT_PENDING_CAP;
 	return within_timeout(p > SERVE_NOT_PENDING_CAP ? p : SERVE_NOT_PENDING_CAP, timeout);
 }
 
@@ -410,6 +413,11 @@ terminate_hook(struct agent *a, int persist, char **hook, int *timeout, int *tag
 	*tagged = 0;
 	if (*a->cfg->terminate_hook != '\0') {
 		*hook = xstrdup(a->cfg->terminate_hook);
+		/* Its timeout paces the asks: from the tag or the boot's read when they name it. */
+		if (a->tag_term.name != NULL && strcmp(a->tag_term.name, *hook) == 0)
+			*timeout = a->tag_term.timeout;
+		else if (a->term_hook != NULL && strcmp(a->term_hook, *hook) == 0)
+			*timeout = a->term_timeout;
 		return OUTCOME_OK;
 	}
 	if (a->tag_term.name != NULL) {
@@ -483,7 +491,7 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 	a->hb_ref = NULL;
 	/* No answer before the drain (a fleet-wide scale-in): ask again now. */
 	if (outcome_retryable(found))
-		terminate_hook(a, 1, &hook, &timeout, &tagged);
+		found = terminate_hook(a, 1, &hook, &timeout, &tagged);
 	tagged = tagged && a->tag_term.name != NULL;
 	/*
 	 * Until the action exists the load balancer is still draining the
@@ -498,12 +506,21 @@ drain(struct serve *s, int terminating, int stopping, const char *why)
 		    1) == -2)
 			budget = SERVE_NOT_PENDING_WAIT;
 	}
+	/* The drain is over: status must not say it goes on while the app stops. */
+	a->st.drain_until = 0;
+	if (hook != NULL)
+		state_setf(&a->st.lifecycle, "terminate hook %s: stopping the app, then CONTINUE",
+		    hook);
+	agent_save(a);
 	agent_stop_app(a, "app");
 	if (hook != NULL)
 		terminate_action(a, &hook, &tagged, timeout, 0, budget, 0);
+	else if (terminating && found != OUTCOME_OK)
+		state_set(&a->st.lifecycle, "terminate hook not known: the group's lifecycle "
+		    "hooks could not be read (DescribeLifecycleHooks, see the log); the hook, if "
+		    "any, waits for its timeout");
 	else if (terminating)
 		state_set(&a->st.lifecycle, "no terminate hook on the group");
-	a->st.drain_until = 0;
 	agent_phase(a, PHASE_STOPPED, "stopped", "app stopped after draining");
 	state_step_end(&a->st);
 	agent_save(a);

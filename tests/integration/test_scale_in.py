@@ -91,10 +91,19 @@ class ScaleIn(LifeCase):
         default 300 s, more than the account's Auto Scaling bucket refills at a
         scale-in of a few hundred). The hook named by tag: "no action" before the
         delay's end is no reason to ask DescribeLifecycleHooks for a rename."""
+        self.told_delay_waited_out(300)
+
+    def test_a_told_delay_is_waited_out_with_a_short_hook_timeout_too(self):
+        """The same with a hook timeout of 90 s: the drain's first heartbeat (at once, for
+        a hook this short) meets no action either, which is no reason to ask for a
+        rename."""
+        self.told_delay_waited_out(90, early=2)
+
+    def told_delay_waited_out(self, timeout, early=1):
         w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
-                         heartbeat_timeout=300,
+                         heartbeat_timeout=timeout,
                          tags={"asg-agent:deregistration-delay": "20",
-                               "asg-agent:terminate-hook": f"{self.group}-terminate 300"})
+                               "asg-agent:terminate-hook": f"{self.group}-terminate {timeout}"})
         self.not_pending_for(w, 20)
         self.f.clear_requests()     # the boot's CONTINUE
         t0 = self.scale_in()
@@ -116,7 +125,7 @@ class ScaleIn(LifeCase):
         # One ask after the drain (2-3 s); the next from 2 s before the delay's end as
         # the agent saw it (a poll late at most: 18-19 s), pauses doubling from 1 s, then
         # the CONTINUE. Asked every 30 s at most, the drain's end to 16 s took 4.
-        self.assertEqual(len([x for x in sent if x < 17.5]), 1, f"calls sent at {sent} s")
+        self.assertEqual(len([x for x in sent if x < 17.5]), early, f"calls sent at {sent} s")
         self.assertLessEqual(len(calls), 7, f"calls sent at {sent} s after the scale-in")
         self.assertEqual([q for q in aws if q.get("action") == "DescribeLifecycleHooks"], [],
                          f"calls sent at {sent} s after the scale-in")
@@ -126,15 +135,40 @@ class ScaleIn(LifeCase):
         go at once (no connection left), or a delay lowered since the instance's launch,
         gives it sooner. Asked for once a third of the hook's timeout, it is found and
         completed before it times out, even when the tag's delay is longer than that."""
-        w, a = self.boot("[lifecycle]\ndrain = 2\npoll = 1\n", terminate_hook=True,
+        self.early_action_found("", 120)
+
+    def test_an_early_action_is_found_with_the_hook_named_in_the_configuration(self):
+        """packaging/aws names the hooks in the configuration: the hook's timeout, which
+        the boot's DescribeLifecycleHooks read, still paces the asks. Paced by the delay
+        alone (a quarter of 240 s), the action timed out at 30 s, the app still up."""
+        self.early_action_found(f"terminate_hook = {self.group}-terminate\n", 240)
+
+    def early_action_found(self, extra, delay):
+        """A 30 s terminate hook whose action comes 6 s after the scale-in, the tag telling
+        a delay of delay s: CONTINUE within the hook's timeout."""
+        w, a = self.boot(f"[lifecycle]\ndrain = 2\npoll = 1\n{extra}", terminate_hook=True,
                          heartbeat_timeout=30,
-                         tags={"asg-agent:deregistration-delay": "120"})
+                         tags={"asg-agent:deregistration-delay": str(delay)})
         self.not_pending_for(w, 6)
         t0 = self.scale_in()
         self.assertEqual(a.wait_exit(60), 0, a.log_text())
         hook = f"{self.group}-terminate"
         self.assertEqual(self.ends(w, hook), [("complete", "CONTINUE")], self.f.lifecycle())
         self.assertLess(time.time() - t0, 30, "found within a third of the timeout or so")
+
+    def test_unreadable_hooks_at_scale_in_are_not_called_none(self):
+        """The launch hook named in the configuration, no hook tags: the scale-in asks
+        DescribeLifecycleHooks, and a role that may not must not read as a group
+        without a terminate hook (the hook then waits out its timeout)."""
+        w, a = self.boot(f"[lifecycle]\ndrain = 1\nlaunch_hook = {self.group}-launch\n",
+                         terminate_hook=True)
+        self.f.fault(kind="status", status=403, code="AccessDenied",
+                     message="not authorized to perform: autoscaling:DescribeLifecycleHooks",
+                     action="DescribeLifecycleHooks")
+        self.scale_in()
+        self.assertEqual(a.wait_exit(60), 0, a.log_text())
+        self.assertIn("terminate hook not known: the group's lifecycle hooks could not be read",
+                      a.status_json()["lifecycle"])
 
     def test_standby_then_terminated_does_not_wait_for_a_delay(self):
         """A parked instance (rollout finish terminates the old group's Standby
