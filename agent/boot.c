@@ -722,6 +722,36 @@ out:
 }
 
 /* Fail closed: 503, stop the app, ABANDON so the ASG replaces us now. */
+/*
+ * The launch hook, when its lookup was cut short (the deadline during a
+ * throttled DescribeLifecycleHooks): ABANDON needs its name.
+ */
+static void
+abandon_hook(struct agent *a, struct retry *r)
+{
+	struct lifecycle_hook	 launch = { NULL, 0 }, term = { NULL, 0 };
+	char			*err = NULL;
+	enum outcome		 o;
+
+	if (a->hook != NULL || a->hooks_read > 0 || !a->hook_checked || a->group == NULL)
+		return;
+	while (a->halt.signals == 0 && (o = lifecycle_find_hooks(&a->client.aws, a->group,
+	    &launch, &term, &err)) != OUTCOME_OK) {
+		if (!outcome_retryable(o) || retry_pause(r, o, 1) != 0) {
+			log_warn("cannot ABANDON: DescribeLifecycleHooks: %s", err);
+			break;
+		}
+	}
+	if (a->halt.signals == 0 && o == OUTCOME_OK) {
+		a->hook = launch.name;
+		launch.name = NULL;
+		a->hooks_read = mono_now();
+	}
+	free(launch.name);
+	free(term.name);
+	free(err);
+}
+
 static void
 fail(struct agent *a, const char *cause)
 {
@@ -742,10 +772,14 @@ fail(struct agent *a, const char *cause)
 	 * failing together shares one Auto Scaling bucket: keep asking rather
 	 * than leave the instance to the hook's timeout.
 	 */
+	/* The deadline ends the boot, not its ABANDON: every retry layer stops at a stop. */
+	if (a->halt.deadline && a->halt.signals == 0)
+		a->halt.stop = 0;
 	boot_retry(a, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
 	if (a->halt.signals == 0 && a->st.phase == PHASE_WAITING_FOR_TAG &&
 	    step_group(a, &err) != 0)
 		log_warn("cannot ABANDON: %s", err);
+	abandon_hook(a, &r);
 	while (a->halt.signals == 0 && outcome_retryable(o = agent_complete(a, "ABANDON"))) {
 		agent_save(a);
 		if (retry_pause(&r, o, 1) != 0)

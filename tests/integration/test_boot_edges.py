@@ -207,6 +207,26 @@ class BootEdges(FakeAWSCase):
                                 "ABANDON went through once the throttling ended")
         self.assertIn("lifecycle ABANDON", a.log_text())
 
+    def test_deadline_abandon_throttled_once_is_asked_again(self):
+        # The deadline stops the boot as a stop signal does, and every retry layer ended
+        # at a stop: one throttled ABANDON and the instance waited out the hook's hour.
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", action="CompleteLifecycleAction",
+                     count=1)
+        a = self.start("[agent]\ndeadline = 10\n[app]\ncommand = sleep 100\n"
+                       "health_url = http://127.0.0.1:9/health\nhealth_timeout = 60\n")
+        self.assert_failed(a, w, "boot deadline of 10 s passed", fresh_state=False)
+        self.assertEqual([q["status"] for q in self.f.requests(
+            target="aws", action="CompleteLifecycleAction")], [400, 200])
+
+    def test_deadline_during_a_throttled_hook_lookup_still_abandons(self):
+        # The deadline cut DescribeLifecycleHooks short: ABANDON needs the hook's name.
+        w, _ = self.world()
+        self.f.fault(kind="throttle", service="autoscaling", action="DescribeLifecycleHooks",
+                     for_seconds=13)
+        a = self.start("[agent]\ndeadline = 10\n")
+        self.assert_failed(a, w, "boot deadline of 10 s passed")
+
     # -- 3a. credentials gone after the identity step: every retry loop pauses -----------
     def creds_gone_after_identity(self, a, seconds):
         """Once a's identity step is done, IMDS answers 404 for the role's credentials
