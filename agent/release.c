@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "log.h"
 #include "manifest.h"
 #include "release.h"
 #include "util.h"
@@ -107,10 +108,12 @@ make_dir(const char *path, char **cause)
 	return 0;
 }
 
+static int	clear_dir(const char *, const char *, char **);
+
 int
 release_staging(const char *state_dir, const char *version, char **path, char **cause)
 {
-	char	*releases = NULL, *staging = NULL, *tmpl = NULL;
+	char	*releases = NULL, *staging = NULL, *tmpl = NULL, *why = NULL;
 	int	 ret = -1;
 
 	*path = NULL;
@@ -123,6 +126,9 @@ release_staging(const char *state_dir, const char *version, char **path, char **
 	if (make_dir(state_dir, cause) != 0 || make_dir(releases, cause) != 0 ||
 	    make_dir(staging, cause) != 0)
 		goto out;
+	/* The caller holds the state dir's lock: anything here is a crashed unpack's, taking space. */
+	if (clear_dir(staging, "", &why) != 0)
+		log_debug("release: clearing %s: %s", staging, why);
 	/*
 	 * artifact_fetch makes the directory itself (and removes it on failure),
 	 * so only reserve a unique name. Should anything take it meanwhile, its
@@ -137,6 +143,7 @@ release_staging(const char *state_dir, const char *version, char **path, char **
 	tmpl = NULL;
 	ret = 0;
 out:
+	free(why);
 	free(tmpl);
 	free(staging);
 	free(releases);

@@ -6,7 +6,10 @@
 int	release_version_ok(const char *);
 /* state_dir/releases/VERSION (allocated). */
 char	*release_dir(const char *state_dir, const char *version);
-/* A fresh staging directory on the same file system as the releases. */
+/*
+ * A fresh staging directory on the same file system as the releases; what
+ * the staging dir held is removed (the caller holds the state dir's lock).
+ */
 int	release_staging(const char *state_dir, const char *version, char **path, char **);
 /*
  * Move a verified staging dir into place as releases/VERSION, recording its

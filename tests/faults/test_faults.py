@@ -658,7 +658,8 @@ class InstallFaults(FaultCase):
         du = sum(v[1] for v in tree(self.state).values())
         self.assertLess(du, 4 * MiB, "the bomb was not unpacked")
 
-    def test_s16_disk_full_during_extraction(self):
+    def small_state_dir(self):
+        """The state dir on a tmpfs of 2 MiB (skipped where nothing can be mounted)."""
         os.makedirs(self.state)
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", self.state],
                            capture_output=True, text=True)
@@ -671,6 +672,9 @@ class InstallFaults(FaultCase):
             if not os.environ.get("ASG_TEST_KEEP"):
                 shutil.rmtree(self.dir, ignore_errors=True)
         self.addCleanup(unmount)
+
+    def test_s16_disk_full_during_extraction(self):
+        self.small_state_dir()
         v1, v2 = self.version, f"{self.version}-big"
         w1, art1 = self.world(version=v1)
         a = self.start()
@@ -687,6 +691,20 @@ class InstallFaults(FaultCase):
         self.assertTrue(os.path.isfile(os.path.join(self.state, "current", "app.py")))
         self.assertFalse(os.path.exists(os.path.join(self.state, "releases", v2)))
         self.assertFalse(os.path.exists(os.path.join(self.state, "releases", f".{v2}.complete")))
+
+    def test_s16b_a_crashed_unpack_left_in_staging_does_not_fill_the_disk(self):
+        # An agent killed (or the power lost) mid-unpack leaves its staging tree; the
+        # next boot, on a tight disk, ran out of space beside it and ABANDONed.
+        self.small_state_dir()
+        left = os.path.join(self.state, "staging", f"{self.version}.crashed")
+        os.makedirs(left)
+        with open(os.path.join(left, "blob.bin"), "wb") as fh:
+            fh.write(random.Random(161).randbytes(1536 * 1024))
+        art = make_artifact({"app.py": APP_PY.encode(),
+                             "blob.bin": random.Random(162).randbytes(700 * 1024)})
+        w, _ = self.world(art=art)
+        self.assert_invariants(self.start(), w, "serving")
+        self.assertFalse(os.path.exists(left), "the crashed unpack's tree")
 
     def test_s18a_app_exits_at_once(self):
         w, _ = self.world()
