@@ -277,10 +277,13 @@ download_start(struct download *d, char **cause)
 
 	if (dl_open(d, &retry, cause) == 0)
 		return 0;
-	/* Connected, then broken before the headers were read: resume as a read would. */
-	if (!d->broke)
-		return -1;
-	return reopen(d, break_reason(HTTP_EIO, -1), cause);
+	/* Broken before the headers were read: resume as a read would. */
+	if (d->broke)
+		return reopen(d, break_reason(HTTP_EIO, -1), cause);
+	/* An origin shedding load in a scale-out (503, 429, refused): asked again, not ABANDON. */
+	if (retry)
+		return reopen(d, "a retryable answer", cause);
+	return -1;
 }
 
 /* The artifact's bytes: a broken transfer resumes where it stopped, up to MAX_RESUMES times. */
@@ -365,12 +368,42 @@ download_free(struct download *d)
 	free(d);
 }
 
+/* One small GET over http(s), asked again (MAX_RESUMES times) for a 5xx, 429 or no answer. */
+static int
+small_get(const char *url, size_t max, struct http_response *resp, char **cause)
+{
+	struct http_request	req;
+	double			delay = 0.25;
+	int			err, tries = 0;
+
+	for (;;) {
+		http_response_free(resp);
+		memset(resp, 0, sizeof *resp);
+		memset(&req, 0, sizeof req);
+		req.method = "GET";
+		req.url = url;
+		req.max_body = max;
+		req.follow = 1;
+		if ((err = http_do(&req, resp, cause)) == HTTP_OK && resp->status == 200)
+			return 0;
+		if (err == HTTP_OK)
+			set_cause(cause, "%s: HTTP %ld", url, resp->status);
+		if (err == HTTP_OK ? resp->status < 500 && resp->status != 429 :
+		    !http_retryable(err))
+			return -1;
+		if (tries++ >= MAX_RESUMES)
+			return set_cause(cause, "%s (after %d tries)", *cause, tries);
+		log_debug("artifact: %s: asked again in %.2f s: %s", url, delay, *cause);
+		sleep_for(delay, NULL);
+		delay = delay * 2 > 2 ? 2 : delay * 2;
+	}
+}
+
 /* Fetch a small object (a signature) whole, at most max bytes. */
 int
 download_small(struct aws *aws, const char *url, size_t max, struct buf *out,
     char **cause)
 {
-	struct http_request	 req;
 	struct http_response	 resp;
 	struct http_stream	*st = NULL;
 	char			*bucket = NULL, *key = NULL, chunk[4096];
@@ -398,17 +431,8 @@ download_small(struct aws *aws, const char *url, size_t max, struct buf *out,
 			goto out;
 		}
 	} else if (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0) {
-		memset(&req, 0, sizeof req);
-		req.method = "GET";
-		req.url = url;
-		req.max_body = max;
-		req.follow = 1;
-		if (http_do(&req, &resp, cause) != HTTP_OK)
+		if (small_get(url, max, &resp, cause) != 0)
 			goto out;
-		if (resp.status != 200) {
-			set_cause(cause, "%s: HTTP %ld", url, resp.status);
-			goto out;
-		}
 		buf_add(out, resp.body.data, resp.body.len);
 	} else {
 		set_cause(cause, "%s: not an s3://, https:// or http:// URL", url);

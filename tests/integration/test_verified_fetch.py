@@ -144,6 +144,32 @@ class VerifiedFetch(FakeAWSCase):
         self.assert_unpacked(out)
         self.assertEqual(len(self.s3_gets("app.tar.gz")), 2, "one cut, one resume")
 
+    def test_an_origin_shedding_load_is_asked_again(self):
+        # An origin or CDN answering 503 or 429 in a scale-out: the first GET of the whole
+        # file, of a chunk, or of the manifest failed the boot (every instance ABANDONed).
+        for n, (path, status, pinned, conf) in enumerate((
+                ("/a.tar.gz", 503, sha256(self.art), None),
+                ("/a.tar.gz", 429, pin(self.man), self.parallel(2)),
+                ("/a.tar.gz.manifest", 503, pin(self.man), None))):
+            with self.subTest(path=path, status=status):
+                out = os.path.join(self.dir, f"shed{n}")
+                del self.srv.gets[:]
+                self.srv.fail(path, status)
+                r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", pinned, "-x", out, conf=conf)
+                self.assert_exit(r, 0)
+                self.assert_unpacked(out)
+                self.assertEqual(self.srv.fails[path][1], 0, "the failure was answered")
+
+    def test_an_origin_refusing_is_not_asked_again(self):
+        out = os.path.join(self.dir, "refused")
+        del self.srv.gets[:]
+        self.srv.fail("/a.tar.gz", 403)
+        r = self.fetch(f"{self.http}/a.tar.gz", "--sha256", sha256(self.art), "-x", out)
+        self.assert_exit(r, 1)
+        self.assertIn("HTTP 403", r.stderr)
+        self.assertEqual([p for p, _ in self.srv.gets], ["/a.tar.gz"])
+        self.assert_nothing_left(out)
+
     def test_prefetch_with_a_manifest_pin_is_reused(self):
         self.f.put_s3("vfetch", "rel/1.0.0.tar.gz", self.art)
         self.f.put_s3("vfetch", "rel/1.0.0.tar.gz.manifest", self.man)

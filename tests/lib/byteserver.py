@@ -10,8 +10,10 @@ import time
 class ByteServer:
     """Serves {path: bytes} on 127.0.0.1 (TCP_NODELAY). rate: bytes per second per
     connection (0: unlimited); ranges=False: no Accept-Ranges header (Range is honoured anyway). cut(path, after): the next GET of path sends `after`
-    bytes of its body and closes. length=False: a ranged answer's Content-Range gives the
-    object's length as "*" (unknown). self.gets: (path, Range header or None) per GET."""
+    bytes of its body and closes. fail(path, status, count): the next count GETs of path
+    answer status with no body (an origin shedding load: 503, 429). length=False: a ranged
+    answer's Content-Range gives the object's length as "*" (unknown). self.gets: (path,
+    Range header or None) per GET."""
 
     def __init__(self, served, rate=0, ranges=True, length=True):
         self.served = dict(served)
@@ -19,6 +21,7 @@ class ByteServer:
         self.length = length
         self.rate = rate
         self.cuts = {}
+        self.fails = {}
         self.gets = []
         self.lock = threading.Lock()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -31,6 +34,10 @@ class ByteServer:
     def cut(self, path, after):
         with self.lock:
             self.cuts[path] = after
+
+    def fail(self, path, status, count=1):
+        with self.lock:
+            self.fails[path] = (status, count)
 
     def shutdown(self):
         self.httpd.shutdown()
@@ -52,8 +59,11 @@ class ByteServer:
                 with srv.lock:
                     srv.gets.append((self.path, rng))
                     cut = srv.cuts.pop(self.path, None)
-                if body is None:
-                    self.send_response(404)
+                    status, left = srv.fails.get(self.path, (None, 0))
+                    if left > 0:
+                        srv.fails[self.path] = (status, left - 1)
+                if left > 0 or body is None:
+                    self.send_response(status if left > 0 else 404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
