@@ -22,6 +22,7 @@
 #define AGENT_WAIT_SLICE	0.25	/* seconds between ticks while waiting */
 #define AGENT_METRICS_EVERY	1.0	/* seconds between metrics pages rendered by ticks */
 #define AGENT_TARGET_MISSES	3	/* target state reads failed in a row before a warning */
+#define AGENT_REFUSED_CAP	300.0	/* at most between launch results AWS refused (IAM) */
 
 /* Where the handlers write: one run context per process. */
 static struct halt	*signal_halt;
@@ -372,20 +373,27 @@ agent_tick(void *arg)
 		a->next_heartbeat = now + d;
 		return;
 	}
+	/* Held by the account's throttling: beat then, rather than block the caller's loop. */
+	if ((d = aws_held(&a->client.aws, AWS_AUTOSCALING)) > 0) {
+		a->next_heartbeat = now + d;
+		return;
+	}
 	a->next_heartbeat = now + a->hb_interval;
 	/*
 	 * With the launch result queued the heartbeat buys nothing but a call
 	 * from the fleet's shared quota: skip one (an interval is a third of
-	 * the hook's timeout, so two thirds are left), never two in a row.
+	 * the hook's timeout, so two thirds are left), never two in a row, nor
+	 * one after a heartbeat that failed.
 	 */
-	if (a->owed && a->hb_hook == a->hook && !a->hb_skipped) {
+	if (a->owed && a->hb_hook == a->hook && !a->hb_skipped && !a->hb_failed) {
 		a->hb_skipped = 1;
 		log_debug("lifecycle heartbeat for %s skipped: a result is queued", a->hb_hook);
 		return;
 	}
 	a->hb_skipped = 0;
 	r = lifecycle_heartbeat(&a->client.aws, a->group, a->hb_hook, a->instance_id, &cause);
-	if (r == OUTCOME_FATAL || outcome_retryable(r))
+	a->hb_failed = r == OUTCOME_FATAL || outcome_retryable(r);
+	if (a->hb_failed)
 		log_warn("lifecycle heartbeat for %s: %s", a->hb_hook, cause);
 	else if (r == OUTCOME_OK) {
 		a->hb_ok = 1;
@@ -583,6 +591,29 @@ agent_complete(struct agent *a, const char *result)
 	return r;
 }
 
+void
+agent_complete_again(struct agent *a, const char *result, double every)
+{
+	double	now = mono_now(), held;
+
+	if (a->hook == NULL || a->completed || now < a->complete_next)
+		return;
+	if ((held = aws_held(&a->client.aws, AWS_AUTOSCALING)) > 0) {
+		a->complete_next = now + held;
+		return;
+	}
+	/* Refused (a role without the permission): a fleet of them would take the quota for good. */
+	if (agent_complete(a, result) == OUTCOME_FATAL && !a->completed) {
+		a->complete_pause = a->complete_pause < every ? 2 * every : 2 * a->complete_pause;
+		if (a->complete_pause > AGENT_REFUSED_CAP)
+			a->complete_pause = AGENT_REFUSED_CAP;
+		log_info("lifecycle: %s asked again in %.0f s", result, a->complete_pause);
+	} else
+		a->complete_pause = every;
+	a->complete_next = mono_now() + a->complete_pause;
+	agent_save(a);
+}
+
 char *
 agent_target_state(struct agent *a)
 {
@@ -595,8 +626,8 @@ agent_target_state(struct agent *a)
 		imds->timeout = 3;
 	if (imds_get(imds, "meta-data/autoscaling/target-lifecycle-state", &s,
 	    &cause) != OUTCOME_OK) {
-		/* Once is a blip; in a row it is blind to a scale-in or Standby: say so. */
-		if (++a->target_misses == AGENT_TARGET_MISSES)
+		/* Once is a blip; in a row it is blind to a scale-in or Standby (in a group): say so. */
+		if (a->group != NULL && ++a->target_misses == AGENT_TARGET_MISSES)
 			log_warn("target lifecycle state not read %d times in a row (a scale-in "
 			    "or Standby would go unseen): %s", a->target_misses,
 			    cause != NULL ? cause : "not found");

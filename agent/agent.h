@@ -61,6 +61,9 @@ struct agent {
 	double			 last_metrics;	/* mono_now() of the last metrics page */
 	int			 metrics_phase;	/* the phase that page showed */
 	int			 target_misses;	/* target lifecycle state reads failed in a row */
+	int			 hb_failed;	/* the last heartbeat got no answer or a refusal */
+	double			 complete_next;	/* mono: a launch result not settled is asked again */
+	double			 complete_pause;
 };
 
 void	agent_init(struct agent *, struct config *);
@@ -125,6 +128,13 @@ enum outcome agent_hook_recheck(struct agent *, int launch, char **hook, struct 
  * settled. Returns lifecycle_complete's outcome (OUTCOME_OK with no hook).
  */
 enum outcome agent_complete(struct agent *, const char *result);
+/*
+ * agent_complete for a launch result not settled yet, from a loop: when
+ * a->complete_next is due, and not while AWS's throttling holds the call
+ * (then later); every seconds apart, doubling up to 5 minutes once AWS
+ * refused it.
+ */
+void	agent_complete_again(struct agent *, const char *result, double every);
 /* Read IMDS's target lifecycle state (allocated), or NULL. */
 char	*agent_target_state(struct agent *);
 

@@ -472,8 +472,9 @@ attempt(struct aws *a, int svc, const char *url, const char *body,
 	memset(&resp, 0, sizeof resp);
 	if (sign_request(a, svc, "POST", url, "/", body, FORM_TYPE, &sreq, cause) != 0)
 		return AWSERR_NOT_SENT;
-	/* A call's whole budget bounds one attempt too: the serving loop's is short. */
-	request_init(&req, "POST", url, &sreq, a->api_timeout < 20 ? a->api_timeout : 20);
+	/* A call's budget bounds one attempt too (the serving loop's is short), 5 s at least. */
+	request_init(&req, "POST", url, &sreq, a->api_timeout > 20 ? 20 :
+	    a->api_timeout < 5 ? 5 : a->api_timeout);
 	req.body = body;
 	req.body_len = strlen(body);
 	if ((err = http_do(&req, &resp, cause)) != HTTP_OK)
@@ -539,6 +540,17 @@ pace_wait(struct aws *a, struct call *c)
 	t0 = mono_now();
 	sleep_for(d, a->halt);
 	pace_held(p, mono_now() - t0);
+}
+
+double
+aws_held(const struct aws *a, int svc)
+{
+	double	d;
+
+	if (!a->adaptive || svc < 0 || svc >= AWS_NSERVICES)
+		return 0;
+	d = pace_delay(&a->pace[svc], mono_now());
+	return d > 0 ? d : 0;
 }
 
 /*

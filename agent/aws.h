@@ -140,6 +140,11 @@ double	aws_slowdown(const struct aws *);
 void	aws_adapt(struct aws *, int throttled);
 /* Block until the per-process rate ceiling allows one more request. */
 void	aws_rate_wait(struct aws *);
+/*
+ * Seconds adaptive pacing holds the next request to a service (0: none), so
+ * that a loop with more to do than this call asks later rather than block.
+ */
+double	aws_held(const struct aws *, int service);
 /* Whether an error code means "slow down". */
 int	aws_is_throttle(const char *);
 /* Pull Code, Message and RequestId out of any AWS error body; 0 if found. */

@@ -885,8 +885,7 @@ warm_wait(struct agent *a, char **cause)
 	/* Our start is done as far as systemd is concerned: no endless "activating". */
 	agent_tell("READY=1");
 	while (!a->halt.stop) {
-		if (!a->completed)
-			agent_complete(a, "CONTINUE");
+		agent_complete_again(a, "CONTINUE", a->cfg->poll);
 		agent_wait(a, a->cfg->poll);
 		if ((target = agent_target_state(a)) == NULL)
 			continue;

@@ -117,7 +117,8 @@ static const struct opt opts[] = {
 	  .min = 1,
 	  .max = 3600,
 	  .def = "60",
-	  .help = "seconds one AWS API call may spend retrying throttling and 5xx answers"
+	  .help = "seconds one AWS API call may spend retrying throttling and 5xx answers "
+	    "(5 at most once serving, so that the app's checks go on)"
 	},
 	{ .section = "aws",
 	  .key = "max_rate",

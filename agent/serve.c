@@ -18,7 +18,6 @@
 #include "util.h"
 
 #define SERVE_COMPLETE_RETRY	5.0	/* seconds between CONTINUE retries */
-#define SERVE_REFUSED_CAP	300.0	/* at most between CONTINUEs AWS refused (IAM) */
 #define SERVE_CALL_BUDGET	5.0	/* seconds a call from the serving loop may retry */
 #define SERVE_RETRY_BASE	1.0	/* first terminate-hook retry ceiling, seconds */
 #define SERVE_RETRY_CAP		2.0
@@ -49,7 +48,6 @@ struct serve {
 	int		 cw_tries;		/* of the next one */
 	double		 cw_next;		/* mono; when to try it */
 	double		 lb_saved;		/* mono; the load balancer's counts last saved */
-	double		 complete_pause;	/* before the next CONTINUE retry */
 };
 
 /* The endpoint's answer follows from standby, draining and the app's health. */
@@ -112,8 +110,10 @@ probe(struct serve *s)
 		    a->st.failing);
 		update_endpoint(s);
 	}
+	/* Held by the account's throttling: asked at a later probe, the loop not blocked. */
 	if (s->unhealthy_since > 0 && !s->replaced && a->cfg->replace_unhealthy &&
-	    mono_now() - s->unhealthy_since >= a->cfg->unhealthy_grace) {
+	    mono_now() - s->unhealthy_since >= a->cfg->unhealthy_grace &&
+	    aws_held(&a->client.aws, AWS_AUTOSCALING) <= 0) {
 		free(err);
 		err = NULL;
 		if (lifecycle_set_unhealthy(&a->client.aws, a->instance_id, &err) == OUTCOME_OK) {
@@ -174,7 +174,8 @@ put_metrics(struct serve *s)
 	int		 put = s->cw_sent == 0 ? CLOUDWATCH_SERVING : CLOUDWATCH_LB_HEALTHY;
 
 	if (!a->cfg->cloudwatch || a->group == NULL || s->cw_sent == 2 ||
-	    mono_now() < s->cw_next || (a->hook != NULL && !a->completed))
+	    mono_now() < s->cw_next || (a->hook != NULL && !a->completed) ||
+	    aws_held(&a->client.aws, AWS_CLOUDWATCH) > 0)
 		return;
 	if (put == CLOUDWATCH_LB_HEALTHY && a->st.marks[MARK_LB_HEALTHY] == 0)
 		return;
@@ -616,33 +617,12 @@ on_target(struct serve *s, const char *target)
 	return 0;
 }
 
-/*
- * A CONTINUE that failed is retried: the hook must not time out on a healthy
- * app. One AWS refused (a role without the permission) is asked less and
- * less often, as a fleet of them would take the account's quota for good.
- */
-static double
-complete_again(struct serve *s)
-{
-	struct agent	*a = s->a;
-
-	if (agent_complete(a, "CONTINUE") != OUTCOME_FATAL)
-		s->complete_pause = SERVE_COMPLETE_RETRY;
-	else {
-		s->complete_pause = s->complete_pause * 2 < SERVE_REFUSED_CAP ?
-		    s->complete_pause * 2 : SERVE_REFUSED_CAP;
-		log_info("lifecycle: CONTINUE asked again in %.0f s", s->complete_pause);
-	}
-	agent_save(a);
-	return mono_now() + s->complete_pause;
-}
-
 int
 serve_run(struct agent *a, int *to_pool)
 {
 	struct serve	 s;
 	char		*target;
-	double		 now, next_poll, next_probe, next_complete, budget;
+	double		 now, next_poll, next_probe, budget;
 	int		 ret, terminating;
 
 	*to_pool = 0;
@@ -651,8 +631,7 @@ serve_run(struct agent *a, int *to_pool)
 	now = mono_now();
 	next_poll = now;
 	next_probe = now + a->cfg->health_interval;
-	s.complete_pause = SERVE_COMPLETE_RETRY;
-	next_complete = now + s.complete_pause;
+	a->complete_next = now + SERVE_COMPLETE_RETRY;
 	/* Its probes and polls wait on each call: a failing API must not blind it for a minute. */
 	budget = a->client.aws.api_timeout;
 	if (a->client.aws.api_timeout > SERVE_CALL_BUDGET)
@@ -661,8 +640,8 @@ serve_run(struct agent *a, int *to_pool)
 		if (a->halt.reload)
 			reload(&s);
 		now = mono_now();
-		if (a->hook != NULL && !a->completed && now >= next_complete)
-			next_complete = complete_again(&s);
+		/* A CONTINUE that failed is asked again: the hook must not time out on a healthy app. */
+		agent_complete_again(a, "CONTINUE", SERVE_COMPLETE_RETRY);
 		if (now >= next_poll) {
 			next_poll = now + a->cfg->poll;
 			if ((target = agent_target_state(a)) != NULL) {

@@ -307,6 +307,27 @@ class Life(LifeCase):
         self.wait_or_fail(lambda: [e["result"] for e in self.lifecycle(w)] == ["CONTINUE"],
                           timeout=45, what="the CONTINUE once the role may")
 
+    def test_refused_continue_in_the_warm_pool_is_asked_less_and_less_often(self):
+        # An instance can wait in a warm pool for days: every 2 s (its poll) for good was
+        # the same quota drain as serving's every 5 s.
+        self.f.fault(kind="status", status=403, code="AccessDenied",
+                     message="not authorized to perform: autoscaling:CompleteLifecycleAction",
+                     action="CompleteLifecycleAction")
+        self.app_port, self.health_port = free_ports(2)
+        self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
+                          heartbeat_timeout=300)
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        self.addCleanup(self.f.set_imds, lifecycle_state=None)
+        a = self.start()
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                          what="the warmed phase")
+        self.f.clear_requests()
+        time.sleep(20)
+        asks = self.f.requests(target="aws", action="CompleteLifecycleAction")
+        # 4, 8 and 16 s apart: at most 3 in 20 s (every 2 s: 10).
+        self.assertLessEqual(len(asks), 3, [round(q["time"], 1) for q in asks])
+        self.assertIn("REFUSED by AWS", a.status_json()["lifecycle"])
+
     def test_a_failing_api_does_not_blind_the_health_checks(self):
         """The serving loop asks AWS itself (a failed CONTINUE again, SetInstanceHealth,
         CloudWatch): each call retries briefly there, so that the app's probes and the

@@ -241,6 +241,25 @@ test_fleet(void)
 	aws_free(&a);
 }
 
+/* What a loop with more to do than one call asks before it makes the call. */
+static void
+test_held(void)
+{
+	struct aws	a;
+
+	aws_init(&a, NULL, NULL, "us-east-1", NULL, 10);
+	a.adaptive = 1;
+	tap_dbl(aws_held(&a, AWS_AUTOSCALING), 0, 0, "nothing held before a throttling answer");
+	pace_throttled(&a.pace[AWS_AUTOSCALING], mono_now(), 1);
+	tap_true(aws_held(&a, AWS_AUTOSCALING) > 1, "a throttling answer holds the API (%.2f s)",
+	    aws_held(&a, AWS_AUTOSCALING));
+	tap_dbl(aws_held(&a, AWS_EC2), 0, 0, "and that API alone");
+	tap_dbl(aws_held(&a, AWS_NSERVICES), 0, 0, "no service, no hold");
+	a.adaptive = 0;
+	tap_dbl(aws_held(&a, AWS_AUTOSCALING), 0, 0, "retry_mode = standard holds nothing");
+	aws_free(&a);
+}
+
 int
 main(void)
 {
@@ -248,5 +267,6 @@ main(void)
 	tap_run("next", test_next);
 	tap_run("pause", test_pause);
 	tap_run("fleet", test_fleet);
+	tap_run("held", test_held);
 	return tap_done();
 }
