@@ -731,7 +731,7 @@ abandon_hook(struct agent *a, struct retry *r)
 {
 	struct lifecycle_hook	 launch = { NULL, 0 }, term = { NULL, 0 };
 	char			*err = NULL;
-	enum outcome		 o;
+	enum outcome		 o = OUTCOME_RETRY;
 
 	if (a->hook != NULL || a->hooks_read > 0 || !a->hook_checked || a->group == NULL)
 		return;
