@@ -373,11 +373,11 @@ agent_tick(void *arg)
 		a->next_heartbeat = now + d;
 		return;
 	}
-	/* Held by the account's throttling: beat then, rather than block the caller's loop. */
-	if ((d = aws_held(&a->client.aws, AWS_AUTOSCALING)) > 0) {
-		a->next_heartbeat = now + d;
-		return;
-	}
+	/*
+	 * Not put off while pacing holds the API (as the loops' other calls are):
+	 * a CONTINUE throttled again at each hold's end would starve it, and it is
+	 * what keeps the hook alive meanwhile. It waits the hold out instead.
+	 */
 	a->next_heartbeat = now + a->hb_interval;
 	/*
 	 * With the launch result queued the heartbeat buys nothing but a call

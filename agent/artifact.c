@@ -189,7 +189,7 @@ source_signature(struct source *src, struct aws *aws, const struct artifact_spec
 
 	if (verify_key(src->v, spec->public_key, cause) != 0)
 		goto out;
-	if (download_small(aws, url, SIG_MAX, &sig, cause) != 0) {
+	if (download_small(aws, spec->halt, url, SIG_MAX, &sig, cause) != 0) {
 		set_cause(cause, "signature file: %s", *cause);
 		goto out;
 	}
@@ -266,7 +266,7 @@ source_manifest(struct source *src, struct aws *aws, const struct artifact_spec 
 			goto out;
 	}
 	/* One byte over the limit: a longer manifest is refused by the parser. */
-	if (download_small(aws, url, MANIFEST_MAX + 1, &mf, cause) != 0) {
+	if (download_small(aws, spec->halt, url, MANIFEST_MAX + 1, &mf, cause) != 0) {
 		set_cause(cause, "manifest: %s", *cause);
 		goto out;
 	}

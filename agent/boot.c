@@ -205,7 +205,6 @@ step_group(struct agent *a, char **cause)
 
 	if (a->group != NULL || a->group_checked)
 		return 0;
-	a->group_checked = 1;
 	boot_retry(a, &r, HUGE_VAL, 1);
 	while (outcome_retryable(o = tags_instance_group(&a->client.aws, a->instance_id, &g, NULL,
 	    cause)) && !a->halt.stop) {
@@ -213,7 +212,11 @@ step_group(struct agent *a, char **cause)
 		if (retry_pause(&r, o, 1) != 0)
 			break;
 	}
-	if (outcome_retryable(o) || o == OUTCOME_FATAL)
+	/* Cut short (the deadline): not checked, so that fail() asks again for its ABANDON. */
+	if (outcome_retryable(o))
+		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
+	a->group_checked = 1;
+	if (o == OUTCOME_FATAL)
 		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
 	if (o == OUTCOME_OK) {
 		a->group = g;
@@ -721,10 +724,36 @@ out:
 	return ret;
 }
 
-/* Fail closed: 503, stop the app, ABANDON so the ASG replaces us now. */
 /*
- * The launch hook, when its lookup was cut short (the deadline during a
- * throttled DescribeLifecycleHooks): ABANDON needs its name.
+ * The group, when the boot had not learned it (the tag never came, or the
+ * deadline cut DescribeAutoScalingInstances short): ABANDON needs it. Asked
+ * within r's time, as every lookup of fail() is.
+ */
+static void
+abandon_group(struct agent *a, struct retry *r)
+{
+	char		*g = NULL, *err = NULL;
+	enum outcome	 o;
+
+	if (a->group != NULL || a->group_checked || a->instance_id == NULL)
+		return;
+	while (a->halt.signals == 0 && outcome_retryable(o = tags_instance_group(&a->client.aws,
+	    a->instance_id, &g, NULL, &err))) {
+		if (retry_pause(r, o, 1) != 0)
+			break;
+	}
+	if (g != NULL) {
+		a->group = g;
+		state_set(&a->st.group, g);
+	} else if (err != NULL)
+		log_warn("cannot ABANDON: DescribeAutoScalingInstances: %s", err);
+	free(err);
+}
+
+/*
+ * The launch hook, when the boot had not learned it (the deadline during a
+ * throttled DescribeLifecycleHooks, or a group found only now): ABANDON needs
+ * its name.
  */
 static void
 abandon_hook(struct agent *a, struct retry *r)
@@ -733,8 +762,13 @@ abandon_hook(struct agent *a, struct retry *r)
 	char			*err = NULL;
 	enum outcome		 o = OUTCOME_RETRY;
 
-	if (a->hook != NULL || a->hooks_read > 0 || !a->hook_checked || a->group == NULL)
+	if (a->hook != NULL || a->hooks_read > 0 || a->group == NULL)
 		return;
+	if (*a->cfg->launch_hook != '\0' || a->tag_launch.name != NULL) {
+		a->hook = xstrdup(*a->cfg->launch_hook != '\0' ? a->cfg->launch_hook :
+		    a->tag_launch.name);
+		return;
+	}
 	while (a->halt.signals == 0 && (o = lifecycle_find_hooks(&a->client.aws, a->group,
 	    &launch, &term, &err)) != OUTCOME_OK) {
 		if (!outcome_retryable(o) || retry_pause(r, o, 1) != 0) {
@@ -752,12 +786,24 @@ abandon_hook(struct agent *a, struct retry *r)
 	free(err);
 }
 
+/* While ABANDON is asked again: systemd's start timeout extended, and nothing else. */
+static void
+abandon_tick(void *arg)
+{
+	struct agent	*a = arg;
+
+	if (mono_now() - a->last_extend > 10) {
+		agent_tell("EXTEND_TIMEOUT_USEC=60000000");
+		a->last_extend = mono_now();
+	}
+}
+
+/* Fail closed: 503, stop the app, ABANDON so the ASG replaces us now. */
 static void
 fail(struct agent *a, const char *cause)
 {
 	struct retry	 r;
 	enum outcome	 o;
-	char		*err = NULL;
 
 	/* Logged once, as what it is: `journalctl ASG_AGENT_PHASE=failed` finds it. */
 	log_set_field(LOGF_PHASE, state_phase_name(PHASE_FAILED));
@@ -770,15 +816,21 @@ fail(struct agent *a, const char *cause)
 	/*
 	 * A stop signal is the instance going away, not a bad release. A fleet
 	 * failing together shares one Auto Scaling bucket: keep asking rather
-	 * than leave the instance to the hook's timeout.
+	 * than leave the instance to the hook's timeout. The deadline ends the
+	 * boot, not its ABANDON (every retry layer ends at a stop), and must not
+	 * fire into it.
 	 */
-	/* The deadline ends the boot, not its ABANDON: every retry layer stops at a stop. */
-	if (a->halt.deadline && a->halt.signals == 0)
+	agent_deadline(0);
+	if (a->halt.deadline && a->halt.signals == 0) {
 		a->halt.stop = 0;
+		if (a->halt.signals > 0)	/* a SIGTERM just now */
+			a->halt.stop = 1;
+	}
 	boot_retry(a, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
-	if (a->halt.signals == 0 && a->st.phase == PHASE_WAITING_FOR_TAG &&
-	    step_group(a, &err) != 0)
-		log_warn("cannot ABANDON: %s", err);
+	r.tick = abandon_tick;
+	r.tick_arg = a;
+	if (a->st.phase == PHASE_WAITING_FOR_TAG)
+		abandon_group(a, &r);
 	abandon_hook(a, &r);
 	while (a->halt.signals == 0 && outcome_retryable(o = agent_complete(a, "ABANDON"))) {
 		agent_save(a);
@@ -789,7 +841,6 @@ fail(struct agent *a, const char *cause)
 	a->st.phase = PHASE_FAILED;
 	agent_tell("STATUS=failed: %s", cause);
 	agent_save(a);
-	free(err);
 }
 
 /* The boot under way, for the fatal path: an allocation past the memory limit ends in fail(). */
@@ -880,6 +931,7 @@ warm_wait(struct agent *a, char **cause)
 	agent_stop_app(a, "warm-start app");
 	agent_deadline(0);
 	agent_complete(a, "CONTINUE");
+	a->complete_next = mono_now() + a->cfg->poll;
 	agent_phase(a, PHASE_WARMED, "warm-pool", "in the warm pool with %s installed",
 	    a->version);
 	/* Our start is done as far as systemd is concerned: no endless "activating". */

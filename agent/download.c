@@ -368,12 +368,17 @@ download_free(struct download *d)
 	free(d);
 }
 
-/* One small GET over http(s), asked again (MAX_RESUMES times) for a 5xx, 429 or no answer. */
+/*
+ * One small GET over http(s), asked again (MAX_RESUMES times) for a 5xx, 429
+ * or no answer, until a stop.
+ */
 static int
-small_get(const char *url, size_t max, struct http_response *resp, char **cause)
+small_get(const struct halt *halt, const char *url, size_t max, struct http_response *resp,
+    char **cause)
 {
 	struct http_request	req;
 	double			delay = 0.25;
+	char			*shown;
 	int			err, tries = 0;
 
 	for (;;) {
@@ -393,16 +398,20 @@ small_get(const char *url, size_t max, struct http_response *resp, char **cause)
 			return -1;
 		if (tries++ >= MAX_RESUMES)
 			return set_cause(cause, "%s (after %d tries)", *cause, tries);
-		log_debug("artifact: %s: asked again in %.2f s: %s", url, delay, *cause);
-		sleep_for(delay, NULL);
+		shown = download_url_for_log(url);
+		log_debug("artifact: %s: asked again in %.2f s", shown, delay);
+		free(shown);
+		sleep_for(delay, halt);
+		if (halt_stopped(halt))
+			return set_cause(cause, "%s (stopped)", *cause);
 		delay = delay * 2 > 2 ? 2 : delay * 2;
 	}
 }
 
 /* Fetch a small object (a signature) whole, at most max bytes. */
 int
-download_small(struct aws *aws, const char *url, size_t max, struct buf *out,
-    char **cause)
+download_small(struct aws *aws, const struct halt *halt, const char *url, size_t max,
+    struct buf *out, char **cause)
 {
 	struct http_response	 resp;
 	struct http_stream	*st = NULL;
@@ -431,7 +440,7 @@ download_small(struct aws *aws, const char *url, size_t max, struct buf *out,
 			goto out;
 		}
 	} else if (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0) {
-		if (small_get(url, max, &resp, cause) != 0)
+		if (small_get(halt, url, max, &resp, cause) != 0)
 			goto out;
 		buf_add(out, resp.body.data, resp.body.len);
 	} else {
