@@ -739,6 +739,7 @@ abandon_group(struct agent *a, struct retry *r)
 		return;
 	while (a->halt.signals == 0 && outcome_retryable(o = tags_instance_group(&a->client.aws,
 	    a->instance_id, &g, NULL, &err))) {
+		log_warn("DescribeAutoScalingInstances (will retry): %s", err);
 		if (retry_pause(r, o, 1) != 0)
 			break;
 	}
