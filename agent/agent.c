@@ -352,6 +352,12 @@ heartbeat_renamed(struct agent *a)
 	return 1;
 }
 
+/*
+ * What runs during every wait: systemd's start timeout extended, metrics,
+ * and the hook's heartbeat. The heartbeat is not put off while pacing holds
+ * the API, as the loops' other calls are: a CONTINUE throttled again at each
+ * hold's end would starve it, and it keeps the hook alive meanwhile.
+ */
 void
 agent_tick(void *arg)
 {
@@ -373,11 +379,6 @@ agent_tick(void *arg)
 		a->next_heartbeat = now + d;
 		return;
 	}
-	/*
-	 * Not put off while pacing holds the API (as the loops' other calls are):
-	 * a CONTINUE throttled again at each hold's end would starve it, and it is
-	 * what keeps the hook alive meanwhile. It waits the hold out instead.
-	 */
 	a->next_heartbeat = now + a->hb_interval;
 	/*
 	 * With the launch result queued the heartbeat buys nothing but a call

@@ -139,55 +139,101 @@ spread_first_call(struct agent *a, int calls, int hook_timeout)
 	agent_save(a);
 }
 
+/*
+ * The launch hook's name and timeout: from the configuration, the group's
+ * tag, or DescribeLifecycleHooks asked within r's time. The boot's step and
+ * fail()'s ABANDON both look it up here.
+ */
+static int
+hook_lookup(struct agent *a, struct retry *r, int *timeout, char **cause)
+{
+	struct lifecycle_hook	launch, term;
+	enum outcome		o;
+
+	if (*a->cfg->launch_hook != '\0') {
+		a->hook = xstrdup(a->cfg->launch_hook);
+		return 0;
+	}
+	if (a->tag_launch.name != NULL) {
+		/* Named by the group's tag: the fleet's shared quota is spared a call per instance. */
+		a->hook = xstrdup(a->tag_launch.name);
+		*timeout = a->tag_launch.timeout;
+		a->hook_tagged = 1;
+		log_debug("launch hook %s: from tag %s", a->hook, LIFECYCLE_TAG_LAUNCH);
+		return 0;
+	}
+	/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
+	while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term, cause)) !=
+	    OUTCOME_OK) {
+		if (!outcome_retryable(o) || a->halt.stop)
+			return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
+		log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
+		if (retry_pause(r, o, 1) != 0)
+			return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
+	}
+	a->hook = launch.name;
+	*timeout = launch.timeout;
+	/* A scale-in soon after uses this answer rather than asking again. */
+	free(a->term_hook);
+	a->term_hook = term.name;
+	a->term_timeout = term.timeout;
+	a->hooks_read = mono_now();
+	return 0;
+}
+
 /* Find the launch hook as soon as the group is known: heartbeats, and ABANDON if the tag never comes. */
 static int
 step_hook(struct agent *a, char **cause)
 {
-	struct retry		r;
-	struct lifecycle_hook	launch = { NULL, 0 }, term;
-	enum outcome		o;
-	int			timeout = 0;
+	struct retry	r;
+	int		named, timeout = 0;
 
 	if (a->hook_checked || a->group == NULL)
 		return 0;
-	a->hook_checked = 1;
-	if (*a->cfg->launch_hook != '\0') {
-		a->hook = xstrdup(a->cfg->launch_hook);
-		spread_first_call(a, 1, 0);
-	} else if (a->tag_launch.name != NULL) {
-		/* Named by the group's tag: the fleet's shared quota is spared a call per instance. */
-		a->hook = xstrdup(a->tag_launch.name);
-		timeout = a->tag_launch.timeout;
-		a->hook_tagged = 1;
-		log_debug("launch hook %s: from tag %s", a->hook, LIFECYCLE_TAG_LAUNCH);
-		spread_first_call(a, 1, timeout);
-	} else {
-		spread_first_call(a, 2, 0);
+	named = *a->cfg->launch_hook != '\0' || a->tag_launch.name != NULL;
+	spread_first_call(a, named ? 1 : 2, *a->cfg->launch_hook == '\0' && named ?
+	    a->tag_launch.timeout : 0);
+	if (!named)
 		agent_turn(a, "DescribeLifecycleHooks");
-		boot_retry(a, &r, HUGE_VAL, 1);
-		/* Throttled for a whole api_timeout is normal in a big scale-out: ask again. */
-		while ((o = lifecycle_find_hooks(&a->client.aws, a->group, &launch, &term,
-		    cause)) != OUTCOME_OK) {
-			if (!outcome_retryable(o) || a->halt.stop)
-				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
-			log_warn("DescribeLifecycleHooks (will retry): %s", *cause);
-			if (retry_pause(&r, o, 1) != 0)
-				return set_cause(cause, "DescribeLifecycleHooks: %s", *cause);
-		}
-		a->hook = launch.name;
-		timeout = launch.timeout;
-		/* A scale-in soon after uses this answer rather than asking again. */
-		free(a->term_hook);
-		a->term_hook = term.name;
-		a->term_timeout = term.timeout;
-		a->hooks_read = mono_now();
-	}
+	boot_retry(a, &r, HUGE_VAL, 1);
+	if (hook_lookup(a, &r, &timeout, cause) != 0)
+		return -1;
+	a->hook_checked = 1;
 	if (a->hook != NULL) {
 		state_setf(&a->st.lifecycle, "launch hook %s pending%s", a->hook,
 		    a->hook_tagged ? " (named by tag " LIFECYCLE_TAG_LAUNCH ")" : "");
 		agent_heartbeats(a, a->hook, timeout, a->hook_tagged ? &a->hook : NULL, 1);
 	} else
 		state_set(&a->st.lifecycle, "no launch hook on the group");
+	return 0;
+}
+
+/*
+ * The group, from DescribeAutoScalingInstances asked within r's time. Cut
+ * short (the deadline), it stays unchecked, so that fail() asks again for
+ * its ABANDON.
+ */
+static int
+group_lookup(struct agent *a, struct retry *r, char **cause)
+{
+	enum outcome	 o;
+	char		*g = NULL;
+
+	while (outcome_retryable(o = tags_instance_group(&a->client.aws, a->instance_id, &g, NULL,
+	    cause)) && !a->halt.stop) {
+		log_warn("DescribeAutoScalingInstances (will retry): %s", *cause);
+		if (retry_pause(r, o, 1) != 0)
+			break;
+	}
+	if (outcome_retryable(o))
+		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
+	a->group_checked = 1;
+	if (o == OUTCOME_FATAL)
+		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
+	if (o == OUTCOME_OK) {
+		a->group = g;
+		state_set(&a->st.group, g);
+	}
 	return 0;
 }
 
@@ -199,29 +245,13 @@ step_hook(struct agent *a, char **cause)
 static int
 step_group(struct agent *a, char **cause)
 {
-	struct retry	 r;
-	enum outcome	 o;
-	char		*g = NULL;
+	struct retry	r;
 
 	if (a->group != NULL || a->group_checked)
 		return 0;
 	boot_retry(a, &r, HUGE_VAL, 1);
-	while (outcome_retryable(o = tags_instance_group(&a->client.aws, a->instance_id, &g, NULL,
-	    cause)) && !a->halt.stop) {
-		log_warn("DescribeAutoScalingInstances (will retry): %s", *cause);
-		if (retry_pause(&r, o, 1) != 0)
-			break;
-	}
-	/* Cut short (the deadline): not checked, so that fail() asks again for its ABANDON. */
-	if (outcome_retryable(o))
-		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
-	a->group_checked = 1;
-	if (o == OUTCOME_FATAL)
-		return set_cause(cause, "DescribeAutoScalingInstances: %s", *cause);
-	if (o == OUTCOME_OK) {
-		a->group = g;
-		state_set(&a->st.group, g);
-	}
+	if (group_lookup(a, &r, cause) != 0)
+		return -1;
 	return step_hook(a, cause);
 }
 
@@ -725,65 +755,22 @@ out:
 }
 
 /*
- * The group, when the boot had not learned it (the tag never came, or the
- * deadline cut DescribeAutoScalingInstances short): ABANDON needs it. Asked
- * within r's time, as every lookup of fail() is.
+ * What ABANDON needs and the boot had not learned (the tag never came, or
+ * the deadline cut a lookup short): the group, then the launch hook's name.
  */
 static void
-abandon_group(struct agent *a, struct retry *r)
+abandon_lookups(struct agent *a, struct retry *r)
 {
-	char		*g = NULL, *err = NULL;
-	enum outcome	 o;
+	char	*err = NULL;
+	int	 timeout;
 
-	if (a->group != NULL || a->group_checked || a->instance_id == NULL)
+	if (a->halt.signals > 0)
 		return;
-	while (a->halt.signals == 0 && outcome_retryable(o = tags_instance_group(&a->client.aws,
-	    a->instance_id, &g, NULL, &err))) {
-		log_warn("DescribeAutoScalingInstances (will retry): %s", err);
-		if (retry_pause(r, o, 1) != 0)
-			break;
-	}
-	if (g != NULL) {
-		a->group = g;
-		state_set(&a->st.group, g);
-	} else if (err != NULL)
-		log_warn("cannot ABANDON: DescribeAutoScalingInstances: %s", err);
-	free(err);
-}
-
-/*
- * The launch hook, when the boot had not learned it (the deadline during a
- * throttled DescribeLifecycleHooks, or a group found only now): ABANDON needs
- * its name.
- */
-static void
-abandon_hook(struct agent *a, struct retry *r)
-{
-	struct lifecycle_hook	 launch = { NULL, 0 }, term = { NULL, 0 };
-	char			*err = NULL;
-	enum outcome		 o = OUTCOME_RETRY;
-
-	if (a->hook != NULL || a->hooks_read > 0 || a->group == NULL)
-		return;
-	if (*a->cfg->launch_hook != '\0' || a->tag_launch.name != NULL) {
-		a->hook = xstrdup(*a->cfg->launch_hook != '\0' ? a->cfg->launch_hook :
-		    a->tag_launch.name);
-		return;
-	}
-	while (a->halt.signals == 0 && (o = lifecycle_find_hooks(&a->client.aws, a->group,
-	    &launch, &term, &err)) != OUTCOME_OK) {
-		if (!outcome_retryable(o) || retry_pause(r, o, 1) != 0) {
-			log_warn("cannot ABANDON: DescribeLifecycleHooks: %s", err);
-			break;
-		}
-	}
-	if (a->halt.signals == 0 && o == OUTCOME_OK) {
-		a->hook = launch.name;
-		launch.name = NULL;
-		a->hooks_read = mono_now();
-	}
-	free(launch.name);
-	free(term.name);
+	if ((a->st.phase == PHASE_WAITING_FOR_TAG && a->group == NULL && !a->group_checked &&
+	    a->instance_id != NULL && group_lookup(a, r, &err) != 0) ||
+	    (a->hook == NULL && a->hooks_read == 0 && a->group != NULL &&
+	    hook_lookup(a, r, &timeout, &err) != 0))
+		log_warn("cannot ABANDON: %s", err);
 	free(err);
 }
 
@@ -830,9 +817,7 @@ fail(struct agent *a, const char *cause)
 	boot_retry(a, &r, mono_now() + BOOT_ABANDON_RETRY, 0);
 	r.tick = abandon_tick;
 	r.tick_arg = a;
-	if (a->st.phase == PHASE_WAITING_FOR_TAG)
-		abandon_group(a, &r);
-	abandon_hook(a, &r);
+	abandon_lookups(a, &r);
 	while (a->halt.signals == 0 && outcome_retryable(o = agent_complete(a, "ABANDON"))) {
 		agent_save(a);
 		if (retry_pause(&r, o, 1) != 0)

@@ -245,6 +245,13 @@ download_range(struct download *d, long long from, long long to)
 	d->end = to;
 }
 
+/* The pause before the k-th try again (from 0): short, as an origin's hiccup is. */
+static double
+again_delay(int k)
+{
+	return k >= 3 ? 2 : 0.25 * (double)(1 << k);
+}
+
 /* Open again where the transfer broke, pausing between tries, MAX_RESUMES in all. */
 static int
 reopen(struct download *d, const char *why, char **cause)
@@ -255,8 +262,7 @@ reopen(struct download *d, const char *why, char **cause)
 	while (d->st == NULL) {
 		if (!retry || d->resumes >= MAX_RESUMES)
 			return set_cause(cause, "%s (after %d resumes)", *cause, d->resumes);
-		delay = 0.25 * (double)(1 << d->resumes);
-		delay = delay > 2 ? 2 : delay;
+		delay = again_delay(d->resumes);
 		log_debug("artifact: %s: resume %d of %d from byte %lld of %lld in %.2f s: %s",
 		    d->log_url, d->resumes + 1, MAX_RESUMES, d->offset, d->total, delay, why);
 		sleep_for(delay, d->halt);
@@ -377,7 +383,7 @@ small_get(const struct halt *halt, const char *url, size_t max, struct http_resp
     char **cause)
 {
 	struct http_request	req;
-	double			delay = 0.25;
+	double			delay;
 	char			*shown;
 	int			err, tries = 0;
 
@@ -396,6 +402,7 @@ small_get(const struct halt *halt, const char *url, size_t max, struct http_resp
 		if (err == HTTP_OK ? resp->status < 500 && resp->status != 429 :
 		    !http_retryable(err))
 			return -1;
+		delay = again_delay(tries);
 		if (tries++ >= MAX_RESUMES)
 			return set_cause(cause, "%s (after %d tries)", *cause, tries);
 		shown = download_url_for_log(url);
@@ -404,7 +411,6 @@ small_get(const struct halt *halt, const char *url, size_t max, struct http_resp
 		sleep_for(delay, halt);
 		if (halt_stopped(halt))
 			return set_cause(cause, "%s (stopped)", *cause);
-		delay = delay * 2 > 2 ? 2 : delay * 2;
 	}
 }
 
