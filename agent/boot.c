@@ -953,7 +953,7 @@ boot_run(struct agent *a)
 	size_t		 nfields;
 	double		 took;
 	enum boot_end	 ret = BOOT_FAILED;
-	int		 r;
+	int		 r, rc;
 
 	memset(&old, 0, sizeof old);
 	agent_signals(a);
@@ -965,8 +965,13 @@ boot_run(struct agent *a)
 		goto out;
 	}
 	a->state_path = xasprintf("%s/state.json", cfg->state_dir);
-	if (state_load(&old, a->state_path, NULL) == 0)
+	if ((rc = state_load(&old, a->state_path, &cause)) == 0)
 		oldp = &old;
+	else if (rc == -1)
+		/* A state this binary cannot read (a downgrade, a cut file) is no reason to fail the boot. */
+		log_warn("earlier state ignored: %s", cause);
+	free(cause);
+	cause = NULL;
 	if (config_check_run(cfg, &cause) != 0) {
 		/* Replace any state of an earlier run, so status tells the truth. */
 		fail(a, cause);

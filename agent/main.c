@@ -411,7 +411,7 @@ cmd_status(struct globals *g, int argc, char **argv)
 	struct state	 st;
 	char		*path = NULL, *cause = NULL, *json, *end;
 	double		 timeout = 0, deadline;
-	int		 ch, as_json = 0, wait = 0, ret = 1, code;
+	int		 ch, as_json = 0, wait = 0, ret = 1, code, rc;
 
 	memset(&st, 0, sizeof st);
 	optind = 0;	/* GNU: reinitialise, the global options stopped at the command */
@@ -440,7 +440,12 @@ cmd_status(struct globals *g, int argc, char **argv)
 	deadline = mono_now() + (timeout > 0 ? timeout : 1e9);
 	for (;;) {
 		state_free(&st);
-		if (state_load(&st, path, &cause) != 0) {
+		if ((rc = state_load(&st, path, &cause)) == -1) {
+			/* Corrupt or not readable (not root): no boot under way to report. */
+			fprintf(stderr, "asg-agent: cannot read the state: %s\n", cause);
+			ret = STATUS_FAILED;
+			goto out;
+		} else if (rc != 0) {
 			if (!wait || mono_now() >= deadline) {
 				fprintf(stderr, "asg-agent: no state yet: %s\n", cause);
 				ret = STATUS_IN_PROGRESS;

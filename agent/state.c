@@ -551,13 +551,16 @@ int
 state_load(struct state *st, const char *path, char **cause)
 {
 	struct buf	 b = { NULL, 0, 0 };
-	char		 chunk[8192];
+	char		 chunk[8192], *why = NULL;
 	ssize_t		 n;
 	int		 fd, ret = -1;
 
 	memset(st, 0, sizeof *st);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return set_cause(cause, "%s: %s", path, strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		n = errno;
+		set_cause(cause, "%s: %s", path, strerror((int)n));
+		return n == ENOENT ? -2 : -1;
+	}
 	while ((n = read(fd, chunk, sizeof chunk)) != 0) {
 		if (n == -1) {
 			if (errno == EINTR)
@@ -571,13 +574,16 @@ state_load(struct state *st, const char *path, char **cause)
 		}
 		buf_add(&b, chunk, (size_t)n);
 	}
-	if (state_from_json(st, b.data != NULL ? b.data : "", cause) != 0) {
-		set_cause(cause, "%s: %s", path, *cause);
+	if (state_from_json(st, b.data != NULL ? b.data : "", &why) != 0) {
+		set_cause(cause, "%s: %s", path, why);
 		goto out;
 	}
 	ret = 0;
 out:
+	if (ret != 0)
+		state_free(st);
 	close(fd);
 	buf_free(&b);
+	free(why);
 	return ret;
 }

@@ -137,6 +137,7 @@ void	state_step_detail(struct state *, const char *, ...) __attribute__((format(
 void	state_step_end(struct state *);
 /* Write path atomically: temp file, fsync, rename, fsync the directory. */
 int	state_save(const struct state *, const char *path, char **);
+/* Read path: 0, -1 when it cannot be read or parsed (cause), -2 when there is none yet. */
 int	state_load(struct state *, const char *path, char **);
 /* The state as a JSON document (allocated). */
 char	*state_to_json(const struct state *, int pretty);

@@ -109,6 +109,24 @@ class BootEdges(FakeAWSCase):
         self.assertEqual(self.marker("1.0.0"), sha256(art), "now installed as verified")
         self.assertEqual(os.readlink(os.path.join(self.state, "current")), "releases/1.0.0")
 
+    def test_a_state_file_this_binary_cannot_read(self):
+        # A cut state.json (a full disk) or one from another version (a downgrade): the
+        # boot dereferenced a NULL cause and crashed before its first write, so status
+        # said "no state yet" (booting) for good.
+        w, _ = self.world()
+        os.makedirs(self.state, exist_ok=True)
+        path = os.path.join(self.state, "state.json")
+        with open(path, "w") as fh:
+            fh.write('{"phase": "serving", "pid": 1')
+        a = self.start()
+        r = a.status()
+        self.assert_exit(r, 1)
+        self.assertIn("cannot read the state", r.stderr)
+        self.assertIn("state.json", r.stderr)
+        self.assert_serving(a, w)
+        self.assertIn("earlier state ignored", a.log_text())
+        self.assertEqual(a.stop(), 0)
+
     def test_release_of_an_older_agent_fetched_again(self):
         """A release whose marker has no "modes 0755" line was unpacked by an agent
         that kept the archive's group/world-write bits, so a local user may have
