@@ -14,6 +14,7 @@
 #include "decomp.h"
 #include "download.h"
 #include "fs.h"
+#include "http.h"
 #include "log.h"
 #include "manifest.h"
 #include "pfetch.h"
@@ -173,7 +174,7 @@ out:
 static void
 log_signature(const char *url, size_t len)
 {
-	char	*u = download_url_for_log(url);
+	char	*u = http_url_shown(url);
 
 	log_debug("artifact: signature %s fetched: %zu bytes", u, len);
 	free(u);
@@ -185,6 +186,7 @@ source_signature(struct source *src, struct aws *aws, const struct artifact_spec
     const char *url, char **cause)
 {
 	struct buf	 sig = { NULL, 0, 0 };
+	char		*shown;
 	int		 ret = -1;
 
 	if (verify_key(src->v, spec->public_key, cause) != 0)
@@ -194,7 +196,9 @@ source_signature(struct source *src, struct aws *aws, const struct artifact_spec
 		goto out;
 	}
 	if (sig.len == 0) {
-		set_cause(cause, "signature file %s is empty", url);
+		shown = http_url_shown(url);
+		set_cause(cause, "signature file %s is empty", shown);
+		free(shown);
 		goto out;
 	}
 	log_signature(url, sig.len);
@@ -431,7 +435,7 @@ source_resumes(const struct source *src)
 static void
 log_done(const struct source *src, const struct artifact_result *res)
 {
-	char	*u = download_url_for_log(src->spec->url);
+	char	*u = http_url_shown(src->spec->url);
 
 	log_debug("artifact: %s done: %lld bytes, %d resume(s), sha256 %s (%s), signature %s",
 	    u, res->bytes, source_resumes(src), res->sha256,
@@ -465,7 +469,9 @@ copy_to(struct source *src, const struct artifact_spec *spec, long long max, int
 	buf = xmalloc(READ_SIZE);
 	while ((n = src->read(src->arg, buf, READ_SIZE, &why)) > 0) {
 		if (source_bytes(src) > max) {
-			set_cause(cause, "%s: larger than %lld bytes", spec->url, max);
+			free(why);
+			why = http_url_shown(spec->url);
+			set_cause(cause, "%s: larger than %lld bytes", why, max);
 			goto out;
 		}
 		if (write_all(fd, buf, (size_t)n) != 0) {

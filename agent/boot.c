@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fs.h"
 #include "health.h"
+#include "http.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
@@ -504,13 +505,17 @@ step_release(struct agent *a, char **cause)
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
 	char			*url = NULL, *sig_url = NULL, *staging = NULL, *have = NULL;
+	char			*shown;
 	enum release_presence	 pres;
 	int			 ret = -1;
 
 	memset(&res, 0, sizeof res);
 	if (artifact_urls(a, &url, &sig_url, cause) != 0)
 		goto out;
-	state_set(&a->st.artifact, url);
+	/* status shows it: a presigned URL's signature is not for every reader of the state. */
+	shown = http_url_shown(url);
+	state_set(&a->st.artifact, shown);
+	free(shown);
 	pres = release_present(a->cfg->state_dir, a->version, &have);
 	if (pres == RELEASE_LOOSE)
 		log_warn("release %s was installed by an older agent, which kept the archive's "
@@ -525,7 +530,7 @@ step_release(struct agent *a, char **cause)
 		ret = 0;
 		goto out;
 	}
-	agent_phase(a, PHASE_FETCHING, "fetch", "fetching %s", url);
+	agent_phase(a, PHASE_FETCHING, "fetch", "fetching %s", a->st.artifact);
 	if (release_staging(a->cfg->state_dir, a->version, &staging, cause) != 0)
 		goto out;
 	memset(&spec, 0, sizeof spec);

@@ -69,26 +69,6 @@ parse_content_range(const char *s, long long *start, long long *total)
 	return 0;
 }
 
-/*
- * A URL as the log may show it: a presigned query carries a signature and
- * userinfo a password, so both are withheld.
- */
-char *
-download_url_for_log(const char *url)
-{
-	const char	*host, *at, *rest;
-	size_t		 restlen;
-
-	host = strstr(url, "://");
-	host = host != NULL ? host + 3 : url;
-	at = memchr(host, '@', strcspn(host, "/?#"));
-	rest = at != NULL ? at + 1 : host;
-	restlen = strcspn(rest, "?#");
-	return xasprintf("%.*s%s%.*s%s", (int)(host - url), url,
-	    at != NULL ? "(user withheld)@" : "", (int)restlen, rest,
-	    rest[restlen] != '\0' ? "?(query withheld)" : "");
-}
-
 /* Why a transfer broke, in words safe to log (the cause holds the URL). */
 static const char *
 break_reason(int err, ssize_t n)
@@ -133,7 +113,7 @@ dl_open(struct download *d, int *retry, char **cause)
 	*retry = 0;
 	if (d->bucket != NULL) {
 		if (d->aws == NULL)
-			return set_cause(cause, "%s: no AWS context for an S3 URL", d->url);
+			return set_cause(cause, "%s: no AWS context for an S3 URL", d->log_url);
 		/* aws_s3_open has already retried what is worth retrying. */
 		if (d->aws_lock != NULL)
 			pthread_mutex_lock(d->aws_lock);
@@ -162,9 +142,9 @@ dl_open(struct download *d, int *retry, char **cause)
 			*retry = status >= 500 || status == 429;
 			if (d->offset > 0 && status == 200) {
 				set_cause(cause, "GET %s: HTTP 200 to a Range request from byte "
-				    "%lld (no resume support)", d->url, d->offset);
+				    "%lld (no resume support)", d->log_url, d->offset);
 			} else
-				set_cause(cause, "GET %s: HTTP %ld", d->url, status);
+				set_cause(cause, "GET %s: HTTP %ld", d->log_url, status);
 			goto fail;
 		}
 	}
@@ -172,7 +152,7 @@ dl_open(struct download *d, int *retry, char **cause)
 		v = http_stream_header(d->st, "Content-Range");
 		if (parse_content_range(v, &start, &total) != 0 || start != d->offset) {
 			set_cause(cause, "%s: resumed from byte %lld but Content-Range is '%s'",
-			    d->url, d->offset, v != NULL ? v : "");
+			    d->log_url, d->offset, v != NULL ? v : "");
 			goto fail;
 		}
 	} else if ((v = http_stream_header(d->st, "Content-Length")) != NULL) {
@@ -183,7 +163,7 @@ dl_open(struct download *d, int *retry, char **cause)
 	}
 	if (d->offset > 0 && d->total != -1 && total != -1 && total != d->total) {
 		set_cause(cause, "%s changed during the download (%lld bytes, now %lld)",
-		    d->url, d->total, total);
+		    d->log_url, d->total, total);
 		goto fail;
 	}
 	if (total != -1)
@@ -192,7 +172,7 @@ dl_open(struct download *d, int *retry, char **cause)
 	d->ranges = v != NULL && strcasecmp(v, "bytes") == 0;
 	etag = http_stream_header(d->st, "ETag");
 	if (d->offset > 0 && d->etag != NULL && etag != NULL && strcmp(d->etag, etag) != 0) {
-		set_cause(cause, "%s changed during the download (ETag %s, now %s)", d->url,
+		set_cause(cause, "%s changed during the download (ETag %s, now %s)", d->log_url,
 		    d->etag, etag);
 		goto fail;
 	}
@@ -217,7 +197,7 @@ download_new(struct aws *aws, const char *url, const struct download_opts *opts,
 	d = xcalloc(1, sizeof *d);
 	d->aws = aws;
 	d->url = xstrdup(url);
-	d->log_url = download_url_for_log(url);
+	d->log_url = http_url_shown(url);
 	d->timeout = opts->stall_timeout > 0 ? opts->stall_timeout : DEF_STALL;
 	d->halt = opts->halt;
 	d->tick = opts->tick;
@@ -229,7 +209,7 @@ download_new(struct aws *aws, const char *url, const struct download_opts *opts,
 		if (aws_s3_parse_url(url, &d->bucket, &d->key, cause) != 0)
 			goto fail;
 	} else if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
-		set_cause(cause, "%s: not an s3://, https:// or http:// URL", url);
+		set_cause(cause, "%s: not an s3://, https:// or http:// URL", d->log_url);
 		goto fail;
 	}
 	return d;
@@ -303,7 +283,7 @@ download_read(void *arg, void *p, size_t len, char **cause)
 
 	for (;;) {
 		if (d->st == NULL) {
-			set_cause(cause, "%s: not open", d->url);
+			set_cause(cause, "%s: not open", d->log_url);
 			return -1;
 		}
 		n = http_stream_read(d->st, p, len, cause);
@@ -312,19 +292,19 @@ download_read(void *arg, void *p, size_t len, char **cause)
 		limit = d->end >= 0 ? d->end + 1 : d->total;
 		if (n > 0) {
 			if (limit != -1 && d->offset + n > limit)
-				return set_cause(cause, "%s: more bytes than asked for", d->url);
+				return set_cause(cause, "%s: more bytes than asked for", d->log_url);
 			d->offset += n;
 			return n;
 		}
 		if (n == 0) {
 			if (limit == -1 || d->offset >= limit)
 				return 0;
-			set_cause(cause, "%s: connection closed at byte %lld of %lld", d->url,
+			set_cause(cause, "%s: connection closed at byte %lld of %lld", d->log_url,
 			    d->offset, limit);
 			err = HTTP_EIO;
 		} else {
 			err = http_stream_error(d->st);
-			set_cause(cause, "%s: %s", d->url,
+			set_cause(cause, "%s: %s", d->log_url,
 			    *cause != NULL ? *cause : "read failed");
 		}
 		http_stream_close(d->st);
@@ -384,8 +364,8 @@ small_get(const struct halt *halt, const char *url, size_t max, struct http_resp
 {
 	struct http_request	req;
 	double			delay;
-	char			*shown;
-	int			err, tries = 0;
+	char			*shown = http_url_shown(url);
+	int			err, tries = 0, ret = -1;
 
 	for (;;) {
 		http_response_free(resp);
@@ -395,23 +375,29 @@ small_get(const struct halt *halt, const char *url, size_t max, struct http_resp
 		req.url = url;
 		req.max_body = max;
 		req.follow = 1;
-		if ((err = http_do(&req, resp, cause)) == HTTP_OK && resp->status == 200)
-			return 0;
+		if ((err = http_do(&req, resp, cause)) == HTTP_OK && resp->status == 200) {
+			ret = 0;
+			break;
+		}
 		if (err == HTTP_OK)
-			set_cause(cause, "%s: HTTP %ld", url, resp->status);
+			set_cause(cause, "%s: HTTP %ld", shown, resp->status);
 		if (err == HTTP_OK ? resp->status < 500 && resp->status != 429 :
 		    !http_retryable(err))
-			return -1;
+			break;
 		delay = again_delay(tries);
-		if (tries++ >= MAX_RESUMES)
-			return set_cause(cause, "%s (after %d tries)", *cause, tries);
-		shown = download_url_for_log(url);
+		if (tries++ >= MAX_RESUMES) {
+			set_cause(cause, "%s (after %d tries)", *cause, tries);
+			break;
+		}
 		log_debug("artifact: %s: asked again in %.2f s", shown, delay);
-		free(shown);
 		sleep_for(delay, halt);
-		if (halt_stopped(halt))
-			return set_cause(cause, "%s (stopped)", *cause);
+		if (halt_stopped(halt)) {
+			set_cause(cause, "%s (stopped)", *cause);
+			break;
+		}
 	}
+	free(shown);
+	return ret;
 }
 
 /* Fetch a small object (a signature) whole, at most max bytes. */
@@ -421,7 +407,7 @@ download_small(struct aws *aws, const struct halt *halt, const char *url, size_t
 {
 	struct http_response	 resp;
 	struct http_stream	*st = NULL;
-	char			*bucket = NULL, *key = NULL, chunk[4096];
+	char			*bucket = NULL, *key = NULL, *shown, chunk[4096];
 	ssize_t			 n;
 	int			 ret = -1;
 
@@ -450,7 +436,9 @@ download_small(struct aws *aws, const struct halt *halt, const char *url, size_t
 			goto out;
 		buf_add(out, resp.body.data, resp.body.len);
 	} else {
-		set_cause(cause, "%s: not an s3://, https:// or http:// URL", url);
+		shown = http_url_shown(url);
+		set_cause(cause, "%s: not an s3://, https:// or http:// URL", shown);
+		free(shown);
 		goto out;
 	}
 	ret = 0;

@@ -46,7 +46,5 @@ void		 download_free(struct download *);
 /* Fetch a small object (a signature) whole into out, at most max bytes; a stop ends it. */
 int		 download_small(struct aws *, const struct halt *, const char *url, size_t max,
 		    struct buf *out, char **);
-/* A URL as the log may show it, allocated: query and userinfo withheld. */
-char		*download_url_for_log(const char *);
 
 #endif

@@ -388,12 +388,42 @@ describe(CURLcode rc, const char *errbuf)
 	return xstrdup(why);
 }
 
+/*
+ * A URL as a log or a cause may show it: a presigned query carries a signature and
+ * userinfo a password, so both are withheld.
+ */
+char *
+http_url_shown(const char *url)
+{
+	const char	*host, *at, *rest;
+	size_t		 restlen;
+
+	host = strstr(url, "://");
+	host = host != NULL ? host + 3 : url;
+	at = memchr(host, '@', strcspn(host, "/?#"));
+	rest = at != NULL ? at + 1 : host;
+	restlen = strcspn(rest, "?#");
+	return xasprintf("%.*s%s%.*s%s", (int)(host - url), url,
+	    at != NULL ? "(user withheld)@" : "", (int)restlen, rest,
+	    rest[restlen] != '\0' ? "?(query withheld)" : "");
+}
+
+/* A request's failure as a cause: its URL without secrets. */
+static void
+req_cause(char **cause, const struct http_request *req, const char *why)
+{
+	char	*shown = http_url_shown(req->url);
+
+	set_cause(cause, "%s %s: %s", req->method, shown, why);
+	free(shown);
+}
+
 static int
 fail(CURLcode rc, const char *errbuf, const struct http_request *req, char **cause)
 {
 	char	*why = describe(rc, errbuf);
 
-	set_cause(cause, "%s %s: %s", req->method, req->url, why);
+	req_cause(cause, req, why);
 	free(why);
 	return classify(rc);
 }
@@ -406,7 +436,7 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	struct file_source	 src;
 	CURL			*easy = http_easy;
 	struct hdrs		 h = { NULL, 0, 0 };
-	char			 errbuf[CURL_ERROR_SIZE] = "";
+	char			 errbuf[CURL_ERROR_SIZE] = "", *why;
 	CURLcode		 rc;
 	int			 ret = HTTP_OK;
 
@@ -434,14 +464,16 @@ http_do(const struct http_request *req, struct http_response *resp, char **cause
 	}
 	rc = curl_easy_perform(easy);
 	if (req->body_file != NULL && src.failed) {
-		set_cause(cause, "%s %s: reading the body: %s", req->method, req->url,
-		    strerror(errno));
+		why = xasprintf("reading the body: %s", strerror(errno));
+		req_cause(cause, req, why);
+		free(why);
 		ret = HTTP_EOTHER;
 		goto out;
 	}
 	if (sink.too_big) {
-		set_cause(cause, "%s %s: response larger than %zu bytes", req->method,
-		    req->url, sink.max);
+		why = xasprintf("response larger than %zu bytes", sink.max);
+		req_cause(cause, req, why);
+		free(why);
 		ret = HTTP_EOTHER;
 		goto out;
 	}
@@ -585,7 +617,7 @@ http_stream_open(const struct http_request *req, struct http_stream **sp, char *
 		if (s->err == HTTP_OK)
 			s->err = HTTP_EOTHER;
 		ret = s->err;
-		set_cause(cause, "GET %s: %s", req->url, *cause);
+		req_cause(cause, req, *cause);
 		goto out;
 	}
 	ret = 0;

@@ -58,6 +58,8 @@ const char *http_header(const struct http_header *, size_t, const char *);
 /* The Date header as seconds since the epoch, or -1. */
 long long http_date(const struct http_header *, size_t);
 int	 http_retryable(int);
+/* url without its userinfo and query (a password, a presigned signature): allocated. */
+char	*http_url_shown(const char *);
 const char *http_library_version(void);
 /* The CA bundle HTTPS is verified against (SSL_CERT_FILE, else the distribution's), or NULL. */
 const char *http_ca_bundle(void);

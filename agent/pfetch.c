@@ -51,14 +51,16 @@ struct pfetch {
  * size: the ranges never reach bytes past it, so only the length can say they are there.
  */
 static int
-check_end(struct pfetch *p, long long total, char **cause)
+check_end(struct pfetch *p, const struct download *d, char **cause)
 {
+	long long	total = download_total(d);
+
 	if (total == p->m->size)
 		return 0;
 	if (total == -1)
 		return set_cause(cause, "%s: the answer gives no object length, so the artifact's "
-		    "end cannot be checked against the manifest's %lld bytes", p->url,
-		    p->m->size);
+		    "end cannot be checked against the manifest's %lld bytes",
+		    download_log_url(d), p->m->size);
 	if (total > p->m->size)
 		return set_cause(cause, "the artifact is longer than the manifest's %lld "
 		    "bytes (%lld)", p->m->size, total);
@@ -81,14 +83,14 @@ fetch_chunk(struct pfetch *p, size_t idx, unsigned char *buf, size_t len, char *
 	download_range(d, from, from + (long long)len - 1);
 	if (download_start(d, cause) != 0)
 		goto out;
-	if (p->m->chunks != NULL && check_end(p, download_total(d), cause) != 0)
+	if (p->m->chunks != NULL && check_end(p, d, cause) != 0)
 		goto out;
 	while (got < len) {
 		if ((r = download_read(d, buf + got, len - got, cause)) < 0)
 			goto out;
 		if (r == 0) {
-			set_cause(cause, "%s: chunk %zu ends at %zu of %zu bytes", p->url, idx,
-			    got, len);
+			set_cause(cause, "%s: chunk %zu ends at %zu of %zu bytes",
+			    download_log_url(d), idx, got, len);
 			goto out;
 		}
 		got += (size_t)r;

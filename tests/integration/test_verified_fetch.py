@@ -170,6 +170,32 @@ class VerifiedFetch(FakeAWSCase):
         self.assertEqual([p for p, _ in self.srv.gets], ["/a.tar.gz"])
         self.assert_nothing_left(out)
 
+    def test_a_presigned_query_and_a_password_stay_secret(self):
+        # A presigned URL's query signs for whoever holds it, userinfo is a password: a
+        # failing GET said both in its error, which reached the journal, state.json and
+        # `status` (readable by more people than the instance profile).
+        port = self.http.rsplit(":", 1)[1]
+        url = (f"http://deploy:pa55word@127.0.0.1:{port}/gone.tar.gz"
+               "?X-Amz-Signature=5ec2e75ec2e7&X-Amz-Security-Token=T0KEN")
+        secrets = ("pa55word", "5ec2e75ec2e7", "T0KEN")
+        r = self.fetch(url, "--sha256", sha256(self.art), "-x", os.path.join(self.dir, "gone"))
+        self.assert_exit(r, 1)
+        self.assertIn("HTTP 404", r.stderr)
+        self.assertIn("(query withheld)", r.stderr)
+        for s in secrets:
+            self.assertNotIn(s, r.stderr)
+        w, _ = self.world()
+        a = self.start(f"[artifact]\nurl = {url}\n")
+        self.assert_failed(a, w, "HTTP 404")
+        shown = {"log": a.log_text(), "status": a.status().stdout,
+                 "status --json": a.status("--json").stdout}
+        with open(os.path.join(self.state, "state.json")) as fh:
+            shown["state.json"] = fh.read()
+        for where, text in shown.items():
+            for s in secrets:
+                self.assertNotIn(s, text, f"{s} in {where}:\n{text}")
+        self.assertIn("127.0.0.1:%s/gone.tar.gz?(query withheld)" % port, shown["status"])
+
     def test_prefetch_with_a_manifest_pin_is_reused(self):
         self.f.put_s3("vfetch", "rel/1.0.0.tar.gz", self.art)
         self.f.put_s3("vfetch", "rel/1.0.0.tar.gz.manifest", self.man)
