@@ -1,4 +1,6 @@
 /* app.c - the application: a systemd unit started with systemctl, or a command the agent supervises. */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -253,8 +255,9 @@ child_stdio(int outfd, int errfd)
 	if (errfd != -1)
 		dup2(errfd, 2);
 	close_from(3);
-	/* The agent's memory limit is the agent's, not the app's. */
+	/* The agent's memory and descriptor limits are the agent's, not the app's. */
 	mem_limit_undo();
+	nofile_undo();
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
@@ -622,9 +625,62 @@ stop_adopted(struct app *app, double timeout, char **cause)
 	return 0;
 }
 
+/* Whether process group pgid has a live member: a zombie left to an init that does not reap is none. */
+static int
+group_alive(pid_t pgid)
+{
+	DIR		*d;
+	struct dirent	*e;
+	char		 path[300], text[512], *p, st;
+	long		 ppid, pgrp;
+	ssize_t		 n;
+	int		 fd, alive = 0;
+
+	if (kill(-pgid, 0) == -1 && errno == ESRCH)
+		return 0;
+	if ((d = opendir("/proc")) == NULL)
+		return 1;
+	while (!alive && (e = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		n = read(fd, text, sizeof text - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		text[n] = '\0';
+		/* The command name may hold spaces and parentheses: fields count from the last ')'. */
+		if ((p = strrchr(text, ')')) != NULL &&
+		    sscanf(p + 1, " %c %ld %ld", &st, &ppid, &pgrp) == 3)
+			alive = pgrp == (long)pgid && st != 'Z' && st != 'X';
+	}
+	closedir(d);
+	return alive;
+}
+
+/*
+ * Wait until process group pgid is empty, SIGKILL what is left at until: -1
+ * then. Its members are not our children, so they are polled.
+ */
+static int
+group_wait(pid_t pgid, double until)
+{
+	while (group_alive(pgid)) {
+		if (mono_now() >= until) {
+			kill(-pgid, SIGKILL);
+			return -1;
+		}
+		sleep_for(0.02, NULL);
+	}
+	return 0;
+}
+
 int
 app_stop(struct app *app, double timeout, char **cause)
 {
+	double	end = mono_now() + timeout;
 	int	timed_out;
 
 	/*
@@ -636,15 +692,21 @@ app_stop(struct app *app, double timeout, char **cause)
 	if (app->unit != NULL)
 		return systemctl(app, "stop", app->unit, app->halt != NULL &&
 		    app->halt->signals > 0 ? "--no-block" : NULL, timeout + 5, NULL, NULL, cause);
-	if (app->pid <= 0 || app->exited)
+	if (app->pid <= 0 || (app->adopted && app->exited))
 		return 0;
 	if (app->adopted)
 		return stop_adopted(app, timeout, cause);
+	/* The group outlives a leader that exited or crashed: its workers hold the port. */
 	kill(-app->pid, SIGTERM);
-	kill(app->pid, SIGTERM);
-	app->status = wait_for(app, app->pid, timeout, NULL, &timed_out);
-	app->exited = 1;
-	if (timed_out)
-		return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
+	if (!app->exited) {
+		kill(app->pid, SIGTERM);
+		app->status = wait_for(app, app->pid, timeout, NULL, &timed_out);
+		app->exited = 1;
+		if (timed_out)
+			return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
+	}
+	if (group_wait(app->pid, end) != 0)
+		return set_cause(cause, "app's process group %d did not stop within %.0f s; "
+		    "killed", (int)app->pid, timeout);
 	return 0;
 }

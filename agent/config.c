@@ -319,7 +319,7 @@ static const struct opt opts[] = {
 	  .min = 1,
 	  .max = 3600,
 	  .def = "30",
-	  .help = "seconds between SIGTERM and SIGKILL when stopping a command",
+	  .help = "seconds between SIGTERM and SIGKILL to a command's process group",
 	  .reload = 1
 	},
 	{ .section = "app",

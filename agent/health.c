@@ -218,26 +218,13 @@ out:
 static size_t
 raise_nofile(void)
 {
-	struct rlimit	rl;
-	rlim_t		want = HEALTH_NOFILE_WANT;
+	long long	cur = nofile_raise(HEALTH_NOFILE_WANT);
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 1024 - HEALTH_FD_RESERVE;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
-			want = rl.rlim_max;
-		if (want > rl.rlim_cur) {
-			rl.rlim_cur = want;
-			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-				getrlimit(RLIMIT_NOFILE, &rl);
-		}
-	}
-	if (rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= HEALTH_MAX_CONNS + HEALTH_FD_RESERVE)
+	if (cur == -1 || cur >= HEALTH_MAX_CONNS + HEALTH_FD_RESERVE)
 		return HEALTH_MAX_CONNS;
-	if (rl.rlim_cur > 2 * HEALTH_FD_RESERVE)
-		return (size_t)rl.rlim_cur - HEALTH_FD_RESERVE;
-	return rl.rlim_cur > 2 ? (size_t)rl.rlim_cur / 2 : 1;
+	if (cur > 2 * HEALTH_FD_RESERVE)
+		return (size_t)cur - HEALTH_FD_RESERVE;
+	return cur > 2 ? (size_t)cur / 2 : 1;
 }
 
 static int

@@ -37,6 +37,8 @@ static int	  fatal_running;
 static void	 *mem_spare;
 static struct rlimit mem_saved;
 static int	  mem_limited;
+static struct rlimit nofile_saved;
+static int	  nofile_raised;
 
 void
 fatal_hook(void (*fn)(const char *))
@@ -95,6 +97,38 @@ mem_limit_undo(void)
 {
 	if (mem_limited)
 		(void)setrlimit(RLIMIT_DATA, &mem_saved);
+}
+
+long long
+nofile_raise(long long want)
+{
+	struct rlimit	rl;
+	rlim_t		w = (rlim_t)want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LLONG_MAX)
+		return -1;
+	if (rl.rlim_cur >= w)
+		return (long long)rl.rlim_cur;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < w)
+		w = rl.rlim_max;
+	if (w <= rl.rlim_cur)
+		return (long long)rl.rlim_cur;
+	if (!nofile_raised)
+		nofile_saved = rl;
+	rl.rlim_cur = w;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return (long long)nofile_saved.rlim_cur;
+	nofile_raised = 1;
+	return (long long)w;
+}
+
+void
+nofile_undo(void)
+{
+	if (nofile_raised)
+		(void)setrlimit(RLIMIT_NOFILE, &nofile_saved);
 }
 
 long long

@@ -97,6 +97,15 @@ class LoadBalancer:
             t.join(10)
 
 
+def process_alive(pid):
+    """pid runs (a zombie left to an init that does not reap is not running)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 class LifeCase(FakeAWSCase):
     """The running life's set-up: an app that serves, a group, the helpers; test_scale_in.py
     reuses it."""
@@ -403,6 +412,42 @@ class Life(LifeCase):
         # The adopted app is stopped on the way out like our own.
         self.assertEqual(b.stop(), 0)
         self.assertEqual(http_get(self.app_port, "/")[0], None)
+
+    # -- the app's whole process group ends with it ----------------------------------------
+    def boot_with_worker(self, worker):
+        """Boot an app whose shell starts worker in the background (in the app's process
+        group), then execs the app; returns (world, agent, worker pid)."""
+        self.app_port, self.health_port = free_ports(2)
+        pidfile = os.path.join(self.dir, "worker.pid")
+        cmd = (f"sh -c '{worker} & echo $! > {pidfile}; "
+               f"exec python3 app.py {self.app_port}'")
+        w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art))
+        a = self.start(f"[app]\ncommand = {cmd}\nstop_timeout = 3\n")
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        with open(pidfile) as fh:
+            pid = int(fh.read())
+        self.addCleanup(lambda: process_alive(pid) and os.kill(pid, signal.SIGKILL))
+        self.assertTrue(process_alive(pid), "the worker runs")
+        return w, a, pid
+
+    def test_stop_ends_a_worker_that_ignores_sigterm(self):
+        # The group was sent SIGTERM and only its leader waited for: a worker that ignores
+        # it outlived the agent, holding the port and the old release (a warm pool's next
+        # boot met it).
+        w, a, pid = self.boot_with_worker('sh -c "trap \\"\\" TERM; exec sleep 300"')
+        self.assertEqual(a.stop(), 0, a.log_text())
+        self.assertFalse(process_alive(pid), "SIGKILLed at stop_timeout")
+        self.assertIn("process group", a.log_text())
+
+    def test_stop_ends_the_workers_of_a_crashed_app(self):
+        # An app found dead was not signalled at all at stop: its workers lived on.
+        w, a, pid = self.boot_with_worker("sleep 300")
+        os.kill(int(http_get(self.app_port, "/")[1].split()[0]), signal.SIGKILL)
+        self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503, 20,
+                          "503 after the app died")
+        self.assertTrue(process_alive(pid), "the worker outlives its leader")
+        a.stop()
+        self.assertFalse(process_alive(pid), "the group's SIGTERM ends it")
 
     def test_probe_timeout_lets_a_slow_health_check_boot_and_serve(self):
         """Every probe waited at most 2 s, fixed: an app whose health check takes
