@@ -949,6 +949,24 @@ warm_wait(struct agent *a, char **cause)
 	return set_cause(cause, "stopped in the warm pool");
 }
 
+int
+boot_check(const struct config *cfg, char **cause)
+{
+	char	**argv = NULL;
+
+	if (config_check_run(cfg, cause) != 0)
+		return -1;
+	/* A command that does not split would fail the boot after the download. */
+	if (*cfg->app_command != '\0') {
+		if (app_split(cfg->app_command, &argv, cause) != 0)
+			return set_cause(cause, "%s: [app] command: %s", cfg->path, *cause);
+		app_argv_free(argv);
+	}
+	if (*cfg->health_listen != '\0' && health_listen_check(cfg->health_listen, cause) != 0)
+		return set_cause(cause, "%s: [health] listen: %s", cfg->path, *cause);
+	return 0;
+}
+
 enum boot_end
 boot_run(struct agent *a)
 {
@@ -977,7 +995,7 @@ boot_run(struct agent *a)
 		log_warn("earlier state ignored: %s", cause);
 	free(cause);
 	cause = NULL;
-	if (config_check_run(cfg, &cause) != 0) {
+	if (boot_check(cfg, &cause) != 0) {
 		/* Replace any state of an earlier run, so status tells the truth. */
 		fail(a, cause);
 		goto out;

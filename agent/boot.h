@@ -25,5 +25,7 @@ int	boot_prefetch(struct config *, const char *version, const char *sha256,
  * identity, version, release, app, health, CONTINUE.
  */
 enum boot_end boot_run(struct agent *);
+/* What run needs of the configuration, checked before anything is fetched (check-config's note). */
+int	boot_check(const struct config *, char **);
 
 #endif

@@ -703,6 +703,10 @@ config_check(struct load_ctx *ctx)
 	    strncmp(cfg->health_url, "https://", 8) != 0)
 		buf_addf(&ctx->errors, "%s:%d: health_url: must be an http:// or https:// URL\n",
 		    ctx->path, opt_line(ctx, "app", "health_url"));
+	if (*cfg->imds_endpoint != '\0' && strncmp(cfg->imds_endpoint, "http://", 7) != 0 &&
+	    strncmp(cfg->imds_endpoint, "https://", 8) != 0)
+		buf_addf(&ctx->errors, "%s:%d: imds_endpoint: must be an http:// or https:// "
+		    "URL\n", ctx->path, opt_line(ctx, "aws", "imds_endpoint"));
 	if (*cfg->health_path != '/')
 		buf_addf(&ctx->errors, "%s:%d: path: must start with '/'\n",
 		    ctx->path, opt_line(ctx, "health", "path"));
@@ -744,6 +748,8 @@ config_load(struct config *cfg, const char *path, int missing_ok, char **errors)
 		goto out;
 	}
 	ini_allow_multiline = false;
+	/* A value is the rest of its line: `sh -c "a ; b"` must not lose "; b". */
+	ini_allow_inline_comments = false;
 	ini_max_line = CONFIG_MAX_LINE;
 	rc = ini_parse_stream(load_reader, &ctx, load_handler, &ctx);
 	if (rc > 0)
@@ -1012,20 +1018,29 @@ config_reload(struct config *cfg, const struct config *next, struct buf *applied
 int
 config_check_run(const struct config *cfg, char **cause)
 {
+	/* The artifact URL is not known to itself: {url} is the signature's alone. */
 	const char	*vars[][2] = {
 		{ "version", "1" }, { "group", "g" }, { "region", "r" },
-		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
+		{ "instance_id", "i" }, { NULL, NULL }, { NULL, NULL }
 	};
 	char		*s;
+	int		 bad;
 
 	if (*cfg->artifact_url == '\0')
 		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
 	if ((s = tmpl_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
 		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
 	free(s);
+	vars[4][0] = "url";
+	vars[4][1] = "s3://b/k";
 	if ((s = tmpl_expand(cfg->signature_url, vars, 0, cause)) == NULL)
 		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
+	bad = strncmp(s, "s3://", 5) != 0 && strncmp(s, "https://", 8) != 0 &&
+	    strncmp(s, "http://", 7) != 0;
 	free(s);
+	if (bad)
+		return set_cause(cause, "%s: [artifact] signature_url: must start with s3://, "
+		    "https://, http:// or {url}", cfg->path);
 	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
 		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
 	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)

@@ -135,6 +135,20 @@ copy_reason(char *dst, size_t size, const char *src)
 }
 
 /* Parse "ip:port", "[ipv6]:port" or ":port"; numeric only, so no DNS lookup happens at boot. */
+static int	parse_listen(const char *, struct sockaddr_storage *, socklen_t *, int *,
+		    char **);
+
+int
+health_listen_check(const char *addr, char **cause)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen;
+	int			any;
+
+	return parse_listen(addr, &ss, &sslen, &any, cause);
+}
+
+
 static int
 parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, int *any,
     char **cause)

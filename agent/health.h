@@ -18,6 +18,8 @@ struct health_lb {
  * a probe. Starts answering 503 until health_set says otherwise. metrics
  * (NULL or "": none) is a second path, answered with health_set_metrics's page.
  */
+/* Whether listen is an address health_start takes: 0, or -1 and why. */
+int	health_listen_check(const char *, char **);
 int	health_start(const char *listen, const char *path, const char *metrics,
 	    struct health_server **, char **cause);
 /* The metrics page served from now on (copied). */

@@ -282,7 +282,7 @@ cmd_check_config(struct globals *g, int argc, char **argv)
 	if (load_config(g, &cfg) != 0)
 		return 1;
 	/* What only `run` needs is a note here: the file may serve `aws` alone. */
-	if (config_check_run(&cfg, &cause) != 0)
+	if (boot_check(&cfg, &cause) != 0)
 		printf("note: 'asg-agent run' would refuse this configuration: %s\n", cause);
 	printf("configuration OK\n");
 	ret = 0;

@@ -7,6 +7,7 @@ import time
 import unittest
 
 from agentlib import AGENT, SRCDIR, TempDir, run, write
+from bootlib import merge_ini
 
 
 class Help(unittest.TestCase):
@@ -54,7 +55,23 @@ BROKEN = [
      "{f}:4: [app] unit and command are both set"),
     ("[health]\npath = healthz\n", "{f}:2: path: must start with '/'"),
     ("[artifact]\nurl = ftp://x/y\n", "{f}:2: url: must start with s3://"),
+    ("[aws]\nimds_endpoint = 169.254.169.254\n",
+     "{f}:2: imds_endpoint: must be an http:// or https:// URL"),
+    # No inline comments: a value is the rest of its line, as asg-agent.conf(5) says.
+    ("[agent]\nlog_level = warn ; quieter\n",
+     "{f}:2: log_level: 'warn ; quieter' is not error, warn, info or debug"),
 ]
+
+# Valid files that `run` refuses before it fetches anything: check-config says why.
+RUN_REFUSES = [
+    ("[app]\ncommand = sh -c \"exec ./app\n", "[app] command: unterminated \" quote"),
+    ("[health]\nlisten = not-an-address\n",
+     "[health] listen: health endpoint not-an-address: expected address:port"),
+    ("[artifact]\nurl = s3://b/{url}\n", "[artifact] url"),
+    ("[artifact]\nsignature_url = ftp://x/{version}.sig\n",
+     "[artifact] signature_url: must start with s3://"),
+]
+RUNNABLE = "[artifact]\nurl = s3://b/{version}.tgz\nsha256_tag = sha\n[app]\ncommand = ./app\n"
 
 
 class CheckConfig(unittest.TestCase):
@@ -67,6 +84,24 @@ class CheckConfig(unittest.TestCase):
                     self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                     self.assertIn(want.format(f=f), r.stderr)
                     self.assertNotIn("configuration OK", r.stdout)
+
+    def test_what_run_would_refuse(self):
+        with TempDir() as d:
+            f = write(os.path.join(d, "ok.conf"), RUNNABLE)
+            r = run(["check-config", "-c", f])
+            self.assertEqual((r.returncode, r.stdout), (0, "configuration OK\n"), r.stderr)
+            # A semicolon is the value's, not a comment: the command keeps "; echo b".
+            f = write(os.path.join(d, "semi.conf"), merge_ini(
+                RUNNABLE, "[app]\ncommand = sh -c \"echo a ; echo b\"\n"))
+            r = run(["check-config", "-c", f])
+            self.assertEqual((r.returncode, r.stdout), (0, "configuration OK\n"), r.stderr)
+            for i, (text, want) in enumerate(RUN_REFUSES):
+                with self.subTest(i=i, want=want):
+                    f = write(os.path.join(d, f"refused{i}.conf"), merge_ini(RUNNABLE, text))
+                    r = run(["check-config", "-c", f])
+                    self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                    self.assertIn("note: 'asg-agent run' would refuse", r.stdout)
+                    self.assertIn(want, r.stdout)
 
     def test_global_c_option(self):
         with TempDir() as d:
