@@ -43,6 +43,7 @@ struct unpack {
 	long long	 max_entries;
 	long long	 unpacked;
 	long		 entries;
+	long		 implied;	/* directories made for paths, not entries */
 	struct dirtime	*dirs;
 	size_t		 ndirs;
 	size_t		 dirscap;
@@ -253,6 +254,12 @@ walk(struct unpack *u, const char *rel, size_t len, int create, const char *what
 		name[n] = '\0';
 		next = openat(fd, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
 		if (next == -1 && errno == ENOENT && create) {
+			/* A path implies its directories: each is an inode the cap must count. */
+			if (u->entries + ++u->implied > u->max_entries) {
+				set_cause(cause, "archive has more than %lld entries (with the "
+				    "%ld directories its paths imply)", u->max_entries, u->implied);
+				goto out;
+			}
 			if (mkdirat(fd, name, 0700) == -1) {
 				msg = xasprintf(": %s", strerror(errno));
 				walk_fail(u, 0, "mkdir ", rel, i + n, msg, cause);
@@ -782,7 +789,7 @@ unpack_entries(struct unpack *u, reader_view_fn read, void *arg, char **cause)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 			return archive_cause(u, cause);
-		if (++u->entries > u->max_entries) {
+		if (++u->entries + u->implied > u->max_entries) {
 			return set_cause(cause, "archive has more than %lld entries",
 			    u->max_entries);
 		}

@@ -103,6 +103,7 @@ static const char fixtures_py[] =
 "for k, v in bad.items():\n"
 "    mk(k + '.tar.gz', v, 'w:gz')\n"
 "mk('many.tar.gz', [('f%d' % i, 'f', b'x') for i in range(50)], 'w:gz')\n"
+"mk('deep.tar.gz', [('d%d/' % i + 'a/' * 30 + 'f', 'f', b'x') for i in range(3)], 'w:gz')\n"
 "mk('bomb.tar.gz', [('z%d' % i, 'f', bytes(1 << 20)) for i in range(30)], 'w:gz',\n"
 "    compresslevel=1)\n"
 "mk('empty.tar', [], 'w')\n"
@@ -575,6 +576,21 @@ test_limits(void)
 	r = unpack_file("many.tar.gz", &spec, dest, 0, &res, &cause);
 	tap_int(r, 0, "exactly max_entries is fine: %s", r == 0 ? "ok" : cause);
 	tap_int(res.entries, 50, "all of them unpacked");
+	artifact_result_free(&res);
+	fs_rmtree(dest, NULL);
+	free(dest);
+	/* 3 entries imply 93 directories: inodes the cap counts, not just the entries. */
+	spec.max_entries = 90;
+	dest = fresh_dest();
+	r = unpack_file("deep.tar.gz", &spec, dest, 0, &res, &cause);
+	check_failed(r, cause, "more than 90 entries (with the", dest,
+	    "directories a path implies count as entries");
+	free(dest);
+	spec.max_entries = 96;
+	dest = fresh_dest();
+	r = unpack_file("deep.tar.gz", &spec, dest, 0, &res, &cause);
+	tap_int(r, 0, "3 entries and their 93 directories within 96: %s", r == 0 ? "ok" :
+	    cause);
 	artifact_result_free(&res);
 	fs_rmtree(dest, NULL);
 	free(dest);
