@@ -513,9 +513,13 @@ static int
 stage_open(const char *dest, char **cause)
 {
 	char	*tmpl;
+	size_t	 len = strlen(dest);
 	int	 fd;
 
-	tmpl = xasprintf("%s.download-XXXXXX", dest);
+	/* "DIR/" is DIR: its staging file is beside it, not in it (it does not exist yet). */
+	while (len > 1 && dest[len - 1] == '/')
+		len--;
+	tmpl = xasprintf("%.*s.download-XXXXXX", (int)len, dest);
 	if ((fd = mkostemp(tmpl, O_CLOEXEC)) == -1)
 		set_cause(cause, "staging file %s: %s", tmpl, strerror(errno));
 	else if (unlink(tmpl) == -1) {

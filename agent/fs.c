@@ -117,13 +117,57 @@ out:
 	return ret;
 }
 
+/* A name of one of the process's own descriptors (/dev/stdout is /proc/self/fd/1). */
+static int
+own_fd(const char *path)
+{
+	static const char	*const dirs[] = { "/dev/fd/", "/proc/self/fd/",
+				    "/proc/thread-self/fd/" };
+	char			 to[64];
+	ssize_t			 n;
+	size_t			 i;
+
+	if ((n = readlink(path, to, sizeof to - 1)) < 0)
+		n = 0;
+	to[n] = '\0';
+	for (i = 0; i < nitems(dirs); i++) {
+		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0 ||
+		    strncmp(to, dirs[i], strlen(dirs[i])) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Whether a file bound for path is written into it rather than renamed over
+ * it: a FIFO, a device, or one of our own descriptors (sb from lstat).
+ */
+static int
+written_into(const char *path, const struct stat *sb)
+{
+	struct stat	to;
+
+	if (S_ISFIFO(sb->st_mode) || S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode))
+		return 1;
+	return S_ISLNK(sb->st_mode) && (own_fd(path) || (stat(path, &to) == 0 &&
+	    (S_ISFIFO(to.st_mode) || S_ISCHR(to.st_mode) || S_ISBLK(to.st_mode))));
+}
+
 int
 fs_tmpfile(const char *path, char **tmp, char **cause)
 {
-	mode_t	mask;
-	int	fd;
+	struct stat	 sb;
+	const char	*dir;
+	mode_t		 mask;
+	int		 fd;
 
-	*tmp = xasprintf("%s.XXXXXX", path);
+	/* Beside path, unless written into: /dev is no place for a whole artifact. */
+	if (lstat(path, &sb) == 0 && written_into(path, &sb)) {
+		if ((dir = getenv("TMPDIR")) == NULL || *dir != '/')
+			dir = "/tmp";
+		*tmp = xasprintf("%s/asg-agent-fetch.XXXXXX", dir);
+	} else
+		*tmp = xasprintf("%s.XXXXXX", path);
 	/* mkostemp: O_EXCL and a random name, so nobody can have made it first. */
 	if ((fd = mkostemp(*tmp, O_CLOEXEC)) == -1) {
 		set_cause(cause, "%s: %s", *tmp, strerror(errno));
@@ -188,27 +232,6 @@ out:
 	return ret;
 }
 
-/* A name of one of the process's own descriptors (/dev/stdout is /proc/self/fd/1). */
-static int
-own_fd(const char *path)
-{
-	static const char	*const dirs[] = { "/dev/fd/", "/proc/self/fd/",
-				    "/proc/thread-self/fd/" };
-	char			 to[64];
-	ssize_t			 n;
-	size_t			 i;
-
-	if ((n = readlink(path, to, sizeof to - 1)) < 0)
-		n = 0;
-	to[n] = '\0';
-	for (i = 0; i < nitems(dirs); i++) {
-		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0 ||
-		    strncmp(to, dirs[i], strlen(dirs[i])) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 int
 fs_commit(const char *tmp, const char *path, char **cause)
 {
@@ -221,6 +244,13 @@ fs_commit(const char *tmp, const char *path, char **cause)
 			goto out;
 		}
 		sb.st_mode = S_IFREG;
+	}
+	/* Followed, another user's link (in a sticky /tmp) could name any device. */
+	if (S_ISLNK(sb.st_mode) && sb.st_uid != geteuid() && sb.st_uid != 0 &&
+	    written_into(path, &sb)) {
+		set_cause(cause, "%s is a symbolic link of another user (uid %lu): not followed",
+		    path, (unsigned long)sb.st_uid);
+		goto out;
 	}
 	/* Renamed over, /dev/stdout would be a file for the whole machine. */
 	if (S_ISLNK(sb.st_mode) && own_fd(path)) {

@@ -57,6 +57,17 @@ class Fetch(FakeAWSCase):
         with open(os.path.join(out, "README")) as fh:
             self.assertEqual(fh.read(), "hello\n")
 
+    def test_unpack_into_a_name_with_a_trailing_slash(self):
+        # "-x /opt/app/" put its staging file inside the directory that must not exist
+        # yet: it failed, after the download, with "No such file or directory".
+        out = os.path.join(self.dir, "slash") + "/"
+        r = self.fetch("s3://bakes/app/1.0.0.tar.gz", "--sha256", sha256(self.art), "-x", out)
+        self.assert_exit(r, 0)
+        with open(os.path.join(out, "README")) as fh:
+            self.assertEqual(fh.read(), "hello\n")
+        self.assertEqual(sorted(n for n in os.listdir(self.dir) if n.startswith("slash")),
+                         ["slash"])
+
     def test_http_to_file(self):
         out = os.path.join(self.dir, "a.tar.gz")
         r = self.fetch(self.http_url, "--sha256", sha256(self.art), "-o", out)

@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 import unittest
 
 from agentlib import AGENT, TempDir, clean_env, run, write
@@ -113,6 +114,59 @@ class FetchOutput(unittest.TestCase):
         self.assertEqual(got, b"", "not a byte reaches the FIFO before verification")
         self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
         self.assertEqual(self.leftovers("bad.fifo"), [])
+
+    def test_a_fifo_is_not_staged_beside(self):
+        """A target written into (`-o /dev/stdout`) was staged beside it: the whole
+        artifact in /dev (RAM, or a container's 64 MiB tmpfs), and refused outright to a
+        user who cannot write /dev. A FIFO of the test's own stands in for it; the
+        agent's open for writing waits for a reader, which shows where it staged."""
+        fifo = os.path.join(self.dir, "out.fifo")
+        os.mkfifo(fifo, 0o600)
+        stage = os.path.join(self.dir, "stage")
+        os.mkdir(stage)
+        env = clean_env()
+        env["TMPDIR"] = stage
+        p = subprocess.Popen([AGENT, "-c", self.conf, "fetch", self.url, "--sha256",
+                              sha256(ART), "-o", fifo], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.listdir(stage) and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual([n[:16] for n in os.listdir(stage)], ["asg-agent-fetch."],
+                             "staged in TMPDIR")
+            self.assertEqual(self.leftovers("out.fifo"), [], "nothing beside the FIFO")
+            with open(fifo, "rb") as fh:
+                got = fh.read()
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(sha256(got), sha256(ART))
+        self.assertEqual(os.listdir(stage), [], "the staged copy is gone")
+
+    def test_another_users_link_is_not_followed(self):
+        """In a sticky /tmp another user's link could point the artifact at a disk
+        device (root-owned, so the target's owner check passed): refused."""
+        if os.geteuid() != 0:
+            self.skipTest("making a link of another user needs root")
+        fifo = os.path.join(self.dir, "ours.fifo")
+        os.mkfifo(fifo, 0o600)
+        link = os.path.join(self.dir, "theirs")
+        os.symlink(fifo, link)
+        os.lchown(link, 65534, 65534)
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            r = self.fetch(link)
+            self.assert_exit(r, 1)
+            self.assertIn("is a symbolic link of another user (uid 65534)", r.stderr)
+            got = os.read(rd, 1 << 20)
+        finally:
+            os.close(rd)
+        self.assertEqual(got, b"", "not a byte reaches the link's target")
+        self.assertTrue(os.path.islink(link))
 
     def test_another_users_fifo_is_refused(self):
         """A FIFO another user made where the artifact is to go (their /tmp/app.tar.gz)
