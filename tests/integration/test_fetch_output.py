@@ -157,16 +157,20 @@ class FetchOutput(unittest.TestCase):
         link = os.path.join(self.dir, "theirs")
         os.symlink(fifo, link)
         os.lchown(link, 65534, 65534)
-        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            r = self.fetch(link)
-            self.assert_exit(r, 1)
-            self.assertIn("is a symbolic link of another user (uid 65534)", r.stderr)
-            got = os.read(rd, 1 << 20)
-        finally:
-            os.close(rd)
+        got = self.refused_into(fifo, link, "is a symbolic link of another user (uid 65534)")
         self.assertEqual(got, b"", "not a byte reaches the link's target")
         self.assertTrue(os.path.islink(link))
+
+    def refused_into(self, fifo, out, why):
+        """fetch -o out fails for why; what fifo's reader got meanwhile."""
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            r = self.fetch(out)
+            self.assert_exit(r, 1)
+            self.assertIn(why, r.stderr)
+            return os.read(rd, 1 << 20)
+        finally:
+            os.close(rd)
 
     def test_another_users_fifo_is_refused(self):
         """A FIFO another user made where the artifact is to go (their /tmp/app.tar.gz)
@@ -176,14 +180,7 @@ class FetchOutput(unittest.TestCase):
         fifo = os.path.join(self.dir, "theirs.fifo")
         os.mkfifo(fifo, 0o666)
         os.chown(fifo, 65534, 65534)
-        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            r = self.fetch(fifo)
-            self.assert_exit(r, 1)
-            self.assertIn("belongs to another user (uid 65534)", r.stderr)
-            got = os.read(rd, 1 << 20)
-        finally:
-            os.close(rd)
+        got = self.refused_into(fifo, fifo, "belongs to another user (uid 65534)")
         self.assertEqual(got, b"", "not a byte reaches their FIFO")
         self.assertEqual(self.leftovers("theirs.fifo"), [])
 
