@@ -408,19 +408,22 @@ found_cmp(const void *a, const void *b)
 static int
 remove_release(const char *state_dir, const char *version, char **cause)
 {
-	char	*marker, *dir;
+	char	*marker, *dir, *releases;
 	int	 ret = -1;
 
 	marker = marker_path(state_dir, version);
 	dir = xasprintf("%s/releases/%s", state_dir, version);
+	releases = xasprintf("%s/releases", state_dir);
 	if (unlink(marker) == -1 && errno != ENOENT) {
 		set_cause(cause, "unlink %s: %s", marker, strerror(errno));
 		goto out;
 	}
-	if (fs_rmtree(dir, cause) != 0)
+	/* On disk before the tree goes: a file system may reorder them. */
+	if (dir_sync(releases, cause) != 0 || fs_rmtree(dir, cause) != 0)
 		goto out;
 	ret = 0;
 out:
+	free(releases);
 	free(dir);
 	free(marker);
 	return ret;
