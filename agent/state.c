@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -406,11 +407,15 @@ get_num(struct json_object *o, const char *key, double def)
 {
 	struct json_object	*v;
 
+	double			 d;
+
 	if (!json_object_object_get_ex(o, key, &v))
 		return def;
-	if (json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))
-		return json_object_get_double(v);
-	return def;
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return def;
+	/* json-c reads NaN and Infinity; a time past 2^53 s is no time either. */
+	d = json_object_get_double(v);
+	return isfinite(d) && fabs(d) <= 0x1p53 ? d : def;
 }
 
 /*

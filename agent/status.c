@@ -126,7 +126,10 @@ print_time(FILE *f, double t)
 	time_t		secs = (time_t)t;
 	char		buf[32];
 
-	gmtime_r(&secs, &tm);
+	if (gmtime_r(&secs, &tm) == NULL) {
+		fprintf(f, "(%.0f s: not a time)", t);
+		return;
+	}
 	strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
 	fprintf(f, "%s.%03dZ", buf, (int)((t - (double)secs) * 1000));
 }

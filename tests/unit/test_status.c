@@ -255,6 +255,34 @@ test_print(void)
 	state_free(&st);
 }
 
+/* A state file may say anything: NaN and Infinity (json-c reads them) are no times. */
+static void
+test_hostile_times(void)
+{
+	struct state	 st;
+	char		*text = NULL, *cause = NULL;
+	size_t		 len = 0;
+	FILE		*f;
+	int		 r;
+
+	r = state_from_json(&st, "{\"phase\": \"failed\", \"boot_start\": NaN, \"updated\": "
+	    "-Infinity, \"timeline\": [{\"step\": \"fetch\", \"start\": Infinity, "
+	    "\"seconds\": 1e300}]}", &cause);
+	tap_int(r, 0, "parsed: %s", r == 0 ? "ok" : cause);
+	tap_true(st.boot_start == 0 && st.updated == 0, "NaN and -Infinity read as unknown "
+	    "(%g, %g)", st.boot_start, st.updated);
+	tap_true(st.nsteps == 1 && st.steps[0].start == 0 && st.steps[0].seconds == -1,
+	    "a step's Infinity and 1e300 read as unknown");
+	f = open_memstream(&text, &len);
+	status_print(&st, f, T0);
+	fclose(f);
+	tap_ok(text != NULL && strstr(text, "nan") == NULL && strstr(text, "inf") == NULL &&
+	    strstr(text, "-2147483648") == NULL, "nothing printed from them (got: %s)", text);
+	free(text);
+	free(cause);
+	state_free(&st);
+}
+
 int
 main(void)
 {
@@ -266,5 +294,6 @@ main(void)
 	tap_run("metrics page", test_metrics_page);
 	tap_run("journal fields", test_journal_fields);
 	tap_run("print", test_print);
+	tap_run("hostile times", test_hostile_times);
 	return tap_done();
 }
