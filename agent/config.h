@@ -17,6 +17,7 @@ enum version_source {
 
 struct config {
 	char		*path;
+	int		 verbose;	/* -v: debug, whatever log_level says (a reload too) */
 
 	/* [agent] */
 	int		 log_level;

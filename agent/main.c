@@ -213,8 +213,10 @@ load_config(struct globals *g, struct config *cfg)
 		config_free(cfg);
 		return -1;
 	}
-	if (g->verbose)
+	if (g->verbose) {
+		cfg->verbose = 1;
 		cfg->log_level = LOGL_DEBUG;
+	}
 	log_set_level(cfg->log_level);
 	return 0;
 }

@@ -569,6 +569,10 @@ reload(struct serve *s)
 		config_free(&next);
 		return;
 	}
+	if (a->cfg->verbose) {
+		next.verbose = 1;
+		next.log_level = LOGL_DEBUG;
+	}
 	config_reload(a->cfg, &next, &applied, &ignored);
 	log_set_level(a->cfg->log_level);
 	if (applied.len > 0)
