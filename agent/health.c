@@ -28,6 +28,9 @@
 #define HEALTH_MAX_REASON	256	/* bytes of the 503 body kept */
 #define HEALTH_MAX_CONNS	4096
 #define HEALTH_OUT_HIGH		2048	/* answer no more pipelined requests above this */
+#define HEALTH_CONN_COST	(16 * 1024)	/* a client's head, answers and bookkeeping, at most */
+#define HEALTH_MEM_SHARE	16	/* the clients' part of the memory cap: 1/16 */
+#define HEALTH_MIN_CONNS	64
 #define HEALTH_IDLE_TIMEOUT	60	/* seconds between requests: well above a probe interval */
 #define HEALTH_REQUEST_TIMEOUT	5	/* seconds for a request to arrive or its answer to leave */
 #define HEALTH_LINGER_TIMEOUT	2	/* seconds to drain a client after the last answer */
@@ -132,6 +135,24 @@ copy_reason(char *dst, size_t size, const char *src)
 		dst[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
 	}
 	dst[n] = '\0';
+}
+
+/*
+ * At most conns clients, and no more than a share of the memory cap holds:
+ * half-sent heads from a client on the network must not end the agent.
+ */
+static size_t
+conns_for_memory(size_t conns)
+{
+	long long	cap = mem_limit_now();
+	size_t		most;
+
+	if (cap <= 0)
+		return conns;
+	most = (size_t)(cap / HEALTH_MEM_SHARE / HEALTH_CONN_COST);
+	if (most < HEALTH_MIN_CONNS)
+		most = HEALTH_MIN_CONNS;
+	return conns < most ? conns : most;
 }
 
 /* Parse "ip:port", "[ipv6]:port" or ":port"; numeric only, so no DNS lookup happens at boot. */
@@ -839,7 +860,7 @@ health_start(const char *addr, const char *path, const char *metrics,
 	atomic_init(&srv->requests, 0);
 	for (q = 0; q < Q_COUNT; q++)
 		TAILQ_INIT(&srv->queues[q]);
-	srv->maxconns = raise_nofile();
+	srv->maxconns = conns_for_memory(raise_nofile());
 
 	if (any && (fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 &&
 	    errno == EAFNOSUPPORT) {

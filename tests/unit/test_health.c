@@ -785,6 +785,82 @@ out:
 	    "the child stopped its server cleanly (no leaks under ASan)");
 }
 
+/*
+ * In a child under a 32 MiB memory cap: clients holding half-sent 8 KiB
+ * heads are bounded by memory, not descriptors (4096 of them were 32 MiB,
+ * and a failed allocation on the health thread aborted the agent).
+ */
+static void
+test_memory_cap(void)
+{
+	struct health_server	*srv = NULL;
+	int			 ready[2], done[2], fds[300], port = -1, status = 0;
+	char			 head[8000], c = 'x', *cause = NULL;
+	int			 i, wst, first_closed, last_open;
+	pid_t			 pid;
+	double			 ms;
+
+	memset(head, 'a', sizeof head);
+	memcpy(head, "GET / HTTP/1.1\r\nX: ", 18);
+	if (pipe(ready) != 0 || pipe(done) != 0) {
+		tap_ok(0, "pipes");
+		return;
+	}
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		close(ready[0]);
+		close(done[1]);
+		/* An AddressSanitizer build sets no cap: then nothing to see. */
+		if (mem_limit(32LL << 20, &cause) == 0 && mem_limit_now() > 0 &&
+		    health_start("127.0.0.1:0", PATH, NULL, &srv, NULL) == 0)
+			port = health_port(srv);
+		else if (mem_limit_now() <= 0)
+			port = -2;
+		if (write(ready[1], &port, sizeof port) != sizeof port)
+			_exit(2);
+		if (read(done[0], &c, 1) != 1)
+			_exit(3);
+		health_stop(srv);
+		free(cause);
+		exit(0);
+	}
+	close(ready[1]);
+	close(done[0]);
+	if (read(ready[0], &port, sizeof port) != sizeof port || port == -1) {
+		tap_ok(0, "the child's server started under the cap");
+		goto out;
+	}
+	if (port == -2) {
+		tap_skip("no memory cap in this build", "clients bounded by memory");
+		goto out;
+	}
+	for (i = 0; i < (int)nitems(fds); i++) {
+		if ((fds[i] = dial(port)) != -1 && write(fds[i], head, sizeof head) < 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	usleep(200 * 1000);
+	ms = probe_ms(port, &status);
+	tap_true(ms >= 0, "300 clients with half-sent heads: a probe is still answered "
+	    "(%.2f ms)", ms);
+	first_closed = fds[0] != -1 && peer_closed(fds[0], 1);
+	last_open = fds[nitems(fds) - 1] != -1 && !peer_closed(fds[nitems(fds) - 1], 0);
+	for (i = 0; i < (int)nitems(fds); i++) {
+		if (fds[i] != -1)
+			close(fds[i]);
+	}
+	tap_true(first_closed, "at 32 MiB at most 128 are held: the oldest was evicted");
+	tap_true(last_open, "the newest was kept");
+out:
+	if (write(done[1], &c, 1) != 1)
+		tap_diag("cannot tell the child to stop");
+	close(ready[0]);
+	close(done[1]);
+	tap_int(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, 0,
+	    "the child stopped its server cleanly");
+}
+
 static void
 test_addresses(void)
 {
@@ -1403,6 +1479,7 @@ main(void)
 	tap_run("parser", test_parse);
 	tap_run("parser flags", test_parse_flags);
 	tap_run("eviction", test_eviction);
+	tap_run("memory cap", test_memory_cap);
 	tap_run("NULL endpoint", test_null);
 	tap_run("start", test_start);
 	if (server == NULL)
