@@ -707,46 +707,100 @@ test_parse(void)
 	test_parse_limit();
 }
 
-/* In a child with few descriptors: a full table evicts the oldest client; a probe still gets in. */
-static void
-test_eviction(void)
-{
-	struct rlimit		 rl = { 256, 256 };
-	struct health_server	*srv = NULL;
-	int			 ready[2], done[2], fds[300], port = -1, status = 0;
-	struct client		 cl;
-	struct resp		 r;
-	int			 i, wst, first_closed, last_open, nclosed, limited, kept;
-	pid_t			 pid;
-	char			 c = 'x';
-	double			 ms;
+/* A health server in a forked child, under a limit set there first. */
+struct child {
+	pid_t	pid;
+	int	ready[2];
+	int	done[2];
+};
 
-	if (pipe(ready) != 0 || pipe(done) != 0) {
-		tap_ok(0, "pipes");
-		return;
-	}
+/*
+ * Fork; in the child apply limit (1: set, 0: this build cannot) and start a
+ * server: its port, -2 when the limit could not be set, -1 on failure.
+ */
+static int
+child_start(struct child *ch, int (*limit)(void))
+{
+	struct health_server	*srv = NULL;
+	int			 port = -1, set;
+	char			 c;
+
+	ch->pid = -1;
+	if (pipe(ch->ready) != 0 || pipe(ch->done) != 0)
+		return -1;
 	fflush(stdout);
-	if ((pid = fork()) == 0) {
-		close(ready[0]);
-		close(done[1]);
-		/* Valgrind keeps the hard limit: then the table does not fill. */
-		limited = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+	if ((ch->pid = fork()) == 0) {
+		close(ch->ready[0]);
+		close(ch->done[1]);
+		set = limit();
 		if (health_start("127.0.0.1:0", PATH, NULL, &srv, NULL) == 0)
-			port = limited ? health_port(srv) : -health_port(srv);
-		if (write(ready[1], &port, sizeof port) != sizeof port)
+			port = set ? health_port(srv) : -2;
+		if (write(ch->ready[1], &port, sizeof port) != sizeof port)
 			_exit(2);
-		if (read(done[0], &c, 1) != 1)
+		if (read(ch->done[0], &c, 1) != 1)
 			_exit(3);
 		health_stop(srv);
 		exit(0);
 	}
-	close(ready[1]);
-	close(done[0]);
-	if (read(ready[0], &port, sizeof port) != sizeof port || port == -1) {
+	close(ch->ready[1]);
+	close(ch->done[0]);
+	if (read(ch->ready[0], &port, sizeof port) != sizeof port)
+		port = -1;
+	return port;
+}
+
+static void
+child_end(struct child *ch)
+{
+	char	c = 'x';
+	int	wst;
+
+	if (ch->pid == -1)
+		return;
+	if (write(ch->done[1], &c, 1) != 1)
+		tap_diag("cannot tell the child to stop");
+	close(ch->ready[0]);
+	close(ch->done[1]);
+	tap_int(waitpid(ch->pid, &wst, 0) == ch->pid && WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, 0,
+	    "the child stopped its server cleanly (no leaks under ASan)");
+}
+
+/* Valgrind keeps the hard limit: then the table does not fill. */
+static int
+few_descriptors(void)
+{
+	struct rlimit	rl = { 256, 256 };
+
+	return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
+/* An AddressSanitizer build sets no cap. */
+static int
+memory_cap(void)
+{
+	char	*cause = NULL;
+	int	 set = mem_limit(32LL << 20, &cause) == 0 && mem_limit_now() > 0;
+
+	free(cause);
+	return set;
+}
+
+/* In a child with few descriptors: a full table evicts the oldest client; a probe still gets in. */
+static void
+test_eviction(void)
+{
+	struct child	 ch;
+	struct client	 cl;
+	struct resp	 r;
+	int		 fds[300], port, status = 0;
+	int		 i, first_closed, last_open, nclosed, kept;
+	double		 ms;
+
+	if ((port = child_start(&ch, few_descriptors)) == -1) {
 		tap_ok(0, "the child's server started");
 		goto out;
 	}
-	if (port < 0) {
+	if (port == -2) {
 		tap_skip("cannot lower RLIMIT_NOFILE here", "a full table evicts");
 		goto out;
 	}
@@ -777,12 +831,7 @@ test_eviction(void)
 	    "the kept-alive client was spared");
 	client_close(&cl);
 out:
-	if (write(done[1], &c, 1) != 1)
-		tap_diag("cannot tell the child to stop");
-	close(ready[0]);
-	close(done[1]);
-	tap_int(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, 0,
-	    "the child stopped its server cleanly (no leaks under ASan)");
+	child_end(&ch);
 }
 
 /*
@@ -793,40 +842,15 @@ out:
 static void
 test_memory_cap(void)
 {
-	struct health_server	*srv = NULL;
-	int			 ready[2], done[2], fds[300], port = -1, status = 0;
-	char			 head[8000], c = 'x', *cause = NULL;
-	int			 i, wst, first_closed, last_open;
-	pid_t			 pid;
-	double			 ms;
+	struct child	 ch;
+	int		 fds[300], port, status = 0;
+	char		 head[8000];
+	int		 i, first_closed, last_open;
+	double		 ms;
 
 	memset(head, 'a', sizeof head);
 	memcpy(head, "GET / HTTP/1.1\r\nX: ", 18);
-	if (pipe(ready) != 0 || pipe(done) != 0) {
-		tap_ok(0, "pipes");
-		return;
-	}
-	fflush(stdout);
-	if ((pid = fork()) == 0) {
-		close(ready[0]);
-		close(done[1]);
-		/* An AddressSanitizer build sets no cap: then nothing to see. */
-		if (mem_limit(32LL << 20, &cause) == 0 && mem_limit_now() > 0 &&
-		    health_start("127.0.0.1:0", PATH, NULL, &srv, NULL) == 0)
-			port = health_port(srv);
-		else if (mem_limit_now() <= 0)
-			port = -2;
-		if (write(ready[1], &port, sizeof port) != sizeof port)
-			_exit(2);
-		if (read(done[0], &c, 1) != 1)
-			_exit(3);
-		health_stop(srv);
-		free(cause);
-		exit(0);
-	}
-	close(ready[1]);
-	close(done[0]);
-	if (read(ready[0], &port, sizeof port) != sizeof port || port == -1) {
+	if ((port = child_start(&ch, memory_cap)) == -1) {
 		tap_ok(0, "the child's server started under the cap");
 		goto out;
 	}
@@ -853,12 +877,7 @@ test_memory_cap(void)
 	tap_true(first_closed, "at 32 MiB at most 128 are held: the oldest was evicted");
 	tap_true(last_open, "the newest was kept");
 out:
-	if (write(done[1], &c, 1) != 1)
-		tap_diag("cannot tell the child to stop");
-	close(ready[0]);
-	close(done[1]);
-	tap_int(waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) ? WEXITSTATUS(wst) : -1, 0,
-	    "the child stopped its server cleanly");
+	child_end(&ch);
 }
 
 static void
