@@ -17,6 +17,7 @@
 
 #include "app.h"
 #include "halt.h"
+#include "log.h"
 #include "state.h"
 #include "util.h"
 
@@ -517,14 +518,14 @@ app_start(struct app *app, double timeout, char **cause)
 
 /* A unit's ActiveState ("active", "failed", ...), allocated; `show` works on every systemd. */
 static int
-unit_state(struct app *app, char **state, char **cause)
+unit_state(struct app *app, char **state, double timeout, char **cause)
 {
 	struct buf	 out = { NULL, 0, 0 };
 	char		*p, *nl;
 	int		 ret = -1;
 
 	*state = NULL;
-	if (systemctl(app, "show", app->unit, "--property=ActiveState", 10, app->halt, &out,
+	if (systemctl(app, "show", app->unit, "--property=ActiveState", timeout, app->halt, &out,
 	    cause) != 0)
 		goto out;
 	p = out.data != NULL ? strstr(out.data, "ActiveState=") : NULL;
@@ -561,15 +562,19 @@ adopted_alive(const struct app *app)
 }
 
 int
-app_check(struct app *app, char **cause)
+app_check(struct app *app, double timeout, char **cause)
 {
-	char	*what, *state = NULL;
+	char	*what, *state = NULL, *why = NULL;
 	pid_t	 r;
 	int	 ret = 0;
 
 	if (app->unit != NULL) {
-		if (unit_state(app, &state, cause) != 0)
-			return -1;
+		/* systemd busy, or its bus down, says nothing of the app: the HTTP probe decides. */
+		if (unit_state(app, &state, timeout > 0 ? timeout : 10, &why) != 0) {
+			log_debug("app: unit %s: state not known: %s", app->unit, why);
+			free(why);
+			return 0;
+		}
 		/* "activating" and "reloading" are on their way; the probe decides. */
 		if (strcmp(state, "failed") == 0 || strcmp(state, "inactive") == 0 ||
 		    strcmp(state, "deactivating") == 0)

@@ -43,7 +43,7 @@ int	app_start(struct app *, double timeout, char **);
  */
 void	app_adopt(struct app *, pid_t, unsigned long long start);
 /* 0 while running; -1 with a cause once a command has exited or a unit is not active. */
-int	app_check(struct app *, char **);
+int	app_check(struct app *, double timeout, char **);
 /*
  * Stop it: StopUnit (after a stop signal only queued: the unit stops after us),
  * or SIGTERM to the group then SIGKILL after timeout seconds.

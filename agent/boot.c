@@ -641,7 +641,7 @@ try_adopt(struct agent *a, const struct state *old)
 		return 0;
 	if (a->app.unit == NULL && !state_process_alive(old, old->app_pid, old->app_pid_start))
 		return 0;
-	if (a->app.unit != NULL && app_check(&a->app, &err) != 0) {
+	if (a->app.unit != NULL && app_check(&a->app, a->cfg->probe_timeout, &err) != 0) {
 		free(err);
 		return 0;
 	}
@@ -731,7 +731,7 @@ step_health(struct agent *a, char **cause)
 	agent_phase(a, PHASE_WAITING_FOR_HEALTH, "health", "waiting for %s",
 	    a->cfg->health_url);
 	for (;;) {
-		if (app_check(&a->app, &err) != 0) {
+		if (app_check(&a->app, a->cfg->probe_timeout, &err) != 0) {
 			set_cause(cause, "%s before it turned healthy", err);
 			goto out;
 		}

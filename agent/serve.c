@@ -85,7 +85,7 @@ probe(struct serve *s)
 	/* At most an interval: the loop answers signals and the target state between probes. */
 	t = a->cfg->probe_timeout < a->cfg->health_interval ? a->cfg->probe_timeout :
 	    a->cfg->health_interval;
-	ok = app_check(&a->app, &err) == 0 && appprobe_healthy(a->cfg->health_url, t, &err) == 1;
+	ok = app_check(&a->app, t, &err) == 0 && appprobe_healthy(a->cfg->health_url, t, &err) == 1;
 	a->st.probes++;
 	if (ok) {
 		a->st.failing = 0;

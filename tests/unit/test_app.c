@@ -54,7 +54,7 @@ test_reused_pid(void)
 	memset(&app, 0, sizeof app);
 	app.argv = argv;
 	app_adopt(&app, pid, start + 1);
-	tap_int(app_check(&app, &cause), -1, "a pid with another start time is not the app");
+	tap_int(app_check(&app, 10, &cause), -1, "a pid with another start time is not the app");
 	tap_has(cause, "is gone", "... and says the app is gone");
 	free(cause);
 	cause = NULL;
@@ -70,7 +70,7 @@ test_reused_pid(void)
 	memset(&app, 0, sizeof app);
 	app.argv = argv;
 	app_adopt(&app, pid, start);
-	tap_int(app_check(&app, &cause), 0, "the same pid and start time is the app: %s",
+	tap_int(app_check(&app, 10, &cause), 0, "the same pid and start time is the app: %s",
 	    cause != NULL ? cause : "running");
 	free(cause);
 	kill(pid, SIGKILL);
