@@ -55,6 +55,18 @@ history_encode(const struct history *h)
 	return s;
 }
 
+int
+history_fits(const struct history *h)
+{
+	size_t	n;
+
+	/* The longest outcome, no step times, and " by=" with the identity cut to nothing. */
+	n = strlen(h->version) + 1 + (h->sha256 != NULL ? strlen(h->sha256) : 1) + 1 +
+	    strlen("rolled-back") + strlen(" from=") + strlen(h->from) + strlen(" t=") +
+	    strlen(" by=");
+	return n <= HISTORY_MAX;
+}
+
 /* A step time: empty (-1), or up to nine digits of seconds after the start. */
 static int
 parse_offset(const char *s, long long started, long long *t)

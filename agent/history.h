@@ -29,6 +29,8 @@ void	 history_clear(struct history *);
  * to fit, and the last steps' times left out when even they do not.
  */
 char	*history_encode(const struct history *);
+/* Whether version, digest and old group fit whatever the outcome: else from= would be cut. */
+int	 history_fits(const struct history *);
 int	 history_parse(const char *key, const char *value, struct history *);
 /* Mark step (0-based) begun or ended at t; 0, or -1 past HISTORY_STEPS. */
 int	 history_mark(struct history *, size_t step, int end, long long t);

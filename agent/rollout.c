@@ -1092,6 +1092,11 @@ run_begin(struct run *r, struct rollgrp *live, const struct rollgrp *idle, char 
 	r->hist.from = xstrdup(live->name);
 	r->hist.to = xstrdup(idle->name);
 	r->hist.by = caller_identity(r->a);
+	if (!history_fits(&r->hist)) {
+		set_cause(cause, "the version, digest and group %s are too long for the history "
+		    "tag (%d characters)", live->name, HISTORY_MAX);
+		return ROLLOUT_USAGE;
+	}
 	/* Record the rollout first: a crash from here on is resumable. */
 	if (rollhist_prune(r->a, idle, cause) != 0 || save_history(r, cause) != 0)
 		return ROLLOUT_ERROR;

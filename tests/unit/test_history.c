@@ -135,6 +135,26 @@ test_refuses(void)
 	history_clear(&h);
 }
 
+/* A long old group: the tag would have cut inside from=, which still parsed, wrong. */
+static void
+test_fits(void)
+{
+	struct history	h;
+	char		name[200];
+
+	filled(&h);
+	tap_true(history_fits(&h), "a usual rollout fits");
+	memset(name, 'g', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	free(h.from);
+	h.from = xstrdup(name);
+	tap_true(!history_fits(&h), "a 199-character old group with a digest does not");
+	free(h.sha256);
+	h.sha256 = NULL;
+	tap_true(history_fits(&h), "... without the digest it does");
+	history_clear(&h);
+}
+
 int
 main(void)
 {
@@ -142,5 +162,6 @@ main(void)
 	tap_run("cut to fit", test_cut_to_fit);
 	tap_run("steps cut to fit", test_steps_cut_to_fit);
 	tap_run("refuses", test_refuses);
+	tap_run("fits", test_fits);
 	return tap_done();
 }
