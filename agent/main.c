@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,14 +428,19 @@ cmd_status(struct globals *g, int argc, char **argv)
 			break;
 		case 't':
 			timeout = strtod(optarg, &end);
-			if (*end != '\0' || timeout < 0) {
-				fprintf(stderr, "asg-agent: bad --timeout '%s'\n", optarg);
+			if (end == optarg || *end != '\0' || !isfinite(timeout) || timeout < 0) {
+				fprintf(stderr, "asg-agent: bad --timeout '%s' (seconds)\n",
+				    optarg);
 				return 2;
 			}
 			break;
 		default:
 			return 2;
 		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "asg-agent: status takes no argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	if (load_config(g, &cfg) != 0)
 		return 1;

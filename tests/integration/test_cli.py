@@ -30,6 +30,17 @@ class Help(unittest.TestCase):
     def test_no_command(self):
         self.assertEqual(run([]).returncode, 2)
 
+    def test_status_usage_errors(self):
+        # A stray argument was ignored, and --timeout '' or nan meant "wait for ever".
+        for args, want in ((["extra"], "status takes no argument 'extra'"),
+                           (["--wait", "--timeout", ""], "bad --timeout ''"),
+                           (["--wait", "--timeout", "nan"], "bad --timeout 'nan'"),
+                           (["--wait", "--timeout", "inf"], "bad --timeout 'inf'")):
+            with self.subTest(args=args):
+                r = run(["status"] + args)
+                self.assertEqual((r.returncode, r.stdout), (2, ""), r.stderr)
+                self.assertIn(want, r.stderr)
+
     def test_version(self):
         r = run(["version"])
         self.assertEqual(r.returncode, 0)
