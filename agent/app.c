@@ -511,6 +511,7 @@ app_start(struct app *app, double timeout, char **cause)
 	if (app->unit != NULL)
 		return systemctl(app, "restart", app->unit, NULL, timeout, app->halt, NULL, cause);
 	app->exited = 0;
+	app->adopted = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
 	return 0;

@@ -498,9 +498,36 @@ artifact_urls(struct agent *a, char **url, char **sig_url, char **cause)
 	return 0;
 }
 
+/*
+ * Whether an agent serves version from this state dir now: a prefetch
+ * beside it must not swap that release's files under its app.
+ */
+static int
+served_now(struct agent *a)
+{
+	struct state	 st;
+	char		*cur = NULL, *path;
+	int		 live = 0;
+
+	if (release_current(a->cfg->state_dir, &cur, NULL) != 0 || cur == NULL ||
+	    strcmp(cur, a->version) != 0) {
+		free(cur);
+		return 0;
+	}
+	free(cur);
+	path = xasprintf("%s/state.json", a->cfg->state_dir);
+	if (state_load(&st, path, NULL) == 0) {
+		live = st.phase != PHASE_FAILED && st.phase != PHASE_STOPPED &&
+		    state_process_alive(&st, st.pid, st.pid_start);
+		state_free(&st);
+	}
+	free(path);
+	return live;
+}
+
 /* Fetch and install the release, unless a verified copy is already here. */
 static int
-step_release(struct agent *a, char **cause)
+step_release(struct agent *a, int prefetch, char **cause)
 {
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
@@ -528,6 +555,12 @@ step_release(struct agent *a, char **cause)
 		agent_phase(a, PHASE_INSTALLING, "install", "release %s is already installed",
 		    a->version);
 		ret = 0;
+		goto out;
+	}
+	if (prefetch && pres != RELEASE_ABSENT && served_now(a)) {
+		set_cause(cause, "release %s is installed with other bytes than asked (%s) and "
+		    "an agent serves it now: prefetch does not swap its files under the app; "
+		    "the agent's next boot does", a->version, have != NULL ? have : "unverified");
 		goto out;
 	}
 	agent_phase(a, PHASE_FETCHING, "fetch", "fetching %s", a->st.artifact);
@@ -608,7 +641,7 @@ step_install(struct agent *a, int if_none, char **cause)
 {
 	int	lock, r, said = 0, ret;
 
-	while ((r = fs_lock_try(a->cfg->state_dir, &lock, cause)) == 1) {
+	while ((r = fs_lock_try(a->cfg->state_dir, ".lock", &lock, cause)) == 1) {
 		if (!said++)
 			log_info("waiting for another asg-agent installing in %s",
 			    a->cfg->state_dir);
@@ -621,7 +654,8 @@ step_install(struct agent *a, int if_none, char **cause)
 	}
 	if (r != 0)
 		return -1;
-	ret = step_release(a, cause) != 0 || step_activate(a, if_none, cause) != 0 ? -1 : 0;
+	ret = step_release(a, if_none, cause) != 0 || step_activate(a, if_none, cause) != 0 ?
+	    -1 : 0;
 	close(lock);
 	return ret;
 }
@@ -641,6 +675,19 @@ try_adopt(struct agent *a, const struct state *old)
 		return 0;
 	if (a->app.unit == NULL && !state_process_alive(old, old->app_pid, old->app_pid_start))
 		return 0;
+	/* Fetched again (republished bytes): the release was swapped under the old app. */
+	if (a->st.downloaded) {
+		if (a->app.unit != NULL)
+			return 0;	/* systemctl restart replaces it */
+		log_info("the app from before the agent restarted runs files replaced since: "
+		    "stopping it");
+		app_adopt(&a->app, old->app_pid, old->app_pid_start);
+		if (app_stop(&a->app, a->cfg->stop_timeout, &err) != 0) {
+			log_warn("%s", err);
+			free(err);
+		}
+		return 0;
+	}
 	if (a->app.unit != NULL && app_check(&a->app, a->cfg->probe_timeout, &err) != 0) {
 		free(err);
 		return 0;
@@ -947,6 +994,21 @@ warm_wait(struct agent *a, char **cause)
 		free(target);
 	}
 	return set_cause(cause, "stopped in the warm pool");
+}
+
+int
+boot_lock_run(const struct config *cfg, int *fd, char **cause)
+{
+	int	r;
+
+	*fd = -1;
+	if (make_dirs(cfg->state_dir, cause) != 0 ||
+	    (r = fs_lock_try(cfg->state_dir, ".run", fd, cause)) == -1)
+		return 0;	/* the boot says why the state dir cannot be used */
+	if (r == 1)
+		return set_cause(cause, "another asg-agent run uses %s: not starting a second "
+		    "one (its state.json and its app are its own)", cfg->state_dir);
+	return 0;
 }
 
 int

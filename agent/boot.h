@@ -25,6 +25,11 @@ int	boot_prefetch(struct config *, const char *version, const char *sha256,
  * identity, version, release, app, health, CONTINUE.
  */
 enum boot_end boot_run(struct agent *);
+/*
+ * One run per state dir (flock on STATE_DIR/.run, *fd held until exit): -1
+ * when another holds it. A state dir that cannot be used is left to the boot.
+ */
+int	boot_lock_run(const struct config *, int *, char **);
 /* What run needs of the configuration, checked before anything is fetched (check-config's note). */
 int	boot_check(const struct config *, char **);
 

@@ -278,9 +278,9 @@ out:
 }
 
 int
-fs_lock_try(const char *dir, int *fd, char **cause)
+fs_lock_try(const char *dir, const char *name, int *fd, char **cause)
 {
-	char	*path = xasprintf("%s/.lock", dir);
+	char	*path = xasprintf("%s/%s", dir, name);
 	int	 ret = -1;
 
 	if ((*fd = open(path, O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC, 0600)) == -1) {

@@ -22,9 +22,9 @@ int	fs_tmpfile(const char *path, char **tmp, char **cause);
 int	fs_commit(const char *tmp, const char *path, char **cause);
 
 /*
- * The lock of a state dir (DIR/.lock, flock): 0 with *fd held until it is
+ * A lock of a state dir (DIR/NAME, flock): 0 with *fd held until it is
  * closed, 1 when another process holds it, -1 with a cause.
  */
-int	fs_lock_try(const char *dir, int *fd, char **cause);
+int	fs_lock_try(const char *dir, const char *name, int *fd, char **cause);
 
 #endif

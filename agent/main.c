@@ -361,7 +361,7 @@ cmd_run(struct globals *g, int argc, char **argv)
 	struct agent	 a;
 	struct config	 cfg;
 	char		*cause = NULL;
-	int		 ret, to_pool = 0;
+	int		 ret, to_pool = 0, lock;
 
 	if (argc != 1) {
 		cmd_usage(cmd_find("run"), stderr);
@@ -369,6 +369,15 @@ cmd_run(struct globals *g, int argc, char **argv)
 	}
 	if (load_config(g, &cfg) != 0)
 		return 1;
+	/* A second run (by hand, on a serving box) would take over state.json and status. */
+	if (boot_lock_run(&cfg, &lock, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		config_free(&cfg);
+		return 1;
+	}
+	free(cause);
+	cause = NULL;
 	limit_memory(&cfg);
 	if (http_init(&cause) != 0) {
 		log_error("%s", cause);
@@ -398,6 +407,8 @@ cmd_run(struct globals *g, int argc, char **argv)
 	} while (ret == 0 && to_pool && !halt_stopped(&a.halt));
 	http_cleanup();
 	config_free(&cfg);
+	if (lock != -1)
+		close(lock);
 	return ret;
 }
 

@@ -2,6 +2,7 @@
 import fcntl
 import hashlib
 import http.server
+import json
 import os
 import threading
 import time
@@ -138,6 +139,36 @@ class Fetch(FakeAWSCase):
         self.assertIn("current stays 1.0.0", r.stderr)
         with open(os.path.join(state, "releases", "2.0.0", "README")) as fh:
             self.assertEqual(fh.read(), "two\n", "2.0.0 is installed all the same")
+
+    def test_prefetch_does_not_swap_a_served_release(self):
+        """A version republished with other bytes was swapped in place by a prefetch on
+        a live instance: the running app's files changed under it. With an agent
+        serving that release (a live pid in state.json) it is refused; without one
+        (an image being baked) it is replaced."""
+        state, conf = self.prefetch_conf("pf6")
+        r = self.cli("prefetch", "--version", "1.0.0", "--sha256", sha256(self.art), conf=conf)[0]
+        self.assert_exit(r, 0)
+        art2 = make_artifact({"README": b"republished\n"})
+        self.f.put_s3("bakes", "app/1.0.0.tar.gz", art2)
+        self.addCleanup(self.f.put_s3, "bakes", "app/1.0.0.tar.gz", self.art)
+        with open("/proc/self/stat") as fh:
+            start = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot_id = fh.read().strip()
+        with open(os.path.join(state, "state.json"), "w") as fh:
+            json.dump({"phase": "serving", "pid": os.getpid(), "pid_start": start,
+                       "boot_id": boot_id, "version": "1.0.0"}, fh)
+        readme = os.path.join(state, "releases", "1.0.0", "README")
+        r = self.cli("prefetch", "--version", "1.0.0", "--sha256", sha256(art2), conf=conf)[0]
+        self.assert_exit(r, 1)
+        self.assertIn("an agent serves it now: prefetch does not swap its files", r.stderr)
+        with open(readme) as fh:
+            self.assertEqual(fh.read(), "hello\n", "the served files are untouched")
+        os.unlink(os.path.join(state, "state.json"))
+        r = self.cli("prefetch", "--version", "1.0.0", "--sha256", sha256(art2), conf=conf)[0]
+        self.assert_exit(r, 0)
+        with open(readme) as fh:
+            self.assertEqual(fh.read(), "republished\n", "no agent: replaced")
 
     def test_prefetch_from_group_needs_a_digest(self):
         state, conf = self.prefetch_conf("pf2")

@@ -449,6 +449,45 @@ class Life(LifeCase):
         a.stop()
         self.assertFalse(process_alive(pid), "the group's SIGTERM ends it")
 
+    def test_a_second_run_on_the_same_state_dir_is_refused(self):
+        # `asg-agent run` by hand on a serving box took over state.json (status then told
+        # its failure: the health port in use) while the real agent served on.
+        w, a = self.boot()
+        b = self.start()
+        self.assertEqual(b.wait_exit(20), 1, b.log_text())
+        self.assertIn(f"another asg-agent run uses {self.state}", b.log_text())
+        st = a.status_json()
+        self.assertEqual((st["pid"], st["phase"]), (a.proc.pid, "serving"))
+        self.assertEqual(a.status().returncode, 0)
+        self.assertEqual(http_get(self.health_port, "/healthz")[0], 200)
+        self.assertEqual(a.stop(), 0)
+
+    def test_agent_restarted_after_a_republish_restarts_the_app(self):
+        # The version's bytes were republished (its digest tag changed) while the agent
+        # was down: the boot fetched them again and swapped them under the old app,
+        # then kept that app running, reporting the new digest for the old bytes.
+        w, a = self.boot(env={"ASG_TEST_ORPHAN_OK": "1"})
+        before = http_get(self.app_port, "/")[1]
+        a.proc.kill()
+        a.proc.wait()
+        art2 = make_artifact({"app.py": APP.encode(), "REPUBLISHED": b"2\n"})
+        self.f.put_s3("releases", "app/1.0.0.tar.gz", art2)
+        self.addCleanup(self.f.put_s3, "releases", "app/1.0.0.tar.gz", self.art)
+        tag = {"Key": "asg-agent:sha256", "Value": sha256(art2)}
+        self.f.client("ec2").create_tags(Resources=[w.instance_id], Tags=[tag])
+        self.f.client("autoscaling").create_or_update_tags(Tags=[dict(
+            tag, ResourceId=self.group, ResourceType="auto-scaling-group",
+            PropagateAtLaunch=True)])
+        b = self.start()
+        self.assertEqual(b.wait_status(timeout=60), 0, b.log_text())
+        st = b.status_json()
+        self.assertTrue(st["downloaded"], "the republished bytes were fetched")
+        self.assertEqual(st["sha256"], sha256(art2))
+        self.assertNotEqual(http_get(self.app_port, "/")[1], before,
+                            "the app was restarted on the new bytes")
+        self.assertNotIn("kept running", st["app"])
+        self.assertEqual(b.stop(), 0)
+
     def test_probe_timeout_lets_a_slow_health_check_boot_and_serve(self):
         """Every probe waited at most 2 s, fixed: an app whose health check takes
         longer (a database round trip under load) could never boot, and a slow
