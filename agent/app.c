@@ -256,9 +256,11 @@ child_stdio(int outfd, int errfd)
 	if (errfd != -1)
 		dup2(errfd, 2);
 	close_from(3);
-	/* The agent's memory and descriptor limits are the agent's, not the app's. */
+	/*
+	 * The agent's memory limit is the agent's, not the app's. Its raised
+	 * descriptor limit is kept: apps run this way have had it.
+	 */
 	mem_limit_undo();
-	nofile_undo();
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
@@ -512,6 +514,7 @@ app_start(struct app *app, double timeout, char **cause)
 		return systemctl(app, "restart", app->unit, NULL, timeout, app->halt, NULL, cause);
 	app->exited = 0;
 	app->adopted = 0;
+	app->group_gone = 0;
 	if ((app->pid = spawn(app, app->argv, cause)) == -1)
 		return -1;
 	return 0;
@@ -542,93 +545,6 @@ unit_state(struct app *app, char **state, double timeout, char **cause)
 out:
 	buf_free(&out);
 	return ret;
-}
-
-void
-app_adopt(struct app *app, pid_t pid, unsigned long long start)
-{
-	app->pid = pid;
-	app->adopted = 1;
-	app->exited = 0;
-	app->start = start;
-}
-
-/* The adopted app still runs: its pid is there and was not given to another process. */
-static int
-adopted_alive(const struct app *app)
-{
-	if (kill(app->pid, 0) == -1 && errno == ESRCH)
-		return 0;
-	return app->start == 0 || state_process_start((int)app->pid) == app->start;
-}
-
-int
-app_check(struct app *app, double timeout, char **cause)
-{
-	char	*what, *state = NULL, *why = NULL;
-	pid_t	 r;
-	int	 ret = 0;
-
-	if (app->unit != NULL) {
-		/* systemd busy, or its bus down, says nothing of the app: the HTTP probe decides. */
-		if (unit_state(app, &state, timeout > 0 ? timeout : 10, &why) != 0) {
-			log_debug("app: unit %s: state not known: %s", app->unit, why);
-			free(why);
-			return 0;
-		}
-		/* "activating" and "reloading" are on their way; the probe decides. */
-		if (strcmp(state, "failed") == 0 || strcmp(state, "inactive") == 0 ||
-		    strcmp(state, "deactivating") == 0)
-			ret = set_cause(cause, "unit %s is %s", app->unit, state);
-		free(state);
-		return ret;
-	}
-	if (app->pid <= 0)
-		return set_cause(cause, "app is not running");
-	if (!app->exited && app->adopted) {
-		if (!adopted_alive(app)) {
-			app->exited = 1;
-			return set_cause(cause, "app %s (pid %d) is gone", app->argv[0],
-			    (int)app->pid);
-		}
-		return 0;
-	}
-	if (!app->exited) {
-		r = waitpid(app->pid, &app->status, WNOHANG);
-		if (r == app->pid)
-			app->exited = 1;
-	}
-	if (!app->exited)
-		return 0;
-	what = describe_status(app->status);
-	set_cause(cause, "app %s %s", app->argv[0], what);
-	free(what);
-	return -1;
-}
-
-/* Stop a process that is not our child: signal the group, poll until it is gone. */
-static int
-stop_adopted(struct app *app, double timeout, char **cause)
-{
-	double	deadline = mono_now() + timeout;
-
-	if (!adopted_alive(app)) {
-		app->exited = 1;
-		return 0;
-	}
-	kill(-app->pid, SIGTERM);
-	kill(app->pid, SIGTERM);
-	while (adopted_alive(app)) {
-		if (mono_now() >= deadline) {
-			kill(-app->pid, SIGKILL);
-			kill(app->pid, SIGKILL);
-			app->exited = 1;
-			return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
-		}
-		sleep_for(0.05, NULL);
-	}
-	app->exited = 1;
-	return 0;
 }
 
 /* Whether process group pgid has a live member: a zombie left to an init that does not reap is none. */
@@ -666,20 +582,124 @@ group_alive(pid_t pgid)
 	return alive;
 }
 
+/* The leader is gone: is its group? Once empty, its id may be another's group's. */
+static void
+note_group(struct app *app)
+{
+	if (!app->group_gone && !group_alive(app->pid))
+		app->group_gone = 1;
+}
+
+/* An adopted leader found gone: a pid that is another process's now means its group had emptied. */
+static void
+adopted_gone(struct app *app)
+{
+	app->exited = 1;
+	app->group_gone = kill(app->pid, 0) == 0;
+	note_group(app);
+}
+
+void
+app_adopt(struct app *app, pid_t pid, unsigned long long start)
+{
+	app->pid = pid;
+	app->adopted = 1;
+	app->exited = 0;
+	app->group_gone = 0;
+	app->start = start;
+}
+
+/* The adopted app still runs: its pid is there and was not given to another process. */
+static int
+adopted_alive(const struct app *app)
+{
+	if (kill(app->pid, 0) == -1 && errno == ESRCH)
+		return 0;
+	return app->start == 0 || state_process_start((int)app->pid) == app->start;
+}
+
+int
+app_check(struct app *app, double timeout, char **cause)
+{
+	char	*what, *state = NULL, *why = NULL;
+	pid_t	 r;
+	int	 ret = 0;
+
+	if (app->unit != NULL) {
+		/* systemd busy, or its bus down, says nothing of the app: the HTTP probe decides. */
+		if (unit_state(app, &state, timeout > 0 ? timeout : 10, &why) != 0) {
+			log_debug("app: unit %s: state not known: %s", app->unit, why);
+			free(why);
+			return 0;
+		}
+		/* "activating" and "reloading" are on their way; the probe decides. */
+		if (strcmp(state, "failed") == 0 || strcmp(state, "inactive") == 0 ||
+		    strcmp(state, "deactivating") == 0)
+			ret = set_cause(cause, "unit %s is %s", app->unit, state);
+		free(state);
+		return ret;
+	}
+	if (app->pid <= 0)
+		return set_cause(cause, "app is not running");
+	if (!app->exited && app->adopted) {
+		if (!adopted_alive(app)) {
+			adopted_gone(app);
+			return set_cause(cause, "app %s (pid %d) is gone", app->argv[0],
+			    (int)app->pid);
+		}
+		return 0;
+	}
+	if (!app->exited) {
+		r = waitpid(app->pid, &app->status, WNOHANG);
+		if (r == app->pid)
+			app->exited = 1;
+	}
+	if (!app->exited)
+		return 0;
+	note_group(app);
+	what = describe_status(app->status);
+	set_cause(cause, "app %s %s", app->argv[0], what);
+	free(what);
+	return -1;
+}
+
+/* Stop a leader that is not our child: poll until it is gone, SIGKILL its group at deadline. */
+static int
+stop_adopted(struct app *app, double deadline, double timeout, char **cause)
+{
+	kill(app->pid, SIGTERM);
+	while (adopted_alive(app)) {
+		if (mono_now() >= deadline) {
+			kill(-app->pid, SIGKILL);
+			kill(app->pid, SIGKILL);
+			app->exited = 1;
+			return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
+		}
+		if (app->tick != NULL)
+			app->tick(app->tick_arg);
+		sleep_for(0.05, NULL);
+	}
+	app->exited = 1;
+	return 0;
+}
+
 /*
- * Wait until process group pgid is empty, SIGKILL what is left at until: -1
- * then. Its members are not our children, so they are polled.
+ * Wait until the app's process group is empty, SIGKILL what is left at
+ * until: -1 then. Its members are not our children, so they are polled.
  */
 static int
-group_wait(pid_t pgid, double until)
+group_wait(struct app *app, double until)
 {
-	while (group_alive(pgid)) {
+	while (group_alive(app->pid)) {
 		if (mono_now() >= until) {
-			kill(-pgid, SIGKILL);
+			kill(-app->pid, SIGKILL);
 			return -1;
 		}
+		if (app->tick != NULL)
+			app->tick(app->tick_arg);
 		sleep_for(0.02, NULL);
 	}
+	app->group_gone = 1;
 	return 0;
 }
 
@@ -698,12 +718,19 @@ app_stop(struct app *app, double timeout, char **cause)
 	if (app->unit != NULL)
 		return systemctl(app, "stop", app->unit, app->halt != NULL &&
 		    app->halt->signals > 0 ? "--no-block" : NULL, timeout + 5, NULL, NULL, cause);
-	if (app->pid <= 0 || (app->adopted && app->exited))
+	if (app->pid <= 0)
 		return 0;
-	if (app->adopted)
-		return stop_adopted(app, timeout, cause);
+	if (app->adopted && !app->exited && !adopted_alive(app))
+		adopted_gone(app);
+	if (app->exited) {
+		note_group(app);
+		if (app->group_gone)
+			return 0;
+	}
 	/* The group outlives a leader that exited or crashed: its workers hold the port. */
 	kill(-app->pid, SIGTERM);
+	if (!app->exited && app->adopted && stop_adopted(app, end, timeout, cause) != 0)
+		return -1;
 	if (!app->exited) {
 		kill(app->pid, SIGTERM);
 		app->status = wait_for(app, app->pid, timeout, NULL, &timed_out);
@@ -711,7 +738,7 @@ app_stop(struct app *app, double timeout, char **cause)
 		if (timed_out)
 			return set_cause(cause, "app did not stop within %.0f s; killed", timeout);
 	}
-	if (group_wait(app->pid, end) != 0)
+	if (group_wait(app, end) != 0)
 		return set_cause(cause, "app's process group %d did not stop within %.0f s; "
 		    "killed", (int)app->pid, timeout);
 	return 0;

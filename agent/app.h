@@ -15,6 +15,7 @@ struct app {
 	int	 exited;
 	int	 status;	/* wait status once exited */
 	int	 adopted;	/* started by an earlier agent: not our child */
+	int	 group_gone;	/* the leader's group emptied: its id may be another's now */
 	unsigned long long start; /* adopted: its start time, for a reused pid (0: unknown) */
 	const struct halt *halt;	/* give up waiting when stopped */
 	void	(*tick)(void *);	/* called while waiting: heartbeats */

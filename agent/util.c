@@ -37,8 +37,6 @@ static int	  fatal_running;
 static void	 *mem_spare;
 static struct rlimit mem_saved;
 static int	  mem_limited;
-static struct rlimit nofile_saved;
-static int	  nofile_raised;
 
 void
 fatal_hook(void (*fn)(const char *))
@@ -115,20 +113,9 @@ nofile_raise(long long want)
 		w = rl.rlim_max;
 	if (w <= rl.rlim_cur)
 		return (long long)rl.rlim_cur;
-	if (!nofile_raised)
-		nofile_saved = rl;
+	want = (long long)rl.rlim_cur;
 	rl.rlim_cur = w;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return (long long)nofile_saved.rlim_cur;
-	nofile_raised = 1;
-	return (long long)w;
-}
-
-void
-nofile_undo(void)
-{
-	if (nofile_raised)
-		(void)setrlimit(RLIMIT_NOFILE, &nofile_saved);
+	return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long long)w : want;
 }
 
 long long

@@ -30,11 +30,9 @@ void mem_limit_undo(void);
 long long mem_limit_now(void);
 /*
  * Lift the soft descriptor limit toward want (at most the hard limit) and
- * return the soft limit now (-1: none); nofile_undo puts the old one back,
- * in a forked child before exec, so the app's limit is its own.
+ * return the soft limit now (-1: none).
  */
 long long nofile_raise(long long);
-void nofile_undo(void);
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
 void *xrealloc(void *, size_t);
