@@ -159,10 +159,10 @@ fs_tmpfile(const char *path, char **tmp, char **cause)
 	struct stat	 sb;
 	const char	*dir;
 	mode_t		 mask;
-	int		 fd;
+	int		 fd, into;
 
 	/* Beside path, unless written into: /dev is no place for a whole artifact. */
-	if (lstat(path, &sb) == 0 && written_into(path, &sb)) {
+	if ((into = lstat(path, &sb) == 0 && written_into(path, &sb))) {
 		if ((dir = getenv("TMPDIR")) == NULL || *dir != '/')
 			dir = "/tmp";
 		*tmp = xasprintf("%s/asg-agent-fetch.XXXXXX", dir);
@@ -175,6 +175,9 @@ fs_tmpfile(const char *path, char **tmp, char **cause)
 		*tmp = NULL;
 		return -1;
 	}
+	/* Copied into the target, the staged file stays mkostemp's 0600 in a shared /tmp. */
+	if (into)
+		return fd;
 	mask = umask(022);
 	umask(mask);
 	if (fchmod(fd, 0644 & ~mask) == -1) {

@@ -135,6 +135,8 @@ class FetchOutput(unittest.TestCase):
                 time.sleep(0.02)
             self.assertEqual([n[:16] for n in os.listdir(stage)], ["asg-agent-fetch."],
                              "staged in TMPDIR")
+            mode = os.stat(os.path.join(stage, os.listdir(stage)[0])).st_mode & 0o777
+            self.assertEqual(oct(mode), oct(0o600), "private in a shared /tmp")
             self.assertEqual(self.leftovers("out.fifo"), [], "nothing beside the FIFO")
             with open(fifo, "rb") as fh:
                 got = fh.read()
