@@ -517,8 +517,10 @@ served_now(struct agent *a)
 	free(cur);
 	path = xasprintf("%s/state.json", a->cfg->state_dir);
 	if (state_load(&st, path, NULL) == 0) {
-		live = st.phase != PHASE_FAILED && st.phase != PHASE_STOPPED &&
-		    state_process_alive(&st, st.pid, st.pid_start);
+		/* An agent that crashed leaves its app serving (a command's pid is known). */
+		live = (st.phase != PHASE_FAILED && st.phase != PHASE_STOPPED &&
+		    state_process_alive(&st, st.pid, st.pid_start)) ||
+		    state_process_alive(&st, st.app_pid, st.app_pid_start);
 		state_free(&st);
 	}
 	free(path);
@@ -942,12 +944,31 @@ out:
 	return ret;
 }
 
+/*
+ * What the boot would refuse only late (a command that does not split, a
+ * URL template): checked once the instance knows its hook, so that fail()
+ * can ABANDON, and before anything is fetched.
+ */
+static int
+boot_check_late(const struct config *cfg, char **cause)
+{
+	char	**argv = NULL;
+
+	if (*cfg->app_command != '\0') {
+		if (app_split(cfg->app_command, &argv, cause) != 0)
+			return set_cause(cause, "%s: [app] command: %s", cfg->path, *cause);
+		app_argv_free(argv);
+	}
+	return config_check_urls(cfg, cause);
+}
+
 /* The boot path from the version tag on; run again when a warm instance leaves its pool. */
 static int
 boot_path(struct agent *a, const struct state *old, char **cause)
 {
 	if (step_version(a, cause) != 0 || step_group(a, cause) != 0 ||
-	    step_hook(a, cause) != 0 || step_install(a, 0, cause) != 0)
+	    step_hook(a, cause) != 0 || boot_check_late(a->cfg, cause) != 0 ||
+	    step_install(a, 0, cause) != 0)
 		return -1;
 	if (a->warm && !a->cfg->warm_start)
 		return 0;
@@ -1012,21 +1033,13 @@ boot_lock_run(const struct config *cfg, int *fd, char **cause)
 }
 
 int
-boot_check(const struct config *cfg, char **cause)
+boot_check(const struct config *cfg, int late, char **cause)
 {
-	char	**argv = NULL;
-
 	if (config_check_run(cfg, cause) != 0)
 		return -1;
-	/* A command that does not split would fail the boot after the download. */
-	if (*cfg->app_command != '\0') {
-		if (app_split(cfg->app_command, &argv, cause) != 0)
-			return set_cause(cause, "%s: [app] command: %s", cfg->path, *cause);
-		app_argv_free(argv);
-	}
 	if (*cfg->health_listen != '\0' && health_listen_check(cfg->health_listen, cause) != 0)
 		return set_cause(cause, "%s: [health] listen: %s", cfg->path, *cause);
-	return 0;
+	return late ? boot_check_late(cfg, cause) : 0;
 }
 
 enum boot_end
@@ -1057,7 +1070,7 @@ boot_run(struct agent *a)
 		log_warn("earlier state ignored: %s", cause);
 	free(cause);
 	cause = NULL;
-	if (boot_check(cfg, &cause) != 0) {
+	if (boot_check(cfg, 0, &cause) != 0) {
 		/* Replace any state of an earlier run, so status tells the truth. */
 		fail(a, cause);
 		goto out;
@@ -1105,6 +1118,7 @@ boot_run(struct agent *a)
 		a->completed = 0;
 		a->hook_checked = 0;
 		a->group_checked = 0;
+		a->hooks_read = 0;	/* the pool's hooks may have changed: asked afresh */
 		/* Copies of an announcement made before the pool was filled: long past. */
 		a->scale_n = 0;
 		state_set(&a->st.scale_out, NULL);

@@ -30,7 +30,10 @@ enum boot_end boot_run(struct agent *);
  * when another holds it. A state dir that cannot be used is left to the boot.
  */
 int	boot_lock_run(const struct config *, int *, char **);
-/* What run needs of the configuration, checked before anything is fetched (check-config's note). */
-int	boot_check(const struct config *, char **);
+/*
+ * What run needs of the configuration (check-config's note): at its start,
+ * and with late what the boot checks once it can ABANDON, before it fetches.
+ */
+int	boot_check(const struct config *, int late, char **);
 
 #endif

@@ -525,6 +525,12 @@ opt_set(const struct opt *o, struct config *cfg, const char *value, char **msg)
 
 	switch (o->type) {
 	case OPT_STRING:
+		/* An old file's "name ; note" would now keep the note: said, not kept silently. */
+		if (strcmp(o->key, "command") != 0 && (strstr(value, " ;") != NULL ||
+		    strstr(value, "\t;") != NULL)) {
+			return set_cause(msg, "%s: '%s': ';' after a space is not a comment (a "
+			    "value is the rest of its line)", o->key, value);
+		}
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return 0;
@@ -1016,7 +1022,7 @@ config_reload(struct config *cfg, const struct config *next, struct buf *applied
 }
 
 int
-config_check_run(const struct config *cfg, char **cause)
+config_check_urls(const struct config *cfg, char **cause)
 {
 	/* The artifact URL is not known to itself: {url} is the signature's alone. */
 	const char	*vars[][2] = {
@@ -1026,11 +1032,11 @@ config_check_run(const struct config *cfg, char **cause)
 	char		*s;
 	int		 bad;
 
-	if (*cfg->artifact_url == '\0')
-		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
 	if ((s = tmpl_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
 		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
 	free(s);
+	if (*cfg->public_key == '\0')
+		return 0;
 	vars[4][0] = "url";
 	vars[4][1] = "s3://b/k";
 	if ((s = tmpl_expand(cfg->signature_url, vars, 0, cause)) == NULL)
@@ -1041,6 +1047,26 @@ config_check_run(const struct config *cfg, char **cause)
 	if (bad)
 		return set_cause(cause, "%s: [artifact] signature_url: must start with s3://, "
 		    "https://, http:// or {url}", cfg->path);
+	return 0;
+}
+
+int
+config_check_run(const struct config *cfg, char **cause)
+{
+	const char	*vars[][2] = {
+		{ "version", "1" }, { "group", "g" }, { "region", "r" },
+		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
+	};
+	char		*s;
+
+	if (*cfg->artifact_url == '\0')
+		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
+	if ((s = tmpl_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
+	free(s);
+	if ((s = tmpl_expand(cfg->signature_url, vars, 0, cause)) == NULL)
+		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
+	free(s);
 	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
 		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
 	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)

@@ -285,7 +285,7 @@ cmd_check_config(struct globals *g, int argc, char **argv)
 	if (load_config(g, &cfg) != 0)
 		return 1;
 	/* What only `run` needs is a note here: the file may serve `aws` alone. */
-	if (boot_check(&cfg, &cause) != 0)
+	if (boot_check(&cfg, 1, &cause) != 0)
 		printf("note: 'asg-agent run' would refuse this configuration: %s\n", cause);
 	printf("configuration OK\n");
 	ret = 0;
@@ -519,7 +519,7 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 	struct artifact_spec	 spec;
 	struct artifact_result	 res;
 	const char		*out_file = NULL, *out_dir = NULL;
-	char			*cause = NULL;
+	char			*cause = NULL, *shown;
 	int			 ch, unverified = 0, ret = 1, loaded = 0;
 
 	memset(&spec, 0, sizeof spec);
@@ -562,8 +562,10 @@ cmd_fetch(struct globals *g, int argc, char **argv)
 			goto fail;
 	} else if (artifact_fetch(&c.aws, &spec, out_dir, &res, &cause) != 0)
 		goto fail;
-	fprintf(report_stream(out_file), "%s %lld bytes sha256 %s%s%s\n", spec.url, res.bytes,
+	shown = http_url_shown(spec.url);
+	fprintf(report_stream(out_file), "%s %lld bytes sha256 %s%s%s\n", shown, res.bytes,
 	    res.sha256, res.digest_ok ? " digest-ok" : "", res.signature_ok ? " signature-ok" : "");
+	free(shown);
 	ret = 0;
 	goto out;
 fail:

@@ -109,6 +109,14 @@ class BootEdges(FakeAWSCase):
         self.assertEqual(self.marker("1.0.0"), sha256(art), "now installed as verified")
         self.assertEqual(os.readlink(os.path.join(self.state, "current")), "releases/1.0.0")
 
+    def test_a_command_that_does_not_split_abandons_before_the_download(self):
+        # It failed the boot only at the start, after the download; refused before the
+        # instance knew its hook, it would leave the hook to its timeout (no ABANDON).
+        w, _ = self.world()
+        a = self.start('[app]\ncommand = sh -c "exec ./app\n')
+        self.assert_failed(a, w, '[app] command: unterminated " quote')
+        self.assertEqual(self.s3_gets(), [], "refused before anything was fetched")
+
     def test_a_state_file_this_binary_cannot_read(self):
         # A cut state.json (a full disk) or one from another version (a downgrade): the
         # boot dereferenced a NULL cause and crashed before its first write, so status

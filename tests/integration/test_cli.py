@@ -71,6 +71,9 @@ BROKEN = [
     # No inline comments: a value is the rest of its line, as asg-agent.conf(5) says.
     ("[agent]\nlog_level = warn ; quieter\n",
      "{f}:2: log_level: 'warn ; quieter' is not error, warn, info or debug"),
+    # An old file's string with a comment is said, not kept with the comment in it.
+    ("[lifecycle]\nlaunch_hook = web-launch ; the hook\n",
+     "{f}:2: launch_hook: 'web-launch ; the hook': ';' after a space is not a comment"),
 ]
 
 # Valid files that `run` refuses before it fetches anything: check-config says why.
@@ -79,7 +82,7 @@ RUN_REFUSES = [
     ("[health]\nlisten = not-an-address\n",
      "[health] listen: health endpoint not-an-address: expected address:port"),
     ("[artifact]\nurl = s3://b/{url}\n", "[artifact] url"),
-    ("[artifact]\nsignature_url = ftp://x/{version}.sig\n",
+    ("[artifact]\nsignature_url = ftp://x/{version}.sig\npublic_key = {key}\n",
      "[artifact] signature_url: must start with s3://"),
 ]
 RUNNABLE = "[artifact]\nurl = s3://b/{version}.tgz\nsha256_tag = sha\n[app]\ncommand = ./app\n"
@@ -106,8 +109,10 @@ class CheckConfig(unittest.TestCase):
                 RUNNABLE, "[app]\ncommand = sh -c \"echo a ; echo b\"\n"))
             r = run(["check-config", "-c", f])
             self.assertEqual((r.returncode, r.stdout), (0, "configuration OK\n"), r.stderr)
+            key = write(os.path.join(d, "key.pem"), "")
             for i, (text, want) in enumerate(RUN_REFUSES):
                 with self.subTest(i=i, want=want):
+                    text = text.replace("{key}", key)
                     f = write(os.path.join(d, f"refused{i}.conf"), merge_ini(RUNNABLE, text))
                     r = run(["check-config", "-c", f])
                     self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

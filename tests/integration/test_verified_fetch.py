@@ -184,6 +184,15 @@ class VerifiedFetch(FakeAWSCase):
         self.assertIn("(query withheld)", r.stderr)
         for s in secrets:
             self.assertNotIn(s, r.stderr)
+        # A good fetch's report line too (cloud-init's log keeps it).
+        ok = "/ok.tar.gz?X-Amz-Signature=5ec2e75ec2e7"
+        self.srv.served[ok] = self.art
+        self.addCleanup(self.srv.served.pop, ok, None)
+        r = self.fetch(self.http + ok, "--sha256", sha256(self.art), "-x",
+                       os.path.join(self.dir, "ok"))
+        self.assert_exit(r, 0)
+        self.assertNotIn("5ec2e75ec2e7", r.stdout + r.stderr)
+        self.assertIn("ok.tar.gz?(query withheld)", r.stdout)
         w, _ = self.world()
         a = self.start(f"[artifact]\nurl = {url}\n")
         self.assert_failed(a, w, "HTTP 404")
