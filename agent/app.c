@@ -72,6 +72,12 @@ app_split(const char *s, char ***out, char **cause)
 				break;
 			continue;
 		}
+		/* No shell runs it: "./app ; x" or "./app > log" would pass ";", ">" on. */
+		if (!in_word && strchr(";|&<>", *s) != NULL) {
+			set_cause(cause, "'%c' outside quotes: the command runs without a shell "
+			    "(quote it, or use sh -c '...')", *s);
+			goto out;
+		}
 		in_word = 1;
 		if (*s == '\'' || *s == '"')
 			quote = *s;
@@ -595,7 +601,7 @@ static void
 adopted_gone(struct app *app)
 {
 	app->exited = 1;
-	app->group_gone = kill(app->pid, 0) == 0;
+	app->group_gone = kill(app->pid, 0) == 0 && state_process_start((int)app->pid) != 0;
 	note_group(app);
 }
 
@@ -613,9 +619,13 @@ app_adopt(struct app *app, pid_t pid, unsigned long long start)
 static int
 adopted_alive(const struct app *app)
 {
+	unsigned long long	now;
+
 	if (kill(app->pid, 0) == -1 && errno == ESRCH)
 		return 0;
-	return app->start == 0 || state_process_start((int)app->pid) == app->start;
+	/* A start time that cannot be read (0) proves nothing: alive. */
+	now = state_process_start((int)app->pid);
+	return app->start == 0 || now == 0 || now == app->start;
 }
 
 int
@@ -679,7 +689,7 @@ stop_adopted(struct app *app, double deadline, double timeout, char **cause)
 			app->tick(app->tick_arg);
 		sleep_for(0.05, NULL);
 	}
-	app->exited = 1;
+	adopted_gone(app);
 	return 0;
 }
 
@@ -690,7 +700,7 @@ stop_adopted(struct app *app, double deadline, double timeout, char **cause)
 static int
 group_wait(struct app *app, double until)
 {
-	while (group_alive(app->pid)) {
+	while (!app->group_gone && group_alive(app->pid)) {
 		if (mono_now() >= until) {
 			kill(-app->pid, SIGKILL);
 			return -1;

@@ -1053,20 +1053,8 @@ config_check_urls(const struct config *cfg, char **cause)
 int
 config_check_run(const struct config *cfg, char **cause)
 {
-	const char	*vars[][2] = {
-		{ "version", "1" }, { "group", "g" }, { "region", "r" },
-		{ "instance_id", "i" }, { "url", "u" }, { NULL, NULL }
-	};
-	char		*s;
-
 	if (*cfg->artifact_url == '\0')
 		return set_cause(cause, "%s: [artifact] url is not set", cfg->path);
-	if ((s = tmpl_expand(cfg->artifact_url, vars, 0, cause)) == NULL)
-		return set_cause(cause, "%s: [artifact] url %s", cfg->path, *cause);
-	free(s);
-	if ((s = tmpl_expand(cfg->signature_url, vars, 0, cause)) == NULL)
-		return set_cause(cause, "%s: [artifact] signature_url %s", cfg->path, *cause);
-	free(s);
 	if (*cfg->app_unit == '\0' && *cfg->app_command == '\0')
 		return set_cause(cause, "%s: set [app] unit or [app] command", cfg->path);
 	if (*cfg->sha256_tag == '\0' && *cfg->public_key == '\0' && !cfg->allow_unverified)

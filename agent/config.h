@@ -97,7 +97,10 @@ void	config_defaults(struct config *);
 void	config_free(struct config *);
 /* What `run` needs beyond a valid file (an artifact URL, an app, a way to verify); 0 or -1 with a cause. */
 int	config_check_run(const struct config *, char **);
-/* The URLs' templates as the boot will expand them (run checks this before it fetches). */
+/*
+ * The URLs' templates as the boot will expand them: run checks this once it
+ * knows its hook (a typo then ABANDONs) and before it fetches.
+ */
 int	config_check_urls(const struct config *, char **);
 /*
  * SIGHUP: copy the options that may change while running from next into cfg;

@@ -117,6 +117,14 @@ class BootEdges(FakeAWSCase):
         self.assert_failed(a, w, '[app] command: unterminated " quote')
         self.assertEqual(self.s3_gets(), [], "refused before anything was fetched")
 
+    def test_a_url_template_typo_abandons_before_the_download(self):
+        # Checked at the start of run, before the hook was known: no ABANDON, the
+        # instance waited out the hook's timeout.
+        w, _ = self.world()
+        a = self.start("[artifact]\nurl = s3://releases/app/{verison}.tar.gz\n")
+        self.assert_failed(a, w, "unknown variable {verison}")
+        self.assertEqual(self.s3_gets(), [], "refused before anything was fetched")
+
     def test_a_state_file_this_binary_cannot_read(self):
         # A cut state.json (a full disk) or one from another version (a downgrade): the
         # boot dereferenced a NULL cause and crashed before its first write, so status

@@ -79,6 +79,7 @@ BROKEN = [
 # Valid files that `run` refuses before it fetches anything: check-config says why.
 RUN_REFUSES = [
     ("[app]\ncommand = sh -c \"exec ./app\n", "[app] command: unterminated \" quote"),
+    ("[app]\ncommand = ./app --port 80 ; main app\n", "[app] command: ';' outside quotes"),
     ("[health]\nlisten = not-an-address\n",
      "[health] listen: health endpoint not-an-address: expected address:port"),
     ("[artifact]\nurl = s3://b/{url}\n", "[artifact] url"),

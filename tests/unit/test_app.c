@@ -77,9 +77,48 @@ test_reused_pid(void)
 	waitpid(pid, NULL, 0);
 }
 
+/* Split as a shell would, but no shell runs it: its operators outside quotes are refused. */
+static void
+split_case(const char *cmd, const char *want, const char *what)
+{
+	char	**argv = NULL, *cause = NULL, *got = NULL, **p;
+	size_t	  len = 0;
+	FILE	 *f = open_memstream(&got, &len);
+
+	if (app_split(cmd, &argv, &cause) == 0) {
+		for (p = argv; *p != NULL; p++)
+			fprintf(f, "%s[%s]", p == argv ? "" : " ", *p);
+	} else
+		fprintf(f, "error: %s", cause);
+	fclose(f);
+	tap_str(got, want, "%s", what);
+	app_argv_free(argv);
+	free(cause);
+	free(got);
+}
+
+static void
+test_split(void)
+{
+	split_case("python3 app.py 8080", "[python3] [app.py] [8080]", "words");
+	split_case("sh -c \"exec ./app ; echo b\"", "[sh] [-c] [exec ./app ; echo b]",
+	    "a ';' inside quotes is the argument's");
+	split_case("sh -c 'a && b > log'", "[sh] [-c] [a && b > log]", "so are && and >");
+	split_case("find . -exec x {} \\;", "[find] [.] [-exec] [x] [{}] [;]",
+	    "an escaped ';' is an argument");
+	split_case("./app --port 80 ; main app", "error: ';' outside quotes: the command runs "
+	    "without a shell (quote it, or use sh -c '...')", "an old file's comment is refused");
+	split_case("./app > /var/log/app.log", "error: '>' outside quotes: the command runs "
+	    "without a shell (quote it, or use sh -c '...')", "a redirection is refused");
+	split_case("a=b&c", "[a=b&c]", "inside a word it is the word's");
+	split_case("sh -c \"exec ./app", "error: unterminated \" quote in command",
+	    "an unterminated quote");
+}
+
 int
 main(void)
 {
+	tap_run("split", test_split);
 	tap_run("reused pid", test_reused_pid);
 	return tap_done();
 }
