@@ -670,9 +670,11 @@ check_new(struct run *r, int want, char **cause)
 	struct rollgrp	 g;
 	const char	*bad = NULL, *why = NULL;
 	size_t		 i, healthy;
-	int		 ret = ROLLOUT_ERROR, asked;
+	int		 ret = ROLLOUT_ERROR, asked, tries = 0, w = want;
 
 	memset(&g, 0, sizeof g);
+again:
+	want = w;
 	if (rollgrp_describe(r->a, r->o->version_tag, r->rec.idle, &g, cause) != 0 ||
 	    rollgrp_target_health(r->a, &g, cause) != 0)
 		goto out;
@@ -684,6 +686,16 @@ check_new(struct run *r, int want, char **cause)
 	ret = ROLLOUT_OK;
 	if ((int)(healthy = rollgrp_count_healthy(&g)) >= want)
 		goto out;
+	/*
+	 * The group and its targets are two reads: a scale-in between them shows
+	 * its instance deregistered before the lower desired capacity. Read again.
+	 */
+	if (tries++ == 0) {
+		rollgrp_clear(&g);
+		memset(&g, 0, sizeof g);
+		sleep_for(1, r->o->halt);
+		goto again;
+	}
 	for (i = 0; i < g.ninst && bad == NULL; i++) {
 		if (strcmp(g.inst[i].state, "InService") != 0)
 			why = g.inst[i].state;
