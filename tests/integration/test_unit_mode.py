@@ -237,9 +237,12 @@ class UnitMode(FakeAWSCase):
         self.touch("hang-show")
         a = self.start_unit("[app]\nprobe_timeout = 2\n")
         self.assert_serving(a, w)
+        # Each probe's `show` hangs until this file goes: the last one is cut off at 2 s.
+        os.unlink(os.path.join(self.sysd, "hang-show"))
         with open(os.path.join(self.sysd, "hang-show.pid")) as fh:
             hung = int(fh.read())
-        self.assertFalse(self.alive(hung), "the hanging systemctl was killed")
+        self.assertTrue(self.wait_for(lambda: not self.alive(hung), 10),
+                        "the hanging systemctl was killed")
         calls = self.calls()
         self.assertEqual(calls[:2], [self.RESTART, self.SHOW], calls)
         self.assertIn(f"unit {UNIT}: state not known: systemctl show {UNIT}: job did not "
