@@ -134,8 +134,10 @@ class BootEdges(FakeAWSCase):
         path = os.path.join(self.state, "state.json")
         with open(path, "w") as fh:
             fh.write('{"phase": "serving", "pid": 1')
+        # Before the agent starts: its first write replaces the file at once.
+        conf = write(os.path.join(self.dir, "status.conf"), f"[agent]\nstate_dir = {self.state}\n")
+        r = self.cli("status", conf=conf)[0]
         a = self.start()
-        r = a.status()
         self.assert_exit(r, 1)
         self.assertIn("cannot read the state", r.stderr)
         self.assertIn("state.json", r.stderr)
