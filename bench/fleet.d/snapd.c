@@ -1,19 +1,21 @@
 /*
- * imdsd.c - the IMDS of bench/fleet's agents: IMDSv2 for N instances from a
- * snapshot of the fake's answers, in one poll() loop.
+ * snapd.c - IMDS and S3 for bench/fleet's agents: the fake's answers for N
+ * instances, from a snapshot, in one poll() loop.
  *
- *     imdsd SNAPSHOT LOG
+ *     snapd SNAPSHOT LOG
  *
- * On AWS every instance has its own IMDS.  The fake AWS serves all of them
- * from one Python process that moto shares, so 200 boots at once queue
- * there for over a second, which no real fleet does.  This server answers
- * the same bytes (bench/fleet fetches them from the fake before a run) in
- * microseconds.  SNAPSHOT holds records "PATH\nLEN\n" + LEN bytes + "\n",
- * PATH with the instance's prefix (/i-0123.../latest/meta-data/...).  A PUT
- * of .../latest/api/token with a TTL header gets a token; a GET without it
- * gets 401, a path not in the snapshot 404.  Listens on 127.0.0.1, an
- * ephemeral port printed on stdout; on SIGTERM writes one line per request
- * ("UNIXTIME PATH") to LOG and exits.
+ * On AWS every instance has its own IMDS, and S3 serves thousands of GETs a
+ * second per prefix.  The fake AWS serves both from one Python process that
+ * moto shares, so 200 boots at once queue there for over a second, which no
+ * real fleet does.  This server answers the same bytes (bench/fleet fetches
+ * them from the fake before a run) in microseconds.  SNAPSHOT holds records
+ * "PATH\nLEN\n" + LEN bytes + "\n": IMDS paths with the instance's prefix
+ * (/i-0123.../latest/meta-data/...), and S3 objects path-style
+ * (/BUCKET/KEY).  A PUT of .../latest/api/token with a TTL header gets a
+ * token, and an IMDS GET without it 401; S3 requests are not checked (the
+ * fake checks SigV4).  GET and HEAD; a path not in the snapshot is 404.
+ * Listens on 127.0.0.1, an ephemeral port printed on stdout; on SIGTERM
+ * writes one line per request ("UNIXTIME METHOD PATH") to LOG and exits.
  */
 #define _GNU_SOURCE
 #include <netinet/in.h>
@@ -34,7 +36,7 @@
 
 #define MAX_CONNS	4096
 #define IN_SIZE		8192
-#define TOKEN		"imdsd-bench-token-0123456789abcdef0123456789abcdef"
+#define TOKEN		"snapd-bench-token-0123456789abcdef0123456789abcdef"
 
 struct entry {
 	char	*path;
@@ -52,7 +54,7 @@ struct conn {
 
 struct logline {
 	double	 at;
-	char	 path[120];
+	char	 what[128];	/* "METHOD PATH", cut */
 };
 
 static struct entry	*table;
@@ -109,7 +111,7 @@ load(const char *file)
 	while (fgets(path, sizeof path, f) != NULL) {
 		path[strcspn(path, "\n")] = '\0';
 		if (fscanf(f, "%zu", &len) != 1 || fgetc(f) != '\n') {
-			fprintf(stderr, "imdsd: %s: bad record for %s\n", file, path);
+			fprintf(stderr, "snapd: %s: bad record for %s\n", file, path);
 			exit(1);
 		}
 		e = slot(path, strlen(path));
@@ -119,7 +121,7 @@ load(const char *file)
 		    (e->body = malloc(len + 1)) == NULL)
 			die("malloc");
 		if (fread(e->body, 1, len, f) != len || fgetc(f) != '\n') {
-			fprintf(stderr, "imdsd: %s: short record for %s\n", file, path);
+			fprintf(stderr, "snapd: %s: short record for %s\n", file, path);
 			exit(1);
 		}
 		e->len = len;
@@ -128,7 +130,7 @@ load(const char *file)
 }
 
 static void
-note(const char *path, size_t n)
+note(const char *line, size_t n)
 {
 	struct timeval	 tv;
 
@@ -139,10 +141,10 @@ note(const char *path, size_t n)
 	}
 	gettimeofday(&tv, NULL);
 	lines[nlines].at = tv.tv_sec + tv.tv_usec / 1e6;
-	if (n >= sizeof lines[nlines].path)
-		n = sizeof lines[nlines].path - 1;
-	memcpy(lines[nlines].path, path, n);
-	lines[nlines].path[n] = '\0';
+	if (n >= sizeof lines[nlines].what)
+		n = sizeof lines[nlines].what - 1;
+	memcpy(lines[nlines].what, line, n);
+	lines[nlines].what[n] = '\0';
 	nlines++;
 }
 
@@ -167,20 +169,22 @@ header(const char *head, const char *name, size_t *vlen)
 }
 
 static void
-respond(struct conn *c, int status, const char *extra, const char *body, size_t len)
+respond(struct conn *c, int status, const char *extra, const char *body, size_t len, int head)
 {
 	const char	*reason = status == 200 ? "OK" : status == 401 ? "Unauthorized" :
 			    status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" :
 			    "Bad Request";
-	char		 head[512];
+	char		 hdr[512];
 	int		 hn;
 	ssize_t		 w;
 
-	hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	hn = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %zu\r\n%sServer: EC2ws\r\n\r\n", status, reason, len, extra);
+	if (head)
+		len = 0;
 	if ((c->out = malloc(hn + len)) == NULL)
 		die("malloc");
-	memcpy(c->out, head, hn);
+	memcpy(c->out, hdr, hn);
 	memcpy(c->out + hn, body, len);
 	c->outlen = hn + len;
 	c->outoff = 0;
@@ -202,6 +206,8 @@ serve(struct conn *c)
 	size_t		 vlen, hlen, body = 0;
 	struct entry	*e;
 	char		 ttl[96];
+	size_t		 plen;
+	int		 imds, headonly;
 
 	c->in[c->have] = '\0';
 	if ((end = strstr(c->in, "\r\n\r\n")) == NULL)
@@ -218,30 +224,33 @@ serve(struct conn *c)
 	sp1 = strchr(c->in, ' ');
 	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
 	if (sp1 == NULL || sp2 == NULL) {
-		respond(c, 400, "", "", 0);
+		respond(c, 400, "", "", 0, 0);
 		return -1;
 	}
-	note(sp1 + 1, sp2 - sp1 - 1);
+	note(c->in, sp2 - c->in);
+	plen = strcspn(sp1 + 1, "? ");
+	imds = memmem(sp1 + 1, plen, "/latest/", 8) != NULL;
+	headonly = strncmp(c->in, "HEAD ", 5) == 0;
 	if (strncmp(c->in, "PUT ", 4) == 0) {
 		v = header(c->in, "X-aws-ec2-metadata-token-ttl-seconds", &vlen);
-		if (sp2 - sp1 - 1 < 17 || memcmp(sp2 - 17, "/latest/api/token", 17) != 0)
-			respond(c, 405, "", "", 0);
+		if (plen < 17 || memcmp(sp1 + 1 + plen - 17, "/latest/api/token", 17) != 0)
+			respond(c, 405, "", "", 0, 0);
 		else if (v == NULL || vlen == 0 || vlen > 10)
-			respond(c, 400, "", "", 0);
+			respond(c, 400, "", "", 0, 0);
 		else {
 			snprintf(ttl, sizeof ttl, "X-Aws-Ec2-Metadata-Token-Ttl-Seconds: %.*s\r\n",
 			    (int)vlen, v);
-			respond(c, 200, ttl, TOKEN, strlen(TOKEN));
+			respond(c, 200, ttl, TOKEN, strlen(TOKEN), 0);
 		}
-	} else if (strncmp(c->in, "GET ", 4) != 0)
-		respond(c, 405, "", "", 0);
-	else if ((v = header(c->in, "X-aws-ec2-metadata-token", &vlen)) == NULL ||
-	    vlen != strlen(TOKEN) || memcmp(v, TOKEN, vlen) != 0)
-		respond(c, 401, "", "", 0);
-	else if ((e = slot(sp1 + 1, sp2 - sp1 - 1))->path == NULL)
-		respond(c, 404, "", "Not Found", 9);
+	} else if (strncmp(c->in, "GET ", 4) != 0 && !headonly)
+		respond(c, 405, "", "", 0, 0);
+	else if (imds && ((v = header(c->in, "X-aws-ec2-metadata-token", &vlen)) == NULL ||
+	    vlen != strlen(TOKEN) || memcmp(v, TOKEN, vlen) != 0))
+		respond(c, 401, "", "", 0, headonly);
+	else if ((e = slot(sp1 + 1, plen))->path == NULL)
+		respond(c, 404, "", "Not Found", 9, headonly);
 	else
-		respond(c, 200, "", e->body, e->len);
+		respond(c, 200, "", e->body, e->len, headonly);
 	return hlen + body;
 }
 
@@ -275,7 +284,7 @@ main(int argc, char **argv)
 	int			 ls, fd, one = 1;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: imdsd SNAPSHOT LOG\n");
+		fprintf(stderr, "usage: snapd SNAPSHOT LOG\n");
 		return 2;
 	}
 	load(argv[1]);
@@ -363,7 +372,7 @@ main(int argc, char **argv)
 	if ((log = fopen(argv[2], "w")) == NULL)
 		die(argv[2]);
 	for (i = 0; i < nlines; i++)
-		fprintf(log, "%.6f %s\n", lines[i].at, lines[i].path);
+		fprintf(log, "%.6f %s\n", lines[i].at, lines[i].what);
 	if (fclose(log) != 0)
 		die(argv[2]);
 	return 0;
