@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from bootlib import free_ports, http_get, make_artifact, sha256
+from bootlib import AGENT, Agent, free_ports, http_get, make_artifact, sha256, write_config
 from fakecase import FakeAWSCase
 
 # An app with a slow path (to have requests in flight) and a switch to fail its
@@ -193,6 +193,29 @@ class Life(LifeCase):
         self.assertFalse(st["downloaded"])
         self.assertEqual([q for q in self.f.requests(target="aws", service="s3")
                           if q.get("action") == "GetObject"], [], "no second download")
+
+    def test_a_failed_boot_out_of_the_warm_pool_asks_the_hooks_for_its_abandon(self):
+        """Leaving the pool, a boot that fails at its first call (the group's tags
+        refused) ABANDONs the launch action of its second launch, with the hooks
+        asked afresh: the pool's answer may be days old."""
+        self.app_port, self.health_port = free_ports(2)
+        w = self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art),
+                              heartbeat_timeout=30)
+        self.f.set_imds(lifecycle_state="Warmed:Running")
+        a = self.start()
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "warmed",
+                          what="the warmed phase")
+        self.assertEqual([e["result"] for e in self.lifecycle(w, "complete")], ["CONTINUE"])
+        self.f.fault("aws", kind="status", code="AccessDenied", status=403, service="autoscaling",
+                     action="DescribeTags", count=1)
+        self.f.clear_requests()
+        self.f.set_imds(lifecycle_state=None)   # leaves the pool: target InService
+        self.wait_or_fail(lambda: (a.status_json() or {}).get("phase") == "failed", timeout=30,
+                          what="the failed phase after the refused DescribeTags")
+        actions = [q.get("action") for q in self.f.requests(target="aws", service="autoscaling")]
+        self.assertEqual(actions[:1], ["DescribeTags"], f"Auto Scaling calls after the pool: {actions}")
+        self.assertIn("DescribeLifecycleHooks", actions, f"Auto Scaling calls after the pool: {actions}")
+        self.assertIn("CompleteLifecycleAction", actions, f"Auto Scaling calls after the pool: {actions}")
 
     def test_scale_in_into_the_warm_pool_drains_then_boots_again(self):
         """A scale-in with ReuseOnScaleIn sends the instance back to the warm pool
@@ -515,6 +538,36 @@ class Life(LifeCase):
         self.wait_or_fail(lambda: http_get(self.health_port, "/healthz")[0] == 503,
                           what="503 once each probe may take 1 s")
         self.assertIn("applied [app] probe_timeout", a.log_text())
+
+    def test_sighup_keeps_the_command_lines_verbose(self):
+        """-v outlives a reload: the file says info, the flag said debug. The
+        reload took the file's level, and the debug lines an operator started
+        the agent for stopped at the first SIGHUP."""
+        self.app_port, self.health_port = free_ports(2)
+        self.f.make_world(group=self.group, version="1.0.0", sha256=sha256(self.art))
+        conf = write_config(os.path.join(self.dir, "verbose.conf"), self.state, self.app_port,
+                            self.health_port, self.APP_CHECKS)
+        with open(conf) as fh:
+            text = fh.read()
+        self.assertIn("log_level = debug", text)
+        with open(conf, "w") as fh:
+            fh.write(text.replace("log_level = debug", "log_level = info"))
+        a = Agent(conf, self.agent_env(None), os.path.join(self.dir, "verbose.log"), cmd=[AGENT, "-v"])
+        self.agents.append(a)
+        self.assertEqual(a.wait_status(timeout=60), 0, a.log_text())
+        refused = "token refused (401)"
+
+        def debug_after(mark):
+            # The next IMDS poll (every second) meets a refused token: a debug line.
+            self.f.expire_imds_tokens()
+            self.wait_or_fail(lambda: refused in a.log_text()[mark:], timeout=15,
+                              what=f"the debug line '{refused}' after byte {mark} of the log")
+
+        debug_after(0)
+        mark = len(a.log_text())
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait_or_fail(lambda: "reload:" in a.log_text()[mark:], what="the reload log")
+        debug_after(len(a.log_text()))
 
     def test_sighup_reloads_what_it_can(self):
         w, a = self.boot()
