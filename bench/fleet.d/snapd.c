@@ -15,7 +15,7 @@
  * token, and an IMDS GET without it 401; S3 requests are not checked (the
  * fake checks SigV4).  GET and HEAD; a path not in the snapshot is 404.
  * Listens on 127.0.0.1, an ephemeral port printed on stdout; on SIGTERM
- * writes one line per request ("UNIXTIME METHOD PATH") to LOG and exits.
+ * writes one line per request ("UNIXTIME STATUS METHOD PATH") to LOG and exits.
  */
 #define _GNU_SOURCE
 #include <netinet/in.h>
@@ -54,6 +54,7 @@ struct conn {
 
 struct logline {
 	double	 at;
+	int	 status;
 	char	 what[128];	/* "METHOD PATH", cut */
 };
 
@@ -61,6 +62,7 @@ static struct entry	*table;
 static size_t		 table_size;
 static struct logline	*lines;
 static size_t		 nlines, lines_cap;
+static int		 line_open;	/* the last line waits for its status */
 static volatile sig_atomic_t stop;
 
 static void
@@ -145,7 +147,9 @@ note(const char *line, size_t n)
 		n = sizeof lines[nlines].what - 1;
 	memcpy(lines[nlines].what, line, n);
 	lines[nlines].what[n] = '\0';
+	lines[nlines].status = 0;
 	nlines++;
+	line_open = 1;
 }
 
 /* The value of header NAME in HEAD (NUL-terminated), or NULL. */
@@ -180,6 +184,10 @@ respond(struct conn *c, int status, const char *extra, const char *body, size_t 
 
 	hn = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %zu\r\n%sServer: EC2ws\r\n\r\n", status, reason, len, extra);
+	if (line_open) {
+		lines[nlines - 1].status = status;
+		line_open = 0;
+	}
 	if (head)
 		len = 0;
 	if ((c->out = malloc(hn + len)) == NULL)
@@ -217,6 +225,10 @@ serve(struct conn *c)
 	c->in[hlen] = '\0';
 	if ((v = header(c->in, "Content-Length", &vlen)) != NULL)
 		body = strtoul(v, NULL, 10);
+	if (body >= IN_SIZE || header(c->in, "Transfer-Encoding", &vlen) != NULL) {
+		respond(c, 400, "", "", 0, 0);
+		return -1;	/* no client of the bench sends a body that big, or chunks */
+	}
 	if (hlen + body > c->have) {
 		c->in[hlen] = save;
 		return hlen + body >= IN_SIZE ? -1 : 0;
@@ -251,6 +263,7 @@ serve(struct conn *c)
 		respond(c, 404, "", "Not Found", 9, headonly);
 	else
 		respond(c, 200, "", e->body, e->len, headonly);
+	c->in[hlen] = save;	/* the next request's first byte, when one follows */
 	return hlen + body;
 }
 
@@ -372,7 +385,7 @@ main(int argc, char **argv)
 	if ((log = fopen(argv[2], "w")) == NULL)
 		die(argv[2]);
 	for (i = 0; i < nlines; i++)
-		fprintf(log, "%.6f %s\n", lines[i].at, lines[i].what);
+		fprintf(log, "%.6f %d %s\n", lines[i].at, lines[i].status, lines[i].what);
 	if (fclose(log) != 0)
 		die(argv[2]);
 	return 0;

@@ -216,6 +216,14 @@ class Life(LifeCase):
         self.assertEqual(actions[:1], ["DescribeTags"], f"Auto Scaling calls after the pool: {actions}")
         self.assertIn("DescribeLifecycleHooks", actions, f"Auto Scaling calls after the pool: {actions}")
         self.assertIn("CompleteLifecycleAction", actions, f"Auto Scaling calls after the pool: {actions}")
+        self.assertLess(actions.index("DescribeLifecycleHooks"), actions.index("CompleteLifecycleAction"),
+                        f"the hooks asked before the completion: {actions}")
+        # The fake has no action pending for a second launch out of the pool: it
+        # refuses the completion, and records what was asked.
+        results = [(e.get("hook"), e.get("result")) for e in self.f.lifecycle()
+                   if e.get("instance_id") == w.instance_id and e.get("kind") == "complete"]
+        self.assertEqual(results, [(w.hook, "CONTINUE"), (w.hook, "ABANDON")],
+                         "the warm launch's CONTINUE, then the failed boot's ABANDON")
 
     def test_scale_in_into_the_warm_pool_drains_then_boots_again(self):
         """A scale-in with ReuseOnScaleIn sends the instance back to the warm pool
@@ -566,7 +574,8 @@ class Life(LifeCase):
         debug_after(0)
         mark = len(a.log_text())
         a.proc.send_signal(signal.SIGHUP)
-        self.wait_or_fail(lambda: "reload:" in a.log_text()[mark:], what="the reload log")
+        self.wait_or_fail(lambda: "reload: nothing changed" in a.log_text()[mark:],
+                          what="the reload's 'nothing changed'")
         debug_after(len(a.log_text()))
 
     def test_sighup_reloads_what_it_can(self):
